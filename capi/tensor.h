@@ -1,0 +1,15 @@
+// Turning the ABI's tensor descriptor into the core's TensorView.
+#pragma once
+
+#include "../core/tensor.h"
+#include "diffcoll/diffcoll.h"
+
+namespace diffcoll {
+namespace capi {
+
+// Validates the descriptor's enums and layout; throws kInvalidArgument naming
+// `what` on any problem.
+TensorView to_view(const diffcoll_tensor_t* tensor, const char* what);
+
+}  // namespace capi
+}  // namespace diffcoll

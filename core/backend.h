@@ -1,0 +1,49 @@
+// The dense-buffer interface every transport implements. Buffers here are
+// plain spans of bytes or elements; layouts are the planner's business.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "dtype.h"
+#include "reduction.h"
+
+namespace diffcoll {
+
+// One point-to-point transfer of a grouped exchange.
+struct P2POp {
+  bool is_send;
+  int peer;
+  void* buffer;
+  size_t bytes;
+};
+
+// `stream` is a cudaStream_t for device backends and ignored by host ones.
+// Ranks are the backend's own (the group's local ranks).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual void all_reduce(void* buffer, size_t count, DType dtype, Reduction red,
+                          void* stream) = 0;
+  virtual void broadcast(void* buffer, size_t bytes, int root, void* stream) = 0;
+  // `input` is left unchanged; `output` is written on the root only.
+  virtual void reduce(const void* input, void* output, size_t count, DType dtype,
+                      Reduction red, int root, void* stream) = 0;
+  // output holds size() blocks of `bytes`, block r from rank r.
+  virtual void all_gather(const void* input, void* output, size_t bytes, void* stream) = 0;
+  // input holds size() blocks of `count` elements; output gets this rank's
+  // block reduced. `input` is left unchanged.
+  virtual void reduce_scatter(const void* input, void* output, size_t count, DType dtype,
+                              Reduction red, void* stream) = 0;
+  // input and output hold size() blocks of `bytes`: input block j goes to
+  // rank j, output block i comes from rank i.
+  virtual void all_to_all(const void* input, void* output, size_t bytes, void* stream) = 0;
+  virtual void gather(const void* input, void* output, size_t bytes, int root, void* stream) = 0;
+  virtual void scatter(const void* input, void* output, size_t bytes, int root, void* stream) = 0;
+  // Posts every transfer, then waits for all of them.
+  virtual void exchange(const std::vector<P2POp>& ops, void* stream) = 0;
+  virtual void barrier(void* stream) = 0;
+};
+
+}  // namespace diffcoll

@@ -1,0 +1,52 @@
+// The host backend: Gloo's TCP transport on host memory.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+
+namespace gloo {
+class Context;
+}
+
+namespace diffcoll {
+
+class GlooBackend : public Backend {
+ public:
+  GlooBackend(std::shared_ptr<gloo::Context> context, std::chrono::milliseconds timeout);
+
+  int rank() const;
+  int size() const;
+  const std::shared_ptr<gloo::Context>& context() const { return context_; }
+
+  void all_reduce(void* buffer, size_t count, DType dtype, Reduction red, void* stream) override;
+  void broadcast(void* buffer, size_t bytes, int root, void* stream) override;
+  void reduce(const void* input, void* output, size_t count, DType dtype, Reduction red,
+              int root, void* stream) override;
+  void all_gather(const void* input, void* output, size_t bytes, void* stream) override;
+  void reduce_scatter(const void* input, void* output, size_t count, DType dtype,
+                      Reduction red, void* stream) override;
+  void all_to_all(const void* input, void* output, size_t bytes, void* stream) override;
+  void gather(const void* input, void* output, size_t bytes, int root, void* stream) override;
+  void scatter(const void* input, void* output, size_t bytes, int root, void* stream) override;
+  void exchange(const std::vector<P2POp>& ops, void* stream) override;
+  void barrier(void* stream) override;
+
+ private:
+  uint32_t next_tag() { return tag_++; }
+  // Slot of the n-th message between this rank and `peer` in one direction.
+  uint64_t p2p_slot(std::map<int, uint64_t>& counters, int peer);
+
+  std::shared_ptr<gloo::Context> context_;
+  std::chrono::milliseconds timeout_;
+  uint32_t tag_ = 0;
+  std::map<int, uint64_t> sends_;
+  std::map<int, uint64_t> recvs_;
+  std::vector<char> scratch_;
+};
+
+}  // namespace diffcoll

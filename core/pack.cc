@@ -1,0 +1,95 @@
+#include "pack.h"
+
+#include <cstring>
+
+namespace diffcoll {
+namespace {
+
+// A view reduced to the fewest dimensions: size-1 dimensions dropped and
+// neighbours merged where the outer stride equals inner stride * inner size.
+struct Coalesced {
+  int ndim = 0;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxDims];  // in bytes
+};
+
+Coalesced coalesce(const TensorView& t) {
+  Coalesced c;
+  const int64_t es = static_cast<int64_t>(t.element_size());
+  for (int d = 0; d < t.ndim; ++d) {
+    if (t.shape[d] == 1) continue;
+    int64_t stride = t.strides[d] * es;
+    if (c.ndim > 0 && c.strides[c.ndim - 1] == stride * t.shape[d]) {
+      c.shape[c.ndim - 1] *= t.shape[d];
+      c.strides[c.ndim - 1] = stride;
+    } else {
+      c.shape[c.ndim] = t.shape[d];
+      c.strides[c.ndim] = stride;
+      ++c.ndim;
+    }
+  }
+  return c;
+}
+
+// Walks every innermost row of a coalesced view; copy(row_base) is called with
+// the address of each row's first element, in row-major order.
+template <typename RowFn>
+void for_each_row(const Coalesced& c, char* base, RowFn row) {
+  if (c.ndim <= 1) {
+    row(base);
+    return;
+  }
+  int64_t index[kMaxDims] = {};
+  const int outer = c.ndim - 1;  // dimensions above the innermost
+  for (;;) {
+    row(base);
+    int d = outer - 1;
+    for (; d >= 0; --d) {
+      base += c.strides[d];
+      if (++index[d] < c.shape[d]) break;
+      base -= c.strides[d] * c.shape[d];
+      index[d] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
+template <bool kPack>
+void transfer(const TensorView& t, char* dense) {
+  if (t.numel() == 0) return;
+  const size_t es = t.element_size();
+  Coalesced c = coalesce(t);
+  if (c.ndim == 0) {
+    if (kPack) std::memcpy(dense, t.data, es);
+    else std::memcpy(t.data, dense, es);
+    return;
+  }
+  const int64_t inner = c.shape[c.ndim - 1];
+  const int64_t inner_stride = c.strides[c.ndim - 1];
+  const size_t row_bytes = static_cast<size_t>(inner) * es;
+  for_each_row(c, static_cast<char*>(t.data), [&](char* row) {
+    if (inner_stride == static_cast<int64_t>(es)) {
+      if (kPack) std::memcpy(dense, row, row_bytes);
+      else std::memcpy(row, dense, row_bytes);
+    } else {
+      for (int64_t i = 0; i < inner; ++i) {
+        char* element = row + i * inner_stride;
+        if (kPack) std::memcpy(dense + i * es, element, es);
+        else std::memcpy(element, dense + i * es, es);
+      }
+    }
+    dense += row_bytes;
+  });
+}
+
+}  // namespace
+
+void pack_host(const TensorView& src, void* dst) {
+  transfer<true>(src, static_cast<char*>(dst));
+}
+
+void unpack_host(const void* src, const TensorView& dst) {
+  transfer<false>(dst, const_cast<char*>(static_cast<const char*>(src)));
+}
+
+}  // namespace diffcoll

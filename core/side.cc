@@ -1,0 +1,35 @@
+#include "side.h"
+
+#include <cstring>
+#include <new>
+
+#include "error.h"
+#include "pack.h"
+
+namespace diffcoll {
+
+void HostSide::pack(const TensorView& view, void* dense, void*) { pack_host(view, dense); }
+
+void HostSide::unpack(const void* dense, const TensorView& view, void*) {
+  unpack_host(dense, view);
+}
+
+void* HostSide::staging(size_t bytes, void*) {
+  reserve(bytes);
+  return storage_.get();
+}
+
+void HostSide::reserve(size_t bytes) {
+  if (bytes <= capacity_) return;
+  std::unique_ptr<char[]> grown(new (std::nothrow) char[bytes]);
+  DIFFCOLL_REQUIRE(grown != nullptr, Status::kOutOfMemory, "cannot allocate ", bytes,
+                   " bytes of host staging memory");
+  storage_ = std::move(grown);
+  capacity_ = bytes;
+}
+
+void HostSide::copy(void* dst, const void* src, size_t bytes, void*) {
+  std::memmove(dst, src, bytes);
+}
+
+}  // namespace diffcoll

@@ -1,0 +1,53 @@
+// A Side is everything an operation needs on one kind of memory: the
+// transport, the packer and the staging arena. A communicator has a host side
+// and, with CUDA, a device side; ops pick one by the tensors' device.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "backend.h"
+#include "tensor.h"
+
+namespace diffcoll {
+
+struct Stats {
+  uint64_t bytes_packed = 0;
+  uint64_t bytes_unpacked = 0;
+  uint64_t ops = 0;
+};
+
+class Side {
+ public:
+  virtual ~Side() = default;
+  virtual Backend& backend() = 0;
+  // Gather `view` into the dense buffer `dense` / scatter it back.
+  virtual void pack(const TensorView& view, void* dense, void* stream) = 0;
+  virtual void unpack(const void* dense, const TensorView& view, void* stream) = 0;
+  // Staging memory of at least `bytes`, valid until the next call. May grow
+  // the arena; a device side refuses to grow inside a graph capture.
+  virtual void* staging(size_t bytes, void* stream) = 0;
+  virtual void reserve(size_t bytes) = 0;
+  // Copy between two buffers of this side's memory.
+  virtual void copy(void* dst, const void* src, size_t bytes, void* stream) = 0;
+};
+
+// Host memory: Gloo, memcpy-based packing and a growable vector.
+class HostSide : public Side {
+ public:
+  explicit HostSide(Backend& backend) : backend_(backend) {}
+  Backend& backend() override { return backend_; }
+  void pack(const TensorView& view, void* dense, void* stream) override;
+  void unpack(const void* dense, const TensorView& view, void* stream) override;
+  void* staging(size_t bytes, void* stream) override;
+  void reserve(size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes, void* stream) override;
+
+ private:
+  Backend& backend_;
+  std::unique_ptr<char[]> storage_;
+  size_t capacity_ = 0;
+};
+
+}  // namespace diffcoll

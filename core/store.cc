@@ -1,0 +1,94 @@
+#include "store.h"
+
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/rendezvous/hash_store.h>
+#include <gloo/rendezvous/redis_store.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "error.h"
+
+namespace diffcoll {
+namespace {
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+// In-process stores stay alive while a communicator of theirs does, so a
+// later world with the same name starts from an empty store.
+std::shared_ptr<gloo::rendezvous::Store> local_store(const std::string& name) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<gloo::rendezvous::Store>> stores;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto it = stores.begin(); it != stores.end();)
+    it = it->second.expired() ? stores.erase(it) : std::next(it);
+  auto& slot = stores[name];
+  auto store = slot.lock();
+  if (!store) {
+    store = std::make_shared<gloo::rendezvous::HashStore>();
+    slot = store;
+  }
+  return store;
+}
+
+void make_directories(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string part = path.substr(0, pos);
+    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
+      fail(Status::kSystem, "cannot create the file store directory ", part, ": ",
+           std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+Rendezvous open_rendezvous(const std::string& name) {
+  Rendezvous r;
+  if (starts_with(name, "local://")) {
+    std::string key = name.substr(8);
+    DIFFCOLL_REQUIRE(!key.empty(), Status::kInvalidArgument,
+                     "rendezvous \"", name, "\": local:// needs a name");
+    r.store = local_store(key);
+    r.in_process = true;
+    return r;
+  }
+  if (starts_with(name, "file://")) {
+    std::string dir = name.substr(7);
+    DIFFCOLL_REQUIRE(!dir.empty() && dir[0] == '/', Status::kInvalidArgument,
+                     "rendezvous \"", name, "\": file:// needs an absolute path, e.g. file:///tmp/run1");
+    make_directories(dir);
+    r.store = std::make_shared<gloo::rendezvous::FileStore>(dir);
+    return r;
+  }
+  if (starts_with(name, "redis://")) {
+    std::string rest = name.substr(8);
+    size_t slash = rest.find('/');
+    std::string address = rest.substr(0, slash);
+    if (slash != std::string::npos) r.prefix = rest.substr(slash + 1);
+    size_t colon = address.rfind(':');
+    DIFFCOLL_REQUIRE(colon != std::string::npos && colon > 0 && colon + 1 < address.size(),
+                     Status::kInvalidArgument, "rendezvous \"", name,
+                     "\": redis:// needs HOST:PORT, e.g. redis://127.0.0.1:6379/run1");
+    std::string host = address.substr(0, colon);
+    char* end = nullptr;
+    long port = std::strtol(address.c_str() + colon + 1, &end, 10);
+    DIFFCOLL_REQUIRE(*end == '\0' && port > 0 && port < 65536, Status::kInvalidArgument,
+                     "rendezvous \"", name, "\": bad port \"", address.substr(colon + 1), "\"");
+    try {
+      r.store = std::make_shared<gloo::rendezvous::RedisStore>(host, static_cast<int>(port));
+    } catch (const std::exception& e) {
+      fail(Status::kSystem, "cannot connect to the Redis store at ", address, ": ", e.what());
+    }
+    return r;
+  }
+  fail(Status::kInvalidArgument, "rendezvous \"", name,
+       "\" is not local://NAME, file:///DIR or redis://HOST:PORT[/PREFIX]");
+}
+
+}  // namespace diffcoll
