@@ -1,5 +1,6 @@
 #include "pack.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace diffcoll {
@@ -54,6 +55,17 @@ void for_each_row(const Coalesced& c, char* base, RowFn row) {
   }
 }
 
+// Copies `count` elements of type T between a strided row and a dense run.
+template <bool kPack, typename T>
+void strided_row(char* row, int64_t stride, char* dense, int64_t count) {
+  T* d = reinterpret_cast<T*>(dense);
+  for (int64_t i = 0; i < count; ++i) {
+    T* element = reinterpret_cast<T*>(row + i * stride);
+    if (kPack) std::memcpy(d + i, element, sizeof(T));
+    else std::memcpy(element, d + i, sizeof(T));
+  }
+}
+
 template <bool kPack>
 void transfer(const TensorView& t, char* dense) {
   if (t.numel() == 0) return;
@@ -72,10 +84,11 @@ void transfer(const TensorView& t, char* dense) {
       if (kPack) std::memcpy(dense, row, row_bytes);
       else std::memcpy(row, dense, row_bytes);
     } else {
-      for (int64_t i = 0; i < inner; ++i) {
-        char* element = row + i * inner_stride;
-        if (kPack) std::memcpy(dense + i * es, element, es);
-        else std::memcpy(element, dense + i * es, es);
+      switch (es) {  // fixed-size copies the compiler turns into plain moves
+        case 1: strided_row<kPack, uint8_t>(row, inner_stride, dense, inner); break;
+        case 2: strided_row<kPack, uint16_t>(row, inner_stride, dense, inner); break;
+        case 4: strided_row<kPack, uint32_t>(row, inner_stride, dense, inner); break;
+        default: strided_row<kPack, uint64_t>(row, inner_stride, dense, inner); break;
       }
     }
     dense += row_bytes;

@@ -1,0 +1,339 @@
+// diffcoll demo: 4 ranks as processes on the host backend run every
+// collective on a bf16 video latent [2,16,21,90,160] in three layouts
+// (contiguous, transposed = dense, sliced = with gaps), check each result
+// against a single-process reference, and print a table.
+//
+//   diffcoll_demo [--ranks N] [--store file:///DIR]
+#include <diffcoll/diffcoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "latent.h"
+
+namespace {
+
+const std::vector<int64_t> kShape = {2, 16, 21, 90, 160};  // [B, C, F, H, W]
+
+#define CHECK(call)                                                                  \
+  do {                                                                               \
+    diffcoll_status_t s_ = (call);                                                   \
+    if (s_ != DIFFCOLL_SUCCESS) {                                                    \
+      std::fprintf(stderr, "%s failed: %s: %s\n", #call, diffcoll_status_string(s_), \
+                   diffcoll_last_error());                                           \
+      std::exit(1);                                                                  \
+    }                                                                                \
+  } while (0)
+
+// Index arithmetic along one axis of a row-major shape: an index is
+// (outer, a, inner) with `a` the coordinate on the axis.
+struct Axis {
+  int64_t extent, inner;
+  Axis(const std::vector<int64_t>& shape, int axis) : extent(shape[axis]), inner(1) {
+    for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+  }
+  int64_t outer(int64_t i) const { return i / (extent * inner); }
+  int64_t at(int64_t i) const { return (i / inner) % extent; }
+  int64_t rest(int64_t i) const { return i % inner; }
+  int64_t compose(int64_t outer, int64_t a, int64_t rest) const {
+    return (outer * extent + a) * inner + rest;
+  }
+};
+
+std::vector<int64_t> scaled(std::vector<int64_t> shape, int axis, int64_t mul, int64_t div) {
+  shape[axis] = shape[axis] * mul / div;
+  return shape;
+}
+
+struct Row {
+  std::string op;
+  Layout layout;
+  uint64_t bytes;
+  double ms;
+  uint64_t packed;
+  bool ok;
+};
+
+class Demo {
+ public:
+  Demo(diffcoll_comm_t* comm, int rank, int size) : comm_(comm), rank_(rank), size_(size) {}
+
+  void run_all() {
+    for (Layout layout : {Layout::kContiguous, Layout::kTransposed, Layout::kSliced}) {
+      all_reduce(layout);
+      broadcast(layout);
+      reduce(layout);
+      all_gather(layout);
+      reduce_scatter(layout);
+      all_to_all(layout);
+      gather(layout);
+      scatter(layout);
+      send_recv(layout);
+    }
+  }
+
+  // Reduces every rank's verdicts and timings; true if all rows passed.
+  bool report() {
+    bool all_ok = true;
+    if (rank_ == 0) {
+      const unsigned v = diffcoll_version();
+      std::printf("\ndiffcoll %u.%u.%u demo: %d ranks (processes), host backend, bf16 latent [2,16,21,90,160]\n",
+                  v / 10000, v / 100 % 100, v % 100, size_);
+      std::printf("%-15s %-11s %12s %10s %14s  %s\n", "operation", "layout", "bytes", "time ms",
+                  "bytes packed", "OK");
+    }
+    for (Row& row : rows_) {
+      double ms = row.ms;
+      int32_t ok = row.ok ? 1 : 0;
+      int64_t packed = static_cast<int64_t>(row.packed);
+      reduce_scalar(&ms, DIFFCOLL_FLOAT64, DIFFCOLL_MAX);
+      reduce_scalar(&ok, DIFFCOLL_INT32, DIFFCOLL_MIN);
+      reduce_scalar(&packed, DIFFCOLL_INT64, DIFFCOLL_MAX);
+      all_ok = all_ok && ok;
+      if (rank_ == 0)
+        std::printf("%-15s %-11s %12llu %10.2f %14lld  %s\n", row.op.c_str(),
+                    layout_name(row.layout), static_cast<unsigned long long>(row.bytes), ms,
+                    static_cast<long long>(packed), ok ? "OK" : "FAILED");
+    }
+    if (rank_ == 0)
+      std::printf("time: slowest rank; bytes packed: most on any rank (0 = used in place)\n%s\n",
+                  all_ok ? "all results match the single-process reference" : "MISMATCH");
+    return all_ok;
+  }
+
+ private:
+  template <typename T>
+  void reduce_scalar(T* value, int32_t dtype, int32_t op) {
+    diffcoll_tensor_t t = {value, dtype, DIFFCOLL_DEVICE_CPU, 0, 0, {0}, {0}};
+    CHECK(diffcoll_all_reduce(comm_, &t, op, 1.0, nullptr));
+  }
+
+  // Times `call` (all ranks start together) and records the row.
+  template <typename Call>
+  void measure(const char* op, Layout layout, uint64_t bytes, Call call,
+               const std::function<bool()>& verify) {
+    CHECK(diffcoll_barrier(comm_, nullptr));
+    CHECK(diffcoll_comm_reset_stats(comm_));
+    auto start = std::chrono::steady_clock::now();
+    call();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    diffcoll_stats_t stats = DIFFCOLL_STATS_INIT;
+    CHECK(diffcoll_comm_get_stats(comm_, &stats));
+    rows_.push_back({op, layout, bytes, ms, stats.bytes_packed + stats.bytes_unpacked, verify()});
+  }
+
+  Latent mine(const std::vector<int64_t>& shape, Layout layout, int as_rank) {
+    Latent t(shape, layout);
+    t.fill([as_rank](int64_t i) { return input_value(as_rank, i); });
+    return t;
+  }
+
+  void all_reduce(Layout layout) {
+    Latent t = mine(kShape, layout, rank_);
+    measure("all_reduce", layout, t.bytes(),
+            [&] { CHECK(diffcoll_all_reduce(comm_, &t.desc(), DIFFCOLL_SUM, 1.0, nullptr)); },
+            [&] {
+              return t.first_mismatch([&](int64_t i) {
+                float sum = 0;
+                for (int r = 0; r < size_; ++r) sum += input_value(r, i);
+                return sum;
+              }) < 0;
+            });
+  }
+
+  void broadcast(Layout layout) {
+    const int root = size_ - 1;
+    Latent t = mine(kShape, layout, rank_);
+    measure("broadcast", layout, t.bytes(),
+            [&] { CHECK(diffcoll_broadcast(comm_, &t.desc(), root, nullptr)); },
+            [&] { return t.first_mismatch([&](int64_t i) { return input_value(root, i); }) < 0; });
+  }
+
+  void reduce(Layout layout) {
+    const int root = 1 % size_;
+    Latent t = mine(kShape, layout, rank_);
+    measure("reduce(max)", layout, t.bytes(),
+            [&] { CHECK(diffcoll_reduce(comm_, &t.desc(), DIFFCOLL_MAX, 1.0, root, nullptr)); },
+            [&] {
+              return t.first_mismatch([&](int64_t i) {
+                if (rank_ != root) return input_value(rank_, i);  // left unchanged
+                float best = input_value(0, i);
+                for (int r = 1; r < size_; ++r) best = std::max(best, input_value(r, i));
+                return best;
+              }) < 0;
+            });
+  }
+
+  void all_gather(Layout layout) {
+    const int axis = 2;  // frames
+    Latent in = mine(kShape, layout, rank_);
+    Latent out(scaled(kShape, axis, size_, 1), layout);
+    Axis a(scaled(kShape, axis, size_, 1), axis), src(kShape, axis);
+    measure("all_gather", layout, out.bytes(),
+            [&] { CHECK(diffcoll_all_gather(comm_, &in.desc(), &out.desc(), axis, nullptr)); },
+            [&] {
+              return out.first_mismatch([&](int64_t i) {
+                int64_t f = a.at(i);
+                return input_value(static_cast<int>(f / kShape[axis]),
+                                   src.compose(a.outer(i), f % kShape[axis], a.rest(i)));
+              }) < 0;
+            });
+  }
+
+  void reduce_scatter(Layout layout) {
+    const int axis = 1;  // channels
+    Latent in = mine(kShape, layout, rank_);
+    Latent out(scaled(kShape, axis, 1, size_), layout);
+    Axis a(scaled(kShape, axis, 1, size_), axis), src(kShape, axis);
+    measure("reduce_scatter", layout, in.bytes(),
+            [&] {
+              CHECK(diffcoll_reduce_scatter(comm_, &in.desc(), &out.desc(), axis, DIFFCOLL_SUM,
+                                            1.0, nullptr));
+            },
+            [&] {
+              return out.first_mismatch([&](int64_t i) {
+                int64_t j = src.compose(a.outer(i), rank_ * a.extent + a.at(i), a.rest(i));
+                float sum = 0;
+                for (int r = 0; r < size_; ++r) sum += input_value(r, j);
+                return sum;
+              }) < 0;
+            });
+  }
+
+  void all_to_all(Layout layout) {
+    // Ulysses-style: scatter channels, gather frames.
+    const int scatter_axis = 1, gather_axis = 2;
+    Latent in = mine(kShape, layout, rank_);
+    std::vector<int64_t> out_shape = scaled(scaled(kShape, scatter_axis, 1, size_), gather_axis, size_, 1);
+    Latent out(out_shape, layout);
+    measure("all_to_all", layout, in.bytes(),
+            [&] {
+              CHECK(diffcoll_all_to_all(comm_, &in.desc(), &out.desc(), scatter_axis, gather_axis,
+                                        nullptr));
+            },
+            [&] {
+              return out.first_mismatch([&](int64_t i) {
+                std::vector<int64_t> c = unravel(i, out_shape);
+                int from = static_cast<int>(c[gather_axis] / kShape[gather_axis]);
+                c[gather_axis] %= kShape[gather_axis];
+                c[scatter_axis] += rank_ * out_shape[scatter_axis];
+                return input_value(from, ravel(c, kShape));
+              }) < 0;
+            });
+  }
+
+  void gather(Layout layout) {
+    const int axis = 0, root = 0;
+    Latent in = mine(kShape, layout, rank_);
+    Latent out(rank_ == root ? scaled(kShape, axis, size_, 1) : kShape, layout);
+    Axis a(scaled(kShape, axis, size_, 1), axis), src(kShape, axis);
+    measure("gather", layout, out.bytes(),
+            [&] {
+              CHECK(diffcoll_gather(comm_, &in.desc(), rank_ == root ? &out.desc() : nullptr, axis,
+                                    root, nullptr));
+            },
+            [&] {
+              if (rank_ != root) return true;
+              return out.first_mismatch([&](int64_t i) {
+                int64_t b = a.at(i);
+                return input_value(static_cast<int>(b / kShape[axis]),
+                                   src.compose(0, b % kShape[axis], a.rest(i)));
+              }) < 0;
+            });
+  }
+
+  void scatter(Layout layout) {
+    const int axis = 0, root = size_ - 1;
+    const std::vector<int64_t> whole = scaled(kShape, axis, size_, 1);
+    Latent in = mine(rank_ == root ? whole : kShape, layout, rank_);
+    Latent out(kShape, layout);
+    Axis a(kShape, axis), src(whole, axis);
+    measure("scatter", layout, out.bytes(),
+            [&] {
+              CHECK(diffcoll_scatter(comm_, rank_ == root ? &in.desc() : nullptr, &out.desc(), axis,
+                                     root, nullptr));
+            },
+            [&] {
+              return out.first_mismatch([&](int64_t i) {
+                return input_value(root, src.compose(0, rank_ * kShape[axis] + a.at(i), a.rest(i)));
+              }) < 0;
+            });
+  }
+
+  void send_recv(Layout layout) {
+    const int next = (rank_ + 1) % size_, prev = (rank_ + size_ - 1) % size_;
+    Latent out = mine(kShape, layout, rank_);
+    Latent in(kShape, layout);
+    measure("send/recv ring", layout, out.bytes(),
+            [&] {
+              CHECK(diffcoll_group_start(comm_));
+              CHECK(diffcoll_send(comm_, &out.desc(), next, nullptr));
+              CHECK(diffcoll_recv(comm_, &in.desc(), prev, nullptr));
+              CHECK(diffcoll_group_end(comm_));
+            },
+            [&] { return in.first_mismatch([&](int64_t i) { return input_value(prev, i); }) < 0; });
+  }
+
+  diffcoll_comm_t* comm_;
+  int rank_, size_;
+  std::vector<Row> rows_;
+};
+
+int run_rank(const std::string& store, int rank, int size) {
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  config.timeout_ms = 120000;
+  diffcoll_comm_t* comm = nullptr;
+  CHECK(diffcoll_comm_create(store.c_str(), rank, size, &config, &comm));
+  Demo demo(comm, rank, size);
+  demo.run_all();
+  bool ok = demo.report();
+  CHECK(diffcoll_comm_destroy(comm));
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int size = 4;
+  std::string store;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--ranks")) size = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--store")) store = argv[i + 1];
+  }
+  if (size < 1) {
+    std::fprintf(stderr, "usage: %s [--ranks N] [--store file:///DIR]\n", argv[0]);
+    return 2;
+  }
+  char dir[] = "/tmp/diffcoll-demo-XXXXXX";
+  if (store.empty()) {
+    if (!mkdtemp(dir)) return 2;
+    store = std::string("file://") + dir;
+  }
+  // One process per rank, forked before any diffcoll object exists.
+  std::vector<pid_t> children;
+  for (int r = 0; r < size; ++r) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int code = run_rank(store, r, size);
+      std::fflush(stdout);  // _exit does not flush stdio
+      _exit(code);
+    }
+    children.push_back(pid);
+  }
+  int failures = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+  }
+  if (failures) std::fprintf(stderr, "%d rank(s) failed\n", failures);
+  return failures ? 1 : 0;
+}

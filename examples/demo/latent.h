@@ -1,0 +1,48 @@
+// A bf16 diffusion latent in one of the layouts engines hand us, with a
+// reference value for every element that any rank can compute.
+#pragma once
+
+#include <diffcoll/diffcoll.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+enum class Layout { kContiguous, kTransposed, kSliced };
+const char* layout_name(Layout layout);
+
+// The value rank `rank` puts at logical element `index` of its input: a
+// quarter-integer in [-4, 4], so sums of a few ranks are exact in bf16.
+float input_value(int rank, int64_t index);
+
+class Latent {
+ public:
+  // `shape` is logical; the memory under it follows `layout`:
+  //  contiguous: row-major; transposed: the last two dimensions swapped in
+  //  memory (a dense view); sliced: each innermost row padded by 32 elements
+  //  (a view with gaps). Padding is filled with a sentinel.
+  Latent(std::vector<int64_t> shape, Layout layout);
+
+  const diffcoll_tensor_t& desc() const { return desc_; }
+  int64_t numel() const;
+  uint64_t bytes() const { return static_cast<uint64_t>(numel()) * 2; }
+  // fn(logical index) gives the value stored at each element.
+  void fill(const std::function<float(int64_t)>& fn);
+  // The first logical index whose value differs from fn's, or -1; also -1
+  // only if the padding still holds the sentinel.
+  int64_t first_mismatch(const std::function<float(int64_t)>& fn) const;
+
+ private:
+  // Calls visit(logical index, storage offset) for every element.
+  void for_each(const std::function<void(int64_t, int64_t)>& visit) const;
+
+  std::vector<int64_t> shape_;
+  std::vector<uint16_t> storage_;
+  std::vector<bool> covered_;  // storage elements the view reaches
+  diffcoll_tensor_t desc_;
+};
+
+// Splits a logical row-major index of `shape` into coordinates, and back.
+std::vector<int64_t> unravel(int64_t index, const std::vector<int64_t>& shape);
+int64_t ravel(const std::vector<int64_t>& coords, const std::vector<int64_t>& shape);
