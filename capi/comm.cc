@@ -94,6 +94,16 @@ diffcoll_status_t diffcoll_comm_create_from_env(const diffcoll_config_t* config,
   });
 }
 
+diffcoll_status_t diffcoll_comm_wrap_nccl(void* nccl_comm, const char* rendezvous,
+                                          const diffcoll_config_t* config, diffcoll_comm_t** out) {
+  return guarded([&] {
+    require_out(out, "out");
+    *out = nullptr;
+    DIFFCOLL_REQUIRE(rendezvous != nullptr, Status::kInvalidArgument, "rendezvous is NULL");
+    *out = publish(Comm::wrap_nccl(nccl_comm, rendezvous, read_config(config)));
+  });
+}
+
 diffcoll_status_t diffcoll_comm_split(diffcoll_comm_t* parent, int32_t color, int32_t key,
                                       diffcoll_comm_t** out) {
   return guarded([&] {

@@ -40,22 +40,45 @@ std::shared_ptr<gloo::transport::Device> make_device(const CommOptions& options,
 
 }  // namespace
 
-std::unique_ptr<Comm> Comm::create_world(const std::string& rendezvous, int rank, int size,
+std::shared_ptr<Comm::Shared> Comm::open(const std::string& rendezvous,
                                          const CommOptions& options) {
-  DIFFCOLL_REQUIRE(size > 0, Status::kInvalidArgument, "world size ", size, " must be > 0");
-  DIFFCOLL_REQUIRE(rank >= 0 && rank < size, Status::kInvalidArgument, "rank ", rank,
-                   " is outside 0..", size - 1);
   DIFFCOLL_REQUIRE(options.timeout.count() > 0, Status::kInvalidArgument,
                    "timeout must be > 0 ms");
   auto shared = std::make_shared<Shared>();
   shared->rendezvous = open_rendezvous(rendezvous);
   shared->options = options;
   shared->device = make_device(options, shared->rendezvous.in_process);
+  return shared;
+}
+
+std::unique_ptr<Comm> Comm::create_world(const std::string& rendezvous, int rank, int size,
+                                         const CommOptions& options) {
+  DIFFCOLL_REQUIRE(size > 0, Status::kInvalidArgument, "world size ", size, " must be > 0");
+  DIFFCOLL_REQUIRE(rank >= 0 && rank < size, Status::kInvalidArgument, "rank ", rank,
+                   " is outside 0..", size - 1);
+  auto shared = open(rendezvous, options);
   std::vector<int> ranks(size);
   for (int i = 0; i < size; ++i) ranks[i] = i;
   std::string prefix = shared->rendezvous.prefix + "/diffcoll/world";
   std::unique_ptr<Comm> comm(new Comm(shared, prefix, "world", rank, std::move(ranks)));
-  comm->connect();
+  comm->connect_host();
+  comm->connect_device();
+  return comm;
+}
+
+std::unique_ptr<Comm> Comm::wrap_nccl(void* nccl_comm, const std::string& rendezvous,
+                                      const CommOptions& options) {
+  int rank = 0, size = 0, device = 0;
+  describe_nccl_comm(nccl_comm, &rank, &size, &device);
+  CommOptions wrapped = options;
+  wrapped.device_id = device;
+  auto shared = open(rendezvous, wrapped);
+  std::vector<int> ranks(size);
+  for (int i = 0; i < size; ++i) ranks[i] = i;
+  std::string prefix = shared->rendezvous.prefix + "/diffcoll/world";
+  std::unique_ptr<Comm> comm(new Comm(shared, prefix, "world(wrapped NCCL)", rank, std::move(ranks)));
+  comm->connect_host();
+  comm->device_side_ = wrap_device_side(nccl_comm, wrapped.timeout, comm->name_);
   return comm;
 }
 
@@ -69,16 +92,38 @@ Comm::Comm(std::shared_ptr<Shared> shared, std::string prefix, std::string name,
 
 Comm::~Comm() = default;
 
-void Comm::connect() {
+void Comm::connect_host() {
   auto context = std::make_shared<gloo::rendezvous::Context>(rank_, size());
   context->setTimeout(shared_->options.timeout);
-  gloo::rendezvous::PrefixStore store(prefix_, *shared_->rendezvous.store);
-  context->connectFullMesh(store, shared_->device);
-  host_backend_ = std::make_unique<GlooBackend>(context, shared_->options.timeout);
+  try {
+    gloo::rendezvous::PrefixStore store(prefix_, *shared_->rendezvous.store);
+    context->connectFullMesh(store, shared_->device);
+    host_backend_ = std::make_unique<GlooBackend>(context, shared_->options.timeout);
+    // A rank returns from connectFullMesh once its own pairs are up; without
+    // this barrier a rank that destroys its communicator at once could close
+    // sockets a slower peer is still connecting.
+    host_backend_->barrier(nullptr);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw transport_error("creating " + name_ + " (rank " + std::to_string(rank_) + " of " +
+                              std::to_string(size()) + ")",
+                          e);
+  }
   host_side_ = std::make_unique<HostSide>(*host_backend_);
-  if (shared_->options.device_id >= 0)
-    device_side_ = make_device_side(*this, shared_->options.device_id, prefix_,
-                                    shared_->rendezvous.store);
+}
+
+void Comm::connect_device() {
+  if (shared_->options.device_id < 0) return;
+  DeviceSideSpec spec;
+  spec.device = shared_->options.device_id;
+  spec.rank = rank_;
+  spec.size = size();
+  spec.timeout = shared_->options.timeout;
+  spec.name = name_;
+  spec.store_key = prefix_ + "/nccl-unique-id";
+  spec.store = shared_->rendezvous.store.get();
+  device_side_ = make_device_side(spec);
 }
 
 std::unique_ptr<Comm> Comm::split(int color, int key) {
@@ -87,8 +132,20 @@ std::unique_ptr<Comm> Comm::split(int color, int key) {
                    " must be >= 0 or DIFFCOLL_SPLIT_NOCOLOR");
   int32_t mine[2] = {color, key};
   std::vector<int32_t> all(2 * size());
-  host_backend_->all_gather(mine, all.data(), sizeof mine, nullptr);
+  try {
+    host_backend_->all_gather(mine, all.data(), sizeof mine, nullptr);
+  } catch (const std::exception& e) {
+    Error error = transport_error("split of " + name_ + " (rank " + std::to_string(rank_) + ")", e);
+    mark_broken(error.what());
+    throw error;
+  }
   const uint64_t seq = splits_++;
+  std::ostringstream prefix, name;
+  prefix << prefix_ << "/split" << seq << "/" << color;
+  name << name_ << "/split(color=" << color << ")";
+  // ncclCommSplit is collective over the parent, NOCOLOR ranks included.
+  std::unique_ptr<Side> device;
+  if (device_side_) device = split_device_side(*device_side_, color, key, name.str());
   if (color < 0) return nullptr;
   std::vector<int> members;  // local ranks of my colour
   for (int r = 0; r < size(); ++r)
@@ -101,11 +158,9 @@ std::unique_ptr<Comm> Comm::split(int color, int key) {
     globals.push_back(global_ranks_[members[i]]);
     if (members[i] == rank_) new_rank = static_cast<int>(i);
   }
-  std::ostringstream prefix, name;
-  prefix << prefix_ << "/split" << seq << "/" << color;
-  name << name_ << "/split(color=" << color << ")";
   std::unique_ptr<Comm> group(new Comm(shared_, prefix.str(), name.str(), new_rank, globals));
-  group->connect();
+  group->connect_host();
+  group->device_side_ = std::move(device);
   return group;
 }
 
@@ -133,7 +188,8 @@ std::unique_ptr<Comm> Comm::create_group(const std::vector<int>& global_ranks) {
   std::unique_ptr<Comm> group(new Comm(shared_, prefix_ + "/group[" + list + "]#" +
                                                     std::to_string(seq),
                                        name_ + "/group[" + list + "]", new_rank, global_ranks));
-  group->connect();
+  group->connect_host();
+  group->connect_device();
   return group;
 }
 

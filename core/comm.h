@@ -39,6 +39,10 @@ class Comm {
  public:
   static std::unique_ptr<Comm> create_world(const std::string& rendezvous, int rank, int size,
                                             const CommOptions& options);
+  // A world whose device side is the caller's NCCL communicator (borrowed,
+  // never destroyed); its rank, size and device come from NCCL.
+  static std::unique_ptr<Comm> wrap_nccl(void* nccl_comm, const std::string& rendezvous,
+                                         const CommOptions& options);
   ~Comm();
 
   // Collective over this communicator; nullptr for DIFFCOLL_SPLIT_NOCOLOR.
@@ -56,6 +60,7 @@ class Comm {
   GlooBackend& host_backend() { return *host_backend_; }
   // The side for tensors on `device`; throws kUnsupported if there is none.
   Side& side_for(const Device& device);
+  Side* device_side() { return device_side_.get(); }
 
   Stats stats;
   // Point-to-point operations recorded since group_start.
@@ -76,8 +81,11 @@ class Comm {
 
   Comm(std::shared_ptr<Shared> shared, std::string prefix, std::string name, int rank,
        std::vector<int> global_ranks);
-  // Connects this rank to the others of the same `prefix` through the store.
-  void connect();
+  static std::shared_ptr<Shared> open(const std::string& rendezvous, const CommOptions& options);
+  // Connects the host side to the other ranks of the same `prefix`.
+  void connect_host();
+  // A fresh NCCL communicator for the device side, if options ask for one.
+  void connect_device();
 
   std::shared_ptr<Shared> shared_;
   std::string prefix_;  // store keys of this communicator

@@ -2,6 +2,7 @@
 // CUDA and NCCL (core/cuda). Without them, asking for one is an error.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -15,11 +16,30 @@ class Store;
 
 namespace diffcoll {
 
-class Comm;
+struct DeviceSideSpec {
+  int device = 0;
+  int rank = 0;
+  int size = 1;
+  std::chrono::milliseconds timeout{30000};
+  std::string name;        // for messages and NCCL's commName
+  std::string store_key;   // where rank 0 publishes the NCCL unique id
+  gloo::rendezvous::Store* store = nullptr;
+};
 
-// Creates the NCCL side of `comm` on CUDA device `device_id`, exchanging the
-// NCCL unique id through `store` under `prefix`. Collective over `comm`.
-std::unique_ptr<Side> make_device_side(Comm& comm, int device_id, const std::string& prefix,
-                                       const std::shared_ptr<gloo::rendezvous::Store>& store);
+// A fresh NCCL communicator; its unique id travels through the store.
+// Collective over the ranks of the spec.
+std::unique_ptr<Side> make_device_side(const DeviceSideSpec& spec);
+
+// ncclCommSplit of `parent` (a device side). Collective over the parent's
+// ranks, NOCOLOR ones included; nullptr for those.
+std::unique_ptr<Side> split_device_side(Side& parent, int color, int key,
+                                        const std::string& name);
+
+// Borrows a caller's ncclComm_t (never destroyed by diffcoll).
+std::unique_ptr<Side> wrap_device_side(void* nccl_comm, std::chrono::milliseconds timeout,
+                                       const std::string& name);
+
+// Rank, size and CUDA device of a caller's ncclComm_t.
+void describe_nccl_comm(void* nccl_comm, int* rank, int* size, int* device);
 
 }  // namespace diffcoll

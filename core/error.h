@@ -54,6 +54,15 @@ template <typename... Parts>
   throw Error(status, os.str());
 }
 
+// The transport (Gloo) reports dead peers, closed connections and timeouts
+// as exceptions; this names what failed and picks kTimeout or kRemote.
+inline Error transport_error(const std::string& context, const std::exception& e) {
+  const std::string what = e.what();
+  const bool timeout =
+      what.find("imed out") != std::string::npos || what.find("imeout") != std::string::npos;
+  return Error(timeout ? Status::kTimeout : Status::kRemote, context + ": " + what);
+}
+
 #define DIFFCOLL_REQUIRE(cond, status, ...)       \
   do {                                            \
     if (!(cond)) ::diffcoll::fail(status, __VA_ARGS__); \

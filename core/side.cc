@@ -32,4 +32,8 @@ void HostSide::copy(void* dst, const void* src, size_t bytes, void*) {
   std::memmove(dst, src, bytes);
 }
 
+void HostSide::fill_zero(void* dense, size_t bytes, void*) {
+  if (bytes) std::memset(dense, 0, bytes);
+}
+
 }  // namespace diffcoll

@@ -31,6 +31,9 @@ class Side {
   virtual void reserve(size_t bytes) = 0;
   // Copy between two buffers of this side's memory.
   virtual void copy(void* dst, const void* src, size_t bytes, void* stream) = 0;
+  // Set `bytes` bytes of this side's memory at `dense` to zero (stream-ordered
+  // on a device side; never synchronises the host).
+  virtual void fill_zero(void* dense, size_t bytes, void* stream) = 0;
 };
 
 // Host memory: Gloo, memcpy-based packing and a growable vector.
@@ -43,6 +46,7 @@ class HostSide : public Side {
   void* staging(size_t bytes, void* stream) override;
   void reserve(size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes, void* stream) override;
+  void fill_zero(void* dense, size_t bytes, void* stream) override;
 
  private:
   Backend& backend_;

@@ -109,13 +109,6 @@ void unpack(Comm& comm, Side& side, const void* dense, const TensorView& view, v
 
 // ---- execution --------------------------------------------------------------
 
-Status classify(const std::string& message) {
-  if (message.find("imed out") != std::string::npos ||
-      message.find("imeout") != std::string::npos)
-    return Status::kTimeout;
-  return Status::kRemote;
-}
-
 // Runs one operation: refuses broken communicators and calls inside a p2p
 // group, names the operation and the group in every error, and marks the
 // communicator broken after a transport failure.
@@ -131,12 +124,11 @@ void run(Comm& comm, const char* operation, const std::function<void()>& body) {
       comm.mark_broken(e.what());
     throw;
   } catch (const std::exception& e) {
-    // Gloo reports dead peers, closed connections and timeouts by exception.
-    Status status = classify(e.what());
-    std::string message = std::string(operation) + " on " + comm.name() + " (rank " +
-                          std::to_string(comm.rank()) + "): " + e.what();
-    comm.mark_broken(message);
-    throw Error(status, message);
+    Error error = transport_error(std::string(operation) + " on " + comm.name() + " (rank " +
+                                      std::to_string(comm.rank()) + ")",
+                                  e);
+    comm.mark_broken(error.what());
+    throw error;
   }
   ++comm.stats.ops;
 }
@@ -391,7 +383,8 @@ void group_end(Comm& comm) {
 void barrier(Comm& comm, void* stream) {
   run(comm, "barrier", [&] {
     verify_agreement(comm, signature("barrier", TensorView{}));
-    comm.host_backend().barrier(stream);
+    if (stream && comm.device_side()) comm.device_side()->backend().barrier(stream);
+    else comm.host_backend().barrier(stream);
   });
 }
 

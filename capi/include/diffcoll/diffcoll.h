@@ -228,6 +228,18 @@ DIFFCOLL_API diffcoll_status_t diffcoll_comm_create_group(diffcoll_comm_t* paren
                                              int32_t count,
                                              diffcoll_comm_t** out);
 
+/**
+ * Create a world communicator around an NCCL communicator the caller already
+ * has (e.g. PyTorch's): rank, size and CUDA device come from `nccl_comm` (an
+ * ncclComm_t), the host side meets at `rendezvous` as for
+ * diffcoll_comm_create. diffcoll never destroys `nccl_comm`; it must outlive
+ * the returned communicator. Collective over the NCCL communicator's ranks.
+ * DIFFCOLL_ERR_UNSUPPORTED in a build without CUDA.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_comm_wrap_nccl(void* nccl_comm, const char* rendezvous,
+                                                       const diffcoll_config_t* config,
+                                                       diffcoll_comm_t** out);
+
 /** Destroy a communicator. Not collective: safe on every rank in any order;
  * peers still using it see DIFFCOLL_ERR_REMOTE. NULL is accepted. */
 DIFFCOLL_API diffcoll_status_t diffcoll_comm_destroy(diffcoll_comm_t* comm);
@@ -243,8 +255,10 @@ DIFFCOLL_API diffcoll_status_t diffcoll_comm_global_rank(const diffcoll_comm_t* 
                                             int32_t local_rank,
                                             int32_t* global_rank);
 
-/** Grow the communicator's staging arena to at least `bytes` now, so that no
- * later operation needs to allocate (required before a CUDA graph capture). */
+/** Grow the communicator's staging arenas (host, and device if it has a device
+ * side) to at least `bytes` now, so that no later operation needs to allocate:
+ * inside a CUDA graph capture an operation that would need more fails with
+ * DIFFCOLL_ERR_IN_CAPTURE. Local (not collective). */
 DIFFCOLL_API diffcoll_status_t diffcoll_comm_reserve(diffcoll_comm_t* comm, size_t bytes);
 
 /** Read the traffic counters. `stats->struct_size` must be set by the caller
@@ -354,7 +368,11 @@ DIFFCOLL_API diffcoll_status_t diffcoll_group_start(diffcoll_comm_t* comm);
  * recorded must stay valid until this call returns. */
 DIFFCOLL_API diffcoll_status_t diffcoll_group_end(diffcoll_comm_t* comm);
 
-/** Return once every rank has entered the barrier. */
+/** Return once every rank has entered the barrier. With a non-NULL `stream`
+ * on a communicator that has a device side, the barrier is stream-ordered
+ * instead (an NCCL all-reduce of one element): work queued after it on
+ * `stream` starts on no rank before every rank's stream has reached it, and
+ * the call returns without waiting. */
 DIFFCOLL_API diffcoll_status_t diffcoll_barrier(diffcoll_comm_t* comm, void* stream);
 
 /* @@section-end@@ (capabilities added later go above this line) */

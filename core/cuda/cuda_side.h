@@ -1,0 +1,34 @@
+// The device side: NCCL, the CUDA pack kernels and a device staging arena.
+#pragma once
+
+#include <memory>
+
+#include "../side.h"
+#include "nccl_backend.h"
+
+namespace diffcoll {
+
+class CudaSide : public Side {
+ public:
+  explicit CudaSide(std::unique_ptr<NcclBackend> backend) : backend_(std::move(backend)) {}
+  ~CudaSide() override;
+
+  Backend& backend() override { return *backend_; }
+  NcclBackend& nccl() { return *backend_; }
+  void pack(const TensorView& view, void* dense, void* stream) override;
+  void unpack(const void* dense, const TensorView& view, void* stream) override;
+  // Grows the arena outside a graph capture only: inside one it fails with
+  // kInCapture and says how much to reserve beforehand.
+  void* staging(size_t bytes, void* stream) override;
+  void reserve(size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes, void* stream) override;
+  // cudaMemsetAsync on `stream`: stream-ordered, capturable.
+  void fill_zero(void* dense, size_t bytes, void* stream) override;
+
+ private:
+  std::unique_ptr<NcclBackend> backend_;
+  void* arena_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+}  // namespace diffcoll

@@ -1,0 +1,273 @@
+#include "nccl_backend.h"
+
+#include <thread>
+
+#include "cuda_error.h"
+
+namespace diffcoll {
+namespace {
+
+cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
+ncclRedOp_t builtin_op(RedOp op) {
+  switch (op) {
+    case RedOp::kSum: return ncclSum;
+    case RedOp::kProd: return ncclProd;
+    case RedOp::kMin: return ncclMin;
+    case RedOp::kMax: return ncclMax;
+    case RedOp::kAvg: return ncclAvg;
+    case RedOp::kPreMulSum: break;
+  }
+  fail(Status::kInternal, "no built-in NCCL op for ", red_op_name(op));
+}
+
+// Polls a non-blocking communicator until `result` is no longer in progress.
+ncclResult_t await(ncclComm_t comm, ncclResult_t result, std::chrono::milliseconds timeout,
+                   bool* timed_out) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  *timed_out = false;
+  while (result == ncclInProgress) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      *timed_out = true;
+      return result;
+    }
+    std::this_thread::yield();
+    ncclCommGetAsyncError(comm, &result);
+  }
+  return result;
+}
+
+}  // namespace
+
+ncclDataType_t nccl_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16: return ncclFloat16;
+    case DType::kBFloat16: return ncclBfloat16;
+    case DType::kFloat32: return ncclFloat32;
+    case DType::kFloat64: return ncclFloat64;
+    case DType::kInt8: return ncclInt8;
+    case DType::kUInt8: return ncclUint8;
+    case DType::kInt32: return ncclInt32;
+    case DType::kInt64: return ncclInt64;
+  }
+  fail(Status::kInternal, "no NCCL type for dtype ", static_cast<int>(dtype));
+}
+
+NcclBackend::NcclBackend(ncclComm_t comm, bool owned, int device,
+                         std::chrono::milliseconds timeout, std::string name)
+    : comm_(comm), owned_(owned), device_(device), timeout_(timeout), name_(std::move(name)) {}
+
+NcclBackend::~NcclBackend() {
+  DeviceGuard guard(device_);
+  if (barrier_word_) cudaFree(barrier_word_);
+  if (!aborted_)
+    for (auto& entry : premul_ops_) ncclRedOpDestroy(entry.second, comm_);
+  if (!owned_) return;
+  if (aborted_) return;  // ncclCommAbort already released it
+  // Finalize flushes outstanding work; a peer that is gone would stall it,
+  // so it is bounded by the timeout and followed by an abort.
+  bool timed_out = false;
+  ncclResult_t r = await(comm_, ncclCommFinalize(comm_), timeout_, &timed_out);
+  if (timed_out || r != ncclSuccess) ncclCommAbort(comm_);
+  else ncclCommDestroy(comm_);
+}
+
+ncclComm_t NcclBackend::init(const ncclUniqueId& id, int rank, int size, int device,
+                             std::chrono::milliseconds timeout, const std::string& name) {
+  DeviceGuard guard(device);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  config.commName = name.c_str();
+  ncclComm_t comm = nullptr;
+  ncclResult_t r = ncclCommInitRankConfig(&comm, size, id, rank, &config);
+  bool timed_out = false;
+  if (comm) r = await(comm, r, timeout, &timed_out);
+  if (timed_out || r != ncclSuccess) {
+    std::string detail = comm ? ncclGetLastError(comm) : "";
+    if (comm) ncclCommAbort(comm);
+    fail(timed_out ? Status::kTimeout : Status::kNccl, "NCCL init of ", name, " (rank ", rank,
+         " of ", size, ", device ", device, ") ", timed_out ? "timed out" : "failed", ": ",
+         ncclGetErrorString(r), " ", detail);
+  }
+  return comm;
+}
+
+ncclComm_t NcclBackend::split(int color, int key, const std::string& name) {
+  DeviceGuard guard(device_);
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  config.commName = name.c_str();
+  ncclComm_t child = nullptr;
+  settle(ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child, &config),
+         "ncclCommSplit");
+  if (color < 0) return nullptr;
+  // NCCL writes the child only when the split job, which polling the parent
+  // drives to completion, is done.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (__atomic_load_n(&child, __ATOMIC_ACQUIRE) == nullptr) {
+    ncclResult_t state = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &state);
+    if (state != ncclSuccess && state != ncclInProgress)
+      fail(Status::kNccl, "ncclCommSplit for ", name, ": ", ncclGetErrorString(state), " ",
+           ncclGetLastError(comm_));
+    if (std::chrono::steady_clock::now() > deadline) {
+      ncclCommAbort(comm_);
+      aborted_ = true;
+      fail(Status::kTimeout, "ncclCommSplit for ", name, " did not finish within ",
+           timeout_.count(), " ms; the parent NCCL communicator was aborted");
+    }
+    std::this_thread::yield();
+  }
+  bool timed_out = false;
+  ncclResult_t r = await(child, ncclInProgress, timeout_, &timed_out);
+  if (timed_out || r != ncclSuccess) {
+    ncclCommAbort(child);
+    fail(timed_out ? Status::kTimeout : Status::kNccl, "ncclCommSplit for ", name, ": ",
+         ncclGetErrorString(r));
+  }
+  return child;
+}
+
+int NcclBackend::rank() const {
+  int r = 0;
+  ncclCommUserRank(comm_, &r);
+  return r;
+}
+
+int NcclBackend::size() const {
+  int n = 0;
+  ncclCommCount(comm_, &n);
+  return n;
+}
+
+void NcclBackend::settle(ncclResult_t result, const char* what) {
+  bool timed_out = false;
+  result = await(comm_, result, timeout_, &timed_out);
+  if (timed_out) {
+    ncclCommAbort(comm_);
+    aborted_ = true;
+    fail(Status::kTimeout, what, " on ", name_, " did not settle within ", timeout_.count(),
+         " ms; the NCCL communicator was aborted");
+  }
+  if (result != ncclSuccess) {
+    const bool remote = result == ncclRemoteError || result == ncclSystemError;
+    fail(remote ? Status::kRemote : Status::kNccl, what, " on ", name_, " failed: ",
+         ncclGetErrorString(result), " ", ncclGetLastError(comm_));
+  }
+}
+
+ncclRedOp_t NcclBackend::red_op(DType dtype, Reduction red) {
+  if (red.op != RedOp::kPreMulSum) return builtin_op(red.op);
+  auto key = std::make_pair(dtype, red.scalar);
+  auto it = premul_ops_.find(key);
+  if (it != premul_ops_.end()) return it->second;
+  // The scalar is read in the reduction's own type.
+  union {
+    uint16_t half;
+    float f32;
+    double f64;
+    int8_t i8;
+    uint8_t u8;
+    int32_t i32;
+    int64_t i64;
+  } scalar;
+  switch (dtype) {
+    case DType::kFloat16: scalar.half = float_to_f16(static_cast<float>(red.scalar)); break;
+    case DType::kBFloat16: scalar.half = float_to_bf16(static_cast<float>(red.scalar)); break;
+    case DType::kFloat32: scalar.f32 = static_cast<float>(red.scalar); break;
+    case DType::kFloat64: scalar.f64 = red.scalar; break;
+    case DType::kInt8: scalar.i8 = static_cast<int8_t>(red.scalar); break;
+    case DType::kUInt8: scalar.u8 = static_cast<uint8_t>(red.scalar); break;
+    case DType::kInt32: scalar.i32 = static_cast<int32_t>(red.scalar); break;
+    case DType::kInt64: scalar.i64 = static_cast<int64_t>(red.scalar); break;
+  }
+  ncclRedOp_t op;
+  settle(ncclRedOpCreatePreMulSum(&op, &scalar, nccl_dtype(dtype), ncclScalarHostImmediate,
+                                  comm_),
+         "ncclRedOpCreatePreMulSum");
+  premul_ops_.emplace(key, op);
+  return op;
+}
+
+void NcclBackend::all_reduce(void* buffer, size_t count, DType dtype, Reduction red,
+                             void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclAllReduce(buffer, buffer, count, nccl_dtype(dtype), red_op(dtype, red), comm_,
+                       as_stream(stream)),
+         "ncclAllReduce");
+}
+
+void NcclBackend::broadcast(void* buffer, size_t bytes, int root, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, as_stream(stream)),
+         "ncclBroadcast");
+}
+
+void NcclBackend::reduce(const void* input, void* output, size_t count, DType dtype,
+                         Reduction red, int root, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclReduce(input, output, count, nccl_dtype(dtype), red_op(dtype, red), root, comm_,
+                    as_stream(stream)),
+         "ncclReduce");
+}
+
+void NcclBackend::all_gather(const void* input, void* output, size_t bytes, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclAllGather(input, output, bytes, ncclUint8, comm_, as_stream(stream)),
+         "ncclAllGather");
+}
+
+void NcclBackend::reduce_scatter(const void* input, void* output, size_t count, DType dtype,
+                                 Reduction red, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclReduceScatter(input, output, count, nccl_dtype(dtype), red_op(dtype, red), comm_,
+                           as_stream(stream)),
+         "ncclReduceScatter");
+}
+
+void NcclBackend::all_to_all(const void* input, void* output, size_t bytes, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclAlltoAll(input, output, bytes, ncclUint8, comm_, as_stream(stream)),
+         "ncclAlltoAll");
+}
+
+void NcclBackend::gather(const void* input, void* output, size_t bytes, int root, void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclGather(input, output, bytes, ncclUint8, root, comm_, as_stream(stream)),
+         "ncclGather");
+}
+
+void NcclBackend::scatter(const void* input, void* output, size_t bytes, int root,
+                          void* stream) {
+  DeviceGuard guard(device_);
+  settle(ncclScatter(input, output, bytes, ncclUint8, root, comm_, as_stream(stream)),
+         "ncclScatter");
+}
+
+void NcclBackend::exchange(const std::vector<P2POp>& ops, void* stream) {
+  if (ops.empty()) return;
+  DeviceGuard guard(device_);
+  settle(ncclGroupStart(), "ncclGroupStart");
+  for (const P2POp& op : ops) {
+    ncclResult_t r = op.is_send
+                         ? ncclSend(op.buffer, op.bytes, ncclUint8, op.peer, comm_, as_stream(stream))
+                         : ncclRecv(op.buffer, op.bytes, ncclUint8, op.peer, comm_, as_stream(stream));
+    if (r != ncclSuccess && r != ncclInProgress) {
+      ncclGroupEnd();
+      settle(r, op.is_send ? "ncclSend" : "ncclRecv");
+    }
+  }
+  settle(ncclGroupEnd(), "ncclGroupEnd");
+}
+
+void NcclBackend::barrier(void* stream) {
+  // Stream-ordered: an all-reduce of one element completes on no rank before
+  // every rank has reached it. (NCCL skips a zero-element one entirely.)
+  DeviceGuard guard(device_);
+  if (!barrier_word_) DIFFCOLL_CUDA_CHECK(cudaMalloc(&barrier_word_, sizeof(int32_t)));
+  settle(ncclAllReduce(barrier_word_, barrier_word_, 1, ncclInt32, ncclSum, comm_,
+                       as_stream(stream)),
+         "ncclAllReduce(barrier)");
+}
+
+}  // namespace diffcoll

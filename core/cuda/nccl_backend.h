@@ -1,0 +1,69 @@
+// The device backend: NCCL on CUDA memory, stream-ordered on the caller's
+// stream, with a non-blocking communicator so that a stuck or failed peer
+// becomes an error (and an abort) instead of a hang.
+#pragma once
+
+#include <nccl.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "../backend.h"
+
+namespace diffcoll {
+
+class NcclBackend : public Backend {
+ public:
+  // Takes `comm` (owned: destroyed with the backend; borrowed: never).
+  NcclBackend(ncclComm_t comm, bool owned, int device, std::chrono::milliseconds timeout,
+              std::string name);
+  ~NcclBackend() override;
+
+  // A new communicator of `size` ranks from a unique id every rank shares.
+  static ncclComm_t init(const ncclUniqueId& id, int rank, int size, int device,
+                         std::chrono::milliseconds timeout, const std::string& name);
+  // ncclCommSplit of this backend's communicator; nullptr for NCCL_SPLIT_NOCOLOR.
+  ncclComm_t split(int color, int key, const std::string& name);
+
+  ncclComm_t comm() const { return comm_; }
+  int device() const { return device_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  int rank() const;
+  int size() const;
+
+  void all_reduce(void* buffer, size_t count, DType dtype, Reduction red, void* stream) override;
+  void broadcast(void* buffer, size_t bytes, int root, void* stream) override;
+  void reduce(const void* input, void* output, size_t count, DType dtype, Reduction red,
+              int root, void* stream) override;
+  void all_gather(const void* input, void* output, size_t bytes, void* stream) override;
+  void reduce_scatter(const void* input, void* output, size_t count, DType dtype,
+                      Reduction red, void* stream) override;
+  void all_to_all(const void* input, void* output, size_t bytes, void* stream) override;
+  void gather(const void* input, void* output, size_t bytes, int root, void* stream) override;
+  void scatter(const void* input, void* output, size_t bytes, int root, void* stream) override;
+  void exchange(const std::vector<P2POp>& ops, void* stream) override;
+  void barrier(void* stream) override;
+
+ private:
+  // Waits (bounded by the timeout) for a non-blocking call to settle and
+  // turns failures into errors; aborts the communicator on timeout.
+  void settle(ncclResult_t result, const char* what);
+  ncclRedOp_t red_op(DType dtype, Reduction red);
+
+  ncclComm_t comm_;
+  bool owned_;
+  int device_;
+  std::chrono::milliseconds timeout_;
+  std::string name_;
+  bool aborted_ = false;
+  void* barrier_word_ = nullptr;  // device scratch of barrier()
+  // Pre-multiplied-sum operators, one per (dtype, scalar), kept for the
+  // communicator's life: a captured graph may still refer to them.
+  std::map<std::pair<DType, double>, ncclRedOp_t> premul_ops_;
+};
+
+ncclDataType_t nccl_dtype(DType dtype);
+
+}  // namespace diffcoll

@@ -1,0 +1,506 @@
+// CUDA pack/unpack kernels. Each piece is planned on the host into a
+// description in "units" (1, 2, 4, 8 or 16 bytes moved by one access); the
+// pieces of a batch go to one launch, each owning a range of its blocks.
+// Two copy loops:
+//  - strided: each thread moves units i, i + threads, ... of the dense
+//    buffer, finding their place in the view by division over the coalesced
+//    shape (a multiply and a shift). Contiguous rows move as 16-byte vectors
+//    when their length and the pointers allow.
+//  - tiled: when the view's innermost dimension is strided but another
+//    dimension has stride +-1 (a transpose, channels-last), 32x32 tiles pass
+//    through shared memory so that the view and the dense buffer are both
+//    accessed along their stride-1 dimension.
+// All index math on the device is 32-bit: the host cuts pieces into parts of
+// fewer than 2^31 units.
+#include "pack_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "../error.h"
+
+namespace diffcoll {
+namespace {
+
+constexpr int kDims = kMaxDims + 1;  // the view's dimensions + the bytes of one element
+constexpr int kThreads = 256;
+constexpr uint64_t kMaxUnits = (uint64_t{1} << 31) - 1;  // per part, for 32-bit index math
+constexpr int kTile = 32;         // edge of a transposing tile, in units
+constexpr int kTileRows = kThreads / kTile;
+constexpr int kTileMinEdge = 16;  // a smaller tile wastes more threads than it saves
+constexpr int kTileMaxUnit = 8;   // bytes; bounds the static shared memory
+constexpr int kMaxCachedDevices = 64;
+
+// Units a thread of the strided loop has in flight: 4, or 2 of 16 bytes.
+template <typename U>
+constexpr int kUnitsInFlight = sizeof(U) >= 16 ? 2 : 4;
+
+// Resident blocks per SM asked of the register allocator: 6 (40 registers)
+// fits without spills on sm_80..sm_90, the targets; elsewhere 4 (sm_75 holds
+// only 1024 threads per SM, sm_100 and later spill at 40 registers).
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ < 800 || __CUDA_ARCH__ >= 1000)
+constexpr int kMinBlocksPerSm = 4;
+#else
+constexpr int kMinBlocksPerSm = 6;
+#endif
+
+// The copy loops are __host__ __device__, so that they can be checked on a
+// machine without a GPU; the host compiler does not know `#pragma unroll`.
+#ifdef __CUDA_ARCH__
+#define PACK_UNROLL _Pragma("unroll")
+#else
+#define PACK_UNROLL
+#endif
+
+enum Kind : int32_t { kStrided, kTiled };
+
+__host__ __device__ inline uint32_t mulhi(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+  return __umulhi(a, b);
+#else
+  return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
+#endif
+}
+
+// Division by a divisor fixed at plan time, as a multiply-high and a shift
+// (Granlund & Montgomery; the form of PyTorch's IntDivider). Exact for
+// divisor and dividend below 2^31.
+struct FastDiv {
+  uint32_t divisor, magic, shift;
+
+  void init(uint32_t d) {
+    divisor = d;
+    shift = 0;
+    while ((uint64_t{1} << shift) < d) ++shift;
+    magic = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+  }
+  // n becomes n / divisor; returns n % divisor.
+  __host__ __device__ uint32_t divmod(uint32_t& n) const {
+    const uint32_t q = (mulhi(n, magic) + n) >> shift;
+    const uint32_t r = n - q * divisor;
+    n = q;
+    return r;
+  }
+};
+
+// A piece (or part of one), reduced to the fewest dimensions, in units. The
+// innermost dimension is last; the dense buffer is row-major over `shape`.
+struct PackDesc {
+  char* strided;            // the view's element (0, ..., 0)
+  char* dense;
+  uint32_t items;           // units (kStrided) or tiles (kTiled)
+  int32_t ndim;
+  int32_t unit;             // bytes
+  int32_t kind;
+  int32_t tileDim;          // kTiled: the dimension of stride +-1
+  int64_t shape[kDims];
+  int64_t stride[kDims];    // in units, any sign
+  FastDiv div[kDims];       // shape[k] (kTiled: of the dimensions other than in and t)
+  FastDiv tilesIn, tilesT;  // kTiled: tiles along the innermost dimension and tileDim
+};
+
+// The kernel parameter, passed by value: a launch needs no staging memory and
+// graph capture records it with the node.
+struct PackArgs {
+  PackDesc piece[kPackCudaMaxPieces];
+  int32_t blockEnd[kPackCudaMaxPieces];  // piece p owns blocks [blockEnd[p-1], blockEnd[p])
+};
+
+// ---------------------------------------------------------------- device side
+
+// Offset in the view, in units, of the element at dense index i.
+__host__ __device__ inline int64_t stridedOffset(const PackDesc& d, uint32_t i) {
+  int64_t offset = 0;
+  for (int k = d.ndim - 1; k > 0; --k) offset += static_cast<int64_t>(d.div[k].divmod(i)) * d.stride[k];
+  return offset + static_cast<int64_t>(i) * d.stride[0];
+}
+
+// Thread `thread` of `threads` moves units thread, thread + threads, ...;
+// its loads all issue before their stores, to keep memory busy.
+template <bool kPack, typename U>
+__host__ __device__ void copyStrided(const PackDesc& d, uint32_t thread, uint32_t threads) {
+  constexpr int kUnits = kUnitsInFlight<U>;
+  U* strided = reinterpret_cast<U*>(d.strided);
+  U* dense = reinterpret_cast<U*>(d.dense);
+  // i + threads * kUnits stays below 2^32: items < 2^31, threads < 2^28.
+  for (uint32_t base = thread; base < d.items; base += threads * kUnits) {
+    U value[kUnits];
+    int64_t offset[kUnits];
+    PACK_UNROLL
+    for (int u = 0; u < kUnits; ++u) {
+      const uint32_t i = base + u * threads;
+      if (i < d.items) {
+        offset[u] = stridedOffset(d, i);
+        value[u] = kPack ? strided[offset[u]] : dense[i];
+      }
+    }
+    PACK_UNROLL
+    for (int u = 0; u < kUnits; ++u) {
+      const uint32_t i = base + u * threads;
+      if (i < d.items) {
+        if (kPack) dense[i] = value[u];
+        else strided[offset[u]] = value[u];
+      }
+    }
+  }
+}
+
+// A tile covers up to kTile indices of the innermost dimension ("in", from
+// i0) and of dimension tileDim ("t", from t0), at one index of every other
+// dimension. In the view t has stride +-1; in the dense buffer in does.
+struct Tile {
+  int64_t strided;  // units to element (t0, i0) in the view
+  int64_t dense;    // ... and in the dense buffer
+  int64_t tDense;   // dense stride of t
+  int tCount, iCount;
+};
+
+// Tile k, the tiles numbered row-major over (other dimensions, t, in).
+__host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k) {
+  const int in = d.ndim - 1, t = d.tileDim;
+  const int64_t i0 = static_cast<int64_t>(d.tilesIn.divmod(k)) * kTile;
+  const int64_t t0 = static_cast<int64_t>(d.tilesT.divmod(k)) * kTile;
+  Tile tile = {0, 0, 0, 0, 0};
+  int64_t denseStride = 1;
+  for (int j = in; j >= 0; --j) {
+    if (j == t) {
+      tile.tDense = denseStride;
+    } else if (j != in) {
+      const int64_t c = d.div[j].divmod(k);
+      tile.strided += c * d.stride[j];
+      tile.dense += c * denseStride;
+    }
+    denseStride *= d.shape[j];
+  }
+  tile.strided += t0 * d.stride[t] + i0 * d.stride[in];
+  tile.dense += t0 * tile.tDense + i0;
+  tile.tCount = static_cast<int>(d.shape[t] - t0 < kTile ? d.shape[t] - t0 : kTile);
+  tile.iCount = static_cast<int>(d.shape[in] - i0 < kTile ? d.shape[in] - i0 : kTile);
+  return tile;
+}
+
+// buf[i][t] holds element (t0 + t, i0 + i). Thread (lane, row) of a
+// kTile x kTileRows block moves rows row, row + kTileRows, ... of one side,
+// `lane` running along that side's stride-1 dimension so that each warp
+// access is one run of consecutive units. The +1 column keeps the transposed
+// accesses to buf clear of bank conflicts.
+template <typename U>
+using TileBuf = U (*)[kTile + 1];
+
+// Moves `rows` x `cols` of the tile, row-major in buf when kRowMajor:
+// buf[r][lane] <-> mem[lane * colStride + r * rowStride] for lane < cols.
+// A thread's loads all issue before their results are used.
+template <bool kLoad, bool kRowMajor, typename U>
+__host__ __device__ inline void tileRows(U* mem, int64_t colStride, int64_t rowStride, int rows,
+                                         int cols, TileBuf<U> buf, int lane, int row) {
+  constexpr int kRowsPerThread = kTile / kTileRows;
+  if (lane >= cols) return;
+  mem += lane * colStride + row * rowStride;
+  rowStride *= kTileRows;
+  U value[kRowsPerThread];
+  PACK_UNROLL
+  for (int k = 0; k < kRowsPerThread; ++k) {
+    const int r = row + k * kTileRows;
+    U& slot = kRowMajor ? buf[r][lane] : buf[lane][r];
+    if (r < rows) value[k] = kLoad ? mem[k * rowStride] : slot;
+  }
+  PACK_UNROLL
+  for (int k = 0; k < kRowsPerThread; ++k) {
+    const int r = row + k * kTileRows;
+    U& slot = kRowMajor ? buf[r][lane] : buf[lane][r];
+    if (r < rows) {
+      if (kLoad) slot = value[k];
+      else mem[k * rowStride] = value[k];
+    }
+  }
+}
+
+// One side of a tile into (kLoad) or out of buf: the view (rows along in,
+// lanes along t) or the dense buffer (rows along t, lanes along in).
+template <bool kLoad, typename U>
+__host__ __device__ inline void tileSide(const PackDesc& d, const Tile& tile, bool view,
+                                         TileBuf<U> buf, int lane, int row) {
+  if (view)
+    tileRows<kLoad, true>(reinterpret_cast<U*>(d.strided) + tile.strided, d.stride[d.tileDim],
+                          d.stride[d.ndim - 1], tile.iCount, tile.tCount, buf, lane, row);
+  else
+    tileRows<kLoad, false>(reinterpret_cast<U*>(d.dense) + tile.dense, int64_t{1}, tile.tDense,
+                           tile.tCount, tile.iCount, buf, lane, row);
+}
+
+template <bool kPack, typename U>
+__device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, void* smem) {
+  if constexpr (sizeof(U) <= kTileMaxUnit) {
+    if (d.kind == kTiled) {
+      TileBuf<U> buf = reinterpret_cast<TileBuf<U>>(smem);
+      const int lane = threadIdx.x % kTile, row = threadIdx.x / kTile;
+      // The trip count depends on the block only: every thread reaches the
+      // barriers.
+      for (uint32_t k = block; k < d.items; k += blocks) {
+        const Tile tile = tileAt(d, k);
+        tileSide<true, U>(d, tile, kPack, buf, lane, row);  // in from the source side
+        __syncthreads();
+        tileSide<false, U>(d, tile, !kPack, buf, lane, row);
+        __syncthreads();
+      }
+      return;
+    }
+  }
+  copyStrided<kPack, U>(d, block * kThreads + threadIdx.x, blocks * kThreads);
+}
+
+template <bool kPack>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
+    packKernel(const __grid_constant__ PackArgs args) {
+  __shared__ alignas(16) unsigned char smem[kTile * (kTile + 1) * kTileMaxUnit];
+  int p = 0;
+  while (blockIdx.x >= static_cast<uint32_t>(args.blockEnd[p])) ++p;
+  const uint32_t first = p ? args.blockEnd[p - 1] : 0;
+  const uint32_t block = blockIdx.x - first, blocks = args.blockEnd[p] - first;
+  const PackDesc& d = args.piece[p];
+  switch (d.unit) {
+    case 1: runPiece<kPack, uint8_t>(d, block, blocks, smem); break;
+    case 2: runPiece<kPack, uint16_t>(d, block, blocks, smem); break;
+    case 4: runPiece<kPack, uint32_t>(d, block, blocks, smem); break;
+    case 8: runPiece<kPack, uint64_t>(d, block, blocks, smem); break;
+    default: runPiece<kPack, uint4>(d, block, blocks, smem); break;
+  }
+}
+
+// ------------------------------------------------------------------ host side
+
+void checkCuda(cudaError_t err, const char* op, const char* what) {
+  if (err != cudaSuccess)
+    fail(Status::kCuda, op, ": ", what, " failed: ", cudaGetErrorName(err), " (",
+         cudaGetErrorString(err), ")");
+}
+
+// Rejects a piece the kernel cannot move. Every piece is checked before the
+// first launch, so that a bad one leaves no partial result.
+void checkPiece(const PackPiece& piece, const char* op) {
+  const TensorView& v = piece.view;
+  DIFFCOLL_REQUIRE(v.ndim >= 0 && v.ndim <= kMaxDims, Status::kInvalidArgument, op, ": ndim ",
+                   v.ndim, " is outside 0..", kMaxDims);
+  for (int k = 0; k < v.ndim; ++k)
+    DIFFCOLL_REQUIRE(v.shape[k] >= 0, Status::kInvalidArgument, op, ": negative shape in ",
+                     v.describe());
+  if (v.numel() == 0) return;
+  DIFFCOLL_REQUIRE(v.element_size() > 0, Status::kInvalidArgument, op, ": invalid dtype ",
+                   static_cast<int>(v.dtype));
+  DIFFCOLL_REQUIRE(v.data != nullptr && piece.dense != nullptr, Status::kInvalidArgument, op,
+                   ": null data or dense pointer for ", v.describe());
+}
+
+uint64_t magnitude(int64_t x) { return x < 0 ? 0 - static_cast<uint64_t>(x) : x; }
+
+// Reduces a checked, non-empty piece to units: fills the pointers, unit,
+// ndim, shape and stride of d and returns its number of units.
+uint64_t reduce(const PackPiece& piece, PackDesc* d) {
+  const TensorView& v = piece.view;
+  const int64_t es = static_cast<int64_t>(v.element_size());
+
+  // Coalesce in bytes as pack.cc does, with one more innermost dimension for
+  // the bytes of an element: contiguous rows merge with it into one run of
+  // stride 1, so an innermost stride of 1 byte means "contiguous rows".
+  int64_t shape[kDims] = {}, stride[kDims] = {};
+  int n = 0;
+  auto push = [&](int64_t size, int64_t step) {
+    if (size == 1) return;
+    if (n > 0 && stride[n - 1] == step * size) {
+      shape[n - 1] *= size;
+      stride[n - 1] = step;
+    } else {
+      shape[n] = size;
+      stride[n] = step;
+      ++n;
+    }
+  };
+  for (int k = 0; k < v.ndim; ++k) push(v.shape[k], v.strides[k] * es);
+  push(es, 1);
+
+  // The unit: the largest power of two up to 16 dividing both pointers,
+  // every stride and the length of a contiguous row (the element size when
+  // rows are single elements).
+  uint64_t bits = 16 | reinterpret_cast<uintptr_t>(v.data) | reinterpret_cast<uintptr_t>(piece.dense);
+  for (int k = 0; k < n; ++k)
+    bits |= k == n - 1 && stride[k] == 1 ? static_cast<uint64_t>(shape[k]) : magnitude(stride[k]);
+  if (n == 0 || stride[n - 1] != 1) bits |= static_cast<uint64_t>(es);
+  const int64_t unit = static_cast<int64_t>(bits & (~bits + 1));
+
+  d->strided = static_cast<char*>(v.data);
+  d->dense = static_cast<char*>(piece.dense);
+  d->unit = static_cast<int32_t>(unit);
+  d->ndim = 0;
+  uint64_t units = 1;
+  for (int k = 0; k < n; ++k) {
+    int64_t size = shape[k], step = stride[k];
+    if (k == n - 1 && step == 1) size /= unit;
+    else step /= unit;
+    if (size == 1) continue;  // only the innermost run can shrink to one unit
+    d->shape[d->ndim] = size;
+    d->stride[d->ndim] = step;
+    ++d->ndim;
+    units *= static_cast<uint64_t>(size);
+  }
+  if (d->ndim == 0) {  // a single unit
+    d->shape[0] = 1;
+    d->stride[0] = 1;
+    d->ndim = 1;
+  }
+  return units;
+}
+
+// Picks the copy loop of a part of at most kMaxUnits units and sets up its
+// divisors. Tiled when the innermost dimension is strided and another has
+// stride +-1 (-1 still gives each warp consecutive units).
+void finish(PackDesc* d, uint64_t units) {
+  const int in = d->ndim - 1;
+  d->tileDim = -1;
+  if (d->unit <= kTileMaxUnit && magnitude(d->stride[in]) != 1 && d->shape[in] >= kTileMinEdge)
+    for (int k = 0; k < in; ++k)
+      if (magnitude(d->stride[k]) == 1 && d->shape[k] >= kTileMinEdge) d->tileDim = k;
+  const int t = d->tileDim;
+  if (t >= 0) {
+    const uint64_t tilesIn = (d->shape[in] + kTile - 1) / kTile;
+    const uint64_t tilesT = (d->shape[t] + kTile - 1) / kTile;
+    d->kind = kTiled;
+    d->items = static_cast<uint32_t>(units / (d->shape[t] * d->shape[in]) * tilesT * tilesIn);
+    d->tilesIn.init(static_cast<uint32_t>(tilesIn));
+    d->tilesT.init(static_cast<uint32_t>(tilesT));
+    for (int k = 0; k < in; ++k)
+      if (k != t) d->div[k].init(static_cast<uint32_t>(d->shape[k]));
+  } else {
+    d->kind = kStrided;
+    d->items = static_cast<uint32_t>(units);
+    for (int k = 0; k < d->ndim; ++k) d->div[k].init(static_cast<uint32_t>(d->shape[k]));
+  }
+}
+
+// Calls emit(part) for parts of d of at most kMaxUnits units each, cut along
+// the outermost dimension; a part is d itself unless d is that large.
+template <typename Emit>
+void split(const PackDesc& d, uint64_t units, Emit&& emit) {
+  if (units <= kMaxUnits) {
+    PackDesc part = d;
+    finish(&part, units);
+    emit(part);
+    return;
+  }
+  const int64_t outer = d.shape[0];
+  const uint64_t inner = units / static_cast<uint64_t>(outer);
+  PackDesc part = d;
+  if (inner <= kMaxUnits) {  // slabs of whole rows of dimension 0
+    const int64_t slab = static_cast<int64_t>(kMaxUnits / inner);
+    for (int64_t start = 0; start < outer; start += slab) {
+      part.shape[0] = std::min(slab, outer - start);
+      part.strided = d.strided + start * d.stride[0] * d.unit;
+      part.dense = d.dense + start * static_cast<int64_t>(inner) * d.unit;
+      split(part, static_cast<uint64_t>(part.shape[0]) * inner, emit);
+    }
+    return;
+  }
+  part.ndim = d.ndim - 1;  // one index of dimension 0 at a time
+  std::copy(d.shape + 1, d.shape + d.ndim, part.shape);
+  std::copy(d.stride + 1, d.stride + d.ndim, part.stride);
+  for (int64_t i = 0; i < outer; ++i) {
+    part.strided = d.strided + i * d.stride[0] * d.unit;
+    part.dense = d.dense + i * static_cast<int64_t>(inner) * d.unit;
+    split(part, inner, emit);
+  }
+}
+
+// Plans the pieces into batches of up to kPackCudaMaxPieces parts and calls
+// launch(args, n) for each.
+template <typename Launch>
+void forEachBatch(const PackPiece* pieces, int count, const char* op, Launch&& launch) {
+  DIFFCOLL_REQUIRE(count >= 0 && (count == 0 || pieces != nullptr), Status::kInvalidArgument, op,
+                   ": ", count, " pieces at ", static_cast<const void*>(pieces));
+  for (int i = 0; i < count; ++i) checkPiece(pieces[i], op);
+  PackArgs args{};
+  int n = 0;
+  for (int i = 0; i < count; ++i) {
+    if (pieces[i].view.numel() == 0) continue;
+    PackDesc d{};
+    const uint64_t units = reduce(pieces[i], &d);
+    split(d, units, [&](const PackDesc& part) {
+      args.piece[n++] = part;
+      if (n == kPackCudaMaxPieces) {
+        launch(args, n);
+        n = 0;
+      }
+    });
+  }
+  if (n > 0) launch(args, n);
+}
+
+// Splits the grid among the first n pieces of args in proportion to their
+// work, at least one block each; returns the grid size.
+int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
+  uint64_t want[kPackCudaMaxPieces], total = 0;
+  for (int p = 0; p < n; ++p) {
+    const PackDesc& d = args->piece[p];
+    const uint64_t perBlock = d.kind == kTiled ? 1 : kThreads * 4;  // a tile, 4 units a thread
+    want[p] = (d.items + perBlock - 1) / perBlock;
+    total += want[p];
+  }
+  int32_t end = 0;
+  for (int p = 0; p < kPackCudaMaxPieces; ++p) {
+    if (p < n) {
+      uint64_t blocks = want[p];
+      if (total > maxBlocks)
+        blocks = static_cast<uint64_t>(static_cast<double>(want[p]) * static_cast<double>(maxBlocks) /
+                                       static_cast<double>(total));
+      end += static_cast<int32_t>(std::max<uint64_t>(blocks, 1));
+    }
+    args->blockEnd[p] = end;
+  }
+  return end;
+}
+
+// Blocks of packKernel<kPack> resident on the current device at once,
+// queried once per device; more would only queue, as the loops are
+// grid-stride.
+template <bool kPack>
+uint64_t residentBlocks(const char* op) {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  int device = 0;
+  checkCuda(cudaGetDevice(&device), op, "cudaGetDevice");
+  if (device < kMaxCachedDevices) {
+    const int cached = cache[device].load(std::memory_order_relaxed);
+    if (cached > 0) return static_cast<uint64_t>(cached);
+  }
+  int sms = 0, perSm = 0;
+  checkCuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), op,
+            "cudaDeviceGetAttribute");
+  checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack>, kThreads, 0),
+            op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  const int blocks = std::max(1, sms * perSm);
+  if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
+  return static_cast<uint64_t>(blocks);
+}
+
+template <bool kPack>
+void transfer(const PackPiece* pieces, int count, void* stream, const char* op) {
+  forEachBatch(pieces, count, op, [&](PackArgs& args, int n) {
+    const int grid = assignBlocks(&args, n, residentBlocks<kPack>(op));
+    void* params[] = {&args};
+    checkCuda(cudaLaunchKernel(reinterpret_cast<const void*>(packKernel<kPack>), dim3(grid),
+                               dim3(kThreads), params, 0, static_cast<cudaStream_t>(stream)),
+              op, "kernel launch");
+  });
+}
+
+}  // namespace
+
+void pack_cuda(const PackPiece* pieces, int count, void* stream) {
+  transfer<true>(pieces, count, stream, "pack_cuda");
+}
+
+void unpack_cuda(const PackPiece* pieces, int count, void* stream) {
+  transfer<false>(pieces, count, stream, "unpack_cuda");
+}
+
+}  // namespace diffcoll
