@@ -344,8 +344,11 @@ TEST_F(PackCudaTest, RandomLayoutsEveryDtypeAndRank) {
 // legacy-stream cudaMemset / pageable cudaMemcpy of its buffers had landed
 // (pack read 0x00 from the unwritten storage; unpack copied the poisoned
 // dense tail, or the late memset re-poisoned the storage). The failures
-// moved between layouts and runs; the kernel was not at fault. Each layout
-// alone, several times, then all in one launch and over two launches.
+// moved between layouts and runs; the kernel was not at fault. These
+// layouts alone did not bring the race back on an H100 without the
+// synchronisation (it needed the load of the whole random test), so this
+// checks the kernel on them rather than the harness: each layout alone,
+// then all in one launch and over two launches.
 Layout explicitLayout(std::string name, std::vector<int64_t> shape, std::vector<int64_t> strides,
                       int64_t offsetBytes) {
   Layout l;
@@ -359,7 +362,7 @@ Layout explicitLayout(std::string name, std::vector<int64_t> shape, std::vector<
     l.strides[j] = strides[j];
     (strides[j] < 0 ? lo : hi) += (shape[j] - 1) * strides[j];
   }
-  if (lo != 0) throw std::logic_error("view does not start its storage: " + l.name);
+  if (lo < 0) throw std::logic_error("view starts before its storage: " + l.name);
   l.storageBytes = static_cast<size_t>((hi + 1) * 8);
   return l;
 }
@@ -385,8 +388,8 @@ TEST_F(PackCudaTest, FloatLayoutsOfTheHarnessRace) {
   const std::vector<Layout> layouts = harnessRaceLayouts();
   uint64_t seed = 100;
   for (const Layout& l : layouts)
-    for (int rep = 0; rep < 4; ++rep) roundTrip({l}, seed++);
-  for (int rep = 0; rep < 4; ++rep) roundTrip(layouts, seed++);  // one launch
+    for (int rep = 0; rep < 2; ++rep) roundTrip({l}, seed++);
+  for (int rep = 0; rep < 2; ++rep) roundTrip(layouts, seed++);  // one launch
   std::vector<Layout> twice = layouts;
   twice.insert(twice.end(), layouts.begin(), layouts.end());
   roundTrip(twice, seed++);  // two launches
