@@ -85,13 +85,14 @@ void GlooBackend::broadcast(void* buffer, size_t bytes, int root, void*) {
 
 void GlooBackend::reduce(const void* input, void* output, size_t count, DType dtype,
                          Reduction red, int root, void*) {
+  if (count == 0) return;
   const size_t bytes = count * dtype_size(dtype);
   // Gloo accumulates into the output on every rank and the prescale writes
   // its buffer: work on a copy so that no caller memory but root's changes.
   scratch_.resize(bytes);
   std::memcpy(scratch_.data(), input, bytes);
   prescale_host(dtype, red, size(), scratch_.data(), count);
-  if (size() > 1 && count > 0) {
+  if (size() > 1) {
     gloo::ReduceOptions opts(context_);
     with_carrier(dtype_size(dtype), [&](auto carrier) {
       using T = decltype(carrier);
@@ -129,13 +130,14 @@ void GlooBackend::all_gather(const void* input, void* output, size_t bytes, void
 // after the last step block `rank` holds the full reduction.
 void GlooBackend::reduce_scatter(const void* input, void* output, size_t count, DType dtype,
                                  Reduction red, void*) {
+  if (count == 0) return;
   const int p = size(), r = rank();
   const size_t block = count * dtype_size(dtype);
   std::vector<char> work(block * p), incoming(block);
   std::memcpy(work.data(), input, work.size());
   prescale_host(dtype, red, p, work.data(), count * p);
   const uint64_t tag = next_tag();
-  for (int step = 0; p > 1 && count > 0 && step < p - 1; ++step) {
+  for (int step = 0; step < p - 1; ++step) {
     const int send_block = (r - step - 1 + 2 * p) % p;
     const int recv_block = (r - step - 2 + 2 * p) % p;
     const uint64_t slot = kReduceScatterSlotPrefix | (tag << 16) | static_cast<uint64_t>(step);

@@ -29,7 +29,7 @@ void HostSide::reserve(size_t bytes) {
 }
 
 void HostSide::copy(void* dst, const void* src, size_t bytes, void*) {
-  std::memmove(dst, src, bytes);
+  if (bytes) std::memmove(dst, src, bytes);  // empty tensors may have NULL data
 }
 
 void HostSide::fill_zero(void* dense, size_t bytes, void*) {

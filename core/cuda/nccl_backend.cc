@@ -55,9 +55,17 @@ ncclDataType_t nccl_dtype(DType dtype) {
 
 NcclBackend::NcclBackend(ncclComm_t comm, bool owned, int device,
                          std::chrono::milliseconds timeout, std::string name)
-    : comm_(comm), owned_(owned), device_(device), timeout_(timeout), name_(std::move(name)) {}
+    : comm_(comm), owned_(owned), device_(device), timeout_(timeout), name_(std::move(name)) {
+  if (owned_) watchdog_ = std::make_unique<Watchdog>(device_, timeout_, [this] { abort_once(); });
+}
+
+void NcclBackend::abort_once() {
+  std::call_once(abort_flag_, [this] { ncclCommAbort(comm_); });
+}
 
 NcclBackend::~NcclBackend() {
+  if (watchdog_ && watchdog_->fired()) aborted_ = true;  // ncclCommAbort released it
+  watchdog_.reset();
   DeviceGuard guard(device_);
   if (barrier_word_) cudaFree(barrier_word_);
   if (!aborted_)
@@ -111,8 +119,8 @@ ncclComm_t NcclBackend::split(int color, int key, const std::string& name) {
       fail(Status::kNccl, "ncclCommSplit for ", name, ": ", ncclGetErrorString(state), " ",
            ncclGetLastError(comm_));
     if (std::chrono::steady_clock::now() > deadline) {
-      ncclCommAbort(comm_);
       aborted_ = true;
+      abort_once();
       fail(Status::kTimeout, "ncclCommSplit for ", name, " did not finish within ",
            timeout_.count(), " ms; the parent NCCL communicator was aborted");
     }
@@ -144,8 +152,8 @@ void NcclBackend::settle(ncclResult_t result, const char* what) {
   bool timed_out = false;
   result = await(comm_, result, timeout_, &timed_out);
   if (timed_out) {
-    ncclCommAbort(comm_);
     aborted_ = true;
+    abort_once();
     fail(Status::kTimeout, what, " on ", name_, " did not settle within ", timeout_.count(),
          " ms; the NCCL communicator was aborted");
   }
@@ -181,6 +189,7 @@ ncclRedOp_t NcclBackend::red_op(DType dtype, Reduction red) {
     case DType::kInt32: scalar.i32 = static_cast<int32_t>(red.scalar); break;
     case DType::kInt64: scalar.i64 = static_cast<int64_t>(red.scalar); break;
   }
+  DeviceGuard guard(device_);
   ncclRedOp_t op;
   settle(ncclRedOpCreatePreMulSum(&op, &scalar, nccl_dtype(dtype), ncclScalarHostImmediate,
                                   comm_),
@@ -189,85 +198,100 @@ ncclRedOp_t NcclBackend::red_op(DType dtype, Reduction red) {
   return op;
 }
 
+void NcclBackend::enqueue(const char* what, void* stream,
+                          const std::function<ncclResult_t()>& call) {
+  DIFFCOLL_REQUIRE(!aborted_ && !(watchdog_ && watchdog_->fired()), Status::kRemote, what, " on ",
+                   name_, ": the NCCL communicator was aborted earlier (",
+                   watchdog_ && watchdog_->fired() ? watchdog_->reason() : "a call timed out", ")");
+  DeviceGuard guard(device_);
+  settle(call(), what);
+  if (watchdog_) watchdog_->track(as_stream(stream));
+}
+
 void NcclBackend::all_reduce(void* buffer, size_t count, DType dtype, Reduction red,
                              void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclAllReduce(buffer, buffer, count, nccl_dtype(dtype), red_op(dtype, red), comm_,
-                       as_stream(stream)),
-         "ncclAllReduce");
+  ncclRedOp_t op = red_op(dtype, red);
+  enqueue("ncclAllReduce", stream, [&] {
+    return ncclAllReduce(buffer, buffer, count, nccl_dtype(dtype), op, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::broadcast(void* buffer, size_t bytes, int root, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, as_stream(stream)),
-         "ncclBroadcast");
+  enqueue("ncclBroadcast", stream, [&] {
+    return ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::reduce(const void* input, void* output, size_t count, DType dtype,
                          Reduction red, int root, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclReduce(input, output, count, nccl_dtype(dtype), red_op(dtype, red), root, comm_,
-                    as_stream(stream)),
-         "ncclReduce");
+  ncclRedOp_t op = red_op(dtype, red);
+  enqueue("ncclReduce", stream, [&] {
+    return ncclReduce(input, output, count, nccl_dtype(dtype), op, root, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::all_gather(const void* input, void* output, size_t bytes, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclAllGather(input, output, bytes, ncclUint8, comm_, as_stream(stream)),
-         "ncclAllGather");
+  enqueue("ncclAllGather", stream, [&] {
+    return ncclAllGather(input, output, bytes, ncclUint8, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::reduce_scatter(const void* input, void* output, size_t count, DType dtype,
                                  Reduction red, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclReduceScatter(input, output, count, nccl_dtype(dtype), red_op(dtype, red), comm_,
-                           as_stream(stream)),
-         "ncclReduceScatter");
+  ncclRedOp_t op = red_op(dtype, red);
+  enqueue("ncclReduceScatter", stream, [&] {
+    return ncclReduceScatter(input, output, count, nccl_dtype(dtype), op, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::all_to_all(const void* input, void* output, size_t bytes, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclAlltoAll(input, output, bytes, ncclUint8, comm_, as_stream(stream)),
-         "ncclAlltoAll");
+  enqueue("ncclAlltoAll", stream, [&] {
+    return ncclAlltoAll(input, output, bytes, ncclUint8, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::gather(const void* input, void* output, size_t bytes, int root, void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclGather(input, output, bytes, ncclUint8, root, comm_, as_stream(stream)),
-         "ncclGather");
+  enqueue("ncclGather", stream, [&] {
+    return ncclGather(input, output, bytes, ncclUint8, root, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::scatter(const void* input, void* output, size_t bytes, int root,
                           void* stream) {
-  DeviceGuard guard(device_);
-  settle(ncclScatter(input, output, bytes, ncclUint8, root, comm_, as_stream(stream)),
-         "ncclScatter");
+  enqueue("ncclScatter", stream, [&] {
+    return ncclScatter(input, output, bytes, ncclUint8, root, comm_, as_stream(stream));
+  });
 }
 
 void NcclBackend::exchange(const std::vector<P2POp>& ops, void* stream) {
   if (ops.empty()) return;
-  DeviceGuard guard(device_);
-  settle(ncclGroupStart(), "ncclGroupStart");
-  for (const P2POp& op : ops) {
-    ncclResult_t r = op.is_send
-                         ? ncclSend(op.buffer, op.bytes, ncclUint8, op.peer, comm_, as_stream(stream))
-                         : ncclRecv(op.buffer, op.bytes, ncclUint8, op.peer, comm_, as_stream(stream));
-    if (r != ncclSuccess && r != ncclInProgress) {
-      ncclGroupEnd();
-      settle(r, op.is_send ? "ncclSend" : "ncclRecv");
+  enqueue("ncclGroupEnd(send/recv)", stream, [&] {
+    ncclGroupStart();
+    for (const P2POp& op : ops) {
+      ncclResult_t r = op.is_send ? ncclSend(op.buffer, op.bytes, ncclUint8, op.peer, comm_,
+                                             as_stream(stream))
+                                  : ncclRecv(op.buffer, op.bytes, ncclUint8, op.peer, comm_,
+                                             as_stream(stream));
+      if (r != ncclSuccess && r != ncclInProgress) {
+        ncclGroupEnd();
+        return r;
+      }
     }
-  }
-  settle(ncclGroupEnd(), "ncclGroupEnd");
+    return ncclGroupEnd();
+  });
 }
 
 void NcclBackend::barrier(void* stream) {
   // Stream-ordered: an all-reduce of one element completes on no rank before
   // every rank has reached it. (NCCL skips a zero-element one entirely.)
-  DeviceGuard guard(device_);
-  if (!barrier_word_) DIFFCOLL_CUDA_CHECK(cudaMalloc(&barrier_word_, sizeof(int32_t)));
-  settle(ncclAllReduce(barrier_word_, barrier_word_, 1, ncclInt32, ncclSum, comm_,
-                       as_stream(stream)),
-         "ncclAllReduce(barrier)");
+  if (!barrier_word_) {
+    DeviceGuard guard(device_);
+    DIFFCOLL_CUDA_CHECK(cudaMalloc(&barrier_word_, sizeof(int32_t)));
+  }
+  enqueue("ncclAllReduce(barrier)", stream, [&] {
+    return ncclAllReduce(barrier_word_, barrier_word_, 1, ncclInt32, ncclSum, comm_,
+                         as_stream(stream));
+  });
 }
 
 }  // namespace diffcoll

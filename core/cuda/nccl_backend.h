@@ -6,17 +6,23 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "../backend.h"
+#include "watchdog.h"
 
 namespace diffcoll {
 
 class NcclBackend : public Backend {
  public:
-  // Takes `comm` (owned: destroyed with the backend; borrowed: never).
+  // Takes `comm` (owned: destroyed with the backend, and watched: aborted
+  // when an operation hangs past the timeout; borrowed: never destroyed nor
+  // aborted, its owner watches it).
   NcclBackend(ncclComm_t comm, bool owned, int device, std::chrono::milliseconds timeout,
               std::string name);
   ~NcclBackend() override;
@@ -50,7 +56,12 @@ class NcclBackend : public Backend {
   // Waits (bounded by the timeout) for a non-blocking call to settle and
   // turns failures into errors; aborts the communicator on timeout.
   void settle(ncclResult_t result, const char* what);
+  // Runs one NCCL call on `stream`: refuses an aborted communicator, settles
+  // the call and hands the stream to the watchdog.
+  void enqueue(const char* what, void* stream, const std::function<ncclResult_t()>& call);
   ncclRedOp_t red_op(DType dtype, Reduction red);
+  // ncclCommAbort, once, whichever of a timed-out call or the watchdog asks.
+  void abort_once();
 
   ncclComm_t comm_;
   bool owned_;
@@ -59,6 +70,8 @@ class NcclBackend : public Backend {
   std::string name_;
   bool aborted_ = false;
   void* barrier_word_ = nullptr;  // device scratch of barrier()
+  std::once_flag abort_flag_;
+  std::unique_ptr<Watchdog> watchdog_;  // owned communicators only
   // Pre-multiplied-sum operators, one per (dtype, scalar), kept for the
   // communicator's life: a captured graph may still refer to them.
   std::map<std::pair<DType, double>, ncclRedOp_t> premul_ops_;

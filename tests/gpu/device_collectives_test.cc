@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gpu_test_support.h"
+#include "spin_kernel.h"
 
 extern char** environ;
 
@@ -180,6 +181,39 @@ TEST(WrappedNccl, IsUsedAndNeverDestroyed) {
   EXPECT_EQ(ncclCommCount(nccl, &count), ncclSuccess) << "the wrapped communicator must survive";
   EXPECT_EQ(count, 1);
   EXPECT_EQ(ncclCommDestroy(nccl), ncclSuccess);
+}
+
+TEST(Watchdog, HungOperationAbortsInsteadOfHanging) {
+  SKIP_WITHOUT_GPU(1);
+  ASSERT_CUDA(cudaSetDevice(0));
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreate(&stream));
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  config.device_id = 0;
+  config.timeout_ms = 1500;
+  diffcoll_comm_t* comm = nullptr;
+  ASSERT_OK(diffcoll_comm_create("local://watchdog", 0, 1, &config, &comm));
+  DeviceTensor t(kShape, kLayouts[0].strides, kLayouts[0].physical);
+  t.fill([](int64_t i) { return value_of(0, i); });
+  int* flag = nullptr;
+  ASSERT_CUDA(cudaHostAlloc(&flag, sizeof(int), cudaHostAllocMapped));
+  *flag = 0;
+  int* device_flag = nullptr;
+  ASSERT_CUDA(cudaHostGetDevicePointer(&device_flag, flag, 0));
+  // The all-reduce queues behind a kernel that never finishes by itself.
+  launch_spin_until(device_flag, stream);
+  ASSERT_OK(diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  diffcoll_status_t after = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream);
+  std::string message = diffcoll_last_error();
+  __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);  // let the stream drain
+  EXPECT_EQ(after, DIFFCOLL_ERR_REMOTE);
+  EXPECT_NE(message.find("did not complete within 1500 ms"), std::string::npos) << message;
+  cudaStreamSynchronize(stream);
+  cudaGetLastError();
+  EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  cudaFreeHost(flag);
+  cudaStreamDestroy(stream);
 }
 
 // ---- several GPUs: one process per GPU -------------------------------------

@@ -1,0 +1,71 @@
+#include "watchdog.h"
+
+#include "cuda_error.h"
+
+namespace diffcoll {
+
+Watchdog::Watchdog(int device, std::chrono::milliseconds timeout, std::function<void()> abort)
+    : device_(device), timeout_(timeout), abort_(std::move(abort)) {
+  DeviceGuard guard(device_);
+  DIFFCOLL_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+  thread_ = std::thread([this] { run(); });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  DeviceGuard guard(device_);
+  cudaEventDestroy(event_);
+}
+
+void Watchdog::track(cudaStream_t stream) {
+  if (is_capturing(stream)) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  DIFFCOLL_CUDA_CHECK(cudaEventRecord(event_, stream));
+  if (!pending_) wake_.notify_all();
+  pending_ = true;
+  marked_at_ = std::chrono::steady_clock::now();
+}
+
+void Watchdog::run() {
+  cudaSetDevice(device_);
+  // Poll often enough that an abort lands within about a tenth of the
+  // timeout after it is due, and at least every 100 ms.
+  const auto period = std::min(std::chrono::milliseconds(100),
+                               std::max(std::chrono::milliseconds(1), timeout_ / 10));
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_) {
+    if (!pending_) {
+      wake_.wait(lock, [this] { return stop_ || pending_; });
+      continue;
+    }
+    cudaError_t state = cudaEventQuery(event_);
+    if (state == cudaSuccess) {
+      pending_ = false;
+      continue;
+    }
+    if (state != cudaErrorNotReady) {
+      cudaGetLastError();  // a sticky context error: the next CUDA call reports it
+      pending_ = false;
+      continue;
+    }
+    const auto overdue = std::chrono::steady_clock::now() - marked_at_;
+    if (overdue > timeout_) {
+      reason_ = "a device operation did not complete within " + std::to_string(timeout_.count()) +
+                " ms (a peer may have died); the NCCL communicator was aborted";
+      fired_.store(true, std::memory_order_release);
+      pending_ = false;
+      lock.unlock();
+      abort_();  // may wait for NCCL's kernels to see the abort flag
+      lock.lock();
+      continue;
+    }
+    wake_.wait_for(lock, period);
+  }
+}
+
+}  // namespace diffcoll
