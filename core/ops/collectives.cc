@@ -8,6 +8,7 @@
 
 #include "../error.h"
 #include "agreement.h"
+#include "run.h"
 
 namespace diffcoll {
 namespace ops {
@@ -109,29 +110,6 @@ void unpack(Comm& comm, Side& side, const void* dense, const TensorView& view, v
 
 // ---- execution --------------------------------------------------------------
 
-// Runs one operation: refuses broken communicators and calls inside a p2p
-// group, names the operation and the group in every error, and marks the
-// communicator broken after a transport failure.
-void run(Comm& comm, const char* operation, const std::function<void()>& body) {
-  comm.ensure_usable(operation);
-  DIFFCOLL_REQUIRE(!comm.in_group, Status::kInvalidArgument, operation, " on ", comm.name(),
-                   ": only send and recv may be called between group_start and group_end");
-  try {
-    body();
-  } catch (const Error& e) {
-    if (e.status() == Status::kTimeout || e.status() == Status::kRemote ||
-        e.status() == Status::kSystem || e.status() == Status::kNccl)
-      comm.mark_broken(e.what());
-    throw;
-  } catch (const std::exception& e) {
-    Error error = transport_error(std::string(operation) + " on " + comm.name() + " (rank " +
-                                      std::to_string(comm.rank()) + ")",
-                                  e);
-    comm.mark_broken(error.what());
-    throw error;
-  }
-  ++comm.stats.ops;
-}
 
 void exchange_p2p(Comm& comm, const std::vector<PendingP2P>& ops);
 

@@ -35,8 +35,8 @@ extern "C" {
 
 /** Library version this header describes. */
 #define DIFFCOLL_VERSION_MAJOR 0
-#define DIFFCOLL_VERSION_MINOR 1
-#define DIFFCOLL_VERSION_PATCH 0
+#define DIFFCOLL_VERSION_MINOR 1 /**< Minor version of the library this header describes. */
+#define DIFFCOLL_VERSION_PATCH 0 /**< Patch level of the library this header describes. */
 /** The version as one number: major * 10000 + minor * 100 + patch. */
 #define DIFFCOLL_VERSION                                               \
   (DIFFCOLL_VERSION_MAJOR * 10000 + DIFFCOLL_VERSION_MINOR * 100 +     \
@@ -68,26 +68,26 @@ typedef enum diffcoll_status_t {
 typedef enum diffcoll_dtype_t {
   DIFFCOLL_FLOAT16 = 1,  /**< IEEE 754 binary16 */
   DIFFCOLL_BFLOAT16 = 2, /**< bfloat16 (8-bit exponent, 7-bit mantissa) */
-  DIFFCOLL_FLOAT32 = 3,
-  DIFFCOLL_FLOAT64 = 4,
-  DIFFCOLL_INT8 = 5,
-  DIFFCOLL_UINT8 = 6,
-  DIFFCOLL_INT32 = 7,
-  DIFFCOLL_INT64 = 8
+  DIFFCOLL_FLOAT32 = 3, /**< IEEE 754 binary32 */
+  DIFFCOLL_FLOAT64 = 4, /**< IEEE 754 binary64 */
+  DIFFCOLL_INT8 = 5, /**< signed 8-bit integer */
+  DIFFCOLL_UINT8 = 6, /**< unsigned 8-bit integer */
+  DIFFCOLL_INT32 = 7, /**< signed 32-bit integer */
+  DIFFCOLL_INT64 = 8 /**< signed 64-bit integer */
 } diffcoll_dtype_t;
 
 /** Where a tensor lives; the values are DLPack's device types. */
 typedef enum diffcoll_device_type_t {
-  DIFFCOLL_DEVICE_CPU = 1,
-  DIFFCOLL_DEVICE_CUDA = 2
+  DIFFCOLL_DEVICE_CPU = 1, /**< Host memory (DLPack's kDLCPU). */
+  DIFFCOLL_DEVICE_CUDA = 2 /**< CUDA device memory (DLPack's kDLCUDA). */
 } diffcoll_device_type_t;
 
 /** Reduction operators. */
 typedef enum diffcoll_red_op_t {
-  DIFFCOLL_SUM = 0,
-  DIFFCOLL_PROD = 1,
-  DIFFCOLL_MIN = 2,
-  DIFFCOLL_MAX = 3,
+  DIFFCOLL_SUM = 0, /**< Elementwise sum. */
+  DIFFCOLL_PROD = 1, /**< Elementwise product. */
+  DIFFCOLL_MIN = 2, /**< Elementwise minimum. */
+  DIFFCOLL_MAX = 3, /**< Elementwise maximum. */
   /** Sum divided by the group size (integer division for integer dtypes). */
   DIFFCOLL_AVG = 4,
   /** Each rank's input is multiplied by its own scalar, then summed. */
@@ -105,13 +105,13 @@ typedef enum diffcoll_red_op_t {
  * device_id is the CUDA ordinal (ignored for CPU tensors).
  */
 typedef struct diffcoll_tensor_t {
-  void* data;
-  int32_t dtype;
-  int32_t device_type;
-  int32_t device_id;
-  int32_t ndim;
-  int64_t shape[DIFFCOLL_MAX_DIMS];
-  int64_t strides[DIFFCOLL_MAX_DIMS];
+  void* data; /**< Address of the element at index (0, ..., 0). */
+  int32_t dtype; /**< Element type: a diffcoll_dtype_t value. */
+  int32_t device_type; /**< Where the memory lives: a diffcoll_device_type_t value. */
+  int32_t device_id; /**< CUDA device ordinal; ignored for CPU tensors. */
+  int32_t ndim; /**< Number of dimensions, 0 (a scalar) to DIFFCOLL_MAX_DIMS. */
+  int64_t shape[DIFFCOLL_MAX_DIMS]; /**< Extent of each dimension (first ndim entries). */
+  int64_t strides[DIFFCOLL_MAX_DIMS]; /**< Step between neighbours along each dimension, in elements, not bytes (first ndim entries). */
 } diffcoll_tensor_t;
 
 /** An opaque communicator: a group of ranks with a host side and, when built
@@ -155,6 +155,7 @@ typedef struct diffcoll_stats_t {
   uint64_t ops;
 } diffcoll_stats_t;
 
+/** Initializer of diffcoll_stats_t: sets struct_size, counters zero. */
 #define DIFFCOLL_STATS_INIT {sizeof(diffcoll_stats_t), 0, 0, 0}
 
 /** Colour that makes diffcoll_comm_split return no communicator. */
@@ -374,6 +375,273 @@ DIFFCOLL_API diffcoll_status_t diffcoll_group_end(diffcoll_comm_t* comm);
  * `stream` starts on no rank before every rank's stream has reached it, and
  * the call returns without waiting. */
 DIFFCOLL_API diffcoll_status_t diffcoll_barrier(diffcoll_comm_t* comm, void* stream);
+
+/* ------------------------------------------------------------------------ */
+/* Classifier-free guidance (CFG) policy                                     */
+/*                                                                           */
+/* A policy describes the guidance branches of a denoiser (cond, uncond,     */
+/* perturbed, modality, ...) and the guidance formula                        */
+/*     out = pred[base] + sum_k scale_k * (pred[plus_k] - pred[minus_k])     */
+/* which is the linear form out = sum_i w_i * pred_i with                    */
+/* w[base] += 1, w[plus_k] += scale_k, w[minus_k] -= scale_k. Examples:      */
+/*  - standard CFG, uncond + g * (cond - uncond): base = uncond,             */
+/*    one term {g, cond, uncond};                                            */
+/*  - multi-term guidance, cond + (g-1)(cond - uncond)                       */
+/*    + s_stg (cond - perturbed) + s_mod (cond - modality): base = cond,     */
+/*    terms {g-1, cond, uncond}, {s_stg, cond, perturbed},                   */
+/*    {s_mod, cond, modality}.                                               */
+/* The combined prediction is optionally post-processed (guidance rescale,   */
+/* CFG normalization, CFG-zero*; see diffcoll_cfg_options_t).                */
+/*                                                                           */
+/* Predictions are float16, bfloat16 or float32 tensors of one shape whose   */
+/* dimension 0 is the batch ("per sample" below means per index of          */
+/* dimension 0; a 0-d tensor is one sample). Host tensors are supported; the */
+/* CUDA implementation is not there yet: CUDA tensors get                    */
+/* DIFFCOLL_ERR_UNSUPPORTED.                                                 */
+/*                                                                           */
+/* A policy is immutable once created: it may be used by several threads at  */
+/* once (queries and combines), but must not be destroyed while in use.      */
+/* ------------------------------------------------------------------------ */
+
+/** An opaque CFG policy (see diffcoll_cfg_policy_create). */
+typedef struct diffcoll_cfg_policy diffcoll_cfg_policy_t;
+
+/** What a guidance branch is. Values are fixed and never reused; 0 is not a
+ * role, so that a zero-initialised descriptor is rejected. */
+typedef enum diffcoll_cfg_role_t {
+  DIFFCOLL_CFG_COND = 1,      /**< Conditional prediction (the prompt). Post-processing needs exactly one. */
+  DIFFCOLL_CFG_UNCOND = 2,    /**< Unconditional / negative-prompt prediction. CFG-zero* needs exactly one. */
+  DIFFCOLL_CFG_PERTURBED = 3, /**< Perturbed prediction, e.g. spatio-temporal guidance (STG) skipping layers. */
+  DIFFCOLL_CFG_MODALITY = 4,  /**< Prediction with one modality dropped (e.g. image-only, audio-only). */
+  DIFFCOLL_CFG_OTHER = 5      /**< Any other branch. */
+} diffcoll_cfg_role_t;
+
+/** One guidance branch, as passed to diffcoll_cfg_policy_create. */
+typedef struct diffcoll_cfg_branch_t {
+  /** Unique, non-empty name ("cond", "uncond", ...); copied by the policy. */
+  const char* name;
+  /** A diffcoll_cfg_role_t value. */
+  int32_t role;
+} diffcoll_cfg_branch_t;
+
+/** One guidance term: scale * (pred[plus] - pred[minus]). */
+typedef struct diffcoll_cfg_term_t {
+  /** Guidance scale of the term (finite). */
+  double scale;
+  /** Index of the branch added. */
+  int32_t plus;
+  /** Index of the branch subtracted (different from plus). */
+  int32_t minus;
+} diffcoll_cfg_term_t;
+
+/** Arithmetic order of the combine (see diffcoll_cfg_options_t::order). */
+typedef enum diffcoll_cfg_order_t {
+  /** As written: acc = pred[base]; acc += scale_k * (pred[plus_k] - pred[minus_k]) for
+   * k = 0, 1, ... in float32, rounded once to the dtype at the end. What engines
+   * compute on one GPU, e.g. uncond + g * (cond - uncond). */
+  DIFFCOLL_CFG_ORDER_SERIAL = 0,
+  /** As a weighted sum with a rounding after every operation, in branch index
+   * order: acc = round(w_0 * pred_0); acc = round(acc + round(w_i * pred_i)),
+   * i = 1..n-1, products and sums in float32, round() to the dtype, e.g.
+   * g * cond + (1 - g) * uncond. This is exactly what the parallel combine
+   * computes when each rank holds one branch, hence bitwise reproducible
+   * across serial and parallel runs (see diffcoll_cfg_combine_parallel). */
+  DIFFCOLL_CFG_ORDER_PARALLEL = 1
+} diffcoll_cfg_order_t;
+
+/**
+ * Options of a CFG policy. Always start from DIFFCOLL_CFG_OPTIONS_INIT so that
+ * fields added later get their defaults (everything off, SERIAL order).
+ *
+ * Post-processing runs on the combined prediction in this order:
+ *  1. CFG-zero* (zero_star): per sample b, s_b = <cond_b, uncond_b> /
+ *     (||uncond_b||^2 + 1e-8) (in double) replaces uncond by s_b * uncond in
+ *     the formula before the combine.
+ *  2. Guidance rescale (rescale_phi > 0; Lin et al. 2023, section 3.4):
+ *     r = out * std(cond)/std(out); out = phi * r + (1 - phi) * out, with the
+ *     std per sample over all other dimensions and Bessel's correction (N-1),
+ *     as torch.std; a sample whose std(out) is 0 is left unchanged.
+ *  3. CFG normalization (norm_k > 0): if ||out|| > k * ||cond|| then
+ *     out *= k * ||cond|| / ||out||, L2 norms over the whole tensor (all samples
+ *     together), or per sample when norm_per_sample is set.
+ *  4. Zero init (zero_init_steps = n > 0): the output is all zeros while the
+ *     combine's step < n (independent of zero_star).
+ * Statistics accumulate in double; rescale and normalization are folded into
+ * one per-sample factor applied in float32 (one rounding).
+ */
+typedef struct diffcoll_cfg_options_t {
+  /** sizeof(diffcoll_cfg_options_t) as the caller compiled it. */
+  size_t struct_size;
+  /** A diffcoll_cfg_order_t value. Default DIFFCOLL_CFG_ORDER_SERIAL. */
+  int32_t order;
+  /** Nonzero: CFG-zero* (needs exactly one COND and one UNCOND branch). Default 0. */
+  int32_t zero_star;
+  /** Guidance rescale strength phi in [0, 1]; 0: off (default). Needs one COND branch
+   * and at least 2 elements per sample. */
+  double rescale_phi;
+  /** CFG normalization bound k >= 0; 0: off (default). Needs one COND branch. */
+  double norm_k;
+  /** Nonzero: CFG normalization per sample instead of over the whole tensor. Default 0. */
+  int32_t norm_per_sample;
+  /** Output zeroed while step < zero_init_steps (>= 0). Default 0 (never). */
+  int32_t zero_init_steps;
+} diffcoll_cfg_options_t;
+
+/** Default CFG options: SERIAL order, no post-processing. */
+#define DIFFCOLL_CFG_OPTIONS_INIT \
+  {sizeof(diffcoll_cfg_options_t), DIFFCOLL_CFG_ORDER_SERIAL, 0, 0.0, 0.0, 0, 0}
+
+/**
+ * Create a CFG policy. Local (not collective); thread-safe.
+ *
+ * @param branches     num_branches >= 1 descriptors; names are copied.
+ * @param base         index of the base branch of the formula.
+ * @param terms        num_terms >= 0 guidance terms (NULL if none); every index
+ *                     within 0..num_branches-1, plus != minus.
+ * @param options      NULL for DIFFCOLL_CFG_OPTIONS_INIT.
+ * @param out          receives the policy, owned by the caller (release with
+ *                     diffcoll_cfg_policy_destroy); set to NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for an index out of range, a duplicate or
+ *         empty name, an unknown role or order, an option out of range, or
+ *         post-processing without the COND / UNCOND branch it needs.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_create(const diffcoll_cfg_branch_t* branches,
+                                                          int32_t num_branches, int32_t base,
+                                                          const diffcoll_cfg_term_t* terms,
+                                                          int32_t num_terms,
+                                                          const diffcoll_cfg_options_t* options,
+                                                          diffcoll_cfg_policy_t** out);
+
+/** Destroy a policy. NULL is accepted. Names returned by
+ * diffcoll_cfg_policy_branch become invalid. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_destroy(diffcoll_cfg_policy_t* policy);
+
+/** Number of branches of the policy. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_num_branches(const diffcoll_cfg_policy_t* policy,
+                                                                int32_t* num_branches);
+
+/** Name and role of branch `index` (0..num_branches-1). `name` (may be NULL)
+ * receives a string owned by the policy, valid until it is destroyed; `role`
+ * (may be NULL) a diffcoll_cfg_role_t value. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_branch(const diffcoll_cfg_policy_t* policy,
+                                                          int32_t index, const char** name,
+                                                          int32_t* role);
+
+/** Index of the branch called `name`. An unknown name is
+ * DIFFCOLL_ERR_INVALID_ARGUMENT (the message lists the policy's branches) and
+ * sets *index to -1. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_find_branch(const diffcoll_cfg_policy_t* policy,
+                                                               const char* name, int32_t* index);
+
+/** The linear weights w_0..w_{n-1} of the formula (before CFG-zero*, whose
+ * scale depends on the data). `count` must equal the number of branches. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_weights(const diffcoll_cfg_policy_t* policy,
+                                                           double* weights, int32_t count);
+
+/** The policy's options. `options->struct_size` must be set by the caller
+ * (use DIFFCOLL_CFG_OPTIONS_INIT); fields beyond it are not written. */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_policy_get_options(const diffcoll_cfg_policy_t* policy,
+                                                               diffcoll_cfg_options_t* options);
+
+/**
+ * Which branches CFG rank `cfg_rank` of a CFG group of `degree` ranks runs.
+ * Deterministic; every rank can compute every rank's share.
+ *
+ * Rank r runs the contiguous block of branch indices
+ * [floor(r*n/d), floor((r+1)*n/d)) (n branches, d = degree): blocks differ in
+ * size by at most one; with d > n, d - n ranks run nothing (they still call
+ * diffcoll_cfg_combine_parallel, with local_count 0, and run no forward
+ * pass); with d < n a rank runs several branches (and may batch them).
+ * Exception, CFG-zero* on and d < n: cond and uncond go to the same rank,
+ * because s = <cond, uncond> needs both. The n - 1 units {cond, uncond},
+ * then every other branch in index order, are split into blocks by the same
+ * formula with n - 1 units in place of n branches: the rank of
+ * {cond, uncond} runs at most ceil(n/d) branches and no rank is idle. With d >= n, cond and uncond are
+ * on different ranks and the combine gathers predictions instead (see
+ * diffcoll_cfg_combine_parallel).
+ *
+ * @param branches receives the branch indices, ascending; may be NULL with
+ *                 capacity 0 to ask only for the count.
+ * @param capacity room in `branches`; too small is DIFFCOLL_ERR_INVALID_ARGUMENT
+ *                 (with *count set to the room needed).
+ * @param count    receives the number of branches of the rank (0 allowed).
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for degree < 1 or cfg_rank outside
+ *         0..degree-1.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_dispatch(const diffcoll_cfg_policy_t* policy,
+                                                     int32_t degree, int32_t cfg_rank,
+                                                     int32_t* branches, int32_t capacity,
+                                                     int32_t* count);
+
+/**
+ * Combine all the predictions on this process ("serial" CFG).
+ *
+ * @param preds     num_preds (= number of branches) tensors in branch order,
+ *                  same shape and dtype as `out`, any strides.
+ * @param out       receives the combined, post-processed prediction; any
+ *                  non-overlapping strides; may be one of `preds` (in place).
+ * @param step      denoising step index (>= 0), for zero_init_steps.
+ * @param stream    cudaStream_t for CUDA tensors; ignored for host tensors
+ *                  (pass NULL). Host calls return when the result is written.
+ * Not collective; thread-safe for distinct outputs.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_policy_t* policy,
+                                                           const diffcoll_tensor_t* preds,
+                                                           int32_t num_preds,
+                                                           const diffcoll_tensor_t* out,
+                                                           int32_t step, void* stream);
+
+/**
+ * Combine predictions spread over the ranks of a CFG group ("CFG-parallel").
+ * Collective over `comm`, whose size is the CFG degree and whose rank is the
+ * CFG rank; every rank passes the same policy, shape, dtype and step
+ * (strides may differ between ranks), and leaves the same combined,
+ * post-processed prediction in its `out`.
+ *
+ * Each rank writes the PARALLEL-order weighted sum of its branches (negative
+ * zeros if it has none: no dummy forward) into a dense image of `out`, and one
+ * sum all-reduce over `comm` combines them. Guidance rescale and normalization
+ * need statistics of the cond branch only: its rank computes them per sample,
+ * and one all-reduce of B x 2 doubles shares them (whole tensors never
+ * move for them). CFG-zero* needs <cond, uncond> per sample: when one rank
+ * holds both (degree 1, or d < n, see diffcoll_cfg_dispatch) it computes the
+ * scale itself and nothing more moves; otherwise no per-sample scalars can
+ * give an inner product of tensors on different ranks, so the ranks all-gather
+ * the predictions (each receives the d - 1 others' blocks: with d = 2 as many
+ * bytes as the all-reduce it replaces, (d-1)/(2(d-1)/d) = d/2 times more for
+ * larger d) and every rank runs the serial combine locally.
+ *
+ * Serial and parallel results agree BITWISE when the policy's order is
+ * DIFFCOLL_CFG_ORDER_PARALLEL and either one rank holds every branch
+ * (degree 1, or a single branch) or every rank holds at most one branch and at
+ * most two ranks hold branches (n <= 2 <= d, e.g. d == n == 2): a sum of two
+ * values is the same in either order, and ranks without a branch add -0, the
+ * exact identity, whatever order the all-reduce adds in. The all-gather path
+ * (CFG-zero* with cond and uncond on different ranks) agrees bitwise in both
+ * orders and at any degree. Otherwise (SERIAL order, a rank with several
+ * branches among several holders, or more than two ranks holding branches:
+ * the ring all-reduce then associates the sum differently from branch index
+ * order) they agree within the dtype's rounding error, a few units in the
+ * last place of the largest term w_i * pred_i.
+ *
+ * @param comm         the CFG group.
+ * @param local_preds  this rank's predictions, in the order
+ *                     diffcoll_cfg_dispatch(policy, size, rank) lists their
+ *                     branches; may be NULL when local_count is 0.
+ * @param local_count  number of local predictions; must equal the dispatch
+ *                     count (DIFFCOLL_ERR_INVALID_ARGUMENT otherwise).
+ * @param out          receives the combined prediction; may be one of
+ *                     `local_preds` (in place).
+ * @param step         denoising step index (>= 0), the same on every rank;
+ *                     while step < zero_init_steps nothing is communicated.
+ * @param stream       cudaStream_t for CUDA tensors; NULL for host tensors.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_parallel(diffcoll_comm_t* comm,
+                                                             const diffcoll_cfg_policy_t* policy,
+                                                             const diffcoll_tensor_t* local_preds,
+                                                             int32_t local_count,
+                                                             const diffcoll_tensor_t* out,
+                                                             int32_t step, void* stream);
 
 /* @@section-end@@ (capabilities added later go above this line) */
 
