@@ -643,6 +643,198 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_parallel(diffcoll_comm_t* co
                                                              const diffcoll_tensor_t* out,
                                                              int32_t step, void* stream);
 
+/* ------------------------------------------------------------------------ */
+/* Halo exchange and slabs (spatially parallel VAE decoding)                 */
+/*                                                                           */
+/* Ranks hold consecutive slabs of one activation, split along one tensor    */
+/* axis (a 1-D chain of ranks) or two (a 2-D grid, rows x cols, row-major    */
+/* over the communicator's ranks: rank = row * cols + col), each inside a    */
+/* caller-allocated "padded" tensor: the slab (the interior) surrounded by   */
+/* halo rows. An exchange fills every rank's halo so that its padded tensor  */
+/* equals the matching window of the whole tensor padded once (by the        */
+/* boundary modes below, along the row axis and the col axis). A convolution */
+/* of each padded slab then gives exactly the rows of the convolution of the */
+/* whole padded tensor. Slabs may be uneven (see diffcoll_split_extent).     */
+/* ------------------------------------------------------------------------ */
+
+/** How the halo beyond an end of the rank grid is filled. Values are fixed. */
+typedef enum diffcoll_halo_boundary_t {
+  /** Zeros (a convolution's zero padding). */
+  DIFFCOLL_HALO_ZEROS = 0,
+  /** Copies of the edge row of the interior (torch's 'replicate' padding). */
+  DIFFCOLL_HALO_REPLICATE = 1,
+  /** The rows next to the edge row, mirrored; the edge row itself is not
+   * repeated (torch's 'reflect' padding): needs an interior of at least
+   * width + 1 rows on the edge rank. */
+  DIFFCOLL_HALO_REFLECT = 2,
+  /** Wrap around: the halo comes from the rank at the other end of the grid
+   * (torch's 'circular' padding); on a grid of one rank along that axis, from
+   * the far end of the rank's own interior. Must be set at both ends of an
+   * axis. */
+  DIFFCOLL_HALO_CIRCULAR = 3,
+  /** Leave the halo memory as it is: diffcoll never writes it. */
+  DIFFCOLL_HALO_UNTOUCHED = 4
+} diffcoll_halo_boundary_t;
+
+/** An opaque halo exchange plan: a rank grid over one communicator, the split
+ * axes, halo widths and boundary modes. Independent of tensor shapes: one plan
+ * serves every tensor (every layer) with the same halo geometry. */
+typedef struct diffcoll_halo_plan diffcoll_halo_plan_t;
+
+/**
+ * Geometry of a halo exchange. Always start from DIFFCOLL_HALO_CONFIG_INIT so
+ * that fields added later get their defaults. "Rows" is the first grid axis
+ * and "cols" the second, whatever tensor dimensions they split (H and W, or
+ * T for a temporal chain). An axis whose grid extent is 1 and whose widths
+ * are 0 is not used; an axis with a grid extent of 1 and nonzero widths is
+ * padded by its boundary modes alone (CIRCULAR wraps within the rank).
+ */
+typedef struct diffcoll_halo_config_t {
+  /** sizeof(diffcoll_halo_config_t) as the caller compiled it. */
+  size_t struct_size;
+  /** Ranks along the row axis; 0 (the default): the communicator's size
+   * divided by grid_cols. grid_rows * grid_cols must equal that size. */
+  int32_t grid_rows;
+  /** Ranks along the col axis; 1 (the default) for a 1-D chain. */
+  int32_t grid_cols;
+  /** Tensor dimension split by the rows; negative counts from the end
+   * (default -2: H of NCHW and NCTHW). */
+  int32_t row_axis;
+  /** Tensor dimension split by the cols; negative counts from the end
+   * (default -1: W). Must differ from row_axis when both axes are used. */
+  int32_t col_axis;
+  /** Halo rows before the interior along the row axis (default 1), >= 0. */
+  int32_t row_before;
+  /** Halo rows after the interior along the row axis (default 1), >= 0. A
+   * causal convolution uses row_before = k - 1, row_after = 0. */
+  int32_t row_after;
+  /** Halo rows before the interior along the col axis (default 0), >= 0. */
+  int32_t col_before;
+  /** Halo rows after the interior along the col axis (default 0), >= 0. */
+  int32_t col_after;
+  /** diffcoll_halo_boundary_t before the first grid row (default ZEROS). */
+  int32_t row_boundary_before;
+  /** diffcoll_halo_boundary_t after the last grid row (default ZEROS). */
+  int32_t row_boundary_after;
+  /** diffcoll_halo_boundary_t before the first grid column (default ZEROS). */
+  int32_t col_boundary_before;
+  /** diffcoll_halo_boundary_t after the last grid column (default ZEROS). */
+  int32_t col_boundary_after;
+  /** 1 (the default): fill the four corner blocks of a 2-D halo (from the
+   * diagonal neighbours, or by the boundary modes); 0: never write them (for
+   * stencils that do not read corners). */
+  int32_t exchange_corners;
+} diffcoll_halo_config_t;
+
+/** Default halo geometry: a 1-D chain over all ranks along dimension -2 with
+ * one halo row on each side and zero boundaries. */
+#define DIFFCOLL_HALO_CONFIG_INIT                                         \
+  {sizeof(diffcoll_halo_config_t), 0, 1, -2, -1, 1, 1, 0, 0,              \
+   DIFFCOLL_HALO_ZEROS, DIFFCOLL_HALO_ZEROS, DIFFCOLL_HALO_ZEROS,          \
+   DIFFCOLL_HALO_ZEROS, 1}
+
+/**
+ * Create a halo plan on `comm` (local: not collective, no communication).
+ * Every rank of `comm` creates one with the same config. Validates the
+ * config: grid_rows * grid_cols == comm size, widths >= 0, known boundary
+ * modes, CIRCULAR at both ends of an axis or neither, distinct axes. The plan
+ * refers to `comm`, which must outlive it; it is used, like `comm`, by one
+ * thread at a time.
+ *
+ * @param config NULL for DIFFCOLL_HALO_CONFIG_INIT.
+ * @param out    receives the plan; set to NULL on failure.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_halo_plan_create(diffcoll_comm_t* comm,
+                                                         const diffcoll_halo_config_t* config,
+                                                         diffcoll_halo_plan_t** out);
+
+/** Destroy a plan (local). NULL is accepted; a plan that was already
+ * destroyed gives DIFFCOLL_ERR_INVALID_HANDLE. */
+DIFFCOLL_API diffcoll_status_t diffcoll_halo_plan_destroy(diffcoll_halo_plan_t* plan);
+
+/**
+ * Fill the halo of `padded` from the neighbouring ranks. Collective over the
+ * plan's communicator.
+ *
+ * `padded` is this rank's slab with its halo: along the row axis it has
+ * row_before + L + row_after rows, where the L interior rows are the rank's
+ * slab (L may differ between ranks: uneven splits); likewise along the col
+ * axis. Every other dimension, the dtype and the memory layout (strides up to
+ * the split extents) are the same on every rank; ranks in one grid row hold
+ * the same number of rows, ranks in one grid column the same number of
+ * columns. The interior is read, never written or copied. After the call, the
+ * halo equals the matching rows of the whole tensor padded once along both
+ * axes by the boundary modes; corners come from the diagonal neighbours.
+ * Where two boundary rules meet in a corner, UNTOUCHED wins over ZEROS and
+ * ZEROS over the others. Ranks at an end of the grid fill that side locally
+ * and send nothing toward it.
+ *
+ * A halo block that is one contiguous run of memory (e.g. channels-last rows
+ * of a batch-1 activation split along H) is sent from and received into the
+ * caller's memory; other blocks are packed into staging (one batched pack)
+ * and unpacked from it (one batched unpack). All transfers are one grouped
+ * exchange. On CUDA tensors the call is stream-ordered on `stream` and does
+ * not synchronise the host; staging is reused across calls (reserve it with
+ * diffcoll_comm_reserve before capturing a graph).
+ *
+ * Errors (DIFFCOLL_ERR_INVALID_ARGUMENT): a split axis outside the tensor, a
+ * padded extent smaller than its widths, a halo wider than the interior of
+ * the neighbour that supplies it (the rows would have to come from two ranks
+ * away), an interior too small for REFLECT / REPLICATE / one-rank CIRCULAR, an
+ * overlapping tensor. As for every collective, these are found by the rank
+ * whose tensor has them, and its peers are left waiting for its transfers
+ * (host tensors: until the communicator's timeout); with DIFFCOLL_CHECK=1
+ * (config.check) every rank reports every rank's error at once, and ranks
+ * that pass differing configs, dtypes, layouts or extents get
+ * DIFFCOLL_ERR_MISMATCH.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_halo_exchange(diffcoll_halo_plan_t* plan,
+                                                      const diffcoll_tensor_t* padded,
+                                                      void* stream);
+
+/**
+ * Copy `input` (this rank's slab, unpadded) into the interior of
+ * `padded_output`, then exchange as diffcoll_halo_exchange. For callers that
+ * cannot allocate the padded buffer ahead. The copy is one raw copy when both
+ * are contiguous in the output's memory order, else one unpack (or pack) when
+ * one of them is, else a pack and an unpack through staging.
+ * `input` must have the interior's shape and must not overlap the output,
+ * unless it is the output's interior itself (then nothing is copied).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_halo_exchange_into(diffcoll_halo_plan_t* plan,
+                                                           const diffcoll_tensor_t* input,
+                                                           const diffcoll_tensor_t* padded_output,
+                                                           void* stream);
+
+/**
+ * Slab `index` of `parts` nearly equal slabs of `extent` rows (the rule of
+ * torch.tensor_split): the first extent % parts slabs have
+ * extent / parts + 1 rows, the others extent / parts; slab i starts where
+ * slab i - 1 ends. Slabs are empty when extent < parts and index >= extent.
+ * (torch.chunk differs: it gives ceil(extent / parts) rows to every slab but
+ * the last and may return fewer slabs.) Thread-safe, local.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_split_extent(int64_t extent, int32_t parts,
+                                                     int32_t index, int64_t* start,
+                                                     int64_t* length);
+
+/**
+ * Reassemble the slabs of all ranks along `axis`: rank r's `slab` holds the
+ * rows diffcoll_split_extent(whole.shape[axis], comm size, r) of the whole
+ * and equals `whole` in every other dimension. `root` >= 0: the slabs are
+ * written into root's `whole` (NULL elsewhere is fine); root == -1: into
+ * every rank's `whole`. Collective. Slab and whole may have any strides;
+ * slabs travel in row-major order, straight from / into memory where
+ * contiguous, packed otherwise, as one grouped exchange of point-to-point
+ * transfers (no padding to equal blocks). A rank's slab may be its own place
+ * in its `whole` (then it is not copied).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
+                                                     const diffcoll_tensor_t* slab,
+                                                     const diffcoll_tensor_t* whole,
+                                                     int32_t axis, int32_t root,
+                                                     void* stream);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 
 #ifdef __cplusplus
