@@ -8,7 +8,7 @@ packages=(
   libgloo-dev libhiredis-dev redis-server   # host backend, Redis rendezvous store
   libgtest-dev libgmock-dev                 # C++ tests
   swig python3-dev python3-numpy python3-pytest golang-go bindgen   # bindings
-  doxygen abigail-tools lintian rpm dpkg-dev                        # packaging, ABI
+  doxygen abigail-tools lintian rpm dpkg-dev file binutils        # packaging, ABI
 )
 command -v cargo >/dev/null 2>&1 || packages+=(cargo)
 

@@ -836,6 +836,226 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
                                                      void* stream);
 
 /* @@section-end@@ (capabilities added later go above this line) */
+/* The function table below stays last; new functions append their pointers. */
+
+/* ------------------------------------------------------------------------ */
+/* Function table (for programs that dlopen the library)                    */
+/* ------------------------------------------------------------------------ */
+
+/** Version 1 of the function table diffcoll_get_api returns: the only table
+ * version of ABI 0 (libdiffcoll.so.0). */
+#define DIFFCOLL_API_VERSION_1 1
+
+/**
+ * Every entry point of the library as a function pointer, so that a program
+ * that dlopen()s libdiffcoll.so.0 needs a single dlsym("diffcoll_get_api").
+ *
+ * Layout rules (they keep old callers working with new libraries and new
+ * callers with old ones):
+ *  - struct_size and version come first, then one pointer per public
+ *    function, in the order the functions are declared in this header; each
+ *    field is named after its function. diffcoll_get_api has no field.
+ *  - Fields are only ever appended at the end: never removed, reordered or
+ *    retyped. The table version stays DIFFCOLL_API_VERSION_1 for as long as
+ *    the soname is libdiffcoll.so.0. A function added to this header gets its
+ *    pointer appended here (and set in capi/api_table.cc). This section
+ *    stays the last of the header, so that the types every field uses are
+ *    declared above it.
+ *  - A table from an older library may end before fields this header
+ *    declares: check DIFFCOLL_API_HAS(table, field) before calling a function
+ *    newer than the oldest library you support.
+ *
+ * The table is read-only and owned by the library.
+ */
+typedef struct diffcoll_api_t {
+  /** sizeof(diffcoll_api_t) as the library was compiled: the table holds
+   * exactly the fields that end within struct_size bytes. */
+  size_t struct_size;
+  /** Version of the table layout: DIFFCOLL_API_VERSION_1. */
+  uint32_t version;
+  /** Points to diffcoll_version(). */
+  uint32_t (*diffcoll_version)(void);
+  /** Points to diffcoll_status_string(). */
+  const char* (*diffcoll_status_string)(diffcoll_status_t status);
+  /** Points to diffcoll_last_error(). */
+  const char* (*diffcoll_last_error)(void);
+  /** Points to diffcoll_comm_create(). */
+  diffcoll_status_t (*diffcoll_comm_create)(const char* rendezvous, int32_t rank,
+                                            int32_t size,
+                                            const diffcoll_config_t* config,
+                                            diffcoll_comm_t** out);
+  /** Points to diffcoll_comm_create_from_env(). */
+  diffcoll_status_t (*diffcoll_comm_create_from_env)(const diffcoll_config_t* config,
+                                                     diffcoll_comm_t** out);
+  /** Points to diffcoll_comm_split(). */
+  diffcoll_status_t (*diffcoll_comm_split)(diffcoll_comm_t* parent, int32_t color,
+                                           int32_t key, diffcoll_comm_t** out);
+  /** Points to diffcoll_comm_create_group(). */
+  diffcoll_status_t (*diffcoll_comm_create_group)(diffcoll_comm_t* parent,
+                                                  const int32_t* ranks, int32_t count,
+                                                  diffcoll_comm_t** out);
+  /** Points to diffcoll_comm_wrap_nccl(). */
+  diffcoll_status_t (*diffcoll_comm_wrap_nccl)(void* nccl_comm, const char* rendezvous,
+                                               const diffcoll_config_t* config,
+                                               diffcoll_comm_t** out);
+  /** Points to diffcoll_comm_destroy(). */
+  diffcoll_status_t (*diffcoll_comm_destroy)(diffcoll_comm_t* comm);
+  /** Points to diffcoll_comm_size(). */
+  diffcoll_status_t (*diffcoll_comm_size)(const diffcoll_comm_t* comm, int32_t* size);
+  /** Points to diffcoll_comm_rank(). */
+  diffcoll_status_t (*diffcoll_comm_rank)(const diffcoll_comm_t* comm, int32_t* rank);
+  /** Points to diffcoll_comm_global_rank(). */
+  diffcoll_status_t (*diffcoll_comm_global_rank)(const diffcoll_comm_t* comm,
+                                                 int32_t local_rank,
+                                                 int32_t* global_rank);
+  /** Points to diffcoll_comm_reserve(). */
+  diffcoll_status_t (*diffcoll_comm_reserve)(diffcoll_comm_t* comm, size_t bytes);
+  /** Points to diffcoll_comm_get_stats(). */
+  diffcoll_status_t (*diffcoll_comm_get_stats)(const diffcoll_comm_t* comm,
+                                               diffcoll_stats_t* stats);
+  /** Points to diffcoll_comm_reset_stats(). */
+  diffcoll_status_t (*diffcoll_comm_reset_stats)(diffcoll_comm_t* comm);
+  /** Points to diffcoll_all_reduce(). */
+  diffcoll_status_t (*diffcoll_all_reduce)(diffcoll_comm_t* comm,
+                                           const diffcoll_tensor_t* tensor, int32_t op,
+                                           double scalar, void* stream);
+  /** Points to diffcoll_broadcast(). */
+  diffcoll_status_t (*diffcoll_broadcast)(diffcoll_comm_t* comm,
+                                          const diffcoll_tensor_t* tensor, int32_t root,
+                                          void* stream);
+  /** Points to diffcoll_reduce(). */
+  diffcoll_status_t (*diffcoll_reduce)(diffcoll_comm_t* comm,
+                                       const diffcoll_tensor_t* tensor, int32_t op,
+                                       double scalar, int32_t root, void* stream);
+  /** Points to diffcoll_all_gather(). */
+  diffcoll_status_t (*diffcoll_all_gather)(diffcoll_comm_t* comm,
+                                           const diffcoll_tensor_t* input,
+                                           const diffcoll_tensor_t* output,
+                                           int32_t axis, void* stream);
+  /** Points to diffcoll_reduce_scatter(). */
+  diffcoll_status_t (*diffcoll_reduce_scatter)(diffcoll_comm_t* comm,
+                                               const diffcoll_tensor_t* input,
+                                               const diffcoll_tensor_t* output,
+                                               int32_t axis, int32_t op, double scalar,
+                                               void* stream);
+  /** Points to diffcoll_all_to_all(). */
+  diffcoll_status_t (*diffcoll_all_to_all)(diffcoll_comm_t* comm,
+                                           const diffcoll_tensor_t* input,
+                                           const diffcoll_tensor_t* output,
+                                           int32_t scatter_axis, int32_t gather_axis,
+                                           void* stream);
+  /** Points to diffcoll_gather(). */
+  diffcoll_status_t (*diffcoll_gather)(diffcoll_comm_t* comm,
+                                       const diffcoll_tensor_t* input,
+                                       const diffcoll_tensor_t* output, int32_t axis,
+                                       int32_t root, void* stream);
+  /** Points to diffcoll_scatter(). */
+  diffcoll_status_t (*diffcoll_scatter)(diffcoll_comm_t* comm,
+                                        const diffcoll_tensor_t* input,
+                                        const diffcoll_tensor_t* output, int32_t axis,
+                                        int32_t root, void* stream);
+  /** Points to diffcoll_send(). */
+  diffcoll_status_t (*diffcoll_send)(diffcoll_comm_t* comm,
+                                     const diffcoll_tensor_t* tensor, int32_t peer,
+                                     void* stream);
+  /** Points to diffcoll_recv(). */
+  diffcoll_status_t (*diffcoll_recv)(diffcoll_comm_t* comm,
+                                     const diffcoll_tensor_t* tensor, int32_t peer,
+                                     void* stream);
+  /** Points to diffcoll_group_start(). */
+  diffcoll_status_t (*diffcoll_group_start)(diffcoll_comm_t* comm);
+  /** Points to diffcoll_group_end(). */
+  diffcoll_status_t (*diffcoll_group_end)(diffcoll_comm_t* comm);
+  /** Points to diffcoll_barrier(). */
+  diffcoll_status_t (*diffcoll_barrier)(diffcoll_comm_t* comm, void* stream);
+  /** Points to diffcoll_cfg_policy_create(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_create)(const diffcoll_cfg_branch_t* branches,
+                                                  int32_t num_branches, int32_t base,
+                                                  const diffcoll_cfg_term_t* terms,
+                                                  int32_t num_terms,
+                                                  const diffcoll_cfg_options_t* options,
+                                                  diffcoll_cfg_policy_t** out);
+  /** Points to diffcoll_cfg_policy_destroy(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_destroy)(diffcoll_cfg_policy_t* policy);
+  /** Points to diffcoll_cfg_policy_num_branches(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_num_branches)(const diffcoll_cfg_policy_t* policy,
+                                                        int32_t* num_branches);
+  /** Points to diffcoll_cfg_policy_branch(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_branch)(const diffcoll_cfg_policy_t* policy,
+                                                  int32_t index, const char** name,
+                                                  int32_t* role);
+  /** Points to diffcoll_cfg_policy_find_branch(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_find_branch)(const diffcoll_cfg_policy_t* policy,
+                                                       const char* name,
+                                                       int32_t* index);
+  /** Points to diffcoll_cfg_policy_weights(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_weights)(const diffcoll_cfg_policy_t* policy,
+                                                   double* weights, int32_t count);
+  /** Points to diffcoll_cfg_policy_get_options(). */
+  diffcoll_status_t (*diffcoll_cfg_policy_get_options)(const diffcoll_cfg_policy_t* policy,
+                                                       diffcoll_cfg_options_t* options);
+  /** Points to diffcoll_cfg_dispatch(). */
+  diffcoll_status_t (*diffcoll_cfg_dispatch)(const diffcoll_cfg_policy_t* policy,
+                                             int32_t degree, int32_t cfg_rank,
+                                             int32_t* branches, int32_t capacity,
+                                             int32_t* count);
+  /** Points to diffcoll_cfg_combine_serial(). */
+  diffcoll_status_t (*diffcoll_cfg_combine_serial)(const diffcoll_cfg_policy_t* policy,
+                                                   const diffcoll_tensor_t* preds,
+                                                   int32_t num_preds,
+                                                   const diffcoll_tensor_t* out,
+                                                   int32_t step, void* stream);
+  /** Points to diffcoll_cfg_combine_parallel(). */
+  diffcoll_status_t (*diffcoll_cfg_combine_parallel)(diffcoll_comm_t* comm,
+                                                     const diffcoll_cfg_policy_t* policy,
+                                                     const diffcoll_tensor_t* local_preds,
+                                                     int32_t local_count,
+                                                     const diffcoll_tensor_t* out,
+                                                     int32_t step, void* stream);
+  /** Points to diffcoll_halo_plan_create(). */
+  diffcoll_status_t (*diffcoll_halo_plan_create)(diffcoll_comm_t* comm,
+                                                 const diffcoll_halo_config_t* config,
+                                                 diffcoll_halo_plan_t** out);
+  /** Points to diffcoll_halo_plan_destroy(). */
+  diffcoll_status_t (*diffcoll_halo_plan_destroy)(diffcoll_halo_plan_t* plan);
+  /** Points to diffcoll_halo_exchange(). */
+  diffcoll_status_t (*diffcoll_halo_exchange)(diffcoll_halo_plan_t* plan,
+                                              const diffcoll_tensor_t* padded,
+                                              void* stream);
+  /** Points to diffcoll_halo_exchange_into(). */
+  diffcoll_status_t (*diffcoll_halo_exchange_into)(diffcoll_halo_plan_t* plan,
+                                                   const diffcoll_tensor_t* input,
+                                                   const diffcoll_tensor_t* padded_output,
+                                                   void* stream);
+  /** Points to diffcoll_split_extent(). */
+  diffcoll_status_t (*diffcoll_split_extent)(int64_t extent, int32_t parts,
+                                             int32_t index, int64_t* start,
+                                             int64_t* length);
+  /** Points to diffcoll_gather_slabs(). */
+  diffcoll_status_t (*diffcoll_gather_slabs)(diffcoll_comm_t* comm,
+                                             const diffcoll_tensor_t* slab,
+                                             const diffcoll_tensor_t* whole,
+                                             int32_t axis, int32_t root, void* stream);
+} diffcoll_api_t;
+
+/** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the
+ * function pointer `field`, i.e. the loaded library provides that function. */
+#define DIFFCOLL_API_HAS(table, field) \
+  ((table)->struct_size >= offsetof(diffcoll_api_t, field) + sizeof((table)->field))
+
+/**
+ * Get the library's table of function pointers. Thread-safe.
+ *
+ * @param version the table version the caller was written for:
+ *                DIFFCOLL_API_VERSION_1.
+ * @param table   receives the library's table, read-only and valid for as
+ *                long as the library stays loaded; set to NULL on failure.
+ * @return DIFFCOLL_ERR_VERSION if this library does not provide `version`,
+ *         DIFFCOLL_ERR_INVALID_ARGUMENT if `table` is NULL.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_get_api(uint32_t version,
+                                                const diffcoll_api_t** table);
+
 
 #ifdef __cplusplus
 } /* extern "C" */
