@@ -1,0 +1,3 @@
+module diffcoll.dev/diffcoll
+
+go 1.18

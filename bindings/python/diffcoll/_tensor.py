@@ -1,0 +1,300 @@
+"""Describing Python tensors to the library without copying them.
+
+Accepted, in this order of preference:
+
+1. :class:`Tensor`, a raw description (address, dtype, shape, strides, device);
+2. anything with ``__dlpack__`` (numpy >= 1.22, PyTorch, CuPy, JAX, ...): the
+   capsule is parsed in place (never consumed, so the producer keeps
+   ownership) and kept alive for the duration of the call;
+3. anything with ``__cuda_array_interface__`` (PyTorch, CuPy, Numba);
+4. anything with ``__array_interface__`` (numpy and look-alikes).
+
+Strides may be anything the library accepts (transposed, sliced, negative,
+zero); byte strides of the array interfaces are converted to element strides
+and rejected with :class:`InvalidArgumentError` when they are not a multiple
+of the element size. Nothing is ever copied: results land in the caller's
+memory.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from ._errors import InvalidArgumentError, UnsupportedError
+from ._native import c
+from ._types import DeviceType, DType
+
+#: Anything the collectives accept as a tensor (see the module docstring).
+TensorLike = Any
+
+#: A CUDA stream: None (the legacy default stream), an integer cudaStream_t,
+#: or an object with a ``cuda_stream`` (PyTorch) or ``ptr`` (CuPy) attribute.
+StreamLike = Any
+
+# DLPack device types and (code, bits) of its data types.
+_DL_CPU, _DL_CUDA, _DL_CUDA_HOST, _DL_CUDA_MANAGED = 1, 2, 3, 13
+_DL_DTYPES = {
+    (0, 8): DType.INT8,
+    (0, 32): DType.INT32,
+    (0, 64): DType.INT64,
+    (1, 8): DType.UINT8,
+    (2, 16): DType.FLOAT16,
+    (2, 32): DType.FLOAT32,
+    (2, 64): DType.FLOAT64,
+    (4, 16): DType.BFLOAT16,
+}
+# Array-interface type strings (without the byte-order character).
+_TYPESTR = {
+    "f2": DType.FLOAT16,
+    "f4": DType.FLOAT32,
+    "f8": DType.FLOAT64,
+    "i1": DType.INT8,
+    "u1": DType.UINT8,
+    "i4": DType.INT32,
+    "i8": DType.INT64,
+}
+_DTYPE_NAMES = {
+    "float16": DType.FLOAT16,
+    "half": DType.FLOAT16,
+    "bfloat16": DType.BFLOAT16,
+    "float32": DType.FLOAT32,
+    "float": DType.FLOAT32,
+    "float64": DType.FLOAT64,
+    "double": DType.FLOAT64,
+    "int8": DType.INT8,
+    "uint8": DType.UINT8,
+    "int32": DType.INT32,
+    "int64": DType.INT64,
+}
+_NATIVE = "<" if sys.byteorder == "little" else ">"
+
+
+def to_dtype(dtype: Union[DType, int, str, Any]) -> DType:
+    """Converts a :class:`DType`, its value, a name ("float32", "bfloat16") or
+    a numpy dtype to a :class:`DType`."""
+    if isinstance(dtype, DType):
+        return dtype
+    if isinstance(dtype, int):
+        return DType(dtype)
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", str(dtype))
+    try:
+        return _DTYPE_NAMES[str(name).lower()]
+    except KeyError:
+        raise InvalidArgumentError(f"dtype {dtype!r} is not supported by diffcoll") from None
+
+
+def stream_handle(stream: StreamLike) -> Optional[int]:
+    """The integer cudaStream_t of ``stream`` (None for the default stream)."""
+    if stream is None:
+        return None
+    if isinstance(stream, int):
+        return stream or None
+    for attr in ("cuda_stream", "ptr", "handle"):
+        value = getattr(stream, attr, None)
+        if isinstance(value, int):
+            return value or None
+    raise InvalidArgumentError(
+        f"stream {stream!r}: expected None, an int cudaStream_t or an object with "
+        "a .cuda_stream (PyTorch) or .ptr (CuPy) attribute"
+    )
+
+
+def _contiguous_strides(shape: Sequence[int]) -> Tuple[int, ...]:
+    strides = [0] * len(shape)
+    step = 1
+    for d in range(len(shape) - 1, -1, -1):
+        strides[d] = step
+        step *= max(int(shape[d]), 1)
+    return tuple(strides)
+
+
+class Tensor:
+    """A tensor described by its address, for memory without an array protocol.
+
+    Args:
+        data: address of the element at index (0, ..., 0).
+        dtype: a :class:`DType`, its name or a numpy dtype.
+        shape: extent of each dimension (at most DIFFCOLL_MAX_DIMS).
+        strides: step between neighbours of each dimension, in **elements**
+            (not bytes); None for C-contiguous.
+        device: :attr:`DeviceType.CPU` or :attr:`DeviceType.CUDA`.
+        device_id: CUDA ordinal (ignored for CPU tensors).
+        readonly: refuse to use this tensor as an output.
+        owner: any object to keep alive as long as this description.
+    """
+
+    __slots__ = ("data", "dtype", "shape", "strides", "device", "device_id", "readonly", "owner")
+
+    def __init__(
+        self,
+        data: int,
+        dtype: Union[DType, int, str, Any],
+        shape: Sequence[int],
+        strides: Optional[Sequence[int]] = None,
+        device: Union[DeviceType, int] = DeviceType.CPU,
+        device_id: int = 0,
+        readonly: bool = False,
+        owner: Any = None,
+    ) -> None:
+        self.data = int(data)
+        self.dtype = to_dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self.strides = (
+            _contiguous_strides(self.shape) if strides is None else tuple(int(s) for s in strides)
+        )
+        if len(self.strides) != len(self.shape):
+            raise InvalidArgumentError(
+                f"Tensor: {len(self.shape)} dimensions but {len(self.strides)} strides"
+            )
+        self.device = DeviceType(device)
+        self.device_id = int(device_id)
+        self.readonly = bool(readonly)
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return (
+            f"Tensor(data=0x{self.data:x}, dtype={self.dtype.name}, shape={self.shape}, "
+            f"strides={self.strides}, device={self.device.name}:{self.device_id})"
+        )
+
+
+def _raw(t: Tensor, what: str) -> Any:
+    if len(t.shape) > c.DIFFCOLL_MAX_DIMS:
+        raise InvalidArgumentError(
+            f"{what}: {len(t.shape)} dimensions, diffcoll supports at most {c.DIFFCOLL_MAX_DIMS}"
+        )
+    d = c.diffcoll_tensor_t()
+    d.data = t.data
+    d.dtype = int(t.dtype)
+    d.device_type = int(t.device)
+    d.device_id = t.device_id
+    d.ndim = len(t.shape)
+    d.shape = t.shape
+    d.strides = t.strides
+    return d
+
+
+def _device_id_of(obj: Any, default: int) -> int:
+    """The CUDA ordinal of a tensor that exposes only __cuda_array_interface__."""
+    dlpack_device = getattr(obj, "__dlpack_device__", None)
+    if dlpack_device is not None:
+        try:
+            return int(dlpack_device()[1])
+        except Exception:  # noqa: BLE001 - best effort only
+            pass
+    device = getattr(obj, "device", None)
+    for attr in ("index", "id"):  # torch.device.index, cupy.cuda.Device.id
+        value = getattr(device, attr, None)
+        if isinstance(value, int):
+            return value
+    return default
+
+
+def _from_dlpack(obj: Any, what: str, stream: Optional[int]) -> Tuple[Tensor, Any]:
+    dlpack_device = getattr(obj, "__dlpack_device__", None)
+    device_type = int(dlpack_device()[0]) if dlpack_device is not None else _DL_CPU
+    if device_type in (_DL_CUDA, _DL_CUDA_MANAGED):
+        # The producer makes its work visible on `stream` (None: legacy default).
+        try:
+            capsule = obj.__dlpack__(stream=stream)
+        except TypeError:  # producers that predate the stream argument
+            capsule = obj.__dlpack__()
+    else:
+        capsule = obj.__dlpack__()
+    data, dl_type, dl_id, code, bits, lanes, shape, strides = c.diffcoll_swig_dlpack_describe(capsule)
+    if lanes != 1 or (code, bits) not in _DL_DTYPES:
+        raise InvalidArgumentError(
+            f"{what}: DLPack dtype (code={code}, bits={bits}, lanes={lanes}) is not supported by diffcoll"
+        )
+    if dl_type in (_DL_CPU, _DL_CUDA_HOST):
+        device, device_id = DeviceType.CPU, 0
+    elif dl_type in (_DL_CUDA, _DL_CUDA_MANAGED):
+        device, device_id = DeviceType.CUDA, dl_id
+    else:
+        raise UnsupportedError(f"{what}: DLPack device type {dl_type} is neither CPU nor CUDA")
+    # The capsule is not consumed: it owns the export and must outlive the call.
+    tensor = Tensor(data, _DL_DTYPES[(code, bits)], shape, strides, device, device_id, owner=capsule)
+    return tensor, (obj, capsule)
+
+
+def _from_interface(
+    obj: Any, iface: dict, device: DeviceType, what: str, writable: bool, cuda_device: int
+) -> Tuple[Tensor, Any]:
+    if iface.get("mask") is not None:
+        raise InvalidArgumentError(f"{what}: masked arrays are not supported")
+    data = iface.get("data")
+    if not isinstance(data, tuple):
+        raise InvalidArgumentError(
+            f"{what}: an array interface without a (pointer, readonly) data tuple is not supported"
+        )
+    address, readonly = data
+    if writable and readonly:
+        raise InvalidArgumentError(f"{what} is read-only but the operation writes to it")
+    typestr = iface["typestr"]
+    order, code = typestr[0], typestr[1:]
+    if order not in ("|", "=", _NATIVE) and code not in ("i1", "u1"):
+        raise InvalidArgumentError(f"{what}: byte order of dtype {typestr!r} is not the machine's")
+    dtype = _TYPESTR.get(code)
+    if dtype is None and code == "V2" and getattr(getattr(obj, "dtype", None), "name", "") == "bfloat16":
+        dtype = DType.BFLOAT16  # ml_dtypes.bfloat16
+    if dtype is None:
+        raise InvalidArgumentError(f"{what}: dtype {typestr!r} is not supported by diffcoll")
+    shape = tuple(int(s) for s in iface["shape"])
+    byte_strides = iface.get("strides")
+    if byte_strides is None:
+        strides: Optional[Tuple[int, ...]] = None
+    else:
+        itemsize = dtype.itemsize
+        bad = [s for s in byte_strides if s % itemsize]
+        if bad:
+            raise InvalidArgumentError(
+                f"{what}: byte strides {tuple(byte_strides)} are not multiples of the "
+                f"element size {itemsize}; diffcoll needs strides in whole elements"
+            )
+        strides = tuple(int(s) // itemsize for s in byte_strides)
+    device_id = _device_id_of(obj, cuda_device) if device == DeviceType.CUDA else 0
+    return Tensor(address, dtype, shape, strides, device, device_id, bool(readonly)), obj
+
+
+def describe(
+    obj: TensorLike,
+    what: str,
+    *,
+    writable: bool,
+    stream: Optional[int] = None,
+    cuda_device: int = 0,
+) -> Tuple[Any, Any]:
+    """Returns (diffcoll_tensor_t, keepalive) for ``obj``; None gives (None, None).
+
+    ``keepalive`` must be kept until the library is done with the memory.
+    ``cuda_device`` is the ordinal assumed for __cuda_array_interface__ objects
+    that do not say which device they live on.
+    """
+    if obj is None:
+        return None, None
+    if isinstance(obj, Tensor):
+        if writable and obj.readonly:
+            raise InvalidArgumentError(f"{what} is read-only but the operation writes to it")
+        return _raw(obj, what), obj
+    dlpack_error: Optional[BaseException] = None
+    if hasattr(obj, "__dlpack__"):
+        try:
+            tensor, keep = _from_dlpack(obj, what, stream)
+            return _raw(tensor, what), keep
+        except BufferError as e:  # e.g. numpy: read-only or odd strides; try the interfaces
+            dlpack_error = e
+    cai = getattr(obj, "__cuda_array_interface__", None)
+    if cai is not None:
+        tensor, keep = _from_interface(obj, cai, DeviceType.CUDA, what, writable, cuda_device)
+        return _raw(tensor, what), keep
+    ai = getattr(obj, "__array_interface__", None)
+    if ai is not None:
+        tensor, keep = _from_interface(obj, ai, DeviceType.CPU, what, writable, cuda_device)
+        return _raw(tensor, what), keep
+    if dlpack_error is not None:
+        raise InvalidArgumentError(f"{what}: __dlpack__ failed: {dlpack_error}") from dlpack_error
+    raise InvalidArgumentError(
+        f"{what}: {type(obj).__name__} is not a tensor: expected an object with __dlpack__, "
+        "__cuda_array_interface__ or __array_interface__ (numpy, PyTorch, CuPy, JAX) "
+        "or a diffcoll.Tensor"
+    )

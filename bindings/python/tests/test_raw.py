@@ -1,0 +1,63 @@
+"""The raw SWIG module (diffcoll_c) on the CFG policy and halo helpers (which
+CfgPolicy / HaloPlan wrap): exercises the array, string and struct typemaps
+of bindings/swig/diffcoll.i directly."""
+from __future__ import annotations
+
+import numpy as np
+
+import diffcoll
+from diffcoll._native import c
+from diffcoll._tensor import describe
+
+
+def test_cfg_policy_typemaps():
+    branches = [("uncond", c.DIFFCOLL_CFG_UNCOND), ("cond", c.DIFFCOLL_CFG_COND)]
+    status, policy = c.diffcoll_cfg_policy_create(branches, 0, [(7.5, 1, 0)], None)
+    assert status == 0 and policy is not None, c.diffcoll_last_error()
+    try:
+        assert c.diffcoll_cfg_policy_num_branches(policy) == [0, 2]
+        assert c.diffcoll_cfg_policy_branch(policy, 1) == [0, "cond", c.DIFFCOLL_CFG_COND]
+        assert c.diffcoll_cfg_policy_find_branch(policy, "cond") == [0, 1]
+        status, index = c.diffcoll_cfg_policy_find_branch(policy, "nope")
+        assert status == diffcoll.Status.INVALID_ARGUMENT and index == -1
+        assert "nope" in c.diffcoll_last_error()
+        assert c.diffcoll_cfg_policy_weights(policy, 2) == [0, [-6.5, 7.5]]
+        status, indices, count = c.diffcoll_cfg_dispatch(policy, 2, 1, 4)
+        assert status == 0 and indices[:count] == [1]
+        status, options = c.diffcoll_cfg_policy_get_options(policy)
+        assert status == 0 and options.struct_size == c.diffcoll_cfg_options_t().struct_size
+        # Serial combine of numpy predictions (strided output view).
+        uncond = np.zeros((2, 3), np.float32)
+        cond = np.ones((2, 3), np.float32)
+        out = np.full((2, 6), -1, np.float32)
+        preds = [describe(uncond, "p", writable=False)[0], describe(cond, "p", writable=False)[0]]
+        o, _ = describe(out[:, ::2], "out", writable=True)
+        assert c.diffcoll_cfg_combine_serial(policy, preds, o, 0, None) == 0, c.diffcoll_last_error()
+        np.testing.assert_array_equal(out[:, ::2], 7.5)
+        np.testing.assert_array_equal(out[:, 1::2], -1)
+    finally:
+        assert c.diffcoll_cfg_policy_destroy(policy) == 0
+
+
+def test_cfg_branch_objects_and_options():
+    b = c.diffcoll_cfg_branch_t()
+    b.name = "cond"
+    b.role = c.DIFFCOLL_CFG_COND
+    b.name = "cond2"  # the old copy is freed
+    assert b.name == "cond2"
+    options = c.diffcoll_cfg_options_t()  # DIFFCOLL_CFG_OPTIONS_INIT
+    assert options.struct_size > 0 and options.order == c.DIFFCOLL_CFG_ORDER_SERIAL
+    status, policy = c.diffcoll_cfg_policy_create([b], 0, None, options)
+    assert status == 0, c.diffcoll_last_error()
+    assert c.diffcoll_cfg_policy_branch(policy, 0)[1] == "cond2"
+    assert c.diffcoll_cfg_policy_destroy(policy) == 0
+    # Bad input is reported, not crashed on.
+    status, policy = c.diffcoll_cfg_policy_create([("a", 1)], 5, None, None)
+    assert status == diffcoll.Status.INVALID_ARGUMENT and policy is None
+
+
+def test_halo_helpers():
+    status, start, length = c.diffcoll_split_extent(10, 3, 2)
+    assert status == 0 and start + length == 10 and length in (3, 4)
+    cfg = c.diffcoll_halo_config_t()  # DIFFCOLL_HALO_CONFIG_INIT
+    assert cfg.struct_size > 0 and cfg.grid_cols == 1 and cfg.exchange_corners == 1
