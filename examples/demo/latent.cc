@@ -90,6 +90,12 @@ void Latent::fill(const std::function<float(int64_t)>& fn) {
   for_each([&](int64_t index, int64_t offset) { storage_[offset] = to_bf16(fn(index)); });
 }
 
+std::vector<float> Latent::values() const {
+  std::vector<float> out(static_cast<size_t>(numel()));
+  for_each([&](int64_t index, int64_t offset) { out[index] = from_bf16(storage_[offset]); });
+  return out;
+}
+
 int64_t Latent::first_mismatch(const std::function<float(int64_t)>& fn) const {
   int64_t bad = -1;
   for_each([&](int64_t index, int64_t offset) {

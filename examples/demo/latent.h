@@ -29,6 +29,8 @@ class Latent {
   uint64_t bytes() const { return static_cast<uint64_t>(numel()) * 2; }
   // fn(logical index) gives the value stored at each element.
   void fill(const std::function<float(int64_t)>& fn);
+  // Every element's value, in logical row-major order.
+  std::vector<float> values() const;
   // The first logical index whose value differs from fn's, or -1; also -1
   // only if the padding still holds the sentinel.
   int64_t first_mismatch(const std::function<float(int64_t)>& fn) const;
