@@ -23,29 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include "example_support.h"
+
 namespace {
-
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    diffcoll_status_t s_ = (call);                                                   \
-    if (s_ != DIFFCOLL_SUCCESS) {                                                    \
-      std::fprintf(stderr, "%s failed: %s: %s\n", #call, diffcoll_status_string(s_), \
-                   diffcoll_last_error());                                           \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
-
-uint16_t to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-float from_bf16(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 diffcoll_tensor_t describe(std::vector<uint16_t>& data, const std::vector<int64_t>& shape) {
   diffcoll_tensor_t t;

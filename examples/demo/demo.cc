@@ -18,21 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "example_support.h"
 #include "latent.h"
 
 namespace {
 
 const std::vector<int64_t> kShape = {2, 16, 21, 90, 160};  // [B, C, F, H, W]
 
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    diffcoll_status_t s_ = (call);                                                   \
-    if (s_ != DIFFCOLL_SUCCESS) {                                                    \
-      std::fprintf(stderr, "%s failed: %s: %s\n", #call, diffcoll_status_string(s_), \
-                   diffcoll_last_error());                                           \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
 
 // Index arithmetic along one axis of a row-major shape: an index is
 // (outer, a, inner) with `a` the coordinate on the axis.

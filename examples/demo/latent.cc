@@ -2,23 +2,12 @@
 
 #include <cstring>
 
+#include "example_support.h"
+
 namespace {
 
 constexpr int64_t kPad = 32;
 constexpr uint16_t kSentinel = 0x7fc1;  // a NaN no computation produces
-
-uint16_t to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-float from_bf16(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 }  // namespace
 

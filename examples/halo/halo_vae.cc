@@ -24,17 +24,9 @@
 #include <thread>
 #include <vector>
 
-namespace {
+#include "example_support.h"
 
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    diffcoll_status_t s_ = (call);                                                   \
-    if (s_ != DIFFCOLL_SUCCESS) {                                                    \
-      std::fprintf(stderr, "%s failed: %s: %s\n", #call, diffcoll_status_string(s_), \
-                   diffcoll_last_error());                                           \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
+namespace {
 
 constexpr int64_t C = 8, W = 40;  // channels and width of the latent
 

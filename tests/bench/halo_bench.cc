@@ -21,17 +21,10 @@
 #include <thread>
 #include <vector>
 
+#include "example_support.h"
+
 namespace {
 
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    diffcoll_status_t s_ = (call);                                                   \
-    if (s_ != DIFFCOLL_SUCCESS) {                                                    \
-      std::fprintf(stderr, "%s failed: %s: %s\n", #call, diffcoll_status_string(s_), \
-                   diffcoll_last_error());                                           \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
 #define CUDA(call)                                                            \
   do {                                                                        \
     cudaError_t e_ = (call);                                                  \
