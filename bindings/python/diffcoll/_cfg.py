@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from ._comm import _check
+from ._handle import OwnedHandle, _check
 from ._errors import InvalidArgumentError
 from ._native import c
 from ._tensor import StreamLike, TensorLike, describe, stream_handle
@@ -90,7 +90,7 @@ class CfgOptions(NamedTuple):
     zero_init_steps: int
 
 
-class CfgPolicy:
+class CfgPolicy(OwnedHandle):
     """A CFG policy: guidance branches, a base branch and guidance terms.
 
     Example (standard CFG, ``uncond + 7.5 * (cond - uncond)``)::
@@ -214,31 +214,7 @@ class CfgPolicy:
 
     # ---------------------------------------------------------------- lifetime
 
-    def close(self) -> None:
-        """Destroys the policy. Idempotent; later calls raise InvalidHandleError."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            _check(c.diffcoll_cfg_policy_destroy(handle), "diffcoll_cfg_policy_destroy")
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._handle is None
-
-    def __enter__(self) -> "CfgPolicy":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None and c is not None:
-            try:
-                c.diffcoll_cfg_policy_destroy(handle)
-            except Exception:  # noqa: BLE001 - interpreter shutdown
-                pass
-            self._handle = None
+    _destroy_function = "diffcoll_cfg_policy_destroy"
 
     def __repr__(self) -> str:
         if self._handle is None:

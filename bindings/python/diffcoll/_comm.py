@@ -5,7 +5,8 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, Iterator, List, NamedTuple, Optional, Sequence
 
-from ._errors import InvalidArgumentError, UnsupportedError, error_for
+from ._errors import InvalidArgumentError, UnsupportedError
+from ._handle import OwnedHandle, _check
 from ._native import c
 from ._tensor import StreamLike, TensorLike, describe, stream_handle
 from ._types import ReduceOp, ReduceOpLike, to_reduce_op
@@ -16,21 +17,6 @@ if TYPE_CHECKING:
 
 #: Default bound on every blocking call, in milliseconds (the C default).
 DEFAULT_TIMEOUT_MS = 30000
-
-
-def _check(result: Any, function: str) -> List[Any]:
-    """Raises the matching DiffcollError if the call failed; returns its out-values.
-
-    The message is read with diffcoll_last_error() right away, on the thread
-    that made the call (the library keeps it per thread).
-    """
-    if isinstance(result, list):
-        status, rest = result[0], result[1:]
-    else:
-        status, rest = result, []
-    if status != c.DIFFCOLL_SUCCESS:
-        raise error_for(status, c.diffcoll_last_error(), function)
-    return rest
 
 
 def _nccl_comm_of(process_group: Any) -> int:
@@ -85,7 +71,7 @@ class Stats(NamedTuple):
     ops: int
 
 
-class Comm:
+class Comm(OwnedHandle):
     """A diffcoll communicator: a group of ranks that run collectives together.
 
     Create the world with :meth:`create` or :meth:`from_env`, derive groups
@@ -108,7 +94,7 @@ class Comm:
 
     def __init__(self, handle: Any, device_id: int = -1) -> None:
         """Wraps a raw ``diffcoll_comm_t*`` (from diffcoll_c); takes ownership."""
-        self._handle: Any = handle
+        super().__init__(handle)
         self._device_id = device_id
         self._group_keep: Optional[List[Any]] = None
 
@@ -253,33 +239,13 @@ class Comm:
 
     # ---------------------------------------------------------------- lifetime
 
+    _destroy_function = "diffcoll_comm_destroy"
+
     def close(self) -> None:
         """Destroys the communicator (not collective; peers still using it see
         RemoteError). Idempotent; later calls raise InvalidHandleError."""
-        handle, self._handle = self._handle, None
         self._group_keep = None
-        if handle is not None:
-            _check(c.diffcoll_comm_destroy(handle), "diffcoll_comm_destroy")
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._handle is None
-
-    def __enter__(self) -> "Comm":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None and c is not None:
-            try:
-                c.diffcoll_comm_destroy(handle)
-            except Exception:  # noqa: BLE001 - interpreter shutdown
-                pass
-            self._handle = None
+        super().close()
 
     def __repr__(self) -> str:
         if self._handle is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
-from ._comm import _check
+from ._handle import OwnedHandle, _check
 from ._errors import InvalidArgumentError
 from ._native import c
 from ._tensor import StreamLike, TensorLike, stream_handle
@@ -66,7 +66,7 @@ def _to_boundary(value: HaloBoundaryLike, what: str) -> int:
     return int(value)  # unknown values are the library's to report
 
 
-class HaloPlan:
+class HaloPlan(OwnedHandle):
     """A halo exchange plan over a communicator (diffcoll_halo_plan_create).
 
     Every rank of ``comm`` creates one with the same keyword configuration;
@@ -151,31 +151,7 @@ class HaloPlan:
         """The communicator the plan exchanges over."""
         return self._comm
 
-    def close(self) -> None:
-        """Destroys the plan (local). Idempotent; later calls raise InvalidHandleError."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            _check(c.diffcoll_halo_plan_destroy(handle), "diffcoll_halo_plan_destroy")
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._handle is None
-
-    def __enter__(self) -> "HaloPlan":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None and c is not None:
-            try:
-                c.diffcoll_halo_plan_destroy(handle)
-            except Exception:  # noqa: BLE001 - interpreter shutdown
-                pass
-            self._handle = None
+    _destroy_function = "diffcoll_halo_plan_destroy"
 
     def __repr__(self) -> str:
         return "<diffcoll.HaloPlan closed>" if self._handle is None else f"<diffcoll.HaloPlan on {self._comm!r}>"
