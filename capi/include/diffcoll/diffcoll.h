@@ -135,8 +135,9 @@ typedef struct diffcoll_config_t {
    * environment variable. */
   int32_t check;
   /** Address this rank listens on (a host name or IP). NULL: the variable
-   * DIFFCOLL_HOST, else 127.0.0.1 for local:// rendezvous, else the address
-   * the machine's host name resolves to. The string is copied. */
+   * DIFFCOLL_HOST, else the interface named by DIFFCOLL_SOCKET_IFNAME, else
+   * 127.0.0.1 for local:// rendezvous, else the address the machine's host
+   * name resolves to. The string is copied. */
   const char* host;
 } diffcoll_config_t;
 
