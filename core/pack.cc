@@ -10,8 +10,8 @@ namespace {
 // neighbours merged where the outer stride equals inner stride * inner size.
 struct Coalesced {
   int ndim = 0;
-  int64_t shape[kMaxDims];
-  int64_t strides[kMaxDims];  // in bytes
+  int64_t shape[kMaxViewDims];
+  int64_t strides[kMaxViewDims];  // in bytes
 };
 
 Coalesced coalesce(const TensorView& t) {
@@ -40,7 +40,7 @@ void for_each_row(const Coalesced& c, char* base, RowFn row) {
     row(base);
     return;
   }
-  int64_t index[kMaxDims] = {};
+  int64_t index[kMaxViewDims] = {};
   const int outer = c.ndim - 1;  // dimensions above the innermost
   for (;;) {
     row(base);

@@ -71,7 +71,7 @@ bool TensorView::is_contiguous() const {
 
 bool TensorView::is_dense() const {
   if (numel() == 0) return true;
-  int order[kMaxDims];
+  int order[kMaxViewDims];
   int n = sorted_dims(*this, order);
   int64_t expected = 1;
   for (int i = 0; i < n; ++i) {
@@ -83,7 +83,7 @@ bool TensorView::is_dense() const {
 
 bool TensorView::may_overlap() const {
   if (numel() <= 1) return false;
-  int order[kMaxDims];
+  int order[kMaxViewDims];
   int n = sorted_dims(*this, order);
   int64_t extent = 0;  // span of the dimensions seen so far, minus one
   for (int i = 0; i < n; ++i) {
@@ -95,6 +95,7 @@ bool TensorView::may_overlap() const {
 }
 
 void* TensorView::span_begin() const {
+  if (numel() == 0) return data;  // strides of an empty view may point anywhere
   int64_t offset = 0;
   for (int d = 0; d < ndim; ++d)
     if (strides[d] < 0 && shape[d] > 0) offset += strides[d] * (shape[d] - 1);
@@ -137,7 +138,9 @@ TensorView TensorView::split_axis(int axis, int64_t parts) const {
   t.ndim = ndim + 1;
   t.shape[axis] = parts;
   t.shape[axis + 1] = shape[axis] / parts;
-  t.strides[axis] = strides[axis] * t.shape[axis + 1];
+  // One part is a dimension of size 1, whose stride never matters; for more
+  // parts the product stays within the validated extent stride * (shape - 1).
+  t.strides[axis] = parts == 1 ? 0 : strides[axis] * t.shape[axis + 1];
   return t;
 }
 

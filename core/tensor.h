@@ -10,7 +10,9 @@
 
 namespace diffcoll {
 
-constexpr int kMaxDims = 8;
+constexpr int kMaxDims = 8;  // what a caller's tensor may have
+// What a view made inside diffcoll may have: split_axis() adds one.
+constexpr int kMaxViewDims = kMaxDims + 1;
 
 enum class DeviceType : int32_t { kCpu = 1, kCuda = 2 };
 
@@ -28,8 +30,8 @@ struct TensorView {
   DType dtype = DType::kFloat32;
   Device device;
   int ndim = 0;
-  int64_t shape[kMaxDims] = {};
-  int64_t strides[kMaxDims] = {};
+  int64_t shape[kMaxViewDims] = {};  // validate() holds callers to kMaxDims
+  int64_t strides[kMaxViewDims] = {};
 
   // Validates ndim, shapes, strides and that every byte offset fits in
   // int64; throws Error(kInvalidArgument) naming `what` otherwise.

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev                 # C++ tests
   swig python3-dev python3-numpy python3-pytest golang-go bindgen   # bindings
   doxygen abigail-tools lintian rpm dpkg-dev file binutils        # packaging, ABI
+  clang                                                            # fuzzing (libFuzzer)
 )
 command -v cargo >/dev/null 2>&1 || packages+=(cargo)
 

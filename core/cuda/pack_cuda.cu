@@ -25,7 +25,7 @@
 namespace diffcoll {
 namespace {
 
-constexpr int kDims = kMaxDims + 1;  // the view's dimensions + the bytes of one element
+constexpr int kDims = kMaxViewDims + 1;  // the view's dimensions + the bytes of one element
 constexpr int kThreads = 256;
 constexpr uint64_t kMaxUnits = (uint64_t{1} << 31) - 1;  // per part, for 32-bit index math
 constexpr int kTile = 32;         // edge of a transposing tile, in units
@@ -282,8 +282,8 @@ void checkCuda(cudaError_t err, const char* op, const char* what) {
 // first launch, so that a bad one leaves no partial result.
 void checkPiece(const PackPiece& piece, const char* op) {
   const TensorView& v = piece.view;
-  DIFFCOLL_REQUIRE(v.ndim >= 0 && v.ndim <= kMaxDims, Status::kInvalidArgument, op, ": ndim ",
-                   v.ndim, " is outside 0..", kMaxDims);
+  DIFFCOLL_REQUIRE(v.ndim >= 0 && v.ndim <= kMaxViewDims, Status::kInvalidArgument, op, ": ndim ",
+                   v.ndim, " is outside 0..", kMaxViewDims);
   for (int k = 0; k < v.ndim; ++k)
     DIFFCOLL_REQUIRE(v.shape[k] >= 0, Status::kInvalidArgument, op, ": negative shape in ",
                      v.describe());

@@ -79,8 +79,8 @@ enum class SideKind { kRemote, kSelf, kLocal, kZeros, kUntouched };
 struct HaloCheck {
   int32_t dtype = 0;
   int32_t ndim = 0;
-  int64_t shape[kMaxDims] = {};
-  int32_t order[kMaxDims] = {};
+  int64_t shape[kMaxViewDims] = {};
+  int32_t order[kMaxViewDims] = {};
   int64_t interior[2] = {};
   int32_t config[16] = {};
   char problem[240] = {};

@@ -256,7 +256,7 @@ namespace {
 struct GatherCheck {
   int32_t dtype = 0;
   int32_t ndim = 0;
-  int64_t shape[kMaxDims] = {};
+  int64_t shape[kMaxViewDims] = {};
   int64_t whole_extent = -1;  // -1 where the rank has no whole
   char problem[200] = {};
 };

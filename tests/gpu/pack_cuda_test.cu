@@ -521,7 +521,7 @@ TEST_F(PackCudaTest, InvalidPiecesThrowBeforeLaunching) {
     EXPECT_EQ(Status::kInvalidArgument, e.status()) << e.what();
   }
   pieces[1] = pieces[0];
-  pieces[1].view.ndim = kMaxDims + 1;
+  pieces[1].view.ndim = kMaxViewDims + 1;
   EXPECT_THROW(unpack_cuda(pieces.data(), 2, stream_), Error);
   EXPECT_THROW(pack_cuda(pieces.data(), -1, stream_), Error);
   // Nothing was launched: the first piece's output is still poisoned.
