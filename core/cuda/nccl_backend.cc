@@ -198,8 +198,8 @@ ncclRedOp_t NcclBackend::red_op(DType dtype, Reduction red) {
   return op;
 }
 
-void NcclBackend::enqueue(const char* what, void* stream,
-                          const std::function<ncclResult_t()>& call) {
+template <typename Call>
+void NcclBackend::enqueue(const char* what, void* stream, Call&& call) {
   DIFFCOLL_REQUIRE(!aborted_ && !(watchdog_ && watchdog_->fired()), Status::kRemote, what, " on ",
                    name_, ": the NCCL communicator was aborted earlier (",
                    watchdog_ && watchdog_->fired() ? watchdog_->reason() : "a call timed out", ")");

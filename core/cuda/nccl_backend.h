@@ -6,7 +6,6 @@
 #include <nccl.h>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,8 +56,10 @@ class NcclBackend : public Backend {
   // turns failures into errors; aborts the communicator on timeout.
   void settle(ncclResult_t result, const char* what);
   // Runs one NCCL call on `stream`: refuses an aborted communicator, settles
-  // the call and hands the stream to the watchdog.
-  void enqueue(const char* what, void* stream, const std::function<ncclResult_t()>& call);
+  // the call and hands the stream to the watchdog. (Defined in the .cc, its
+  // only user; a template so that the hot path allocates nothing.)
+  template <typename Call>
+  void enqueue(const char* what, void* stream, Call&& call);
   ncclRedOp_t red_op(DType dtype, Reduction red);
   // ncclCommAbort, once, whichever of a timed-out call or the watchdog asks.
   void abort_once();

@@ -8,12 +8,15 @@
 namespace diffcoll {
 namespace ops {
 
-void run(Comm& comm, const char* operation, const std::function<void()>& body) {
+void begin_operation(Comm& comm, const char* operation) {
   comm.ensure_usable(operation);
   DIFFCOLL_REQUIRE(!comm.in_group, Status::kInvalidArgument, operation, " on ", comm.name(),
                    ": only send and recv may be called between group_start and group_end");
+}
+
+void fail_operation(Comm& comm, const char* operation, std::exception_ptr failure) {
   try {
-    body();
+    std::rethrow_exception(failure);
   } catch (const Error& e) {
     if (e.status() == Status::kTimeout || e.status() == Status::kRemote ||
         e.status() == Status::kSystem || e.status() == Status::kNccl)
@@ -28,7 +31,6 @@ void run(Comm& comm, const char* operation, const std::function<void()>& body) {
     comm.mark_broken(error.what());
     throw error;
   }
-  ++comm.stats.ops;
 }
 
 }  // namespace ops
