@@ -17,10 +17,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "example_support.h"
 
 namespace {
 
@@ -39,18 +40,10 @@ void check(diffcoll_status_t s, const char* call) {
   if (s != DIFFCOLL_SUCCESS)
     die(std::string(call) + ": " + diffcoll_status_string(s) + ": " + diffcoll_last_error());
 }
-#define CHECK(call) check((call), #call)
+#define MUST(call) check((call), #call)
 
 diffcoll_tensor_t f32(std::vector<float>& v) {
-  diffcoll_tensor_t t;
-  std::memset(&t, 0, sizeof t);
-  t.data = v.data();
-  t.dtype = DIFFCOLL_FLOAT32;
-  t.device_type = DIFFCOLL_DEVICE_CPU;
-  t.ndim = 1;
-  t.shape[0] = static_cast<int64_t>(v.size());
-  t.strides[0] = 1;
-  return t;
+  return host_tensor_1d(v.data(), DIFFCOLL_FLOAT32, static_cast<int64_t>(v.size()));
 }
 
 // The value rank `r` holds at index `i` of block `b`: small integers, so
@@ -100,21 +93,21 @@ int run_all(diffcoll_comm_t* comm) {
     for (int q = 0; q < P; ++q)
       for (int64_t i = 0; i < kN; ++i) want[i] += value(q, 0, i);
     diffcoll_tensor_t t = f32(x);
-    CHECK(diffcoll_all_reduce(comm, &t, DIFFCOLL_SUM, 1.0, nullptr));
+    MUST(diffcoll_all_reduce(comm, &t, DIFFCOLL_SUM, 1.0, nullptr));
     expect_equal(x, want, "all_reduce");
     ++done;
   }
   {  // broadcast from the last rank
     std::vector<float> x = block_of(r, 1);
     diffcoll_tensor_t t = f32(x);
-    CHECK(diffcoll_broadcast(comm, &t, P - 1, nullptr));
+    MUST(diffcoll_broadcast(comm, &t, P - 1, nullptr));
     expect_equal(x, block_of(P - 1, 1), "broadcast");
     ++done;
   }
   {  // reduce (max) to rank 0
     std::vector<float> x = block_of(r, 2);
     diffcoll_tensor_t t = f32(x);
-    CHECK(diffcoll_reduce(comm, &t, DIFFCOLL_MAX, 1.0, 0, nullptr));
+    MUST(diffcoll_reduce(comm, &t, DIFFCOLL_MAX, 1.0, 0, nullptr));
     if (r == 0) expect_equal(x, block_of(P - 1, 2), "reduce");
     ++done;
   }
@@ -125,11 +118,11 @@ int run_all(diffcoll_comm_t* comm) {
     std::copy(b.begin(), b.end(), want.begin() + q * kN);
   }
   diffcoll_tensor_t tm = f32(mine), ta = f32(all), tb = f32(block);
-  CHECK(diffcoll_all_gather(comm, &tm, &ta, 0, nullptr));
+  MUST(diffcoll_all_gather(comm, &tm, &ta, 0, nullptr));
   expect_equal(all, want, "all_gather");
   ++done;
   std::fill(all.begin(), all.end(), -1.0f);
-  CHECK(diffcoll_gather(comm, &tm, &ta, 0, 0, nullptr));
+  MUST(diffcoll_gather(comm, &tm, &ta, 0, 0, nullptr));
   if (r == 0) expect_equal(all, want, "gather");
   ++done;
   {  // scatter from rank 0: block q of rank 0's buffer goes to rank q
@@ -137,7 +130,7 @@ int run_all(diffcoll_comm_t* comm) {
     for (int q = 0; q < P; ++q)
       for (int64_t i = 0; i < kN; ++i) src[q * kN + i] = value(0, 10 + q, i);
     diffcoll_tensor_t ts = f32(src);
-    CHECK(diffcoll_scatter(comm, &ts, &tb, 0, 0, nullptr));
+    MUST(diffcoll_scatter(comm, &ts, &tb, 0, 0, nullptr));
     expect_equal(block, block_of(0, 10 + r), "scatter");
     ++done;
   }
@@ -148,7 +141,7 @@ int run_all(diffcoll_comm_t* comm) {
     for (int q = 0; q < P; ++q)
       for (int64_t i = 0; i < kN; ++i) sum[i] += value(q, 20 + r, i);
     diffcoll_tensor_t ts = f32(src);
-    CHECK(diffcoll_reduce_scatter(comm, &ts, &tb, 0, DIFFCOLL_SUM, 1.0, nullptr));
+    MUST(diffcoll_reduce_scatter(comm, &ts, &tb, 0, DIFFCOLL_SUM, 1.0, nullptr));
     expect_equal(block, sum, "reduce_scatter");
     ++done;
   }
@@ -160,33 +153,33 @@ int run_all(diffcoll_comm_t* comm) {
         expect[q * kN + i] = value(q, 30 + r, i);
       }
     diffcoll_tensor_t ts = f32(src), tg = f32(got);
-    CHECK(diffcoll_all_to_all(comm, &ts, &tg, 0, 0, nullptr));
+    MUST(diffcoll_all_to_all(comm, &ts, &tg, 0, 0, nullptr));
     expect_equal(got, expect, "all_to_all");
     ++done;
   }
   {  // a ring of send/recv in one group
     std::vector<float> out = block_of(r, 40), in(kN);
     diffcoll_tensor_t to = f32(out), ti = f32(in);
-    CHECK(diffcoll_group_start(comm));
-    CHECK(diffcoll_send(comm, &to, (r + 1) % P, nullptr));
-    CHECK(diffcoll_recv(comm, &ti, (r + P - 1) % P, nullptr));
-    CHECK(diffcoll_group_end(comm));
+    MUST(diffcoll_group_start(comm));
+    MUST(diffcoll_send(comm, &to, (r + 1) % P, nullptr));
+    MUST(diffcoll_recv(comm, &ti, (r + P - 1) % P, nullptr));
+    MUST(diffcoll_group_end(comm));
     expect_equal(in, block_of((r + P - 1) % P, 40), "send/recv");
     ++done;
   }
   {  // a split by parity, and an all-reduce inside it
     diffcoll_comm_t* half = nullptr;
-    CHECK(diffcoll_comm_split(comm, r % 2, r, &half));
+    MUST(diffcoll_comm_split(comm, r % 2, r, &half));
     std::vector<float> x = block_of(r, 50), want_half(kN, 0);
     for (int q = r % 2; q < P; q += 2)
       for (int64_t i = 0; i < kN; ++i) want_half[i] += value(q, 50, i);
     diffcoll_tensor_t t = f32(x);
-    CHECK(diffcoll_all_reduce(half, &t, DIFFCOLL_SUM, 1.0, nullptr));
+    MUST(diffcoll_all_reduce(half, &t, DIFFCOLL_SUM, 1.0, nullptr));
     expect_equal(x, want_half, "split all_reduce");
     ++done;
-    CHECK(diffcoll_comm_destroy(half));
+    MUST(diffcoll_comm_destroy(half));
   }
-  CHECK(diffcoll_barrier(comm, nullptr));
+  MUST(diffcoll_barrier(comm, nullptr));
   std::printf("rank %d of %d: %d collectives correct\n", r, P, done + 1);
   return 0;
 }
@@ -219,13 +212,13 @@ int run_cut(diffcoll_comm_t* comm) {
 }
 
 int run_store_gone(diffcoll_comm_t* comm) {
-  CHECK(diffcoll_barrier(comm, nullptr));
+  MUST(diffcoll_barrier(comm, nullptr));
   signal("ready-" + std::to_string(rank_));
   wait_for("store-killed");
   diffcoll_comm_t* child = nullptr;
   const auto started = Clock::now();
   diffcoll_status_t s = diffcoll_comm_split(comm, 0, rank_, &child);
-  if (child) CHECK(diffcoll_comm_destroy(child));
+  if (child) MUST(diffcoll_comm_destroy(child));
   return expect_failure(s, started, "split");
 }
 
@@ -241,10 +234,10 @@ int main(int argc, char** argv) {
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
   config.timeout_ms = kTimeoutMs;
   diffcoll_comm_t* comm = nullptr;
-  CHECK(diffcoll_comm_create_from_env(&config, &comm));
-  CHECK(diffcoll_comm_rank(comm, &rank_));
-  CHECK(diffcoll_comm_size(comm, &size_));
+  MUST(diffcoll_comm_create_from_env(&config, &comm));
+  MUST(diffcoll_comm_rank(comm, &rank_));
+  MUST(diffcoll_comm_size(comm, &size_));
   const int rc = mode == "all" ? run_all(comm) : mode == "cut" ? run_cut(comm) : run_store_gone(comm);
-  CHECK(diffcoll_comm_destroy(comm));  // also after a failure: no hang, no crash
+  MUST(diffcoll_comm_destroy(comm));  // also after a failure: no hang, no crash
   return rc;
 }

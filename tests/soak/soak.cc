@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "example_support.h"
+
 namespace {
 
 constexpr int64_t kN = 256;  // elements per rank and block
@@ -42,15 +44,7 @@ int count_entries(const char* dir) {
 }
 
 diffcoll_tensor_t f32(std::vector<float>& v) {
-  diffcoll_tensor_t t;
-  std::memset(&t, 0, sizeof t);
-  t.data = v.data();
-  t.dtype = DIFFCOLL_FLOAT32;
-  t.device_type = DIFFCOLL_DEVICE_CPU;
-  t.ndim = 1;
-  t.shape[0] = static_cast<int64_t>(v.size());
-  t.strides[0] = 1;
-  return t;
+  return host_tensor_1d(v.data(), DIFFCOLL_FLOAT32, static_cast<int64_t>(v.size()));
 }
 
 // One rank's part of operation `op`; every rank runs the same sequence.
