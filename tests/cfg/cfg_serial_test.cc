@@ -11,14 +11,6 @@ namespace {
 
 using namespace cfgt;
 
-struct Policy {
-  diffcoll_cfg_policy_t* p = nullptr;
-  explicit Policy(const PolicySpec& s) {
-    EXPECT_EQ(s.create(&p), DIFFCOLL_SUCCESS) << diffcoll_last_error();
-  }
-  ~Policy() { diffcoll_cfg_policy_destroy(p); }
-};
-
 // Predictions of `spec` as tensors of `layouts[i]` (cycled), values from make_preds.
 struct Inputs {
   std::vector<Tensor> tensors;
