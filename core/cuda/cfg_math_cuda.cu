@@ -562,6 +562,32 @@ class CudaCfgMath final : public CfgMath {
     unpack_cuda(&piece, 1, stream);
   }
 
+  void check_memory(const TensorView& view, const std::string& what) const override {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+      cudaGetLastError();
+      devices = 0;
+    }
+    DIFFCOLL_REQUIRE(device_ < devices, Status::kUnsupported, what, " ", view.describe(),
+                     " is on CUDA device ", device_, " but this process sees ", devices,
+                     " CUDA device(s)");
+    if (view.numel() == 0) return;
+    cudaPointerAttributes attributes{};
+    const cudaError_t err = cudaPointerGetAttributes(&attributes, view.span_begin());
+    if (err != cudaSuccess) cudaGetLastError();
+    const bool usable = err == cudaSuccess &&
+                        ((attributes.type == cudaMemoryTypeDevice && attributes.device == device_) ||
+                         attributes.type == cudaMemoryTypeManaged);
+    DIFFCOLL_REQUIRE(usable, Status::kInvalidArgument, what, " ", view.describe(),
+                     " does not point to memory of CUDA device ", device_,
+                     " (cudaPointerGetAttributes: ",
+                     err != cudaSuccess                              ? cudaGetErrorName(err)
+                     : attributes.type == cudaMemoryTypeDevice       ? "memory of another device"
+                     : attributes.type == cudaMemoryTypeHost         ? "pinned host memory"
+                                                                     : "not CUDA memory",
+                     ")");
+  }
+
  private:
   int device_;
 };

@@ -366,6 +366,8 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
   for (int i = 0; i < n; ++i) check_pred(preds[i], out, pred_name(policy, i, "preds", i));
   check_step_and_extent(policy, step, out, op);
   const CfgMath& math = math_for(out.device);
+  math.check_memory(out, std::string(op) + " out");
+  for (int i = 0; i < n; ++i) math.check_memory(preds[i], pred_name(policy, i, "preds", i));
   const DType dt = out.dtype;
   const CfgExtent extent = extent_of(out);
   const size_t bytes = out.nbytes();
@@ -421,7 +423,11 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
   for (size_t k = 0; k < local.size(); ++k)
     check_pred(local[k], out, pred_name(policy, mine[k], "local_preds", k));
   check_step_and_extent(policy, step, out, op);
+  comm.side_for(out.device);  // refuses CUDA tensors on a communicator without a device side
   const CfgMath& math = math_for(out.device);
+  math.check_memory(out, std::string(op) + " out");
+  for (size_t k = 0; k < local.size(); ++k)
+    math.check_memory(local[k], pred_name(policy, mine[k], "local_preds", k));
 
   run(comm, op, [&] {
     TensorView shape_only = out;  // ranks may use different strides

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "../dtype.h"
 #include "../tensor.h"
@@ -158,6 +159,14 @@ class CfgMath {
   virtual void release(void* memory, void* stream) const = 0;
   virtual void pack(const TensorView& view, void* dense, void* stream) const = 0;
   virtual void unpack(const void* dense, const TensorView& view, void* stream) const = 0;
+
+  // Throws Error(kInvalidArgument) if the data of `view` (named `what` in the
+  // message) is not memory this implementation can read and write, and
+  // Error(kUnsupported) if the memory's device is not there at all. The host
+  // cannot tell, and checks nothing; a device checks that the pointer is
+  // memory of its device (or managed memory), so that a host pointer labelled
+  // CUDA is refused instead of faulting in a kernel.
+  virtual void check_memory(const TensorView& view, const std::string& what) const = 0;
 };
 
 // The host implementation (cfg_math_host.cc).

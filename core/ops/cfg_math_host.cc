@@ -286,6 +286,8 @@ class HostCfgMath final : public CfgMath {
   void unpack(const void* dense, const TensorView& view, void*) const override {
     unpack_host(dense, view);
   }
+
+  void check_memory(const TensorView&, const std::string&) const override {}
 };
 
 }  // namespace

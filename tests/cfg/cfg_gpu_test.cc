@@ -337,6 +337,22 @@ TEST_F(CfgGpu, BadInput) {
             DIFFCOLL_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(diffcoll_last_error()).find("different devices"), std::string::npos)
       << diffcoll_last_error();
+  // Host memory labelled CUDA: refused before a kernel could fault on it.
+  diffcoll_tensor_t fake = c.preds[0].desc();
+  fake.device_type = DIFFCOLL_DEVICE_CUDA;
+  diffcoll_tensor_t faked[2] = {fake, uncond.desc()};
+  EXPECT_EQ(diffcoll_cfg_combine_serial(policy.p, faked, 2, &od, 0, stream_),
+            DIFFCOLL_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(diffcoll_last_error()).find("does not point to memory of CUDA device 0"),
+            std::string::npos)
+      << diffcoll_last_error();
+  // A device that does not exist.
+  diffcoll_tensor_t far = od;
+  far.device_id = 1000;
+  diffcoll_tensor_t far_preds[2] = {cond.desc(), uncond.desc()};
+  for (auto& t : far_preds) t.device_id = 1000;
+  EXPECT_NE(diffcoll_cfg_combine_serial(policy.p, far_preds, 2, &far, 0, stream_),
+            DIFFCOLL_SUCCESS);
   // A device tensor on a communicator without a device side.
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
   const std::string name = "local://cfg-gpu-host-only-" + std::to_string(getpid());

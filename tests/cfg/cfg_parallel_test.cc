@@ -285,7 +285,7 @@ TEST(CfgParallel, BadInput) {
              diffcoll_cfg_combine_parallel(comm, policy.p, bad.data(),
                                            static_cast<int32_t>(bad.size()), &od, 0, nullptr));
     }
-    // CUDA tensors: not implemented yet.
+    // CUDA tensors on a communicator without a device side.
     {
       std::vector<diffcoll_tensor_t> dev = ld;
       for (auto& t : dev) t.device_type = DIFFCOLL_DEVICE_CUDA;
