@@ -120,6 +120,20 @@ void check_launch(const char* what) {
 
 cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
 
+// Puts the calling thread in relaxed capture mode for the scope, so that a
+// pure query (cudaPointerGetAttributes) made while the caller captures a
+// graph cannot be refused as "potentially unsafe" and invalidate the capture.
+class RelaxedCaptureScope {
+ public:
+  RelaxedCaptureScope() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  ~RelaxedCaptureScope() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureScope(const RelaxedCaptureScope&) = delete;
+  RelaxedCaptureScope& operator=(const RelaxedCaptureScope&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
+
 // ---- weighted and serial sums ---------------------------------------------------------
 
 struct WeightedSumArgs {
@@ -563,6 +577,7 @@ class CudaCfgMath final : public CfgMath {
   }
 
   void check_memory(const TensorView& view, const std::string& what) const override {
+    RelaxedCaptureScope relaxed;  // pure queries only, legal inside the caller's capture
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess) {
       cudaGetLastError();
