@@ -584,6 +584,12 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_dispatch(const diffcoll_cfg_policy_t
  * @param step      denoising step index (>= 0), for zero_init_steps.
  * @param stream    cudaStream_t for CUDA tensors; ignored for host tensors
  *                  (pass NULL). Host calls return when the result is written.
+ *                  CUDA calls are stream-ordered on `stream` (on the tensors'
+ *                  device), never synchronise the host and may be captured
+ *                  into a CUDA graph; their staging is cudaMallocAsync /
+ *                  cudaFreeAsync on `stream`. The result is bitwise the host
+ *                  combine's. At most 32 branches and 32 terms on CUDA tensors
+ *                  (DIFFCOLL_ERR_UNSUPPORTED beyond, and in a build without CUDA).
  * Not collective; thread-safe for distinct outputs.
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_policy_t* policy,
@@ -636,6 +642,13 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_po
  * @param step         denoising step index (>= 0), the same on every rank;
  *                     while step < zero_init_steps nothing is communicated.
  * @param stream       cudaStream_t for CUDA tensors; NULL for host tensors.
+ *                     CUDA tensors need a communicator with a device side;
+ *                     the call is stream-ordered on `stream`, never
+ *                     synchronises the host and may be captured into a CUDA
+ *                     graph once the staging arena is large enough (call it
+ *                     once before capturing, or diffcoll_comm_reserve;
+ *                     DIFFCOLL_ERR_IN_CAPTURE otherwise). At most 32 local
+ *                     predictions on CUDA tensors.
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_parallel(diffcoll_comm_t* comm,
                                                              const diffcoll_cfg_policy_t* policy,
