@@ -61,6 +61,7 @@ GroupNormGeometry geometry(const TensorView& in, const TensorView& out, int64_t 
   g.in_c = in.strides[1];
   g.out_n = out.strides[0];
   g.out_c = out.strides[1];
+  g.device = in.device.id;
   for (int d = 2; d < in.ndim; ++d) {
     g.spatial *= in.shape[d];
     if (in.shape[d] == 1) continue;
@@ -171,7 +172,7 @@ void group_norm(Comm& comm, const TensorView& input, const TensorView& output,
 
     math.local_moments(g, input.dtype, input.data, mine, work, stream);
     side.backend().all_gather(mine, all, record_bytes, stream);
-    math.finish(all, ranks, g.pairs(), static_cast<float>(args.eps), stats, stream);
+    math.finish(g, all, ranks, static_cast<float>(args.eps), stats, stream);
     if (g.spatial > 0)
       math.apply(g, input.dtype, input.data, output.data, affine_of(args), stats, stream);
   });

@@ -77,8 +77,9 @@ class HostGroupNormMath : public GroupNormMath {
       }
   }
 
-  void finish(const GroupMoments* records, int ranks, int64_t pairs, float eps,
+  void finish(const GroupNormGeometry& g, const GroupMoments* records, int ranks, float eps,
               GroupStats* stats, void*) const override {
+    const int64_t pairs = g.pairs();
     for (int64_t p = 0; p < pairs; ++p) {
       GroupMoments m = records[p];
       for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + p]);

@@ -83,8 +83,9 @@ struct GroupNormGeometry {
   int64_t in_sp_stride[kMaxViewDims] = {};
   int64_t out_sp_stride[kMaxViewDims] = {};
   int64_t in_n = 0, in_c = 0, out_n = 0, out_c = 0;
-  int64_t channels_per_group() const { return channels / groups; }
-  int64_t pairs() const { return batch * groups; }  // (sample, group) pairs
+  int device = 0;  // CUDA ordinal of the tensors (unused on the host)
+  DIFFCOLL_HOST_DEVICE int64_t channels_per_group() const { return channels / groups; }
+  DIFFCOLL_HOST_DEVICE int64_t pairs() const { return batch * groups; }  // (sample, group) pairs
 };
 
 // Offset of spatial position s (row-major over sp_shape) by `strides`.
@@ -122,9 +123,9 @@ class GroupNormMath {
                              GroupMoments* out, void* workspace, void* stream) const = 0;
 
   // stats[pair] = stats_of(combine of records[r * pairs + pair] for r = 0..ranks-1
-  // in that order, eps).
-  virtual void finish(const GroupMoments* records, int ranks, int64_t pairs, float eps,
-                      GroupStats* stats, void* stream) const = 0;
+  // in that order, eps), pairs = g.pairs().
+  virtual void finish(const GroupNormGeometry& g, const GroupMoments* records, int ranks,
+                      float eps, GroupStats* stats, void* stream) const = 0;
 
   // output = (input - mean) * rstd * weight[c] + bias[c], rounded once to
   // dtype; output may be input itself (same strides).
