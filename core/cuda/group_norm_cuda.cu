@@ -171,9 +171,12 @@ __global__ void stats_kernel(const GroupMoments* records, int ranks, int64_t pai
   stats[pair] = stats_of(m, eps);
 }
 
-__device__ inline float normalise(float x, int64_t n, int64_t c, const GroupNormGeometry& g,
+// Index math in I: 32-bit where the tensor allows (far cheaper divisions).
+template <typename I>
+__device__ inline float normalise(float x, I n, I c, const GroupNormGeometry& g,
                                   const GroupNormAffine& a, const GroupStats* stats) {
-  const GroupStats s = stats[n * g.groups + c / g.channels_per_group()];
+  const GroupStats s =
+      stats[n * static_cast<I>(g.groups) + c / static_cast<I>(g.channels_per_group())];
   const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
   const float b = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
   return (x - s.mean) * (s.rstd * w) + b;
