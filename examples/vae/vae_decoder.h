@@ -217,26 +217,45 @@ class WholeNeighbours : public Neighbours {
     }                                                                                    \
   } while (0)
 
+// A host float vector (GroupNorm weight or bias) described for diffcoll.
+inline diffcoll_tensor_t vector_desc(const std::vector<float>& v) {
+  diffcoll_tensor_t t;
+  std::memset(&t, 0, sizeof t);
+  t.data = const_cast<float*>(v.data());
+  t.dtype = DIFFCOLL_FLOAT32;
+  t.device_type = DIFFCOLL_DEVICE_CPU;
+  t.ndim = 1;
+  t.shape[0] = static_cast<int64_t>(v.size());
+  t.strides[0] = 1;
+  return t;
+}
+
+// The halo plan of a split decoder on a grid rows x cols (row-major over the
+// communicator): rows split H (2-D) or T (3-D), cols split W (2-D) or H
+// (3-D); zeros past the ends. Along an axis that is not split, the zeros are
+// already in the padded buffer (zero_padded), so the plan leaves it alone.
+inline diffcoll_halo_config_t halo_config(bool video, int rows, int cols) {
+  const Halo h = halo_of(video);
+  diffcoll_halo_config_t c = DIFFCOLL_HALO_CONFIG_INIT;
+  c.grid_rows = rows;
+  c.grid_cols = cols;
+  c.row_axis = 2;
+  c.col_axis = 3;
+  const int r = video ? 0 : 1;  // T/H/W index of the row axis
+  c.row_before = static_cast<int32_t>(h.before[r]);
+  c.row_after = static_cast<int32_t>(h.after[r]);
+  c.col_before = cols > 1 ? static_cast<int32_t>(h.before[r + 1]) : 0;
+  c.col_after = cols > 1 ? static_cast<int32_t>(h.after[r + 1]) : 0;
+  return c;
+}
+
 // This rank's slab of a split activation: the halo from the neighbours
-// (diffcoll_halo_exchange; zeros past the ends, and along axes that are not
-// split) and whole-activation GroupNorm (diffcoll_group_norm). The ranks form
-// a grid rows x cols (row-major over the communicator): rows split H (2-D)
-// or T (3-D), cols split W (2-D) or H (3-D).
+// (diffcoll_halo_exchange) and whole-activation GroupNorm
+// (diffcoll_group_norm), on host memory.
 class SplitNeighbours : public Neighbours {
  public:
   SplitNeighbours(diffcoll_comm_t* comm, bool video, int rows, int cols) : comm_(comm) {
-    const Halo h = halo_of(video);
-    diffcoll_halo_config_t c = DIFFCOLL_HALO_CONFIG_INIT;
-    c.grid_rows = rows;
-    c.grid_cols = cols;
-    c.row_axis = 2;
-    c.col_axis = 3;
-    const int r = video ? 0 : 1;  // T/H/W index of the row axis
-    c.row_before = static_cast<int32_t>(h.before[r]);
-    c.row_after = static_cast<int32_t>(h.after[r]);
-    // Along an unsplit axis the zeros are already in the padded buffer.
-    c.col_before = cols > 1 ? static_cast<int32_t>(h.before[r + 1]) : 0;
-    c.col_after = cols > 1 ? static_cast<int32_t>(h.after[r + 1]) : 0;
+    const diffcoll_halo_config_t c = halo_config(video, rows, cols);
     VAE_CHECK(diffcoll_halo_plan_create(comm, &c, &plan_));
   }
   ~SplitNeighbours() override { diffcoll_halo_plan_destroy(plan_); }
@@ -250,23 +269,12 @@ class SplitNeighbours : public Neighbours {
     return p;
   }
   void group_norm(Act& x, const Norm& n) override {
-    diffcoll_tensor_t t = x.desc(), w = vec(n.weight), b = vec(n.bias);
+    diffcoll_tensor_t t = x.desc(), w = vector_desc(n.weight), b = vector_desc(n.bias);
     VAE_CHECK(diffcoll_group_norm(comm_, &t, nullptr, &w, &b, static_cast<int32_t>(n.groups),
                                   n.eps, nullptr));
   }
 
  private:
-  static diffcoll_tensor_t vec(const std::vector<float>& v) {
-    diffcoll_tensor_t t;
-    std::memset(&t, 0, sizeof t);
-    t.data = const_cast<float*>(v.data());
-    t.dtype = DIFFCOLL_FLOAT32;
-    t.device_type = DIFFCOLL_DEVICE_CPU;
-    t.ndim = 1;
-    t.shape[0] = static_cast<int64_t>(v.size());
-    t.strides[0] = 1;
-    return t;
-  }
   diffcoll_comm_t* comm_;
   diffcoll_halo_plan_t* plan_ = nullptr;
 };
