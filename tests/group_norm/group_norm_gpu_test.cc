@@ -110,6 +110,12 @@ TEST(GpuGroupNorm, CapturesIntoACudaGraph) {
     diffcoll_tensor_t tout = tin;
     tout.data = out;
     ASSERT_EQ(diffcoll_comm_reserve(comm, 1 << 20), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+    // One eager call first (NCCL connects lazily), then the capture.
+    ASSERT_EQ(diffcoll_group_norm(comm, &tin, &tout, nullptr, nullptr, 4, 1e-6, stream),
+              DIFFCOLL_SUCCESS)
+        << diffcoll_last_error();
+    ASSERT_EQ(cudaMemsetAsync(out, 0, n * sizeof(float), stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
     cudaGraph_t graph;
     ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
     const diffcoll_status_t st =
