@@ -16,10 +16,9 @@
 //                 walked in memory order with 16-byte vectors where aligned;
 //                 others element by element through the strides.
 //
-// The elements of one (sample, group) are read as "runs": the whole group
-// when it is one contiguous block (contiguous NCHW), one run of cpg channels
-// per spatial position when channels have stride 1 (channels-last), single
-// elements otherwise; runs are read as 16-byte vectors when aligned.
+// How a group's elements are read (runs, vectors) and when the apply may walk
+// memory in order: group_norm_layout.h, checked on the host by
+// tests/group_norm/group_norm_layout_test.cc.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -29,6 +28,7 @@
 
 #include "../ops/group_norm_math.h"
 #include "cuda_error.h"
+#include "group_norm_layout.h"
 
 namespace diffcoll {
 namespace ops {
@@ -63,26 +63,6 @@ __device__ inline float load_param(const void* p, DType dtype, int64_t index) {
     case DType::kBFloat16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[index]);
     case DType::kFloat16: return __half2float(static_cast<const __half*>(p)[index]);
     default: return static_cast<const float*>(p)[index];
-  }
-}
-
-// How the elements of one (sample, group) lie: nruns runs of run_len
-// elements, run r at pair base + run_offset(r).
-struct Runs {
-  enum Kind : int32_t { kOneBlock, kPerPosition, kSingle } kind;
-  int64_t run_len;
-  int64_t nruns;
-  int vec;  // elements per load: 16 / sizeof(T) when aligned, else 1
-};
-
-__device__ inline int64_t run_offset(const GroupNormGeometry& g, const Runs& runs, int64_t r) {
-  switch (runs.kind) {
-    case Runs::kOneBlock: return 0;
-    case Runs::kPerPosition: return spatial_offset(g, r, g.in_sp_stride);
-    default: {
-      const int64_t cl = r / g.spatial;
-      return cl * g.in_c + spatial_offset(g, r - cl * g.spatial, g.in_sp_stride);
-    }
   }
 }
 
@@ -129,17 +109,14 @@ __device__ GroupMoments block_moments(GroupMoments m) {
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    moments_kernel(GroupNormGeometry g, Runs runs, const T* input, GroupMoments* partials) {
+    moments_kernel(GroupNormGeometry g, GroupRuns runs, const T* input, GroupMoments* partials) {
   const int64_t pair = blockIdx.x, splits = gridDim.y;
-  const int64_t n = pair / g.groups, gi = pair % g.groups;
-  const T* base = input + n * g.in_n + gi * g.channels_per_group() * g.in_c;
-  const int64_t loads_per_run = runs.run_len / runs.vec;
-  const int64_t loads = runs.nruns * loads_per_run;
+  const T* base = input + pair_base(g, pair);
+  const int64_t loads = runs.loads();
   const int64_t begin = loads * blockIdx.y / splits, end = loads * (blockIdx.y + 1) / splits;
   Shifted acc;
   for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
-    const int64_t r = runs.nruns == 1 ? 0 : j / loads_per_run;
-    const T* p = base + run_offset(g, runs, r) + (j - r * loads_per_run) * runs.vec;
+    const T* p = base + load_offset(g, runs, j);
     if (runs.vec == 1) {
       acc.add(to_float(*p));
     } else {
@@ -225,28 +202,6 @@ __global__ void __launch_bounds__(kThreads)
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-Runs runs_of(const GroupNormGeometry& g, const void* input, size_t elem) {
-  const int64_t cpg = g.channels_per_group();
-  const int vec = static_cast<int>(16 / elem);
-  Runs r;
-  const bool spatial_dense = g.nsp == 0 || (g.nsp == 1 && g.in_sp_stride[0] == 1);
-  if (spatial_dense && (cpg == 1 || g.in_c == g.spatial)) {
-    r = {Runs::kOneBlock, cpg * g.spatial, 1, 1};
-  } else if (g.in_c == 1 || cpg == 1) {
-    r = {Runs::kPerPosition, cpg, g.spatial, 1};
-  } else {
-    r = {Runs::kSingle, 1, cpg * g.spatial, 1};
-  }
-  // Vectors need every run start 16-byte aligned and whole vectors per run.
-  bool ok = r.kind != Runs::kSingle && r.run_len % vec == 0 && aligned(input) &&
-            (g.batch == 1 || (g.in_n * elem) % 16 == 0) &&
-            (g.groups == 1 || (cpg * g.in_c * elem) % 16 == 0);
-  if (r.kind == Runs::kPerPosition)
-    for (int d = 0; d < g.nsp; ++d) ok = ok && (g.in_sp_stride[d] * elem) % 16 == 0;
-  if (ok) r.vec = vec;
-  return r;
-}
-
 int64_t splits_of(const GroupNormGeometry& g) {
   const int64_t per_pair = g.channels_per_group() * g.spatial;
   return std::max<int64_t>(1, std::min<int64_t>(kMaxSplits, per_pair / kElementsPerBlock));
@@ -262,7 +217,7 @@ void check_launch() { DIFFCOLL_CUDA_CHECK(cudaGetLastError()); }
 template <typename T>
 void launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* out,
                     GroupMoments* partials, cudaStream_t stream) {
-  const Runs runs = runs_of(g, input, sizeof(T));
+  const GroupRuns runs = group_runs(g, input, sizeof(T));
   const int64_t splits = splits_of(g);
   DIFFCOLL_REQUIRE(g.pairs() < (int64_t{1} << 31), Status::kUnsupported, "group_norm: ",
                    g.pairs(), " (sample, group) pairs exceed a CUDA grid");
@@ -271,28 +226,6 @@ void launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments*
   check_launch();
   merge_kernel<<<blocks_for(g.pairs()), kThreads, 0, stream>>>(partials, splits, g.pairs(), out);
   check_launch();
-}
-
-// Dense with positive strides, and the output the same layout.
-bool dense_same_layout(const GroupNormGeometry& g) {
-  if (g.in_n != g.out_n || g.in_c != g.out_c) return false;
-  for (int d = 0; d < g.nsp; ++d)
-    if (g.in_sp_stride[d] != g.out_sp_stride[d] || g.in_sp_stride[d] <= 0) return false;
-  if ((g.batch > 1 && g.in_n <= 0) || (g.channels > 1 && g.in_c <= 0)) return false;
-  // Dense: the strides, sorted, are the running products of the extents.
-  struct Dim { int64_t stride, extent; } dims[kMaxViewDims + 2];
-  int k = 0;
-  dims[k++] = {g.in_n, g.batch};
-  dims[k++] = {g.in_c, g.channels};
-  for (int d = 0; d < g.nsp; ++d) dims[k++] = {g.in_sp_stride[d], g.sp_shape[d]};
-  std::sort(dims, dims + k, [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
-  int64_t expect = 1;
-  for (int i = 0; i < k; ++i) {
-    if (dims[i].extent == 1) continue;
-    if (dims[i].stride != expect) return false;
-    expect *= dims[i].extent;
-  }
-  return true;
 }
 
 template <typename T>
@@ -305,7 +238,8 @@ void launch_apply(const GroupNormGeometry& g, const void* input, void* output,
     const int vec = numel % (16 / sizeof(T)) == 0 && aligned(in) && aligned(out)
                         ? static_cast<int>(16 / sizeof(T))
                         : 1;
-    const int64_t c_div = g.channels > 1 ? g.in_c : 1, n_div = g.batch > 1 ? g.in_n : 1;
+    int64_t n_div, c_div;
+    dense_divisors(g, &n_div, &c_div);
     const unsigned blocks = blocks_for(numel / vec);
     if (numel < (int64_t{1} << 31))
       apply_dense_kernel<T, uint32_t><<<blocks, kThreads, 0, stream>>>(

@@ -50,9 +50,12 @@ void check_affine(const TensorView* p, const char* what, const TensorView& input
                    " are on different devices");
 }
 
+}  // namespace
+
 // Merges spatial dimension d into d + 1 where both tensors step through them
 // as through one dimension; drops extents of 1.
-GroupNormGeometry geometry(const TensorView& in, const TensorView& out, int64_t groups) {
+GroupNormGeometry group_norm_geometry(const TensorView& in, const TensorView& out,
+                                      int64_t groups) {
   GroupNormGeometry g;
   g.batch = in.shape[0];
   g.channels = in.shape[1];
@@ -80,6 +83,8 @@ GroupNormGeometry geometry(const TensorView& in, const TensorView& out, int64_t 
   }
   return g;
 }
+
+namespace {
 
 GroupNormAffine affine_of(const GroupNormArgs& args) {
   GroupNormAffine a;
@@ -156,7 +161,7 @@ void group_norm(Comm& comm, const TensorView& input, const TensorView& output,
     verify_agreement(comm, signature(op, nc, args.groups, eps_bits, affine, input.ndim));
 
     Side& side = comm.side_for(input.device);
-    const GroupNormGeometry g = geometry(input, output, args.groups);
+    const GroupNormGeometry g = group_norm_geometry(input, output, args.groups);
     if (g.pairs() == 0) return;  // no (sample, group): nothing to normalise or exchange
     const int ranks = comm.size();
     const size_t record_bytes = static_cast<size_t>(g.pairs()) * sizeof(GroupMoments);

@@ -11,6 +11,7 @@
 
 #include "../comm.h"
 #include "../tensor.h"
+#include "group_norm_math.h"
 
 namespace diffcoll {
 namespace ops {
@@ -21,6 +22,10 @@ struct GroupNormArgs {
   const TensorView* weight = nullptr;  // [C] or null
   const TensorView* bias = nullptr;    // [C] or null
 };
+
+// The kernels' view of input and output (checked by check_group_norm).
+GroupNormGeometry group_norm_geometry(const TensorView& input, const TensorView& output,
+                                      int64_t groups);
 
 // Validates the arguments for a rank's slab (local, throws kInvalidArgument).
 void check_group_norm(const TensorView& input, const TensorView& output,
