@@ -34,10 +34,8 @@ namespace diffcoll {
 namespace ops {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kGroupNormThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr int64_t kElementsPerBlock = 8192;  // of one (sample, group), before splitting stops
-constexpr int kMaxSplits = 128;
 constexpr int kMaxApplyBlocks = 8192;  // grid-stride beyond this
 
 template <typename T>
@@ -66,27 +64,6 @@ __device__ inline float load_param(const void* p, DType dtype, int64_t index) {
   }
 }
 
-// A thread's running shifted sums.
-struct Shifted {
-  int64_t n = 0;
-  float shift = 0, s = 0, ss = 0;
-  __device__ void add(float x) {
-    if (n == 0) shift = x;
-    const float d = x - shift;
-    s += d;
-    ss += d * d;
-    ++n;
-  }
-  __device__ GroupMoments moments() const {
-    GroupMoments m{n, 0.f, 0.f};
-    if (n == 0) return m;
-    const float q = s / static_cast<float>(n);
-    m.mean = shift + q;
-    m.m2 = fmaxf(ss - s * q, 0.f);
-    return m;
-  }
-};
-
 __device__ inline GroupMoments shuffle_down(GroupMoments m, int delta) {
   GroupMoments o;
   o.count = __shfl_down_sync(0xffffffffu, static_cast<long long>(m.count), delta);
@@ -112,9 +89,9 @@ __global__ void __launch_bounds__(kThreads)
     moments_kernel(GroupNormGeometry g, GroupRuns runs, const T* input, GroupMoments* partials) {
   const int64_t pair = blockIdx.x, splits = gridDim.y;
   const T* base = input + pair_base(g, pair);
-  const int64_t loads = runs.loads();
-  const int64_t begin = loads * blockIdx.y / splits, end = loads * (blockIdx.y + 1) / splits;
-  Shifted acc;
+  int64_t begin, end;
+  split_range(runs.loads(), blockIdx.y, splits, &begin, &end);
+  ShiftedSums acc;
   for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
     const T* p = base + load_offset(g, runs, j);
     if (runs.vec == 1) {
@@ -202,11 +179,6 @@ __global__ void __launch_bounds__(kThreads)
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-int64_t splits_of(const GroupNormGeometry& g) {
-  const int64_t per_pair = g.channels_per_group() * g.spatial;
-  return std::max<int64_t>(1, std::min<int64_t>(kMaxSplits, per_pair / kElementsPerBlock));
-}
-
 unsigned blocks_for(int64_t work) {
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, kMaxApplyBlocks)));
@@ -218,7 +190,7 @@ template <typename T>
 void launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* out,
                     GroupMoments* partials, cudaStream_t stream) {
   const GroupRuns runs = group_runs(g, input, sizeof(T));
-  const int64_t splits = splits_of(g);
+  const int64_t splits = group_splits(g);
   DIFFCOLL_REQUIRE(g.pairs() < (int64_t{1} << 31), Status::kUnsupported, "group_norm: ",
                    g.pairs(), " (sample, group) pairs exceed a CUDA grid");
   moments_kernel<T><<<dim3(static_cast<unsigned>(g.pairs()), static_cast<unsigned>(splits)),
@@ -258,7 +230,7 @@ void launch_apply(const GroupNormGeometry& g, const void* input, void* output,
 class CudaGroupNormMath : public GroupNormMath {
  public:
   size_t workspace_bytes(const GroupNormGeometry& g) const override {
-    return static_cast<size_t>(g.pairs() * splits_of(g)) * sizeof(GroupMoments);
+    return static_cast<size_t>(g.pairs() * group_splits(g)) * sizeof(GroupMoments);
   }
 
   void local_moments(const GroupNormGeometry& g, DType dtype, const void* input,

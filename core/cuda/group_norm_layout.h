@@ -18,6 +18,26 @@
 namespace diffcoll {
 namespace ops {
 
+// Threads of a moments block; a block reduces loads [begin, end) of its
+// split of one pair, thread t taking loads begin + t, begin + t + threads, ...
+constexpr int kGroupNormThreads = 256;
+constexpr int64_t kGroupNormElementsPerSplit = 8192;  // before splitting a pair further stops
+constexpr int64_t kGroupNormMaxSplits = 128;
+
+// Blocks per (sample, group) of the moments kernel.
+inline int64_t group_splits(const GroupNormGeometry& g) {
+  const int64_t per_pair = g.channels_per_group() * g.spatial;
+  return std::max<int64_t>(
+      1, std::min<int64_t>(kGroupNormMaxSplits, per_pair / kGroupNormElementsPerSplit));
+}
+
+// Loads [begin, end) of split `split` of `splits` over `loads` loads.
+DIFFCOLL_HOST_DEVICE inline void split_range(int64_t loads, int64_t split, int64_t splits,
+                                             int64_t* begin, int64_t* end) {
+  *begin = loads * split / splits;
+  *end = loads * (split + 1) / splits;
+}
+
 struct GroupRuns {
   enum Kind : int32_t { kOneBlock, kPerPosition, kSingle } kind;
   int64_t run_len;

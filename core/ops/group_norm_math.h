@@ -55,6 +55,29 @@ DIFFCOLL_HOST_DEVICE inline GroupMoments combine_moments(GroupMoments a, GroupMo
   return r;
 }
 
+// A running (count, mean, M2) of one thread's elements, as shifted sums:
+// x - x0 and (x - x0)^2 with x0 the first element, so that an activation
+// with a large offset loses no digits (what the CUDA kernels accumulate).
+struct ShiftedSums {
+  int64_t n = 0;
+  float shift = 0, s = 0, ss = 0;
+  DIFFCOLL_HOST_DEVICE void add(float x) {
+    if (n == 0) shift = x;
+    const float d = x - shift;
+    s += d;
+    ss += d * d;
+    ++n;
+  }
+  DIFFCOLL_HOST_DEVICE GroupMoments moments() const {
+    GroupMoments m{n, 0.f, 0.f};
+    if (n == 0) return m;
+    const float q = s / static_cast<float>(n);
+    m.mean = shift + q;
+    m.m2 = fmaxf(ss - s * q, 0.f);
+    return m;
+  }
+};
+
 // Mean and reciprocal standard deviation (biased variance, as torch's
 // GroupNorm) of one (sample, group).
 struct GroupStats {

@@ -6,6 +6,7 @@
 // channel and sample of every memory position must be the element's own.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -129,6 +130,93 @@ TEST(GroupNormLayout, DifferentOutputLayoutIsNotDense) {
   const TensorView in = view(l[0], DType::kFloat32), out = view(l[1], DType::kFloat32);
   EXPECT_FALSE(ops::dense_same_layout(ops::group_norm_geometry(in, out, 4)));
   EXPECT_TRUE(ops::dense_same_layout(ops::group_norm_geometry(in, in, 4)));
+}
+
+// The moments kernel's arithmetic, emulated on the host in the kernel's
+// order: per-thread shifted sums over the kernel's load assignment, the warp
+// tree (shuffle-down by 16, 8, 4, 2, 1), the warps in order, the splits in
+// order, then the ranks in order. An activation of mean 1000 and spread of
+// order 1 must keep its variance, which E[x^2] - E[x]^2 in f32 does not.
+ops::GroupMoments block_moments(const std::vector<ops::GroupMoments>& threads) {
+  std::vector<ops::GroupMoments> warp_results;
+  for (size_t w = 0; w < threads.size(); w += 32) {
+    std::vector<ops::GroupMoments> lane(threads.begin() + w, threads.begin() + w + 32);
+    for (int delta = 16; delta > 0; delta /= 2) {
+      std::vector<ops::GroupMoments> next(32);
+      for (int l = 0; l < 32; ++l)  // out-of-range shuffles return the lane's own value
+        next[l] = ops::combine_moments(lane[l], lane[l + delta < 32 ? l + delta : l]);
+      lane = next;
+    }
+    warp_results.push_back(lane[0]);
+  }
+  ops::GroupMoments m = warp_results[0];
+  for (size_t w = 1; w < warp_results.size(); ++w) m = ops::combine_moments(m, warp_results[w]);
+  return m;
+}
+
+TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
+  const int64_t C = 8, H = 192, W = 96, G = 2, ranks = 3;
+  auto value = [](int64_t i) {  // 1000 + a deterministic spread in [-2, 2)
+    uint64_t h = (static_cast<uint64_t>(i) + 1) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    return static_cast<float>(1000.0 + static_cast<double>(h >> 11) / 9007199254740992.0 * 4 - 2);
+  };
+  std::vector<float> whole(C * H * W);
+  for (size_t i = 0; i < whole.size(); ++i) whole[i] = value(static_cast<int64_t>(i));
+  std::vector<ops::GroupMoments> per_rank(ranks * G);
+  for (int64_t r = 0; r < ranks; ++r) {
+    const int64_t start = H * r / ranks, rows = H * (r + 1) / ranks - start;
+    const Layout l{"slab", {1, C, rows, W}, {C * H * W, H * W, W, 1}};
+    TensorView t = view(l, DType::kFloat32);
+    const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, G);
+    const ops::GroupRuns runs = ops::group_runs(g, t.data, 4);
+    const int64_t splits = ops::group_splits(g);
+    ASSERT_GT(splits, 1) << "the case should exercise split blocks";
+    for (int64_t pair = 0; pair < G; ++pair) {
+      std::vector<ops::GroupMoments> partials;
+      for (int64_t split = 0; split < splits; ++split) {
+        int64_t begin, end;
+        ops::split_range(runs.loads(), split, splits, &begin, &end);
+        std::vector<ops::GroupMoments> threads;
+        for (int th = 0; th < ops::kGroupNormThreads; ++th) {
+          ops::ShiftedSums acc;
+          for (int64_t j = begin + th; j < end; j += ops::kGroupNormThreads)
+            for (int k = 0; k < runs.vec; ++k) {
+              // The slab's element offset, then its place in the whole tensor.
+              const int64_t o = ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k;
+              acc.add(whole[start * W + o]);
+            }
+          threads.push_back(acc.moments());
+        }
+        partials.push_back(block_moments(threads));
+      }
+      ops::GroupMoments m = partials[0];
+      for (size_t k = 1; k < partials.size(); ++k) m = ops::combine_moments(m, partials[k]);
+      per_rank[r * G + pair] = m;
+    }
+  }
+  const int64_t per_group = C / G * H * W;
+  for (int64_t pair = 0; pair < G; ++pair) {
+    ops::GroupMoments m = per_rank[pair];
+    for (int64_t r = 1; r < ranks; ++r) m = ops::combine_moments(m, per_rank[r * G + pair]);
+    double sum = 0, sq = 0;
+    float naive_sum = 0, naive_sq = 0;
+    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i) {
+      sum += whole[i];
+      naive_sum += whole[i];
+      naive_sq += whole[i] * whole[i];
+    }
+    const double mean = sum / per_group;
+    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i)
+      sq += (whole[i] - mean) * (whole[i] - mean);
+    const double var = sq / per_group;
+    const float naive_mean = naive_sum / per_group;
+    const double naive_var = naive_sq / per_group - naive_mean * naive_mean;
+    ASSERT_EQ(m.count, per_group);
+    EXPECT_NEAR(m.mean, mean, 1e-4);
+    EXPECT_NEAR(m.m2 / m.count, var, 1e-5 * var) << "pair " << pair;
+    EXPECT_GT(std::fabs(naive_var - var), 1e-2 * var) << "the case is not hard enough";
+  }
 }
 
 }  // namespace
