@@ -86,6 +86,16 @@ TEST(GpuGroupNorm, OneGpuMatchesWholeTensorAndHostPath) {
   });
 }
 
+// float16 (the __half kernels) and a W-flipped view (negative strides: the
+// strided kernels) on device memory.
+TEST(GpuGroupNorm, Float16AndFlippedViews) {
+  SKIP_WITHOUT_GPUS(1);
+  for (int dtype : {DIFFCOLL_FLOAT16, DIFFCOLL_FLOAT32})
+    run_gpu_ranks(1, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+      run_flipped_case(dtype, r, 1, comm, Where{r, stream});
+    });
+}
+
 // Captured into a CUDA graph after reserving staging, then replayed.
 TEST(GpuGroupNorm, CapturesIntoACudaGraph) {
   SKIP_WITHOUT_GPUS(1);
