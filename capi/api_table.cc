@@ -64,6 +64,9 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_halo_exchange_into = &diffcoll_halo_exchange_into;
   t.diffcoll_split_extent = &diffcoll_split_extent;
   t.diffcoll_gather_slabs = &diffcoll_gather_slabs;
+  t.diffcoll_fused_norm_workspace_create = &diffcoll_fused_norm_workspace_create;
+  t.diffcoll_fused_norm_workspace_destroy = &diffcoll_fused_norm_workspace_destroy;
+  t.diffcoll_fused_norm = &diffcoll_fused_norm;
   return t;
 }
 

@@ -1,0 +1,116 @@
+// Fused all-reduce + residual add + RMSNorm, the end of every tensor-parallel
+// transformer block:
+//   residual_out = allreduce(x) + residual
+//   y            = residual_out / sqrt(mean(residual_out^2) + eps) * weight
+// on any group of a communicator. A workspace, created collectively before
+// any CUDA-graph capture, holds everything the operation needs (staging and,
+// on the device, NCCL symmetric windows and a device communicator), so that
+// the operation itself allocates and exchanges nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "../comm.h"
+#include "../tensor.h"
+
+namespace diffcoll {
+namespace ops {
+
+// Values equal diffcoll_fused_norm_path_t.
+enum class FusedNormPath : int32_t {
+  kAuto = 0,        // chosen by size (see choose_fused_norm_path)
+  kOneShot = 1,     // one kernel: every rank reads all peers' rows
+  kTwoShot = 2,     // one kernel: reduce-scatter by rows, epilogue, all-gather
+  kNcclKernel = 3,  // NCCL all-reduce, then one residual + RMSNorm kernel
+};
+
+bool fused_norm_path_valid(int32_t value);
+const char* fused_norm_path_name(FusedNormPath path);
+
+// The largest call a workspace serves.
+struct FusedNormLimits {
+  int64_t max_tokens = 0;
+  int64_t max_hidden = 0;
+  DType dtype = DType::kBFloat16;  // calls may use any dtype no wider than this
+};
+
+// One call on dense row-major buffers of `tokens` rows of `hidden` elements.
+// residual, weight and residual_out may be null (the optional forms); y and
+// residual_out may alias x or residual.
+struct FusedNormCall {
+  const void* x = nullptr;
+  const void* residual = nullptr;
+  const void* weight = nullptr;
+  void* y = nullptr;
+  void* residual_out = nullptr;
+  int64_t tokens = 0;
+  int64_t hidden = 0;
+  DType dtype = DType::kBFloat16;
+  float eps = 1e-6f;
+};
+
+// The device half of a workspace (core/cuda; a stand-in refuses without CUDA).
+class FusedNormDevice {
+ public:
+  virtual ~FusedNormDevice() = default;
+  // Whether the one-kernel paths can run a call of `bytes` bytes; if not,
+  // `why` says why (no NVLink/LSA peers, registration refused, too large).
+  virtual bool fused_available(size_t bytes, std::string* why) const = 0;
+  // Runs `call` by `path` (never kAuto) on `stream`, stream-ordered.
+  virtual void run(const FusedNormCall& call, FusedNormPath path, void* stream) = 0;
+};
+
+// Collective over `comm`: allocates the device staging, registers the
+// symmetric windows and creates the NCCL device communicator. Set-up traffic
+// goes over the control plane (the host side); refuses inside a capture.
+std::unique_ptr<FusedNormDevice> make_fused_norm_device(Comm& comm, const FusedNormLimits& limits);
+
+// kAuto's choice for a call of `bytes` bytes on a group of `ranks`, when the
+// one-kernel paths are available.
+FusedNormPath choose_fused_norm_path(size_t bytes, int ranks);
+
+// The tensors of one call, as the caller passed them.
+struct FusedNormArgs {
+  TensorView x;
+  const TensorView* residual = nullptr;
+  const TensorView* weight = nullptr;
+  TensorView y;
+  const TensorView* residual_out = nullptr;
+  float eps = 1e-6f;
+  FusedNormPath path = FusedNormPath::kAuto;
+};
+
+class FusedNormWorkspace {
+ public:
+  // Collective over `comm`: every rank passes the same limits (checked over
+  // the host side, kMismatch otherwise). With a device side, also builds the
+  // device half (see make_fused_norm_device).
+  FusedNormWorkspace(Comm& comm, const FusedNormLimits& limits);
+  ~FusedNormWorkspace();
+
+  // Collective over the workspace's communicator, which `comm` must be.
+  // Host tensors: Gloo all-reduce and plain loops (the reference). CUDA
+  // tensors: the path asked for, or chosen by size.
+  void run(Comm& comm, const FusedNormArgs& args, void* stream);
+
+  const FusedNormLimits& limits() const { return limits_; }
+  // The path a CUDA call of `bytes` bytes takes when it asks for `path`.
+  FusedNormPath resolve(FusedNormPath path, size_t bytes) const;
+
+ private:
+  void run_host(Comm& comm, const FusedNormCall& call);
+  size_t max_bytes() const;
+
+  Comm* comm_;
+  FusedNormLimits limits_;
+  std::unique_ptr<FusedNormDevice> device_;
+};
+
+// The epilogue on the host, row by row: `sum` holds allreduce(x) (already
+// rounded to the dtype). Shared by the host path and the tests' reasoning.
+void fused_norm_epilogue_host(const FusedNormCall& call, const void* sum);
+
+}  // namespace ops
+}  // namespace diffcoll
