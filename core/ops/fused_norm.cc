@@ -124,13 +124,15 @@ const char* fused_norm_path_name(FusedNormPath path) {
 }
 
 FusedNormPath choose_fused_norm_path(size_t bytes, int ranks) {
-  // One-shot moves (ranks - 1) x bytes into every rank, two-shot about 2 x
-  // bytes, NCCL's ring the same as two-shot but with launch and protocol
-  // overheads that only pay off on large messages. The crossovers are a first
-  // guess from the shape of the published numbers (see docs/FUSED_NORM.md).
+  // One-shot reads (ranks - 1) x bytes from the peers into every rank and
+  // needs no second round; two-shot reads and gathers about 2 x bytes in
+  // all, with one more barrier. Past the symmetric window (and where CTA-per-
+  // row loads cannot keep NVLink busy) NCCL's tuned algorithms win. The
+  // crossovers are a first guess, to be tuned on the benchmark
+  // (docs/FUSED_NORM.md).
   if (ranks <= 2 ? bytes <= (size_t{512} << 10) : bytes <= (size_t{256} << 10))
     return FusedNormPath::kOneShot;
-  if (bytes <= (size_t{8} << 20)) return FusedNormPath::kTwoShot;
+  if (bytes <= kFusedNormTwoShotMaxBytes) return FusedNormPath::kTwoShot;
   return FusedNormPath::kNcclKernel;
 }
 
@@ -182,16 +184,10 @@ FusedNormWorkspace::FusedNormWorkspace(Comm& comm, const FusedNormLimits& limits
                        all[0], " tokens, hidden ", all[1], ", ",
                        dtype_name(static_cast<DType>(all[2])), ")");
     if (comm.device_side()) device_ = make_fused_norm_device(comm, limits);
-    // The host path stages one call; reserving now keeps the op allocation-free.
-    comm.host().reserve(max_bytes());
   });
 }
 
 FusedNormWorkspace::~FusedNormWorkspace() = default;
-
-size_t FusedNormWorkspace::max_bytes() const {
-  return static_cast<size_t>(limits_.max_tokens * limits_.max_hidden) * dtype_size(limits_.dtype);
-}
 
 FusedNormPath FusedNormWorkspace::resolve(FusedNormPath path, size_t bytes) const {
   DIFFCOLL_REQUIRE(device_ != nullptr, Status::kUnsupported,

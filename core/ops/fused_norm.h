@@ -67,6 +67,10 @@ class FusedNormDevice {
 // goes over the control plane (the host side); refuses inside a capture.
 std::unique_ptr<FusedNormDevice> make_fused_norm_device(Comm& comm, const FusedNormLimits& limits);
 
+// Calls up to this size may take the one-kernel paths (the device half's
+// symmetric window holds this much per region); larger ones take NCCL.
+constexpr size_t kFusedNormTwoShotMaxBytes = size_t{32} << 20;
+
 // kAuto's choice for a call of `bytes` bytes on a group of `ranks`, when the
 // one-kernel paths are available.
 FusedNormPath choose_fused_norm_path(size_t bytes, int ranks);
@@ -101,7 +105,6 @@ class FusedNormWorkspace {
 
  private:
   void run_host(Comm& comm, const FusedNormCall& call);
-  size_t max_bytes() const;
 
   Comm* comm_;
   FusedNormLimits limits_;

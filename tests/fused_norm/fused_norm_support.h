@@ -64,6 +64,25 @@ struct Rows {
   }
 };
 
+// Which optional tensors a call passes, and which outputs alias inputs.
+struct Forms {
+  bool residual = true;
+  bool weight = true;
+  bool residual_out = true;
+  bool in_place_residual = false;  // residual_out written over residual
+  bool in_place_y = false;         // y written over x
+};
+
+// In place, no residual, no weight, and nothing optional at all.
+inline std::vector<Forms> optional_forms() {
+  Forms in_place, no_residual, no_weight, bare;
+  in_place.in_place_residual = in_place.in_place_y = true;
+  no_residual.residual = false;
+  no_weight.weight = false;
+  bare.residual = bare.weight = bare.residual_out = false;
+  return {in_place, no_residual, no_weight, bare};
+}
+
 struct Expected {
   std::vector<double> residual_out, y;
 };

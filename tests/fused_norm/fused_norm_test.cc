@@ -10,15 +10,8 @@
 
 namespace {
 
+using fn_test::Forms;
 using fn_test::Rows;
-
-struct Forms {
-  bool residual = true;
-  bool weight = true;
-  bool residual_out = true;
-  bool in_place_residual = false;  // residual_out written over residual
-  bool in_place_y = false;         // y written over x
-};
 
 constexpr float kEps = 1e-6f;
 
@@ -132,16 +125,7 @@ TEST_P(FusedNormHost, Forms) {
   dct::run_ranks(2, [&](int rank, diffcoll_comm_t* comm) {
     diffcoll_fused_norm_workspace_t* ws = nullptr;
     DC_ASSERT_OK(diffcoll_fused_norm_workspace_create(comm, 64, 2048, dtype, &ws));
-    Forms in_place;
-    in_place.in_place_residual = true;
-    in_place.in_place_y = true;
-    Forms no_residual;
-    no_residual.residual = false;
-    Forms no_weight;
-    no_weight.weight = false;
-    Forms bare;
-    bare.residual = bare.weight = bare.residual_out = false;
-    for (const Forms& f : {in_place, no_residual, no_weight, bare})
+    for (const Forms& f : fn_test::optional_forms())
       run_and_check(ws, rank, iota(2), 7, 2048, dtype, f);
     // A narrower dtype than the workspace's also fits.
     if (dtype == DIFFCOLL_FLOAT32) run_and_check(ws, rank, iota(2), 64, 2048, DIFFCOLL_BFLOAT16);
