@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(kThreads)
       fused_norm_cuda::load<T, V>(y_row + e, v);
     };
     fused_norm_cuda::norm_row<T, V>(sum_of, residual ? residual + row * hidden : nullptr, weight,
-                                    residual_out ? residual_out + row * hidden : y_row, y_row,
+                                    residual_out ? residual_out + row * hidden : nullptr, y_row,
                                     hidden, eps);
   }
 }

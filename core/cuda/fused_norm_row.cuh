@@ -81,18 +81,28 @@ __device__ __forceinline__ float cta_sum(float v) {
   return total;
 }
 
+// Vectors per thread that norm_row keeps in registers between its passes:
+// rows of up to kThreads * V * kCachedVectors elements (8192 in 16-bit types)
+// are read once; longer rows re-read the rest from where pass 1 stored it.
+constexpr int kCachedVectors = 4;
+
 // One row: sum_of(e, v) fills v with allreduce(x) at elements e..e+V-1 of the
-// row, already rounded to T. residual_out = round(sum + residual) goes to
-// `stash` (the caller's residual_out, or y when it wants none), and the norm
-// is taken of those stored values. Every element is read and written by one
-// thread in both passes, so stash and y may be the buffer sum_of reads, and
-// stash may be `residual`.
+// row, already rounded to T. residual_out = round(sum + residual) is stored
+// (if wanted) and the norm taken of those rounded values; y gets the result.
+// Every element is read and written by one thread in both passes, so y and
+// residual_out may be the buffer sum_of reads, and residual_out may be
+// `residual`. Elements beyond the register cache wait in residual_out, or in
+// y when there is no residual_out, between the passes.
 template <typename T, int V, typename SumOf>
 __device__ __forceinline__ void norm_row(SumOf sum_of, const T* residual, const T* weight,
-                                         T* stash, T* y, int64_t hidden, float eps) {
+                                         T* residual_out, T* y, int64_t hidden, float eps) {
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * V;
+  constexpr int64_t kStride = static_cast<int64_t>(kThreads) * V;
+  T* stash = residual_out ? residual_out : y;
+  float cache[kCachedVectors][V];
   float squares = 0;
-  for (int64_t e = static_cast<int64_t>(threadIdx.x) * V; e < hidden; e += kThreads * V) {
-    float v[V];
+  // Pass 1 on element e: the rounded residual stream, into v.
+  auto pass1 = [&](int64_t e, float(&v)[V]) {
     sum_of(e, v);
     if (residual) {
       float r[V];
@@ -105,12 +115,23 @@ __device__ __forceinline__ void norm_row(SumOf sum_of, const T* residual, const 
       v[k] = round_to<T>(v[k]);
       squares += v[k] * v[k];
     }
+  };
+#pragma unroll
+  for (int i = 0; i < kCachedVectors; ++i) {
+    const int64_t e = first + i * kStride;
+    if (e < hidden) {
+      pass1(e, cache[i]);
+      if (residual_out) store<T, V>(residual_out + e, cache[i]);
+    }
+  }
+  for (int64_t e = first + kCachedVectors * kStride; e < hidden; e += kStride) {
+    float v[V];
+    pass1(e, v);
     store<T, V>(stash + e, v);
   }
   const float scale = rsqrtf(cta_sum(squares) / static_cast<float>(hidden) + eps);
-  for (int64_t e = static_cast<int64_t>(threadIdx.x) * V; e < hidden; e += kThreads * V) {
-    float v[V];
-    load<T, V>(stash + e, v);
+  // Pass 2 on element e holding v: y = v * scale * weight.
+  auto pass2 = [&](int64_t e, const float(&v)[V]) {
     float w[V];
     if (weight) {
       load<T, V>(weight + e, w);
@@ -118,9 +139,20 @@ __device__ __forceinline__ void norm_row(SumOf sum_of, const T* residual, const 
 #pragma unroll
       for (int k = 0; k < V; ++k) w[k] = 1.0f;
     }
+    float out[V];
 #pragma unroll
-    for (int k = 0; k < V; ++k) v[k] = v[k] * scale * w[k];
-    store<T, V>(y + e, v);
+    for (int k = 0; k < V; ++k) out[k] = v[k] * scale * w[k];
+    store<T, V>(y + e, out);
+  };
+#pragma unroll
+  for (int i = 0; i < kCachedVectors; ++i) {
+    const int64_t e = first + i * kStride;
+    if (e < hidden) pass2(e, cache[i]);
+  }
+  for (int64_t e = first + kCachedVectors * kStride; e < hidden; e += kStride) {
+    float v[V];
+    load<T, V>(stash + e, v);
+    pass2(e, v);
   }
 }
 

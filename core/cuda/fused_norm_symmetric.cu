@@ -63,14 +63,15 @@ __device__ __forceinline__ void sum_over_peers(const Params& p, int64_t row_star
 }
 
 // Normalises `row`, reading x from every peer's window; writes the row's
-// residual_out to `stash` and y to `y_row`.
+// residual_out to `residual_out_row` (if not null) and y to `y_row`.
 template <typename T, int V>
-__device__ __forceinline__ void reduce_row(const Params& p, int64_t row, T* stash, T* y_row) {
+__device__ __forceinline__ void reduce_row(const Params& p, int64_t row, T* residual_out_row,
+                                           T* y_row) {
   const int64_t start = row * p.hidden;
   auto sum_of = [&](int64_t e, float(&v)[V]) { sum_over_peers<T, V>(p, start, e, v); };
   const T* residual = p.residual ? static_cast<const T*>(p.residual) + start : nullptr;
-  fused_norm_cuda::norm_row<T, V>(sum_of, residual, static_cast<const T*>(p.weight), stash, y_row,
-                                  p.hidden, p.eps);
+  fused_norm_cuda::norm_row<T, V>(sum_of, residual, static_cast<const T*>(p.weight),
+                                  residual_out_row, y_row, p.hidden, p.eps);
 }
 
 // First row of LSA rank s's share of the rows in two-shot.
@@ -92,9 +93,8 @@ __global__ void __launch_bounds__(kThreads) one_shot_kernel(Params p) {
                                     p.hidden);
   barrier.sync(ncclCoopCta(), cuda::memory_order_acq_rel);
   for (int64_t row = blockIdx.x; row < p.tokens; row += gridDim.x) {
-    T* y_row = static_cast<T*>(p.y) + row * p.hidden;
-    T* stash = p.residual_out ? static_cast<T*>(p.residual_out) + row * p.hidden : y_row;
-    reduce_row<T, V>(p, row, stash, y_row);
+    T* residual_out = p.residual_out ? static_cast<T*>(p.residual_out) + row * p.hidden : nullptr;
+    reduce_row<T, V>(p, row, residual_out, static_cast<T*>(p.y) + row * p.hidden);
   }
   barrier.sync(ncclCoopCta(), cuda::memory_order_acq_rel);
 }
@@ -120,9 +120,9 @@ __global__ void __launch_bounds__(kThreads) two_shot_kernel(Params p) {
   const int64_t my_end = share_begin(p.tokens, me + 1, ranks);
   for (int64_t row = share_begin(p.tokens, me, ranks) + blockIdx.x; row < my_end;
        row += gridDim.x) {
-    T* y_row = in_window<T>(p, kY, me, row * p.hidden);
-    T* stash = p.residual_out ? in_window<T>(p, kResidualOut, me, row * p.hidden) : y_row;
-    reduce_row<T, V>(p, row, stash, y_row);
+    T* residual_out =
+        p.residual_out ? in_window<T>(p, kResidualOut, me, row * p.hidden) : nullptr;
+    reduce_row<T, V>(p, row, residual_out, in_window<T>(p, kY, me, row * p.hidden));
   }
   barrier.sync(ncclCoopCta(), cuda::memory_order_acq_rel);
   for (int s = 0; s < ranks; ++s) {
