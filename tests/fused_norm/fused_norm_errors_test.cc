@@ -199,6 +199,25 @@ TEST(FusedNormErrors, LimitsDifferAcrossRanks) {
   });
 }
 
+// With DIFFCOLL_CHECK (config.check), ranks that call with different
+// arguments all fail before any data moves.
+TEST(FusedNormErrors, CheckModeCatchesDifferentEps) {
+  dct::run_ranks(
+      2,
+      [&](int rank, diffcoll_comm_t* comm) {
+        diffcoll_fused_norm_workspace_t* ws = nullptr;
+        DC_ASSERT_OK(diffcoll_fused_norm_workspace_create(comm, 4, 64, DIFFCOLL_FLOAT32, &ws));
+        Rows x(DIFFCOLL_FLOAT32, 4, 64), y(DIFFCOLL_FLOAT32, 4, 64);
+        diffcoll_tensor_t xd = x.desc(), yd = y.desc();
+        const float eps = rank == 0 ? 1e-6f : 1e-5f;
+        EXPECT_TRUE(fails_with(diffcoll_fused_norm(ws, &xd, nullptr, nullptr, eps, &yd, nullptr,
+                                                   nullptr, nullptr),
+                               DIFFCOLL_ERR_MISMATCH, "rank 1 called fused_norm"));
+        DC_EXPECT_OK(diffcoll_fused_norm_workspace_destroy(ws));
+      },
+      10000, /*check=*/1);
+}
+
 TEST(FusedNormErrors, ApiTable) {
   const diffcoll_api_t* api = nullptr;
   DC_ASSERT_OK(diffcoll_get_api(DIFFCOLL_API_VERSION_1, &api));
