@@ -105,6 +105,30 @@ void check_args(const FusedNormArgs& a) {
   }
 }
 
+// The host path's epilogue, row by row: `sum` holds allreduce(x), rounded to
+// the dtype as the all-reduce returned it.
+void epilogue_host(const FusedNormCall& c, const void* sum) {
+  std::vector<float> row(static_cast<size_t>(c.hidden));
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    const int64_t base = t * c.hidden;
+    float squares = 0;
+    for (int64_t j = 0; j < c.hidden; ++j) {
+      float v = load(c.dtype, sum, base + j);
+      if (c.residual) v += load(c.dtype, c.residual, base + j);
+      // The norm sees residual_out as stored, as a separate norm would.
+      v = c.residual_out ? store(c.dtype, c.residual_out, base + j, v) : round_to(c.dtype, v);
+      row[j] = v;
+      squares += v * v;
+    }
+    const float scale = 1.0f / std::sqrt(squares / static_cast<float>(c.hidden) + c.eps);
+    for (int64_t j = 0; j < c.hidden; ++j) {
+      float v = row[j] * scale;
+      if (c.weight) v *= load(c.dtype, c.weight, j);
+      store(c.dtype, c.y, base + j, v);
+    }
+  }
+}
+
 }  // namespace
 
 bool fused_norm_path_valid(int32_t value) { return value >= 0 && value <= 3; }
@@ -134,28 +158,6 @@ FusedNormPath choose_fused_norm_path(size_t bytes, int ranks) {
     return FusedNormPath::kOneShot;
   if (bytes <= kFusedNormTwoShotMaxBytes) return FusedNormPath::kTwoShot;
   return FusedNormPath::kNcclKernel;
-}
-
-void fused_norm_epilogue_host(const FusedNormCall& c, const void* sum) {
-  std::vector<float> row(static_cast<size_t>(c.hidden));
-  for (int64_t t = 0; t < c.tokens; ++t) {
-    const int64_t base = t * c.hidden;
-    float squares = 0;
-    for (int64_t j = 0; j < c.hidden; ++j) {
-      float v = load(c.dtype, sum, base + j);
-      if (c.residual) v += load(c.dtype, c.residual, base + j);
-      // The norm sees residual_out as stored, as a separate norm would.
-      v = c.residual_out ? store(c.dtype, c.residual_out, base + j, v) : round_to(c.dtype, v);
-      row[j] = v;
-      squares += v * v;
-    }
-    const float scale = 1.0f / std::sqrt(squares / static_cast<float>(c.hidden) + c.eps);
-    for (int64_t j = 0; j < c.hidden; ++j) {
-      float v = row[j] * scale;
-      if (c.weight) v *= load(c.dtype, c.weight, j);
-      store(c.dtype, c.y, base + j, v);
-    }
-  }
 }
 
 FusedNormWorkspace::FusedNormWorkspace(Comm& comm, const FusedNormLimits& limits)
@@ -249,7 +251,7 @@ void FusedNormWorkspace::run_host(Comm& comm, const FusedNormCall& call) {
   void* sum = comm.host().staging(bytes, nullptr);
   std::memcpy(sum, call.x, bytes);
   comm.host_backend().all_reduce(sum, n, call.dtype, Reduction{}, nullptr);
-  fused_norm_epilogue_host(call, sum);
+  epilogue_host(call, sum);
 }
 
 }  // namespace ops

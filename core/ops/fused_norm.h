@@ -3,8 +3,8 @@
 //   residual_out = allreduce(x) + residual
 //   y            = residual_out / sqrt(mean(residual_out^2) + eps) * weight
 // on any group of a communicator. A workspace, created collectively before
-// any CUDA-graph capture, holds everything the operation needs (staging and,
-// on the device, NCCL symmetric windows and a device communicator), so that
+// any CUDA-graph capture, holds everything the operation needs (on the
+// device: an NCCL symmetric window and an NCCL device communicator), so that
 // the operation itself allocates and exchanges nothing.
 #pragma once
 
@@ -62,9 +62,10 @@ class FusedNormDevice {
   virtual void run(const FusedNormCall& call, FusedNormPath path, void* stream) = 0;
 };
 
-// Collective over `comm`: allocates the device staging, registers the
-// symmetric windows and creates the NCCL device communicator. Set-up traffic
-// goes over the control plane (the host side); refuses inside a capture.
+// Collective over `comm`: allocates and registers the symmetric window and
+// creates the NCCL device communicator, the ranks agreeing over the host side
+// after each step; where a step fails on any rank, no rank offers the
+// one-kernel paths (fused_available says why). Call outside graph capture.
 std::unique_ptr<FusedNormDevice> make_fused_norm_device(Comm& comm, const FusedNormLimits& limits);
 
 // Calls up to this size may take the one-kernel paths (the device half's
@@ -99,21 +100,15 @@ class FusedNormWorkspace {
   // tensors: the path asked for, or chosen by size.
   void run(Comm& comm, const FusedNormArgs& args, void* stream);
 
-  const FusedNormLimits& limits() const { return limits_; }
+ private:
   // The path a CUDA call of `bytes` bytes takes when it asks for `path`.
   FusedNormPath resolve(FusedNormPath path, size_t bytes) const;
-
- private:
   void run_host(Comm& comm, const FusedNormCall& call);
 
   Comm* comm_;
   FusedNormLimits limits_;
   std::unique_ptr<FusedNormDevice> device_;
 };
-
-// The epilogue on the host, row by row: `sum` holds allreduce(x) (already
-// rounded to the dtype). Shared by the host path and the tests' reasoning.
-void fused_norm_epilogue_host(const FusedNormCall& call, const void* sum);
 
 }  // namespace ops
 }  // namespace diffcoll

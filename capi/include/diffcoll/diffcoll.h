@@ -896,14 +896,18 @@ typedef struct diffcoll_fused_norm_options_t {
  * communicator) happens here, over the host side (the control plane), never
  * inside the operation.
  *
- * With a device side, the workspace allocates max_tokens * max_hidden
- * elements of device staging for the NCCL path and, when every rank of the
- * group reaches every other by NVLink load/store (NCCL's LSA team is the
- * whole group) and NCCL accepts the windows, symmetric windows for the
- * one-kernel paths; otherwise those paths are not available (AUTO falls back
- * to NCCL + kernel, an explicit request fails with DIFFCOLL_ERR_UNSUPPORTED).
- * The workspace refers to `comm`, which must outlive it; it is used, like
- * `comm`, by one thread at a time.
+ * With a device side, the workspace allocates (ncclMemAlloc) and registers
+ * an NCCL symmetric window of three regions of min(max_tokens * max_hidden
+ * elements, 32 MiB) each and creates an NCCL device communicator, for the
+ * one-kernel paths. Where a step fails on any rank, or the GPUs of the group
+ * do not all reach each other by load/store (NCCL's LSA team is not the
+ * whole group), those paths are not available on any rank: AUTO takes
+ * NCCL + kernel, which needs no workspace memory (it reduces into y), and an
+ * explicit request fails with DIFFCOLL_ERR_UNSUPPORTED and the reason. Calls
+ * larger than the window take NCCL + kernel too. The workspace refers to
+ * `comm`, which must outlive it; it is used, like `comm`, by one thread at a
+ * time, and its calls must be ordered on the device (one stream, or streams
+ * ordered by events).
  *
  * @param comm        the group the operation runs on.
  * @param max_tokens  the most rows (tokens) a call will have, >= 1.
@@ -912,9 +916,8 @@ typedef struct diffcoll_fused_norm_options_t {
  *                    BFLOAT16 or FLOAT32 (calls may use any of these no wider).
  * @param out         receives the workspace; set to NULL on failure.
  * @return DIFFCOLL_ERR_INVALID_ARGUMENT for limits < 1 or another dtype,
- *         DIFFCOLL_ERR_MISMATCH when ranks differ, DIFFCOLL_ERR_IN_CAPTURE
- *         inside a graph capture, DIFFCOLL_ERR_OUT_OF_MEMORY, or a transport
- *         error.
+ *         DIFFCOLL_ERR_MISMATCH when ranks differ, a CUDA error or a
+ *         transport error (a timeout aborts the NCCL communicator).
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm_workspace_create(
     diffcoll_comm_t* comm, int64_t max_tokens, int64_t max_hidden, int32_t dtype,
