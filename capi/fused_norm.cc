@@ -91,7 +91,8 @@ diffcoll_status_t diffcoll_fused_norm_workspace_create(diffcoll_comm_t* comm, in
   });
 }
 
-diffcoll_status_t diffcoll_fused_norm_workspace_destroy(diffcoll_fused_norm_workspace_t* workspace) {
+diffcoll_status_t diffcoll_fused_norm_workspace_destroy(
+    diffcoll_fused_norm_workspace_t* workspace) {
   return guarded([&] {
     if (workspace == nullptr) return;
     diffcoll_fused_norm_workspace* ws = &live_workspace(workspace);

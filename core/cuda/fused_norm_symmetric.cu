@@ -180,7 +180,8 @@ SymmetricNorm::~SymmetricNorm() {
   cudaGetLastError();
   Resources& r = *resources_;
   try {
-    if (r.has_dev_comm) nccl_.settle(ncclDevCommDestroy(nccl_.comm(), &r.dev), "ncclDevCommDestroy");
+    if (r.has_dev_comm)
+      nccl_.settle(ncclDevCommDestroy(nccl_.comm(), &r.dev), "ncclDevCommDestroy");
     if (r.window)
       nccl_.settle(ncclCommWindowDeregister(nccl_.comm(), r.window), "ncclCommWindowDeregister");
   } catch (const Error&) {
@@ -233,7 +234,8 @@ void SymmetricNorm::one_shot(const ops::FusedNormCall& call, void* stream) {
 
 void SymmetricNorm::two_shot(const ops::FusedNormCall& call, void* stream) {
   const int64_t share = (call.tokens + resources_->dev.lsaSize - 1) / resources_->dev.lsaSize;
-  const unsigned grid = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(share, kMaxCtas)));
+  const unsigned grid =
+      static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(share, kMaxCtas)));
   launch_kernel(call, true, grid, stream);
 }
 

@@ -91,7 +91,8 @@ void check_args(const FusedNormArgs& a) {
     if (!overlaps(out, in)) return;
     DIFFCOLL_REQUIRE(may_alias && out.data == in.data, Status::kInvalidArgument, out_name,
                      " overlaps ", in_name,
-                     (may_alias ? " without being exactly it" : "; it may only alias its own input"));
+                     may_alias ? " without being exactly it"
+                               : "; it may only alias its own input");
   };
   disjoint_or_same(a.y, "y", x, "x", true);
   if (a.residual) disjoint_or_same(a.y, "y", *a.residual, "residual", false);

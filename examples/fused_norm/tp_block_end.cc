@@ -24,6 +24,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "example_support.h"
@@ -118,11 +119,13 @@ bool run_rank(const std::string& rendezvous, int rank, const Options& o) {
   reference(o, group, tp_size, &want_residual, &want_y);
   double worst = 0;
   for (int64_t i = 0; i < n; ++i) {
-    worst = std::max(worst, std::fabs(residual[i] - want_residual[i]) / (1 + std::fabs(want_residual[i])));
-    worst = std::max(worst, std::fabs(y[i] - want_y[i]) / (1 + std::fabs(want_y[i])));
+    for (auto [got, want] : {std::pair<double, double>{residual[i], want_residual[i]},
+                             std::pair<double, double>{y[i], want_y[i]}})
+      worst = std::max(worst, std::fabs(got - want) / (1 + std::fabs(want)));
   }
   const bool ok = worst < 1e-5;
-  std::printf("rank %d (TP group %d, TP rank %d of %d): %d layers of [%lld, %lld]: largest error %.2g %s\n",
+  std::printf("rank %d (TP group %d, TP rank %d of %d): %d layers of [%lld, %lld]: "
+              "largest error %.2g %s\n",
               rank, group, tp_rank, tp_size, o.layers, static_cast<long long>(o.tokens),
               static_cast<long long>(o.hidden), worst, ok ? "OK" : "MISMATCH");
   CHECK(diffcoll_barrier(world, nullptr));  // no rank leaves while a peer still needs it

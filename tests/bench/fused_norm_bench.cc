@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
       cudaStream_t stream;
       CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
       diffcoll_fused_norm_workspace_t* ws;
-      CHECK(diffcoll_fused_norm_workspace_create(comm, max_tokens, kHidden, DIFFCOLL_BFLOAT16, &ws));
+      CHECK(diffcoll_fused_norm_workspace_create(comm, max_tokens, kHidden, DIFFCOLL_BFLOAT16,
+                                                 &ws));
       void *x, *residual, *weight, *y;
       for (void** p : {&x, &residual, &y}) {
         CUDA(cudaMalloc(p, max_bytes));
@@ -202,7 +203,8 @@ int main(int argc, char** argv) {
 
   cudaDeviceProp prop;
   CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("fused all-reduce + residual + RMSNorm, hidden %lld bf16, %d x %s, us per call (rank 0)\n",
+  std::printf("fused all-reduce + residual + RMSNorm, hidden %lld bf16, %d x %s, "
+              "us per call (rank 0)\n",
               static_cast<long long>(kHidden), ranks, prop.name);
   std::printf("%7s %10s %11s %9s %9s %9s %12s %10s %14s\n", "tokens", "bytes", "nccl_ar", "auto",
               "one_shot", "two_shot", "nccl_kernel", "auto_graph", "auto/nccl_ar");

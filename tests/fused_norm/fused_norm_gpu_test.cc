@@ -1,7 +1,8 @@
 // The fused norm on CUDA tensors, every path (NCCL + kernel, one-shot,
 // two-shot, auto), checked against the single-process reference of the host
-// tests: one GPU (a one-rank LSA team) in SingleGpu.*, one process per GPU in
-// MultiGpu.* (skipped with fewer than 2 GPUs). Every test skips without a GPU.
+// tests: one GPU (a one-rank LSA team) in FusedNormGpu.*, one process per GPU
+// in FusedNormMultiGpu.* (skipped with fewer than 2 GPUs). Every test skips
+// without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
@@ -69,7 +70,9 @@ struct DeviceRows {
   }
   ~DeviceRows() { cudaFree(device); }
   DeviceRows(const DeviceRows&) = delete;
-  void upload() { cudaMemcpy(device, host.bytes.data(), host.bytes.size(), cudaMemcpyHostToDevice); }
+  void upload() {
+    cudaMemcpy(device, host.bytes.data(), host.bytes.size(), cudaMemcpyHostToDevice);
+  }
   void download() {
     cudaMemcpy(host.bytes.data(), device, host.bytes.size(), cudaMemcpyDeviceToHost);
   }
@@ -156,7 +159,8 @@ void expect_graph_replays(diffcoll_fused_norm_workspace_t* ws, cudaStream_t stre
   for (int k = 0; k < 3; ++k) {
     // Replay k: rank i of the group holds the data of global rank 10 * (k + 1) + i.
     std::vector<int> data_ranks;
-    for (size_t i = 0; i < group.size(); ++i) data_ranks.push_back(10 * (k + 1) + static_cast<int>(i));
+    for (size_t i = 0; i < group.size(); ++i)
+      data_ranks.push_back(10 * (k + 1) + static_cast<int>(i));
     c.load_x(data_ranks[me_index]);
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
@@ -168,7 +172,7 @@ void expect_graph_replays(diffcoll_fused_norm_workspace_t* ws, cudaStream_t stre
 
 // ---- one GPU ---------------------------------------------------------------
 
-class SingleGpu : public ::testing::Test {
+class FusedNormGpu : public ::testing::Test {
  protected:
   void SetUp() override {
     if (visible_gpus() < 1) GTEST_SKIP() << "needs a CUDA device";
@@ -195,7 +199,7 @@ class SingleGpu : public ::testing::Test {
   cudaStream_t stream_ = nullptr;
 };
 
-TEST_F(SingleGpu, EveryPathMatchesTheReference) {
+TEST_F(FusedNormGpu, EveryPathMatchesTheReference) {
   for (int dtype : kDtypes) {
     diffcoll_fused_norm_workspace_t* ws = workspace(1000, 5120, dtype);
     ASSERT_NE(ws, nullptr);
@@ -208,7 +212,7 @@ TEST_F(SingleGpu, EveryPathMatchesTheReference) {
   }
 }
 
-TEST_F(SingleGpu, OptionalAndInPlaceForms) {
+TEST_F(FusedNormGpu, OptionalAndInPlaceForms) {
   diffcoll_fused_norm_workspace_t* ws = workspace(128, 2048, DIFFCOLL_FLOAT32);
   ASSERT_NE(ws, nullptr);
   for (const Forms& f : fn_test::optional_forms())
@@ -217,7 +221,7 @@ TEST_F(SingleGpu, OptionalAndInPlaceForms) {
   EXPECT_EQ(diffcoll_fused_norm_workspace_destroy(ws), DIFFCOLL_SUCCESS);
 }
 
-TEST_F(SingleGpu, CapturedGraphReplays) {
+TEST_F(FusedNormGpu, CapturedGraphReplays) {
   diffcoll_fused_norm_workspace_t* ws = workspace(8, 3072, DIFFCOLL_BFLOAT16);
   ASSERT_NE(ws, nullptr);
   for (int path : kPaths) expect_graph_replays(ws, stream_, 0, {0}, 0, path);
@@ -226,7 +230,7 @@ TEST_F(SingleGpu, CapturedGraphReplays) {
 
 // 8192 tokens of 5120 bf16 (80 MiB) exceed the symmetric window: auto takes
 // the NCCL path, an explicit one-kernel path is refused with the reason.
-TEST_F(SingleGpu, LargeMessagesTakeTheNcclPath) {
+TEST_F(FusedNormGpu, LargeMessagesTakeTheNcclPath) {
   diffcoll_fused_norm_workspace_t* ws = workspace(8192, 5120, DIFFCOLL_BFLOAT16);
   ASSERT_NE(ws, nullptr);
   expect_call(ws, stream_, 0, 0, {0}, 8192, 5120, DIFFCOLL_BFLOAT16, DIFFCOLL_FUSED_NORM_AUTO);
@@ -239,7 +243,7 @@ TEST_F(SingleGpu, LargeMessagesTakeTheNcclPath) {
   EXPECT_EQ(diffcoll_fused_norm_workspace_destroy(ws), DIFFCOLL_SUCCESS);
 }
 
-TEST_F(SingleGpu, WorkspaceTooSmall) {
+TEST_F(FusedNormGpu, WorkspaceTooSmall) {
   diffcoll_fused_norm_workspace_t* ws = workspace(4, 2048, DIFFCOLL_BFLOAT16);
   ASSERT_NE(ws, nullptr);
   Call c(DIFFCOLL_BFLOAT16, 5, 2048, 0, Forms());
@@ -251,14 +255,14 @@ TEST_F(SingleGpu, WorkspaceTooSmall) {
 
 // ---- several GPUs: one process per GPU -----------------------------------------
 
-// Starts `n` copies of this program running MultiGpu.Worker as ranks of one
-// world, with `mode` and any `extra_env`; expects all of them to pass.
+// Starts `n` copies of this program running FusedNormMultiGpu.Worker as ranks
+// of one world, with `mode` and any `extra_env`; expects all of them to pass.
 void spawn_ranks(int n, const char* mode, const std::vector<std::string>& extra_env) {
   char dir[] = "/tmp/diffcoll-fn-gpu-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::vector<pid_t> children;
   for (int r = 0; r < n; ++r) {
-    std::string filter = "--gtest_filter=MultiGpu.Worker";
+    std::string filter = "--gtest_filter=FusedNormMultiGpu.Worker";
     std::vector<std::string> vars = {"DIFFCOLL_TEST_RANK=" + std::to_string(r),
                                      "DIFFCOLL_TEST_SIZE=" + std::to_string(n),
                                      "DIFFCOLL_TEST_STORE=file://" + std::string(dir),
@@ -280,7 +284,7 @@ void spawn_ranks(int n, const char* mode, const std::vector<std::string>& extra_
   }
 }
 
-TEST(MultiGpu, WorldSplitAndSubsetOnEveryPath) {
+TEST(FusedNormMultiGpu, WorldSplitAndSubsetOnEveryPath) {
   const int n = std::min(gpu_count(), 4);
   if (n < 2) GTEST_SKIP() << "needs 2 or more GPUs, found " << n;
   spawn_ranks(n, "paths", {});
@@ -290,15 +294,15 @@ TEST(MultiGpu, WorldSplitAndSubsetOnEveryPath) {
 // Without CUDA peer access NCCL's LSA team does not span the group: auto
 // must still be right (NCCL path), and an explicit one-kernel path either
 // runs right or is refused with the reason.
-TEST(MultiGpu, FallsBackWithoutPeerAccess) {
+TEST(FusedNormMultiGpu, FallsBackWithoutPeerAccess) {
   const int n = std::min(gpu_count(), 2);
   if (n < 2) GTEST_SKIP() << "needs 2 or more GPUs, found " << n;
   spawn_ranks(n, "fallback", {"NCCL_P2P_DISABLE=1"});
 }
 
-TEST(MultiGpu, Worker) {
+TEST(FusedNormMultiGpu, Worker) {
   const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
-  if (!rank_env) GTEST_SKIP() << "runs only as a rank started by the MultiGpu tests";
+  if (!rank_env) GTEST_SKIP() << "runs only as a rank started by the FusedNormMultiGpu tests";
   const int rank = std::atoi(rank_env), size = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
   const std::string mode = std::getenv("DIFFCOLL_TEST_MODE");
   ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);

@@ -32,8 +32,9 @@ struct Rows {
       : dtype(dtype_), tokens(tokens_), hidden(hidden_),
         bytes(static_cast<size_t>(tokens_ * hidden_) * dct::dtype_bytes(dtype_)) {}
   int64_t size() const { return tokens * hidden; }
-  double get(int64_t i) const { return dct::load(dtype, bytes.data() + i * dct::dtype_bytes(dtype)); }
-  void set(int64_t i, double v) { dct::store(dtype, bytes.data() + i * dct::dtype_bytes(dtype), v); }
+  size_t offset(int64_t i) const { return static_cast<size_t>(i) * dct::dtype_bytes(dtype); }
+  double get(int64_t i) const { return dct::load(dtype, bytes.data() + offset(i)); }
+  void set(int64_t i, double v) { dct::store(dtype, bytes.data() + offset(i), v); }
   template <typename Fn>
   void fill(Fn fn) {
     for (int64_t i = 0; i < size(); ++i) set(i, fn(i));
