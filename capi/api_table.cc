@@ -65,6 +65,9 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_split_extent = &diffcoll_split_extent;
   t.diffcoll_gather_slabs = &diffcoll_gather_slabs;
   t.diffcoll_group_norm = &diffcoll_group_norm;
+  t.diffcoll_fused_norm_workspace_create = &diffcoll_fused_norm_workspace_create;
+  t.diffcoll_fused_norm_workspace_destroy = &diffcoll_fused_norm_workspace_destroy;
+  t.diffcoll_fused_norm = &diffcoll_fused_norm;
   return t;
 }
 

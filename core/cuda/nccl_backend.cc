@@ -238,6 +238,14 @@ void NcclBackend::all_reduce_batch(const AllReduceOp* ops, int count, void* stre
   });
 }
 
+void NcclBackend::all_reduce_into(const void* input, void* output, size_t count, DType dtype,
+                                  Reduction red, void* stream) {
+  ncclRedOp_t op = red_op(dtype, red);
+  enqueue("ncclAllReduce", stream, [&] {
+    return ncclAllReduce(input, output, count, nccl_dtype(dtype), op, comm_, as_stream(stream));
+  });
+}
+
 void NcclBackend::broadcast(void* buffer, size_t bytes, int root, void* stream) {
   enqueue("ncclBroadcast", stream, [&] {
     return ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, as_stream(stream));

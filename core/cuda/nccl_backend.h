@@ -43,6 +43,9 @@ class NcclBackend : public Backend {
   // kMaxAllReduceBatch operations).
   void all_reduce_batch(const AllReduceOp* ops, int count, void* stream) override;
   static constexpr int kMaxAllReduceBatch = 8;
+  // Out of place: `input` is left unchanged (may equal `output`).
+  void all_reduce_into(const void* input, void* output, size_t count, DType dtype,
+                       Reduction red, void* stream);
   void broadcast(void* buffer, size_t bytes, int root, void* stream) override;
   void reduce(const void* input, void* output, size_t count, DType dtype, Reduction red,
               int root, void* stream) override;
@@ -55,10 +58,11 @@ class NcclBackend : public Backend {
   void exchange(const std::vector<P2POp>& ops, void* stream) override;
   void barrier(void* stream) override;
 
- private:
   // Waits (bounded by the timeout) for a non-blocking call to settle and
   // turns failures into errors; aborts the communicator on timeout.
   void settle(ncclResult_t result, const char* what);
+
+ private:
   // Runs one NCCL call on `stream`: refuses an aborted communicator, settles
   // the call and hands the stream to the watchdog. (Defined in the .cc, its
   // only user; a template so that the hot path allocates nothing.)

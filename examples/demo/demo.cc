@@ -1,9 +1,10 @@
 // diffcoll demo: 4 ranks as processes on the host backend run every
 // collective, a CFG-parallel combine, a halo exchange and a distributed
 // GroupNorm on a bf16 video latent [2,16,21,90,160] in three layouts
-// (contiguous, transposed = dense, sliced = with gaps), and a parallel VAE
-// decode (examples/vae/vae_decoder.h), check each result against a
-// single-process reference, and print a table.
+// (contiguous, transposed = dense, sliced = with gaps), a parallel VAE decode
+// (examples/vae/vae_decoder.h) and a fused all-reduce + residual + RMSNorm on
+// bf16 rows [128, 5120], check each result against a single-process
+// reference, and print a table.
 //
 //   diffcoll_demo [--ranks N] [--store file:///DIR]
 #include <diffcoll/diffcoll.h>
@@ -78,6 +79,7 @@ class Demo {
       group_norm(layout);
     }
     vae_decode();
+    fused_norm();  // whole rows: contiguous only
   }
 
   // Reduces every rank's verdicts and timings; true if all rows passed.
@@ -430,6 +432,45 @@ class Demo {
                   return false;
               return true;
             });
+  // The end of a tensor-parallel block, 128 tokens of hidden size 5120:
+  // residual_out = allreduce(x) + residual (in place over the residual),
+  // y = rmsnorm(residual_out) * weight. Checked bit for bit against the same
+  // float arithmetic on every rank's data in this process.
+  void fused_norm() {
+    const int64_t tokens = 128, hidden = 5120;
+    const std::vector<int64_t> shape = {tokens, hidden};
+    const float eps = 1e-6f;
+    Latent x = mine(shape, Layout::kContiguous, rank_);
+    Latent residual = mine(shape, Layout::kContiguous, 200);
+    Latent weight = mine({hidden}, Layout::kContiguous, 300);
+    Latent y(shape, Layout::kContiguous);
+    diffcoll_fused_norm_workspace_t* ws = nullptr;
+    CHECK(diffcoll_fused_norm_workspace_create(comm_, tokens, hidden, DIFFCOLL_BFLOAT16, &ws));
+    measure("fused_norm", Layout::kContiguous, x.bytes(),
+            [&] {
+              CHECK(diffcoll_fused_norm(ws, &x.desc(), &residual.desc(), &weight.desc(), eps,
+                                        &y.desc(), &residual.desc(), nullptr, nullptr));
+            },
+            [&] {
+              std::vector<float> sums(static_cast<size_t>(tokens * hidden)), expected(sums.size());
+              for (int64_t t = 0; t < tokens; ++t) {
+                float squares = 0;
+                for (int64_t j = 0; j < hidden; ++j) {
+                  const int64_t i = t * hidden + j;
+                  float v = input_value(200, i);  // quarter-integers: every sum is exact
+                  for (int r = 0; r < size_; ++r) v += input_value(r, i);
+                  sums[i] = v;
+                  squares += v * v;
+                }
+                const float scale = 1.0f / std::sqrt(squares / static_cast<float>(hidden) + eps);
+                for (int64_t j = 0; j < hidden; ++j)
+                  expected[t * hidden + j] =
+                      from_bf16(to_bf16(sums[t * hidden + j] * scale * input_value(300, j)));
+              }
+              return residual.first_mismatch([&](int64_t i) { return sums[i]; }) < 0 &&
+                     y.first_mismatch([&](int64_t i) { return expected[i]; }) < 0;
+            });
+    CHECK(diffcoll_fused_norm_workspace_destroy(ws));
   }
 
   diffcoll_comm_t* comm_;

@@ -920,6 +920,151 @@ DIFFCOLL_API diffcoll_status_t diffcoll_group_norm(diffcoll_comm_t* comm,
                                                    int32_t num_groups, double eps,
                                                    void* stream);
 
+/* ------------------------------------------------------------------------ */
+/* Fused all-reduce + residual add + RMSNorm (tensor-parallel blocks)        */
+/*                                                                           */
+/* The end of every tensor-parallel transformer block, in one operation on   */
+/* any group of a communicator (the world, a split or a listed subset):      */
+/*   residual_out = allreduce_sum(x) + residual                              */
+/*   y = residual_out / sqrt(mean(residual_out^2 over the row) + eps) * weight */
+/* Tensors are rows of `hidden` elements. A workspace, created collectively  */
+/* before any CUDA-graph capture, holds every resource the operation needs,  */
+/* so that the operation itself allocates nothing, exchanges no handles and  */
+/* can be captured.                                                          */
+/* ------------------------------------------------------------------------ */
+
+/** How diffcoll_fused_norm runs on CUDA tensors. Values are fixed. */
+typedef enum diffcoll_fused_norm_path_t {
+  /** Chosen by message size: one-shot for small messages, two-shot for
+   * medium ones, NCCL + kernel for large ones; NCCL + kernel whenever the
+   * one-kernel paths are not available (see the workspace). */
+  DIFFCOLL_FUSED_NORM_AUTO = 0,
+  /** One kernel: every rank reads every peer's x through NCCL symmetric
+   * windows (NVLink load/store) and applies the epilogue to all rows. */
+  DIFFCOLL_FUSED_NORM_ONE_SHOT = 1,
+  /** One kernel: each rank reduces and normalises its share of the rows,
+   * then gathers the other ranks' results (reduce-scatter + all-gather). */
+  DIFFCOLL_FUSED_NORM_TWO_SHOT = 2,
+  /** NCCL all-reduce, then one residual + RMSNorm kernel. Always available
+   * on a communicator with a device side. */
+  DIFFCOLL_FUSED_NORM_NCCL = 3
+} diffcoll_fused_norm_path_t;
+
+/** An opaque fused-norm workspace: the largest call it serves, the device
+ * staging and, where the group's GPUs reach each other by NVLink, NCCL
+ * symmetric windows and an NCCL device communicator. */
+typedef struct diffcoll_fused_norm_workspace diffcoll_fused_norm_workspace_t;
+
+/**
+ * Options of one diffcoll_fused_norm call. Always start from
+ * DIFFCOLL_FUSED_NORM_OPTIONS_INIT so that fields added later get their
+ * defaults.
+ */
+typedef struct diffcoll_fused_norm_options_t {
+  /** sizeof(diffcoll_fused_norm_options_t) as the caller compiled it. */
+  size_t struct_size;
+  /** A diffcoll_fused_norm_path_t (default AUTO). Ignored for host tensors,
+   * which always take the host path (Gloo all-reduce, then plain loops). */
+  int32_t path;
+} diffcoll_fused_norm_options_t;
+
+/** Default options: the path chosen by size. */
+#define DIFFCOLL_FUSED_NORM_OPTIONS_INIT \
+  {sizeof(diffcoll_fused_norm_options_t), DIFFCOLL_FUSED_NORM_AUTO}
+
+/**
+ * Create a fused-norm workspace on `comm`. Collective over `comm`: every rank
+ * calls it with the same limits (DIFFCOLL_ERR_MISMATCH otherwise, on every
+ * rank). Call it before capturing any CUDA graph that uses it: all set-up
+ * traffic (allocation, NCCL symmetric window registration, the NCCL device
+ * communicator) happens here, over the host side (the control plane), never
+ * inside the operation.
+ *
+ * With a device side, the workspace allocates (ncclMemAlloc) and registers
+ * an NCCL symmetric window of three regions of min(max_tokens * max_hidden
+ * elements, 32 MiB) each and creates an NCCL device communicator, for the
+ * one-kernel paths. Where a step fails on any rank, or the GPUs of the group
+ * do not all reach each other by load/store (NCCL's LSA team is not the
+ * whole group), those paths are not available on any rank: AUTO takes
+ * NCCL + kernel, which needs no workspace memory (it reduces into y), and an
+ * explicit request fails with DIFFCOLL_ERR_UNSUPPORTED and the reason. Calls
+ * larger than the window take NCCL + kernel too. The workspace refers to
+ * `comm`, which must outlive it; it is used, like `comm`, by one thread at a
+ * time, and its calls must be ordered on the device (one stream, or streams
+ * ordered by events).
+ *
+ * @param comm        the group the operation runs on.
+ * @param max_tokens  the most rows (tokens) a call will have, >= 1.
+ * @param max_hidden  the largest hidden size a call will have, >= 1.
+ * @param dtype       the widest diffcoll_dtype_t a call will use: FLOAT16,
+ *                    BFLOAT16 or FLOAT32 (calls may use any of these no wider).
+ * @param out         receives the workspace; set to NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for limits < 1 or another dtype,
+ *         DIFFCOLL_ERR_MISMATCH when ranks differ, a CUDA error or a
+ *         transport error (a timeout aborts the NCCL communicator).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm_workspace_create(
+    diffcoll_comm_t* comm, int64_t max_tokens, int64_t max_hidden, int32_t dtype,
+    diffcoll_fused_norm_workspace_t** out);
+
+/** Destroy a workspace. NULL is accepted; a workspace already destroyed gives
+ * DIFFCOLL_ERR_INVALID_HANDLE. On a communicator with a device side it is
+ * collective (NCCL deregisters the symmetric windows collectively) and waits
+ * for the device work queued on it; call it before destroying `comm`, outside
+ * any graph capture. On a host-only communicator it is local. */
+DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm_workspace_destroy(
+    diffcoll_fused_norm_workspace_t* workspace);
+
+/**
+ * residual_out = allreduce_sum(x) + residual; y = rmsnorm(residual_out) * weight.
+ * Collective over the workspace's communicator.
+ *
+ * `x`, `residual`, `y` and `residual_out` are contiguous (row-major) tensors
+ * of one shape [..., hidden], one dtype (FLOAT16, BFLOAT16 or FLOAT32) and one
+ * device; every dimension but the last counts tokens. `weight` is a
+ * contiguous [hidden] tensor of the same dtype. Arithmetic is in float32:
+ * the sum of x over the ranks is rounded to the dtype (as an all-reduce
+ * would return it), the residual is added and residual_out rounded to the
+ * dtype, and the norm is taken of residual_out as stored (what a separate
+ * RMSNorm of it would compute), then scaled by weight and rounded into y.
+ * `x` is read only. Every rank passes the same residual and weight, as in
+ * tensor parallelism (each rank normalises with its own, so ranks that pass
+ * different ones get different y).
+ *
+ * Optional forms: `residual` NULL adds nothing (residual_out = allreduce(x));
+ * `weight` NULL scales by 1; `residual_out` NULL does not store it. `y` may
+ * be `x` itself and `residual_out` may be `residual` itself (in place); any
+ * other overlap between the tensors is an error.
+ *
+ * Host tensors: a Gloo all-reduce into host staging and plain loops (the
+ * reference implementation). CUDA tensors: by options->path (see
+ * diffcoll_fused_norm_path_t), stream-ordered on `stream`, without
+ * synchronising the host, and capturable into a CUDA graph (nothing is
+ * allocated or exchanged: the workspace holds it all).
+ *
+ * @param workspace from diffcoll_fused_norm_workspace_create.
+ * @param x         this rank's partial sums, [..., hidden].
+ * @param residual  the residual stream, like x, or NULL.
+ * @param weight    the RMSNorm weight, [hidden], or NULL.
+ * @param eps       added to the mean square, finite and >= 0 (e.g. 1e-6).
+ * @param y         receives the normalised rows, like x.
+ * @param residual_out receives allreduce(x) + residual, like x, or NULL.
+ * @param options   NULL for DIFFCOLL_FUSED_NORM_OPTIONS_INIT.
+ * @param stream    a cudaStream_t for CUDA tensors; ignored (NULL) for host ones.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for mismatched shapes, dtypes or
+ *         devices, non-contiguous tensors, overlaps, a bad eps or path, or a
+ *         call larger than the workspace serves (the message names both);
+ *         DIFFCOLL_ERR_UNSUPPORTED for CUDA tensors on a communicator without
+ *         a device side or an explicit one-kernel path that the workspace
+ *         cannot run; DIFFCOLL_ERR_VERSION for a too small
+ *         options->struct_size; transport errors as for every collective.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm(
+    diffcoll_fused_norm_workspace_t* workspace, const diffcoll_tensor_t* x,
+    const diffcoll_tensor_t* residual, const diffcoll_tensor_t* weight, float eps,
+    const diffcoll_tensor_t* y, const diffcoll_tensor_t* residual_out,
+    const diffcoll_fused_norm_options_t* options, void* stream);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1128,6 +1273,19 @@ typedef struct diffcoll_api_t {
                                            const diffcoll_tensor_t* weight,
                                            const diffcoll_tensor_t* bias,
                                            int32_t num_groups, double eps, void* stream);
+  /** Points to diffcoll_fused_norm_workspace_create(). */
+  diffcoll_status_t (*diffcoll_fused_norm_workspace_create)(
+      diffcoll_comm_t* comm, int64_t max_tokens, int64_t max_hidden, int32_t dtype,
+      diffcoll_fused_norm_workspace_t** out);
+  /** Points to diffcoll_fused_norm_workspace_destroy(). */
+  diffcoll_status_t (*diffcoll_fused_norm_workspace_destroy)(
+      diffcoll_fused_norm_workspace_t* workspace);
+  /** Points to diffcoll_fused_norm(). */
+  diffcoll_status_t (*diffcoll_fused_norm)(
+      diffcoll_fused_norm_workspace_t* workspace, const diffcoll_tensor_t* x,
+      const diffcoll_tensor_t* residual, const diffcoll_tensor_t* weight, float eps,
+      const diffcoll_tensor_t* y, const diffcoll_tensor_t* residual_out,
+      const diffcoll_fused_norm_options_t* options, void* stream);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the
