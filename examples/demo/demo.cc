@@ -432,6 +432,8 @@ class Demo {
                   return false;
               return true;
             });
+  }
+
   // The end of a tensor-parallel block, 128 tokens of hidden size 5120:
   // residual_out = allreduce(x) + residual (in place over the residual),
   // y = rmsnorm(residual_out) * weight. Checked bit for bit against the same
