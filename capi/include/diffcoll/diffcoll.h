@@ -836,6 +836,94 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
                                                      int32_t axis, int32_t root,
                                                      void* stream);
 
+/* ------------------------------------------------------------------------ */
+/* Sequence parallelism: Ulysses all-to-all (DeepSpeed-Ulysses, USP)         */
+/*                                                                           */
+/* Before attention, every rank of a Ulysses group holds a slice of the      */
+/* sequence with all heads; the all-to-all gives every rank all of the       */
+/* sequence with a slice of the heads, and after attention it goes back. The */
+/* caller names the sequence and head dimensions (any layout: [B,S,H,D],     */
+/* [B,H,S,D], [S,B,H,D], ...) and passes tensors of any strides; the layout  */
+/* change happens inside diffcoll's pack and unpack, so no                   */
+/* permute().contiguous() is needed on either side.                          */
+/*                                                                           */
+/* Uneven splits, no padding: of an extent E (sequence length or head        */
+/* count) over P ranks, rank r holds diffcoll_split_extent(E, P, r) rows:    */
+/* E / P + 1 rows for r < E % P, E / P for the others, consecutive from rank */
+/* 0 (torch.tensor_split's rule). Padding was rejected because padded heads  */
+/* cost attention work and padded tokens need an attention mask; with uneven */
+/* splits every byte moved and every head attended is real. When E < P some  */
+/* ranks hold 0 rows (allowed). When every extent is divisible by P the      */
+/* exchange is one backend all-to-all (ncclAlltoAll / Gloo alltoall), else   */
+/* one grouped send/recv.                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Direction of a Ulysses all-to-all. Values are fixed. */
+typedef enum diffcoll_ulysses_direction_t {
+  /** Sequence-sharded to head-sharded (before attention): input
+   * [.., S_r, .., H, ..] -> output [.., S, .., H_r, ..]. */
+  DIFFCOLL_ULYSSES_SEQ_TO_HEAD = 0,
+  /** Head-sharded to sequence-sharded (after attention): input
+   * [.., S, .., H_r, ..] -> output [.., S_r, .., H, ..]. */
+  DIFFCOLL_ULYSSES_HEAD_TO_SEQ = 1
+} diffcoll_ulysses_direction_t;
+
+/**
+ * Ulysses all-to-all of `count` tensors (e.g. q, k and v) as ONE exchange:
+ * one pack of every tensor into one staging buffer, one all-to-all (or one
+ * grouped send/recv when a split is uneven), one unpack into the outputs.
+ * Collective over `comm` (the Ulysses group): every rank passes the same
+ * count, axes, direction, dtype and global shapes.
+ *
+ * Shapes, with P the size of `comm`, r this rank, S and H the global
+ * sequence length and head count of tensor t, S_r = diffcoll_split_extent(S,
+ * P, r) and H_r likewise:
+ *  - SEQ_TO_HEAD: inputs[t] has S_r along seq_axis and H along head_axis;
+ *    outputs[t] has S and H_r. Rank r's output is the whole tensor's heads
+ *    H_r (rows start..start+H_r of diffcoll_split_extent) for every token,
+ *    tokens ordered by rank.
+ *  - HEAD_TO_SEQ: the inverse: inputs[t] has S and H_r, outputs[t] has S_r
+ *    and H. SEQ_TO_HEAD then HEAD_TO_SEQ returns the input bit for bit.
+ * inputs[t] and outputs[t] agree in every other dimension; tensors of one
+ * call may differ in shape (e.g. fewer k/v heads than q heads) but share one
+ * dtype and one device.
+ *
+ * @param comm      the Ulysses group.
+ * @param inputs    `count` input descriptors, any strides; only read.
+ * @param outputs   `count` output descriptors, any strides without
+ *                  overlapping elements; no output may share memory with an
+ *                  input or another output (the all-to-all is not in place).
+ * @param count     number of tensors, >= 1.
+ * @param seq_axis  the sequence dimension of every tensor; negative counts
+ *                  from the end.
+ * @param head_axis the head dimension of every tensor; negative counts from
+ *                  the end; must differ from seq_axis.
+ * @param direction a diffcoll_ulysses_direction_t.
+ * @param stream    CUDA tensors: the cudaStream_t the pack, the transfer and
+ *                  the unpack are enqueued on, in order; the call returns
+ *                  without waiting and never synchronises the host, and may
+ *                  be captured into a CUDA graph when the staging it needs
+ *                  (the bytes of all inputs plus all outputs, rounded up to
+ *                  256) was reserved beforehand (diffcoll_comm_reserve).
+ *                  Host tensors: ignored (pass NULL); the call returns when
+ *                  the outputs are written.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for a bad count, axis or direction,
+ *         shapes that do not follow the split rule (the message names the
+ *         tensor, the dimension and the extent expected), mixed dtypes or
+ *         devices, or overlapping outputs; DIFFCOLL_ERR_MISMATCH in check
+ *         mode when ranks disagree; DIFFCOLL_ERR_IN_CAPTURE when staging
+ *         would have to grow inside a graph capture; transport errors as for
+ *         the other collectives.
+ *
+ * Thread-safety: as every operation of `comm`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ulysses_all_to_all(diffcoll_comm_t* comm,
+                                                           const diffcoll_tensor_t* inputs,
+                                                           const diffcoll_tensor_t* outputs,
+                                                           int32_t count, int32_t seq_axis,
+                                                           int32_t head_axis, int32_t direction,
+                                                           void* stream);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1037,6 +1125,13 @@ typedef struct diffcoll_api_t {
                                              const diffcoll_tensor_t* slab,
                                              const diffcoll_tensor_t* whole,
                                              int32_t axis, int32_t root, void* stream);
+  /** Points to diffcoll_ulysses_all_to_all(). */
+  diffcoll_status_t (*diffcoll_ulysses_all_to_all)(diffcoll_comm_t* comm,
+                                                   const diffcoll_tensor_t* inputs,
+                                                   const diffcoll_tensor_t* outputs,
+                                                   int32_t count, int32_t seq_axis,
+                                                   int32_t head_axis, int32_t direction,
+                                                   void* stream);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the
