@@ -65,6 +65,8 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_split_extent = &diffcoll_split_extent;
   t.diffcoll_gather_slabs = &diffcoll_gather_slabs;
   t.diffcoll_ulysses_all_to_all = &diffcoll_ulysses_all_to_all;
+  t.diffcoll_usp_mesh_create = &diffcoll_usp_mesh_create;
+  t.diffcoll_usp_mesh_destroy = &diffcoll_usp_mesh_destroy;
   return t;
 }
 

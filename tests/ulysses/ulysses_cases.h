@@ -7,6 +7,7 @@
 // and checks the result equals the input bit for bit.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -924,6 +924,105 @@ DIFFCOLL_API diffcoll_status_t diffcoll_ulysses_all_to_all(diffcoll_comm_t* comm
                                                            int32_t head_axis, int32_t direction,
                                                            void* stream);
 
+/* ------------------------------------------------------------------------ */
+/* USP process meshes                                                        */
+/*                                                                           */
+/* A USP (Unified Sequence Parallelism) run splits its ranks along four      */
+/* axes: Ulysses (all-to-all attention), ring (ring attention), CFG          */
+/* (guidance branches) and data (independent requests). The mesh gives each  */
+/* rank its group along every axis, in xDiT's rank order so that a diffcoll  */
+/* mesh and an xDiT / yunchang one over the same world hold the same ranks   */
+/* in the same order: xDiT's RankGenerator order "tp-sp-pp-cfg-dp" with      */
+/* tensor and pipeline degrees 1, and inside each sequence-parallel group    */
+/* yunchang's set_seq_parallel_pg(use_ulysses_low=True). With U, R, C the    */
+/* Ulysses, ring and CFG degrees, parent rank n has the coordinates          */
+/*     u = n % U, r = (n / U) % R, c = (n / (U*R)) % C, d = n / (U*R*C)      */
+/* (n = u + U * (r + R * (c + C * d))). Each group holds the parent ranks    */
+/* that share every other coordinate, ordered by its own coordinate, which   */
+/* is the rank's local rank in it:                                           */
+/*  - ulysses: U consecutive ranks (u varies);                               */
+/*  - ring:    R ranks U apart (r varies);                                   */
+/*  - sp:      the U*R consecutive ranks of one (c, d), local rank u + U*r;  */
+/*  - cfg:     C ranks U*R apart (c varies);                                 */
+/*  - data:    D ranks U*R*C apart (d varies).                               */
+/* E.g. 8 ranks, U=2, R=2, C=2: ulysses {0,1} {2,3} {4,5} {6,7}; ring {0,2}  */
+/* {1,3} {4,6} {5,7}; sp {0,1,2,3} {4,5,6,7}; cfg {0,4} {1,5} {2,6} {3,7}.   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Degrees of a USP mesh. Always start from DIFFCOLL_USP_DEGREES_INIT so that
+ * fields added later get their defaults.
+ */
+typedef struct diffcoll_usp_degrees_t {
+  /** sizeof(diffcoll_usp_degrees_t) as the caller compiled it. */
+  size_t struct_size;
+  /** Ranks of one Ulysses group (default 1), >= 1. */
+  int32_t ulysses;
+  /** Ranks of one ring-attention group (default 1), >= 1. */
+  int32_t ring;
+  /** Ranks of one CFG group (default 1), >= 1. */
+  int32_t cfg;
+  /** Ranks of one data-parallel group (default 1), >= 1. */
+  int32_t data;
+} diffcoll_usp_degrees_t;
+
+/** Default degrees: 1 along every axis. */
+#define DIFFCOLL_USP_DEGREES_INIT {sizeof(diffcoll_usp_degrees_t), 1, 1, 1, 1}
+
+/**
+ * The groups of one rank in a USP mesh: communicators owned by the caller
+ * (destroy them with diffcoll_usp_mesh_destroy or one by one with
+ * diffcoll_comm_destroy). Always start from DIFFCOLL_USP_MESH_INIT.
+ */
+typedef struct diffcoll_usp_mesh_t {
+  /** sizeof(diffcoll_usp_mesh_t) as the caller compiled it. */
+  size_t struct_size;
+  /** The Ulysses group (all-to-all attention), local rank u. */
+  diffcoll_comm_t* ulysses;
+  /** The ring-attention group, local rank r. */
+  diffcoll_comm_t* ring;
+  /** The sequence-parallel group (Ulysses x ring), local rank u + U * r. */
+  diffcoll_comm_t* sp;
+  /** The CFG group, local rank c. */
+  diffcoll_comm_t* cfg;
+  /** The data-parallel group, local rank d. */
+  diffcoll_comm_t* data;
+} diffcoll_usp_mesh_t;
+
+/** An empty mesh, for diffcoll_usp_mesh_create to fill. */
+#define DIFFCOLL_USP_MESH_INIT {sizeof(diffcoll_usp_mesh_t), NULL, NULL, NULL, NULL, NULL}
+
+/**
+ * Build every group of a USP mesh (see the section comment for the rank
+ * order) for the calling rank of `parent`. Collective over `parent`: every
+ * rank calls it with the same degrees. Each group has a host side and, when
+ * `parent` has one, a device side, like diffcoll_comm_split's groups.
+ *
+ * @param parent  the world (or any communicator) the mesh covers.
+ * @param degrees the degrees; their product must equal the size of `parent`.
+ * @param mesh    a struct initialised with DIFFCOLL_USP_MESH_INIT; receives
+ *                the groups (fields beyond mesh->struct_size are not
+ *                written). All of them are NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for a degree < 1 or degrees whose
+ *         product is not the size of `parent` (before any communication);
+ *         DIFFCOLL_ERR_VERSION for a struct_size too small; transport errors
+ *         as for diffcoll_comm_split.
+ *
+ * Thread-safety: as every operation of `parent`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_create(diffcoll_comm_t* parent,
+                                                        const diffcoll_usp_degrees_t* degrees,
+                                                        diffcoll_usp_mesh_t* mesh);
+
+/**
+ * Destroy every non-NULL communicator of `mesh` and set its field to NULL.
+ * Local (not collective). NULL `mesh` is a no-op.
+ *
+ * @return DIFFCOLL_ERR_INVALID_HANDLE if a field holds a handle that is not
+ *         live (the other fields are still destroyed).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_destroy(diffcoll_usp_mesh_t* mesh);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1132,6 +1231,12 @@ typedef struct diffcoll_api_t {
                                                    int32_t count, int32_t seq_axis,
                                                    int32_t head_axis, int32_t direction,
                                                    void* stream);
+  /** Points to diffcoll_usp_mesh_create(). */
+  diffcoll_status_t (*diffcoll_usp_mesh_create)(diffcoll_comm_t* parent,
+                                                const diffcoll_usp_degrees_t* degrees,
+                                                diffcoll_usp_mesh_t* mesh);
+  /** Points to diffcoll_usp_mesh_destroy(). */
+  diffcoll_status_t (*diffcoll_usp_mesh_destroy)(diffcoll_usp_mesh_t* mesh);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the

@@ -1,0 +1,143 @@
+// The Ulysses all-to-all on CUDA tensors: the host tests' calls
+// (ulysses_cases.h) through device memory on a CUDA stream, one rank per GPU
+// (ranks as threads): degree 1 on one GPU (pack and unpack kernels only),
+// every degree the machine has GPUs for, and a CUDA graph capture. Every test
+// skips without enough GPUs.
+#define HALO_TEST_CUDA 1
+
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "ulysses_cases.h"
+
+namespace {
+
+using namespace ulysses_test;
+using halo_test::Mirror;
+using halo_test::run_ranks;
+
+int gpus() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+#define SKIP_WITHOUT_GPUS(n)                                                                  \
+  do {                                                                                        \
+    if (gpus() < (n)) GTEST_SKIP() << "needs " << (n) << " CUDA device(s), found " << gpus(); \
+  } while (0)
+
+// Runs fn(rank, comm, stream) with rank r on GPU r.
+void run_gpu_ranks(int p, const std::function<void(int, diffcoll_comm_t*, cudaStream_t)>& fn) {
+  run_ranks(
+      p,
+      [&](int r, diffcoll_comm_t* comm) {
+        ASSERT_EQ(cudaSetDevice(r), cudaSuccess);
+        cudaStream_t stream;
+        ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+        fn(r, comm, stream);
+        EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+        cudaStreamDestroy(stream);
+      },
+      60000, 0, true, /*with_devices=*/true);
+}
+
+void run_degree(int p) {
+  const std::vector<Call> calls = standard_calls(p);
+  run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+    const Where where{r, stream};
+    uint64_t salt = 0;
+    for (const Call& c : calls) run_call(c, r, p, comm, ++salt, &where);
+  });
+}
+
+TEST(GpuUlysses, DegreeOneMatchesTheHostReference) {
+  SKIP_WITHOUT_GPUS(1);
+  run_degree(1);
+}
+
+TEST(GpuUlysses, TwoGpus) {
+  SKIP_WITHOUT_GPUS(2);
+  run_degree(2);
+}
+
+TEST(GpuUlysses, ThreeGpus) {
+  SKIP_WITHOUT_GPUS(3);
+  run_degree(3);
+}
+
+TEST(GpuUlysses, FourGpus) {
+  SKIP_WITHOUT_GPUS(4);
+  run_degree(4);
+}
+
+TEST(GpuUlysses, EightGpus) {
+  SKIP_WITHOUT_GPUS(8);
+  run_degree(8);
+}
+
+// q, k, v (uneven) captured into a CUDA graph after reserving staging, then
+// replayed: the graph's result matches the whole tensor sliced.
+TEST(GpuUlysses, CapturedIntoACudaGraph) {
+  SKIP_WITHOUT_GPUS(1);
+  const int p = std::min(gpus(), 2);
+  const Call call = standard_calls(p)[8];
+  run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+    std::vector<Tensor> in, out;
+    std::vector<int64_t> head_start;
+    for (size_t t = 0; t < call.tensors.size(); ++t) {
+      int64_t s0, h0;
+      const Shape& whole = call.tensors[t].whole;
+      in.emplace_back(call.dtype, shard(whole, 1, p, r, &s0), Layout::kContiguous);
+      in.back().fill([&](const Index& idx) {
+        Index g = idx;
+        g[1] += s0;
+        return whole_value(call.dtype, 5, static_cast<int>(t), g);
+      });
+      out.emplace_back(call.dtype, shard(whole, 2, p, r, &h0), Layout::kContiguous);
+      head_start.push_back(h0);
+    }
+    std::vector<std::unique_ptr<Mirror>> mi, mo;
+    std::vector<diffcoll_tensor_t> di, dout;
+    for (size_t t = 0; t < in.size(); ++t) {
+      mi.emplace_back(new Mirror(in[t], r));
+      mo.emplace_back(new Mirror(out[t], r));
+      di.push_back(mi.back()->desc(r));
+      dout.push_back(mo.back()->desc(r));
+    }
+    ASSERT_EQ(diffcoll_comm_reserve(comm, size_t{1} << 20), DIFFCOLL_SUCCESS)
+        << diffcoll_last_error();
+    cudaGraph_t graph;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    const diffcoll_status_t st = diffcoll_ulysses_all_to_all(
+        comm, di.data(), dout.data(), 3, 1, 2, DIFFCOLL_ULYSSES_SEQ_TO_HEAD, stream);
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(st, DIFFCOLL_SUCCESS) << diffcoll_last_error();
+    cudaGraphExec_t exec;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    for (size_t t = 0; t < out.size(); ++t) {
+      mo[t]->download();
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < halo_test::numel(out[t].shape()); ++i) {
+        const Index idx = halo_test::unflatten(i, out[t].shape());
+        Index g = idx;
+        g[2] += head_start[t];
+        if (out[t].get(idx) != whole_value(call.dtype, 5, static_cast<int>(t), g)) ++wrong;
+      }
+      EXPECT_EQ(wrong, 0) << "tensor " << t << " after the graph ran";
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  });
+}
+
+}  // namespace
