@@ -38,7 +38,9 @@ struct Call {
   int dtype = DIFFCOLL_FLOAT32;
 };
 
-inline int axis_of(int axis, size_t ndim) { return axis < 0 ? axis + static_cast<int>(ndim) : axis; }
+inline int axis_of(int axis, size_t ndim) {
+  return axis < 0 ? axis + static_cast<int>(ndim) : axis;
+}
 
 inline void split(int64_t extent, int parts, int index, int64_t* start, int64_t* length) {
   EXPECT_EQ(diffcoll_split_extent(extent, parts, index, start, length), DIFFCOLL_SUCCESS)

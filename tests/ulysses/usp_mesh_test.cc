@@ -55,7 +55,8 @@ Groups yunchang_ring(const Degrees& g) {
 Groups xdit_sp(const Degrees& g) {
   const int sp = g.u * g.r;
   Groups out;
-  for (int block = 0; block < g.c * g.d; ++block) out.push_back(range(block * sp, (block + 1) * sp));
+  for (int block = 0; block < g.c * g.d; ++block)
+    out.push_back(range(block * sp, (block + 1) * sp));
   return out;
 }
 

@@ -1023,6 +1023,94 @@ DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_create(diffcoll_comm_t* parent,
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_destroy(diffcoll_usp_mesh_t* mesh);
 
+/* ------------------------------------------------------------------------ */
+/* Ring exchange (ring attention)                                            */
+/*                                                                           */
+/* Ring attention keeps q on its rank and passes the (k, v) blocks around    */
+/* the ring group: at each of P - 1 steps a rank sends the block it holds to */
+/* rank + 1 and receives rank - 1's into the other half of a double buffer,  */
+/* while attention runs on the block it holds. A ring object owns that       */
+/* schedule:                                                                 */
+/*     copy the own (k, v) into buffer 0                                     */
+/*     for step in 0 .. P-1:                                                 */
+/*         if step < P-1: diffcoll_ring_start(ring, stream)                  */
+/*         attention(q, buffers[current])       -- overlaps the transfer     */
+/*         if step < P-1: diffcoll_ring_wait(ring, stream, &current)         */
+/* Rank n holds at step s the block of rank (n - s) mod P: every block       */
+/* exactly once. Every rank's blocks have one shape (an uneven sequence is   */
+/* padded by the caller to a multiple of the ring degree and masked in       */
+/* attention, as ring attention implementations do).                         */
+/* ------------------------------------------------------------------------ */
+
+/** An opaque ring exchange: a double buffer of blocks on one communicator. */
+typedef struct diffcoll_ring diffcoll_ring_t;
+
+/**
+ * Create a ring exchange over `comm` (local: not collective, no
+ * communication). Half 0 (`buffer0`, the current half at first) and half 1
+ * (`buffer1`) each hold `count` tensors (e.g. k and v); buffer0[t] and
+ * buffer1[t] have one shape and dtype. The buffers are borrowed: they must
+ * stay valid until the ring is destroyed. Create rings outside a CUDA graph
+ * capture: on a device communicator the first ring creates the stream and
+ * events the transfers run on.
+ *
+ * @param comm    the ring group; it must outlive the ring.
+ * @param buffer0 `count` contiguous tensors, the first half.
+ * @param buffer1 `count` contiguous tensors, the second half.
+ * @param count   tensors per half, >= 1.
+ * @param out     receives the ring; set to NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for halves that differ in shape or
+ *         dtype, non-contiguous buffers (blocks travel straight from and into
+ *         them, with no staging), buffers that share memory or mixed devices;
+ *         DIFFCOLL_ERR_UNSUPPORTED for CUDA buffers on a host-only
+ *         communicator.
+ *
+ * Thread-safety: a ring is used, like its communicator, by one thread at a
+ * time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_create(diffcoll_comm_t* comm,
+                                                    const diffcoll_tensor_t* buffer0,
+                                                    const diffcoll_tensor_t* buffer1,
+                                                    int32_t count, diffcoll_ring_t** out);
+
+/** Destroy a ring (NULL is a no-op). A step still in flight is completed
+ * first (host) or left to finish on its stream (CUDA). Local. */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_destroy(diffcoll_ring_t* ring);
+
+/**
+ * Post one step: send the current half to local rank (rank + 1) mod P and
+ * receive the other half from (rank - 1) mod P (on one rank: copy the
+ * current half into the other). Returns without waiting for the transfer.
+ * Collective over the ring's communicator. Until diffcoll_ring_wait, the
+ * current half may be read (attention) but not written, and the other half
+ * is neither read nor written.
+ *
+ * @param stream CUDA buffers: the transfer starts after the work already on
+ *               `stream` and runs on a stream of the communicator, so that
+ *               work queued on `stream` afterwards (attention on the current
+ *               block) overlaps it; never synchronises the host; capturable
+ *               when start and wait are captured together. Host buffers:
+ *               ignored; the transfer proceeds in the background.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT if a step is already in flight;
+ *         transport errors as for the other collectives.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_start(diffcoll_ring_t* ring, void* stream);
+
+/**
+ * Complete the step in flight and make the received half current.
+ *
+ * @param stream  CUDA buffers: work queued on `stream` after this call runs
+ *                after the transfer (the call itself does not wait). Host
+ *                buffers: ignored; returns when the transfer is complete.
+ * @param current if not NULL, receives the index (0 or 1) of the half that
+ *                now holds the block received.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT if no step is in flight; transport
+ *         errors (a peer that died: DIFFCOLL_ERR_REMOTE or
+ *         DIFFCOLL_ERR_TIMEOUT within the communicator's timeout).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_wait(diffcoll_ring_t* ring, void* stream,
+                                                  int32_t* current);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1237,6 +1325,18 @@ typedef struct diffcoll_api_t {
                                                 diffcoll_usp_mesh_t* mesh);
   /** Points to diffcoll_usp_mesh_destroy(). */
   diffcoll_status_t (*diffcoll_usp_mesh_destroy)(diffcoll_usp_mesh_t* mesh);
+  /** Points to diffcoll_ring_create(). */
+  diffcoll_status_t (*diffcoll_ring_create)(diffcoll_comm_t* comm,
+                                            const diffcoll_tensor_t* buffer0,
+                                            const diffcoll_tensor_t* buffer1, int32_t count,
+                                            diffcoll_ring_t** out);
+  /** Points to diffcoll_ring_destroy(). */
+  diffcoll_status_t (*diffcoll_ring_destroy)(diffcoll_ring_t* ring);
+  /** Points to diffcoll_ring_start(). */
+  diffcoll_status_t (*diffcoll_ring_start)(diffcoll_ring_t* ring, void* stream);
+  /** Points to diffcoll_ring_wait(). */
+  diffcoll_status_t (*diffcoll_ring_wait)(diffcoll_ring_t* ring, void* stream,
+                                          int32_t* current);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the
