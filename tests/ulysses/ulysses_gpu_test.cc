@@ -1,14 +1,16 @@
 // The Ulysses all-to-all on CUDA tensors: the host tests' calls
 // (ulysses_cases.h) through device memory on a CUDA stream, one rank per GPU
 // (ranks as threads): degree 1 on one GPU (pack and unpack kernels only),
-// every degree the machine has GPUs for, and a CUDA graph capture. Every test
-// skips without enough GPUs.
+// every degree the machine has GPUs for, and a CUDA graph capture; the ring
+// exchange on device buffers, stepped and captured. Every test skips without
+// enough GPUs.
 #define HALO_TEST_CUDA 1
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -137,6 +139,96 @@ TEST(GpuUlysses, CapturedIntoACudaGraph) {
     }
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
+  });
+}
+
+// Rank `origin`'s block for the ring tests: 2 tensors of `n` floats.
+float ring_value(int origin, int t, int64_t i) { return origin * 10000.0f + t * 1000.0f + i; }
+
+// A double buffer of two [n] float tensors in device memory.
+struct DeviceRing {
+  static constexpr int64_t n = 4096;
+  float* mem = nullptr;  // halves x tensors x n
+  diffcoll_tensor_t desc[2][2];
+  explicit DeviceRing(int device, int origin) {
+    EXPECT_EQ(cudaSetDevice(device), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(&mem, 4 * n * sizeof(float)), cudaSuccess);
+    std::vector<float> init(2 * n);
+    for (int t = 0; t < 2; ++t)
+      for (int64_t i = 0; i < n; ++i) init[t * n + i] = ring_value(origin, t, i);
+    EXPECT_EQ(cudaMemcpy(mem, init.data(), 2 * n * sizeof(float), cudaMemcpyHostToDevice),
+              cudaSuccess);
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < 2; ++t) {
+        diffcoll_tensor_t& d = desc[h][t];
+        std::memset(&d, 0, sizeof d);
+        d.data = mem + (h * 2 + t) * n;
+        d.dtype = DIFFCOLL_FLOAT32;
+        d.device_type = DIFFCOLL_DEVICE_CUDA;
+        d.device_id = device;
+        d.ndim = 1;
+        d.shape[0] = n;
+        d.strides[0] = 1;
+      }
+  }
+  ~DeviceRing() { cudaFree(mem); }
+  // Half h holds rank `origin`'s block (the stream must be idle).
+  bool holds(int h, int origin) const {
+    std::vector<float> got(2 * n);
+    EXPECT_EQ(cudaMemcpy(got.data(), mem + h * 2 * n, 2 * n * sizeof(float),
+                         cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    for (int t = 0; t < 2; ++t)
+      for (int64_t i = 0; i < n; ++i)
+        if (got[t * n + i] != ring_value(origin, t, i)) return false;
+    return true;
+  }
+};
+
+TEST(GpuRing, EveryGpuSeesEveryBlockOnce) {
+  SKIP_WITHOUT_GPUS(1);
+  const int p = std::min(gpus(), 8);
+  run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+    DeviceRing buf(r, r);
+    diffcoll_ring_t* ring = nullptr;
+    ASSERT_EQ(diffcoll_ring_create(comm, buf.desc[0], buf.desc[1], 2, &ring), DIFFCOLL_SUCCESS)
+        << diffcoll_last_error();
+    int32_t current = 0;
+    // One step more than a ring needs: the last brings back the own block.
+    for (int step = 0; step <= p; ++step) {
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+      EXPECT_TRUE(buf.holds(current, ((r - step) % p + p) % p)) << "step " << step;
+      if (step == p) break;
+      ASSERT_EQ(diffcoll_ring_start(ring, stream), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+      ASSERT_EQ(diffcoll_ring_wait(ring, stream, &current), DIFFCOLL_SUCCESS)
+          << diffcoll_last_error();
+    }
+    EXPECT_EQ(diffcoll_ring_destroy(ring), DIFFCOLL_SUCCESS);
+  });
+}
+
+TEST(GpuRing, StepCapturedIntoACudaGraph) {
+  SKIP_WITHOUT_GPUS(1);
+  const int p = std::min(gpus(), 2);
+  run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+    DeviceRing buf(r, r);
+    diffcoll_ring_t* ring = nullptr;
+    ASSERT_EQ(diffcoll_ring_create(comm, buf.desc[0], buf.desc[1], 2, &ring), DIFFCOLL_SUCCESS);
+    cudaGraph_t graph;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    const diffcoll_status_t started = diffcoll_ring_start(ring, stream);
+    const diffcoll_status_t waited = diffcoll_ring_wait(ring, stream, nullptr);
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(started, DIFFCOLL_SUCCESS);
+    ASSERT_EQ(waited, DIFFCOLL_SUCCESS);
+    cudaGraphExec_t exec;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_TRUE(buf.holds(1, (r + p - 1) % p));
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    EXPECT_EQ(diffcoll_ring_destroy(ring), DIFFCOLL_SUCCESS);
   });
 }
 
