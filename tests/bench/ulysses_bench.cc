@@ -10,7 +10,8 @@
 //   ulysses_bench [--ranks P] [--iters N] [--json FILE]
 //
 // The PyTorch baselines (permute + contiguous + all_to_all_single + permute,
-// direct and functional) are measured by a torch script on the same machine.
+// direct and functional) are measured by ulysses_torch_bench.py on the same
+// machine.
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 #include <nccl.h>

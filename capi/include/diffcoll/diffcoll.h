@@ -855,7 +855,10 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
 /* splits every byte moved and every head attended is real. When E < P some  */
 /* ranks hold 0 rows (allowed). When every extent is divisible by P the      */
 /* exchange is one backend all-to-all (ncclAlltoAll / Gloo alltoall), else   */
-/* one grouped send/recv.                                                    */
+/* one grouped send/recv. Grouped-query attention: q heads and k/v heads are */
+/* split independently, so a rank's q heads find their k/v heads on the same */
+/* rank only when P divides the k/v head count (else replicate k/v heads to  */
+/* a multiple of P first, as yunchang does).                                 */
 /* ------------------------------------------------------------------------ */
 
 /** Direction of a Ulysses all-to-all. Values are fixed. */
@@ -1020,6 +1023,8 @@ DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_create(diffcoll_comm_t* parent,
  *
  * @return DIFFCOLL_ERR_INVALID_HANDLE if a field holds a handle that is not
  *         live (the other fields are still destroyed).
+ *
+ * Thread-safety: no other thread may use the mesh's communicators meanwhile.
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_destroy(diffcoll_usp_mesh_t* mesh);
 
