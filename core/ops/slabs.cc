@@ -31,7 +31,15 @@ void split_extent(int64_t extent, int parts, int index, int64_t* start, int64_t*
 }
 
 namespace detail {
+namespace {
 
+struct Piece {
+  TensorView view;
+  void* dense;
+};
+
+// Packs (or unpacks) several pieces: one kernel launch per batch on a CUDA
+// side (the pack kernels take several pieces), a loop on the host.
 void batch(Comm& comm, Side& side, const std::vector<Piece>& pieces, bool to_dense, void* stream) {
   if (pieces.empty()) return;
   uint64_t bytes = 0;
@@ -63,8 +71,6 @@ void batch(Comm& comm, Side& side, const std::vector<Piece>& pieces, bool to_den
   }
   (to_dense ? comm.stats.bytes_packed : comm.stats.bytes_unpacked) += bytes;
 }
-
-namespace {
 
 constexpr size_t kAlign = 256;
 size_t room(size_t bytes) { return (bytes + kAlign - 1) & ~(kAlign - 1); }

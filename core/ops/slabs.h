@@ -30,16 +30,6 @@ void gather_slabs(Comm& comm, const TensorView& slab, const TensorView* whole, i
 
 namespace detail {
 
-// A view and its dense buffer of view.numel() elements.
-struct Piece {
-  TensorView view;
-  void* dense;
-};
-
-// Packs (to_dense) or unpacks several pieces on `side`: one kernel launch per
-// kPackCudaMaxPieces pieces on a CUDA side, a loop on the host. Counts the
-// bytes in comm.stats.
-void batch(Comm& comm, Side& side, const std::vector<Piece>& pieces, bool to_dense, void* stream);
 
 // The order of `t`'s dimensions from outermost to innermost in memory
 // (|stride| descending, ties by index). Ranks that share a layout get the

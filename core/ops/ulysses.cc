@@ -6,10 +6,14 @@
 // slab output.slab(Y, part i of EY): both are [.., part i of EY at Y, ..,
 // part j of EX at X, ..] for the pair (i -> j), so elements travel in the
 // row-major order of that shape and the two ends agree on it whatever their
-// strides. The block for one peer holds the slabs of tensors 0..T-1 one after
-// the other; blocks lie back to back in one send and one receive region of
-// staging. Every rank derives every block size from the global extents, so
-// all ranks agree on the transfers without exchanging sizes.
+// strides. One tensor split evenly is the strided all-to-all (collectives.cc)
+// with X scattered and Y gathered. Otherwise every (tensor, peer) slab is one
+// message of one grouped send/recv, sent from / received into the caller's
+// memory when the slab is contiguous there (e.g. [B,H,S,D] split along H, or
+// [1,S,H,D] gathered along S), else packed into / unpacked from one staging
+// allocation by one batched pack and one batched unpack (the layout change).
+// Every rank derives every message size from the global extents, so all
+// ranks agree on the transfers without exchanging sizes.
 #include "ulysses.h"
 
 #include <string>
@@ -17,6 +21,7 @@
 
 #include "../error.h"
 #include "agreement.h"
+#include "collectives.h"
 #include "run.h"
 #include "slabs.h"
 
@@ -157,76 +162,53 @@ void ulysses_all_to_all(Comm& comm, const TensorView* inputs, const TensorView* 
     ops.push_back(check_operand(comm, inputs[t], outputs[t], t, seq_axis, head_axis, direction));
   check_call(ops);
 
+  // One tensor with equal splits is exactly the strided all-to-all: block j
+  // of the input along X goes to rank j, block i from rank i lands at block i
+  // along Y (one pack or none, one backend all-to-all, one unpack or none).
+  if (count == 1 && p > 1 && ops[0].ex % p == 0 && ops[0].ey % p == 0) {
+    all_to_all(comm, ops[0].in, ops[0].out, ops[0].x, ops[0].y, stream);
+    return;
+  }
+
   run(comm, "ulysses_all_to_all", [&] {
     verify_agreement(comm, call_signature(ops[0], count, seq_axis, head_axis, direction));
     Side& side = comm.side_for(ops[0].in.device);
-    const size_t es = ops[0].in.element_size();
-
-    // Block sizes and offsets: send block j (to rank j), receive block i.
-    std::vector<size_t> send_bytes(p, 0), recv_bytes(p, 0), send_at(p + 1, 0), recv_at(p + 1, 0);
-    bool even = p > 1;
-    for (const Operand& o : ops) {
-      even = even && o.ex % p == 0 && o.ey % p == 0;
-      const Part mx = part(o.ex, p, me), my = part(o.ey, p, me);
-      for (int r = 0; r < p; ++r) {
-        send_bytes[r] += static_cast<size_t>(part(o.ex, p, r).length * my.length * o.rest) * es;
-        recv_bytes[r] += static_cast<size_t>(mx.length * part(o.ey, p, r).length * o.rest) * es;
-      }
-    }
-    for (int r = 0; r < p; ++r) {
-      send_at[r + 1] = send_at[r] + send_bytes[r];
-      recv_at[r + 1] = recv_at[r] + recv_bytes[r];
-    }
-
-    // One tensor whose blocks already lie back to back in memory travels
-    // from / into the caller's memory (the backend all-to-all wants exactly
-    // that layout); otherwise through staging.
-    const Operand& only = ops[0];
-    const bool direct_send =
-        even && count == 1 && only.in.split_axis(only.x, p).move_axis(only.x, 0).is_contiguous();
-    const bool direct_recv =
-        even && count == 1 && only.out.split_axis(only.y, p).move_axis(only.y, 0).is_contiguous();
-    const size_t send_room = direct_send ? 0 : (send_at[p] + 255) & ~size_t{255};
-    const size_t recv_room = direct_recv ? 0 : recv_at[p];
-    char* base = send_room + recv_room
-                     ? static_cast<char*>(side.staging(send_room + recv_room, stream))
-                     : nullptr;
-    char* send_base = direct_send ? static_cast<char*>(ops[0].in.data) : base;
-    char* recv_base = direct_recv ? static_cast<char*>(ops[0].out.data) : base + send_room;
-
-    std::vector<detail::Piece> packs, unpacks;
-    std::vector<size_t> send_fill(send_at.begin(), send_at.end() - 1);
-    std::vector<size_t> recv_fill(recv_at.begin(), recv_at.end() - 1);
+    // One message per (tensor, peer), in tensor order for each peer on both
+    // ends; a slab that is contiguous in the caller's memory travels from /
+    // into it, the others through one staging allocation (one batched pack,
+    // one batched unpack). The block for oneself is a local copy.
+    detail::Mover mover(comm, side, stream);
+    const int self = mover.add_phase();
+    struct Message {
+      bool is_send;
+      int peer;
+      size_t wire;
+    };
+    std::vector<Message> messages;
     for (const Operand& o : ops) {
       for (int r = 0; r < p; ++r) {
         const Part px = part(o.ex, p, r), py = part(o.ey, p, r);
         const TensorView to_r = o.in.slab(o.x, px.start, px.length);
         const TensorView from_r = o.out.slab(o.y, py.start, py.length);
-        if (!direct_send && to_r.numel() > 0) packs.push_back({to_r, send_base + send_fill[r]});
-        if (!direct_recv && from_r.numel() > 0) {
-          // Without a backend all-to-all the block for oneself is never
-          // sent: it is unpacked straight from where it was packed.
-          char* block = r == me && !even ? send_base + send_fill[r] : recv_base + recv_fill[r];
-          unpacks.push_back({from_r, block});
+        if (r == me) {
+          mover.add_copy(self, to_r, from_r);
+          continue;
         }
-        send_fill[r] += to_r.nbytes();
-        recv_fill[r] += from_r.nbytes();
+        // Both ends derive every size from the global extents, so a message
+        // that is empty here is empty there too.
+        if (from_r.numel() > 0) messages.push_back({false, r, mover.add_recv(from_r)});
+        if (to_r.numel() > 0) messages.push_back({true, r, mover.add_send(to_r)});
       }
     }
-
-    detail::batch(comm, side, packs, true, stream);
-    if (even) {
-      side.backend().all_to_all(send_base, recv_base, send_bytes[0], stream);
-    } else {
-      std::vector<P2POp> transfers;
-      for (int r = 0; r < p; ++r) {
-        if (r == me) continue;
-        if (recv_bytes[r]) transfers.push_back({false, r, recv_base + recv_at[r], recv_bytes[r]});
-        if (send_bytes[r]) transfers.push_back({true, r, send_base + send_at[r], send_bytes[r]});
-      }
-      side.backend().exchange(transfers, stream);
-    }
-    detail::batch(comm, side, unpacks, false, stream);
+    mover.allocate();
+    mover.pack_sends();
+    mover.run_phase(self);
+    std::vector<P2POp> transfers;
+    transfers.reserve(messages.size());
+    for (const Message& m : messages)
+      transfers.push_back({m.is_send, m.peer, mover.buffer(m.wire), mover.bytes(m.wire)});
+    side.backend().exchange(transfers, stream);
+    mover.unpack_recvs();
   });
 }
 

@@ -25,9 +25,10 @@ enum class UlyssesDirection : int32_t {
 bool ulysses_direction_valid(int32_t value);
 
 // One Ulysses all-to-all of `count` tensors (q, k, v, ...) as one exchange:
-// one batched pack into one staging buffer, one backend all-to-all (every
-// extent divisible by the group size) or one grouped send/recv (otherwise),
-// one batched unpack. `seq_axis` and `head_axis` name the dimensions of every
+// one batched pack into one staging buffer, one backend all-to-all (one
+// tensor, extents divisible by the group size) or one grouped send/recv of
+// one message per tensor and peer (otherwise), one batched unpack; slabs that
+// are contiguous in the caller's memory skip the pack or unpack. `seq_axis` and `head_axis` name the dimensions of every
 // tensor (negative: from the end). inputs[t] and outputs[t] have the same
 // rank and agree in every other dimension; see diffcoll_ulysses_all_to_all
 // for the shapes. Collective over `comm`.

@@ -42,6 +42,47 @@ TEST(Ulysses, SeveralTensorsMoveAsOneOperation) {
   });
 }
 
+// q, k, v [1, S, H, D] contiguous: the forward direction packs its inputs
+// once (the layout change) and receives straight into the outputs; the
+// backward direction sends straight from its inputs and unpacks once.
+TEST(Ulysses, EachDirectionCopiesEachByteOnce) {
+  const int p = 3;
+  run_ranks(p, [&](int r, diffcoll_comm_t* comm) {
+    const Shape whole = {1, 7, 5, 4};
+    std::vector<Tensor> in, out, back;
+    std::vector<diffcoll_tensor_t> din, dout, dback;
+    uint64_t in_bytes = 0;
+    for (int t = 0; t < 3; ++t) {
+      int64_t start;
+      in.emplace_back(DIFFCOLL_FLOAT32, shard(whole, 1, p, r, &start), Layout::kContiguous);
+      out.emplace_back(DIFFCOLL_FLOAT32, shard(whole, 2, p, r, &start), Layout::kContiguous);
+      back.emplace_back(DIFFCOLL_FLOAT32, in.back().shape(), Layout::kContiguous);
+      in_bytes += halo_test::numel(in.back().shape()) * 4;
+    }
+    for (int t = 0; t < 3; ++t) {
+      din.push_back(in[t].desc());
+      dout.push_back(out[t].desc());
+      dback.push_back(back[t].desc());
+    }
+    ASSERT_EQ(diffcoll_comm_reset_stats(comm), DIFFCOLL_SUCCESS);
+    ASSERT_EQ(diffcoll_ulysses_all_to_all(comm, din.data(), dout.data(), 3, 1, 2,
+                                          DIFFCOLL_ULYSSES_SEQ_TO_HEAD, nullptr),
+              DIFFCOLL_SUCCESS)
+        << diffcoll_last_error();
+    diffcoll_stats_t s = stats_of(comm);
+    EXPECT_EQ(s.bytes_packed, in_bytes);
+    EXPECT_EQ(s.bytes_unpacked, 0u);
+    ASSERT_EQ(diffcoll_comm_reset_stats(comm), DIFFCOLL_SUCCESS);
+    ASSERT_EQ(diffcoll_ulysses_all_to_all(comm, dout.data(), dback.data(), 3, 1, 2,
+                                          DIFFCOLL_ULYSSES_HEAD_TO_SEQ, nullptr),
+              DIFFCOLL_SUCCESS)
+        << diffcoll_last_error();
+    s = stats_of(comm);
+    EXPECT_EQ(s.bytes_packed, 0u);
+    EXPECT_EQ(s.bytes_unpacked, in_bytes);  // back has the input's shapes
+  });
+}
+
 // A rank's tensors for one [1, S, H, D] float32 call, for the error cases.
 struct Pair {
   Tensor in, out;

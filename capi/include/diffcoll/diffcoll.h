@@ -853,9 +853,11 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
 /* 0 (torch.tensor_split's rule). Padding was rejected because padded heads  */
 /* cost attention work and padded tokens need an attention mask; with uneven */
 /* splits every byte moved and every head attended is real. When E < P some  */
-/* ranks hold 0 rows (allowed). When every extent is divisible by P the      */
-/* exchange is one backend all-to-all (ncclAlltoAll / Gloo alltoall), else   */
-/* one grouped send/recv. Grouped-query attention: q heads and k/v heads are */
+/* ranks hold 0 rows (allowed). One tensor with extents divisible by P moves */
+/* by one backend all-to-all (ncclAlltoAll / Gloo alltoall); otherwise by    */
+/* one grouped send/recv of one message per tensor and peer, each sent from  */
+/* / received into the caller's memory when that slab is contiguous there.   */
+/* Grouped-query attention: q heads and k/v heads are */
 /* split independently, so a rank's q heads find their k/v heads on the same */
 /* rank only when P divides the k/v head count (else replicate k/v heads to  */
 /* a multiple of P first, as yunchang does).                                 */
@@ -873,8 +875,9 @@ typedef enum diffcoll_ulysses_direction_t {
 
 /**
  * Ulysses all-to-all of `count` tensors (e.g. q, k and v) as ONE exchange:
- * one pack of every tensor into one staging buffer, one all-to-all (or one
- * grouped send/recv when a split is uneven), one unpack into the outputs.
+ * one batched pack of the pieces that need one into one staging buffer, one
+ * all-to-all (one tensor, even splits) or one grouped send/recv, one batched
+ * unpack into the outputs.
  * Collective over `comm` (the Ulysses group): every rank passes the same
  * count, axes, direction, dtype and global shapes.
  *
@@ -906,8 +909,9 @@ typedef enum diffcoll_ulysses_direction_t {
  *                  the unpack are enqueued on, in order; the call returns
  *                  without waiting and never synchronises the host, and may
  *                  be captured into a CUDA graph when the staging it needs
- *                  (the bytes of all inputs plus all outputs, rounded up to
- *                  256) was reserved beforehand (diffcoll_comm_reserve).
+ *                  (at most the bytes of all inputs plus all outputs, plus
+ *                  256 per tensor and rank) was reserved beforehand
+ *                  (diffcoll_comm_reserve).
  *                  Host tensors: ignored (pass NULL); the call returns when
  *                  the outputs are written.
  * @return DIFFCOLL_ERR_INVALID_ARGUMENT for a bad count, axis or direction,
