@@ -64,6 +64,7 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_halo_exchange_into = &diffcoll_halo_exchange_into;
   t.diffcoll_split_extent = &diffcoll_split_extent;
   t.diffcoll_gather_slabs = &diffcoll_gather_slabs;
+  t.diffcoll_group_norm = &diffcoll_group_norm;
   t.diffcoll_ulysses_all_to_all = &diffcoll_ulysses_all_to_all;
   t.diffcoll_usp_mesh_create = &diffcoll_usp_mesh_create;
   t.diffcoll_usp_mesh_destroy = &diffcoll_usp_mesh_destroy;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/ops/cfg.h"
+#include "extensible.h"
 #include "handles.h"
 #include "tensor.h"
 
@@ -36,8 +37,9 @@ ops::CfgOptions read_options(const diffcoll_cfg_options_t* options) {
     DIFFCOLL_REQUIRE(options->struct_size >= offsetof(diffcoll_cfg_options_t, order) + sizeof(int32_t),
                      Status::kVersion, "options->struct_size ", options->struct_size,
                      " is too small: initialise the options with DIFFCOLL_CFG_OPTIONS_INIT");
-    std::memcpy(&c, options, std::min(options->struct_size, sizeof c));
-    c.struct_size = sizeof c;
+    using O = diffcoll_cfg_options_t;
+    c = read_extensible(*options, c, &O::order, &O::zero_star, &O::rescale_phi, &O::norm_k,
+                        &O::norm_per_sample, &O::zero_init_steps);
   }
   DIFFCOLL_REQUIRE(c.order == DIFFCOLL_CFG_ORDER_SERIAL || c.order == DIFFCOLL_CFG_ORDER_PARALLEL,
                    Status::kInvalidArgument, "options->order ", c.order,

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/comm.h"
+#include "extensible.h"
 #include "handles.h"
 
 namespace diffcoll {
@@ -18,8 +19,8 @@ CommOptions read_config(const diffcoll_config_t* config) {
     DIFFCOLL_REQUIRE(config->struct_size >= offsetof(diffcoll_config_t, timeout_ms) + sizeof(int32_t),
                      Status::kVersion, "config->struct_size ", config->struct_size,
                      " is too small: initialise the config with DIFFCOLL_CONFIG_INIT");
-    std::memcpy(&c, config, std::min(config->struct_size, sizeof c));
-    c.struct_size = sizeof c;
+    using C = diffcoll_config_t;
+    c = read_extensible(*config, c, &C::timeout_ms, &C::device_id, &C::check, &C::host);
   }
   CommOptions options;
   DIFFCOLL_REQUIRE(c.timeout_ms > 0, Status::kInvalidArgument, "config->timeout_ms ",

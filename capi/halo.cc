@@ -1,12 +1,11 @@
 // Halo exchange plans and the slab helpers.
 #include "../core/ops/halo.h"
 
-#include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <memory>
 
 #include "../core/ops/slabs.h"
+#include "extensible.h"
 #include "handles.h"
 #include "tensor.h"
 
@@ -62,8 +61,11 @@ HaloConfig read_config(const diffcoll_halo_config_t* config) {
         config->struct_size >= offsetof(diffcoll_halo_config_t, exchange_corners) + sizeof(int32_t),
         Status::kVersion, "config->struct_size ", config->struct_size,
         " is too small: initialise the config with DIFFCOLL_HALO_CONFIG_INIT");
-    std::memcpy(&c, config, std::min(config->struct_size, sizeof c));
-    c.struct_size = sizeof c;
+    using C = diffcoll_halo_config_t;
+    c = read_extensible(*config, c, &C::grid_rows, &C::grid_cols, &C::row_axis, &C::col_axis,
+                        &C::row_before, &C::row_after, &C::col_before, &C::col_after,
+                        &C::row_boundary_before, &C::row_boundary_after,
+                        &C::col_boundary_before, &C::col_boundary_after, &C::exchange_corners);
   }
   HaloConfig h;
   h.grid[0] = c.grid_rows;

@@ -1,12 +1,11 @@
 // USP process meshes.
 #include "../core/usp_mesh.h"
 
-#include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <string>
 #include <utility>
 
+#include "extensible.h"
 #include "handles.h"
 
 using diffcoll::Comm;
@@ -25,12 +24,13 @@ diffcoll_comm_t* diffcoll_usp_mesh_t::*const kGroups[] = {
 constexpr size_t kMeshMinSize = offsetof(diffcoll_usp_mesh_t, data) + sizeof(diffcoll_comm_t*);
 
 UspDegrees read_degrees(const diffcoll_usp_degrees_t* degrees) {
-  diffcoll_usp_degrees_t d = DIFFCOLL_USP_DEGREES_INIT;
   DIFFCOLL_REQUIRE(degrees != nullptr, Status::kInvalidArgument, "degrees is NULL");
   DIFFCOLL_REQUIRE(degrees->struct_size >= offsetof(diffcoll_usp_degrees_t, data) + sizeof(int32_t),
                    Status::kVersion, "degrees->struct_size ", degrees->struct_size,
                    " is too small: initialise the degrees with DIFFCOLL_USP_DEGREES_INIT");
-  std::memcpy(&d, degrees, std::min(degrees->struct_size, sizeof d));
+  using D = diffcoll_usp_degrees_t;
+  D d = DIFFCOLL_USP_DEGREES_INIT;
+  d = read_extensible(*degrees, d, &D::ulysses, &D::ring, &D::cfg, &D::data);
   UspDegrees g;
   g.ulysses = d.ulysses;
   g.ring = d.ring;

@@ -18,6 +18,14 @@ struct P2POp {
   size_t bytes;
 };
 
+// One in-place all-reduce of a batch (see Backend::all_reduce_batch).
+struct AllReduceOp {
+  void* buffer;
+  size_t count;
+  DType dtype;
+  Reduction red;
+};
+
 // `stream` is a cudaStream_t for device backends and ignored by host ones.
 // Ranks are the backend's own (the group's local ranks).
 class Backend {
@@ -26,6 +34,13 @@ class Backend {
 
   virtual void all_reduce(void* buffer, size_t count, DType dtype, Reduction red,
                           void* stream) = 0;
+  // `count` all-reduces, each as all_reduce. A transport that can fuse them
+  // into one launch (NCCL: one group) overrides this, which saves the
+  // latency of the small ones; by default they run one after the other.
+  virtual void all_reduce_batch(const AllReduceOp* ops, int count, void* stream) {
+    for (int i = 0; i < count; ++i)
+      all_reduce(ops[i].buffer, ops[i].count, ops[i].dtype, ops[i].red, stream);
+  }
   virtual void broadcast(void* buffer, size_t bytes, int root, void* stream) = 0;
   // `input` is left unchanged; `output` is written on the root only.
   virtual void reduce(const void* input, void* output, size_t count, DType dtype,

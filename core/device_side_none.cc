@@ -2,6 +2,7 @@
 #include "device_side.h"
 
 #include "error.h"
+#include "ops/cfg_math.h"
 
 namespace diffcoll {
 namespace {
@@ -27,5 +28,9 @@ std::unique_ptr<Side> wrap_device_side(void*, std::chrono::milliseconds, const s
 }
 
 void describe_nccl_comm(void*, int*, int*, int*) { no_cuda("wrapping an NCCL communicator"); }
+
+const ops::CfgMath& ops::cuda_cfg_math(int device) {
+  no_cuda(("the CFG combine on CUDA tensors of device " + std::to_string(device)).c_str());
+}
 
 }  // namespace diffcoll

@@ -48,47 +48,76 @@ void make_directories(const std::string& path) {
 
 }  // namespace
 
-Rendezvous open_rendezvous(const std::string& name) {
-  Rendezvous r;
+RendezvousAddress parse_rendezvous(const std::string& name) {
+  using Kind = RendezvousAddress::Kind;
+  RendezvousAddress a;
   if (starts_with(name, "local://")) {
-    std::string key = name.substr(8);
-    DIFFCOLL_REQUIRE(!key.empty(), Status::kInvalidArgument,
+    a.location = name.substr(8);
+    DIFFCOLL_REQUIRE(!a.location.empty(), Status::kInvalidArgument,
                      "rendezvous \"", name, "\": local:// needs a name");
-    r.store = local_store(key);
-    r.in_process = true;
-    return r;
+    return a;
   }
   if (starts_with(name, "file://")) {
-    std::string dir = name.substr(7);
-    DIFFCOLL_REQUIRE(!dir.empty() && dir[0] == '/', Status::kInvalidArgument,
+    a.kind = Kind::kFile;
+    a.location = name.substr(7);
+    DIFFCOLL_REQUIRE(!a.location.empty() && a.location[0] == '/', Status::kInvalidArgument,
                      "rendezvous \"", name, "\": file:// needs an absolute path, e.g. file:///tmp/run1");
-    make_directories(dir);
-    r.store = std::make_shared<gloo::rendezvous::FileStore>(dir);
-    return r;
+    return a;
   }
   if (starts_with(name, "redis://")) {
+    a.kind = Kind::kRedis;
     std::string rest = name.substr(8);
     size_t slash = rest.find('/');
     std::string address = rest.substr(0, slash);
-    if (slash != std::string::npos) r.prefix = rest.substr(slash + 1);
+    if (slash != std::string::npos) a.prefix = rest.substr(slash + 1);
     size_t colon = address.rfind(':');
     DIFFCOLL_REQUIRE(colon != std::string::npos && colon > 0 && colon + 1 < address.size(),
                      Status::kInvalidArgument, "rendezvous \"", name,
                      "\": redis:// needs HOST:PORT, e.g. redis://127.0.0.1:6379/run1");
-    std::string host = address.substr(0, colon);
-    char* end = nullptr;
-    long port = std::strtol(address.c_str() + colon + 1, &end, 10);
-    DIFFCOLL_REQUIRE(*end == '\0' && port > 0 && port < 65536, Status::kInvalidArgument,
-                     "rendezvous \"", name, "\": bad port \"", address.substr(colon + 1), "\"");
-    try {
-      r.store = std::make_shared<gloo::rendezvous::RedisStore>(host, static_cast<int>(port));
-    } catch (const std::exception& e) {
-      fail(Status::kSystem, "cannot connect to the Redis store at ", address, ": ", e.what());
+    a.location = address.substr(0, colon);
+    const std::string digits = address.substr(colon + 1);
+    long port = 0;
+    for (char c : digits) {  // digits only: strtol would take signs and spaces
+      const bool digit = c >= '0' && c <= '9';
+      port = digit ? port * 10 + (c - '0') : 0;
+      if (!digit || port >= 65536) {
+        port = 0;
+        break;
+      }
     }
-    return r;
+    DIFFCOLL_REQUIRE(port > 0, Status::kInvalidArgument, "rendezvous \"", name,
+                     "\": bad port \"", digits, "\" (1..65535)");
+    a.port = static_cast<int>(port);
+    return a;
   }
   fail(Status::kInvalidArgument, "rendezvous \"", name,
        "\" is not local://NAME, file:///DIR or redis://HOST:PORT[/PREFIX]");
+}
+
+Rendezvous open_rendezvous(const std::string& name) {
+  using Kind = RendezvousAddress::Kind;
+  const RendezvousAddress a = parse_rendezvous(name);
+  Rendezvous r;
+  switch (a.kind) {
+    case Kind::kLocal:
+      r.store = local_store(a.location);
+      r.in_process = true;
+      break;
+    case Kind::kFile:
+      make_directories(a.location);
+      r.store = std::make_shared<gloo::rendezvous::FileStore>(a.location);
+      break;
+    case Kind::kRedis:
+      r.prefix = a.prefix;
+      try {
+        r.store = std::make_shared<gloo::rendezvous::RedisStore>(a.location, a.port);
+      } catch (const std::exception& e) {
+        fail(Status::kSystem, "cannot connect to the Redis store at ", a.location, ":", a.port,
+             ": ", e.what());
+      }
+      break;
+  }
+  return r;
 }
 
 }  // namespace diffcoll

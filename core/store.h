@@ -19,6 +19,19 @@ struct Rendezvous {
   bool in_process = false;
 };
 
+// What a rendezvous name says, before anything is opened.
+struct RendezvousAddress {
+  enum class Kind { kLocal, kFile, kRedis };
+  Kind kind = Kind::kLocal;
+  std::string location;  // local: the name; file: the directory; redis: the host
+  int port = 0;          // redis only, 1..65535
+  std::string prefix;    // redis only: the key prefix, may be empty
+};
+
+// Parses `name`; throws Error(kInvalidArgument) for a malformed one. Opens,
+// creates and connects nothing.
+RendezvousAddress parse_rendezvous(const std::string& name);
+
 // Parses `name` and opens (or, for local://, finds or creates) the store.
 // Throws Error(kInvalidArgument) for a malformed name, kSystem if the store
 // cannot be opened.

@@ -10,6 +10,7 @@ packages=(
   swig python3-dev python3-numpy python3-pytest golang-go bindgen   # bindings
   doxygen abigail-tools lintian rpm dpkg-dev file binutils        # packaging, ABI
   clang                                                            # fuzzing (libFuzzer)
+  iproute2 valgrind                                                # many-host and soak tests
 )
 command -v cargo >/dev/null 2>&1 || packages+=(cargo)
 

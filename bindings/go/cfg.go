@@ -261,8 +261,15 @@ func (a tensorArray) free() {
 // CombineSerial combines every branch's prediction (preds, in branch order:
 // float16, bfloat16 or float32, the shape and dtype of out, any strides) into
 // out on this process. out may be one of preds. step is the denoising step
-// (for ZeroInitSteps). Not collective.
+// (for ZeroInitSteps). Not collective. CUDA tensors use the legacy default
+// stream (see CombineSerialOnStream).
 func (p *CfgPolicy) CombineSerial(preds []*Tensor, out *Tensor, step int) error {
+	return p.CombineSerialOnStream(preds, out, step, 0)
+}
+
+// CombineSerialOnStream is CombineSerial with CUDA tensors enqueued on stream
+// (a cudaStream_t as a uintptr; ignored for host tensors).
+func (p *CfgPolicy) CombineSerialOnStream(preds []*Tensor, out *Tensor, step int, stream uintptr) error {
 	const op = "diffcoll_cfg_combine_serial"
 	for i, t := range preds {
 		if t == nil {
@@ -274,7 +281,7 @@ func (p *CfgPolicy) CombineSerial(preds []*Tensor, out *Tensor, step int) error 
 	co := out.toC()
 	defer co.free()
 	err := call(op, func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_cfg_combine_serial(p.h, arr.arr, len(preds), co.c, step, 0)
+		return capi.Diffcoll_cfg_combine_serial(p.h, arr.arr, len(preds), co.c, step, stream)
 	})
 	runtime.KeepAlive(p)
 	return err
@@ -302,7 +309,7 @@ func (c *Comm) CfgCombine(policy *CfgPolicy, local []*Tensor, out *Tensor, step 
 	co := out.toC()
 	defer co.free()
 	err := call(op, func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_cfg_combine_parallel(c.h, policy.h, arr.arr, len(local), co.c, step, 0)
+		return capi.Diffcoll_cfg_combine_parallel(c.h, policy.h, arr.arr, len(local), co.c, step, c.stream)
 	})
 	runtime.KeepAlive(policy)
 	return err

@@ -104,6 +104,8 @@ type Comm struct {
 	// diffcoll_group_end has used them.
 	inGroup bool
 	pending []*Tensor
+	// The CUDA stream operations on CUDA tensors are enqueued on (SetStream).
+	stream uintptr
 }
 
 func wrapComm(h capi.SwigcptrStruct_SS_diffcoll_comm) (*Comm, error) {
@@ -270,15 +272,25 @@ func (c *Comm) ResetStats() error {
 	})
 }
 
+// SetStream sets the CUDA stream (a cudaStream_t as a uintptr) on which c's
+// operations on CUDA tensors, and those of its halo plans, are enqueued; 0
+// (the default) is the legacy default stream. On CUDA tensors a call returns
+// once its work is enqueued: results are ready when the stream reaches it.
+// Host tensors ignore the stream.
+func (c *Comm) SetStream(stream uintptr) { c.stream = stream }
+
+// Stream is the CUDA stream set by SetStream.
+func (c *Comm) Stream() uintptr { return c.stream }
+
 // The collectives below operate on host tensors in place and return when
-// complete. CUDA tensors (TensorFromPointer) run on the default stream.
+// complete; on CUDA tensors (TensorFromPointer) they are enqueued on Stream().
 
 // AllReduce reduces t across ranks in place.
 func (c *Comm) AllReduce(t *Tensor, op ReduceOp) error {
 	ct := t.toC()
 	defer ct.free()
 	return call("diffcoll_all_reduce", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_all_reduce(c.h, ct.c, op.op, op.scalar, 0)
+		return capi.Diffcoll_all_reduce(c.h, ct.c, op.op, op.scalar, c.stream)
 	})
 }
 
@@ -287,7 +299,7 @@ func (c *Comm) Broadcast(t *Tensor, root int) error {
 	ct := t.toC()
 	defer ct.free()
 	return call("diffcoll_broadcast", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_broadcast(c.h, ct.c, root, 0)
+		return capi.Diffcoll_broadcast(c.h, ct.c, root, c.stream)
 	})
 }
 
@@ -296,7 +308,7 @@ func (c *Comm) Reduce(t *Tensor, op ReduceOp, root int) error {
 	ct := t.toC()
 	defer ct.free()
 	return call("diffcoll_reduce", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_reduce(c.h, ct.c, op.op, op.scalar, root, 0)
+		return capi.Diffcoll_reduce(c.h, ct.c, op.op, op.scalar, root, c.stream)
 	})
 }
 
@@ -306,7 +318,7 @@ func (c *Comm) AllGather(in, out *Tensor, axis int) error {
 	defer ci.free()
 	defer co.free()
 	return call("diffcoll_all_gather", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_all_gather(c.h, ci.c, co.c, axis, 0)
+		return capi.Diffcoll_all_gather(c.h, ci.c, co.c, axis, c.stream)
 	})
 }
 
@@ -317,7 +329,7 @@ func (c *Comm) ReduceScatter(in, out *Tensor, axis int, op ReduceOp) error {
 	defer ci.free()
 	defer co.free()
 	return call("diffcoll_reduce_scatter", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_reduce_scatter(c.h, ci.c, co.c, axis, op.op, op.scalar, 0)
+		return capi.Diffcoll_reduce_scatter(c.h, ci.c, co.c, axis, op.op, op.scalar, c.stream)
 	})
 }
 
@@ -328,7 +340,7 @@ func (c *Comm) AllToAll(in, out *Tensor, scatterAxis, gatherAxis int) error {
 	defer ci.free()
 	defer co.free()
 	return call("diffcoll_all_to_all", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_all_to_all(c.h, ci.c, co.c, scatterAxis, gatherAxis, 0)
+		return capi.Diffcoll_all_to_all(c.h, ci.c, co.c, scatterAxis, gatherAxis, c.stream)
 	})
 }
 
@@ -339,7 +351,7 @@ func (c *Comm) Gather(in, out *Tensor, axis, root int) error {
 	defer ci.free()
 	defer co.free()
 	return call("diffcoll_gather", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_gather(c.h, ci.c, co.c, axis, root, 0)
+		return capi.Diffcoll_gather(c.h, ci.c, co.c, axis, root, c.stream)
 	})
 }
 
@@ -350,7 +362,7 @@ func (c *Comm) Scatter(in, out *Tensor, axis, root int) error {
 	defer ci.free()
 	defer co.free()
 	return call("diffcoll_scatter", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_scatter(c.h, ci.c, co.c, axis, root, 0)
+		return capi.Diffcoll_scatter(c.h, ci.c, co.c, axis, root, c.stream)
 	})
 }
 
@@ -361,7 +373,7 @@ func (c *Comm) Send(t *Tensor, peer int) error {
 	ct := t.toC()
 	defer ct.free()
 	return call("diffcoll_send", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_send(c.h, ct.c, peer, 0)
+		return capi.Diffcoll_send(c.h, ct.c, peer, c.stream)
 	})
 }
 
@@ -377,7 +389,7 @@ func (c *Comm) Recv(t *Tensor, peer int) error {
 	ct := t.toC()
 	defer ct.free()
 	return call("diffcoll_recv", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_recv(c.h, ct.c, peer, 0)
+		return capi.Diffcoll_recv(c.h, ct.c, peer, c.stream)
 	})
 }
 
@@ -411,6 +423,6 @@ func (c *Comm) P2PGroup(fn func() error) error {
 // Barrier returns once every rank has entered it.
 func (c *Comm) Barrier() error {
 	return call("diffcoll_barrier", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_barrier(c.h, 0)
+		return capi.Diffcoll_barrier(c.h, c.stream)
 	})
 }

@@ -93,11 +93,16 @@ func TestAllReduceViews(t *testing.T) {
 	const size = 3
 	runRanks(t, size, nil, func(c *diffcoll.Comm) error {
 		r := float32(c.Rank())
-		// Contiguous sum.
+		// Contiguous sum, with a stream set: host tensors ignore it.
+		c.SetStream(0x1234)
+		if c.Stream() != 0x1234 {
+			return fmt.Errorf("Stream() = %#x after SetStream(0x1234)", c.Stream())
+		}
 		a := iota2(4, 6, 1, r)
 		if err := c.AllReduce(must(diffcoll.NewTensor(a, 4, 6)), diffcoll.Sum); err != nil {
 			return err
 		}
+		c.SetStream(0)
 		for i, v := range a {
 			if want := 3*float32(i) + 0 + 1 + 2; v != want {
 				return fmt.Errorf("sum[%d] = %v, want %v", i, v, want)

@@ -128,7 +128,7 @@ func (p *HaloPlan) Exchange(padded *Tensor) error {
 	ct := padded.toC()
 	defer ct.free()
 	err := call("diffcoll_halo_exchange", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_halo_exchange(p.h, ct.c, 0)
+		return capi.Diffcoll_halo_exchange(p.h, ct.c, p.comm.stream)
 	})
 	runtime.KeepAlive(p)
 	return err
@@ -141,7 +141,7 @@ func (p *HaloPlan) ExchangeInto(in, paddedOut *Tensor) error {
 	defer ci.free()
 	defer co.free()
 	err := call("diffcoll_halo_exchange_into", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_halo_exchange_into(p.h, ci.c, co.c, 0)
+		return capi.Diffcoll_halo_exchange_into(p.h, ci.c, co.c, p.comm.stream)
 	})
 	runtime.KeepAlive(p)
 	return err
@@ -167,6 +167,6 @@ func (c *Comm) GatherSlabs(slab, whole *Tensor, axis, root int) error {
 	defer cs.free()
 	defer cw.free()
 	return call("diffcoll_gather_slabs", func() capi.Enum_SS_diffcoll_status_t {
-		return capi.Diffcoll_gather_slabs(c.h, cs.c, cw.c, axis, root, 0)
+		return capi.Diffcoll_gather_slabs(c.h, cs.c, cw.c, axis, root, c.stream)
 	})
 }

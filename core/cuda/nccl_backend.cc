@@ -219,6 +219,28 @@ void NcclBackend::all_reduce(void* buffer, size_t count, DType dtype, Reduction 
   });
 }
 
+void NcclBackend::all_reduce_batch(const AllReduceOp* ops, int count, void* stream) {
+  if (count <= 0) return;
+  DIFFCOLL_REQUIRE(count <= kMaxAllReduceBatch, Status::kInternal, "all_reduce_batch of ", count,
+                   " operations; at most ", kMaxAllReduceBatch);
+  // The operators first: creating one may fail, and must not inside the group.
+  ncclRedOp_t red[kMaxAllReduceBatch];
+  for (int i = 0; i < count; ++i) red[i] = red_op(ops[i].dtype, ops[i].red);
+  enqueue("ncclGroupEnd(all_reduce)", stream, [&] {
+    ncclGroupStart();
+    for (int i = 0; i < count; ++i) {
+      const ncclResult_t r = ncclAllReduce(ops[i].buffer, ops[i].buffer, ops[i].count,
+                                           nccl_dtype(ops[i].dtype), red[i], comm_,
+                                           as_stream(stream));
+      if (r != ncclSuccess && r != ncclInProgress) {
+        ncclGroupEnd();
+        return r;
+      }
+    }
+    return ncclGroupEnd();
+  });
+}
+
 void NcclBackend::broadcast(void* buffer, size_t bytes, int root, void* stream) {
   enqueue("ncclBroadcast", stream, [&] {
     return ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, comm_, as_stream(stream));

@@ -39,6 +39,10 @@ class NcclBackend : public Backend {
   int size() const;
 
   void all_reduce(void* buffer, size_t count, DType dtype, Reduction red, void* stream) override;
+  // One NCCL group: a single launch for the whole batch (at most
+  // kMaxAllReduceBatch operations).
+  void all_reduce_batch(const AllReduceOp* ops, int count, void* stream) override;
+  static constexpr int kMaxAllReduceBatch = 8;
   void broadcast(void* buffer, size_t bytes, int root, void* stream) override;
   void reduce(const void* input, void* output, size_t count, DType dtype, Reduction red,
               int root, void* stream) override;

@@ -4,13 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <memory>
-#include <new>
 #include <sstream>
 #include <unordered_set>
 
 #include "../error.h"
-#include "../pack.h"
 #include "agreement.h"
 #include "run.h"
 
@@ -121,11 +118,8 @@ void check_step_and_extent(const CfgPolicy& policy, int step, const TensorView& 
 }
 
 // The arithmetic for the memory the tensors live in.
-const CfgMath& math_for(const Device& device, const char* op) {
-  DIFFCOLL_REQUIRE(!device.is_cuda(), Status::kUnsupported, op,
-                   ": the CFG combine on CUDA tensors is not implemented yet (host tensors "
-                   "only in this version)");
-  return host_cfg_math();
+const CfgMath& math_for(const Device& device) {
+  return device.is_cuda() ? cuda_cfg_math(device.id) : host_cfg_math();
 }
 
 bool spans_overlap(const TensorView& a, const TensorView& b) {
@@ -167,19 +161,40 @@ class Carve {
   size_t used_ = 0;
 };
 
-// Per-sample doubles: cond statistics [B x 2], CFG-zero* scale [B], and the
-// post-processing work area [B x 2 + B].
+// Per-sample doubles: cond statistics [B x 2], CFG-zero* scale [B], the
+// post-processing work area [B x 2 + B] and the chunk partials of the
+// statistics (cfg_partials_doubles).
 struct Scalars {
   double* cond_stats;
   double* zero_star;
   double* work;
-  static size_t bytes(int64_t batch) {
-    return static_cast<size_t>(batch) * (2 * kCfgStatColumns + 2) * sizeof(double);
+  double* partials;
+  static size_t bytes(CfgExtent extent) {
+    return (static_cast<size_t>(extent.batch) * (2 * kCfgStatColumns + 2) +
+            static_cast<size_t>(cfg_partials_doubles(extent))) *
+           sizeof(double);
   }
-  explicit Scalars(void* base, int64_t batch)
+  Scalars(void* base, CfgExtent extent)
       : cond_stats(static_cast<double*>(base)),
-        zero_star(cond_stats + batch * kCfgStatColumns),
-        work(zero_star + batch) {}
+        zero_star(cond_stats + extent.batch * kCfgStatColumns),
+        work(zero_star + extent.batch),
+        partials(work + extent.batch * (kCfgStatColumns + 1)) {}
+};
+
+// Memory from CfgMath::allocate, given back when the scope ends.
+class Allocation {
+ public:
+  Allocation(const CfgMath& math, size_t bytes, void* stream)
+      : math_(math), memory_(math.allocate(bytes, stream)), stream_(stream) {}
+  ~Allocation() { math_.release(memory_, stream_); }
+  Allocation(const Allocation&) = delete;
+  Allocation& operator=(const Allocation&) = delete;
+  void* get() const { return memory_; }
+
+ private:
+  const CfgMath& math_;
+  void* memory_;
+  void* stream_;
 };
 
 // The whole combine on images of all n branches: statistics of the inputs
@@ -191,12 +206,14 @@ void combine_all(const CfgMath& math, const CfgPolicy& policy, DType dtype,
                  const Scalars& scalars, void* stream) {
   const CfgOptions& o = policy.options();
   const CfgPost post = policy.post();
-  if (post.any()) math.branch_stats(dtype, preds[policy.cond()], extent, scalars.cond_stats, stream);
+  if (post.any())
+    math.branch_stats(dtype, preds[policy.cond()], extent, scalars.cond_stats, scalars.partials,
+                      stream);
   int scaled = -1;
   const double* sample_scale = nullptr;
   if (o.zero_star) {
     math.zero_star_scale(dtype, preds[policy.cond()], preds[policy.uncond()], extent,
-                         scalars.zero_star, stream);
+                         scalars.zero_star, scalars.partials, stream);
     scaled = policy.uncond();
     sample_scale = scalars.zero_star;
   }
@@ -207,7 +224,8 @@ void combine_all(const CfgMath& math, const CfgPolicy& policy, DType dtype,
   else
     math.weighted_sum(dtype, preds.data(), policy.weights().data(), policy.num_branches(),
                       scaled, sample_scale, extent, out, stream);
-  math.post_process(dtype, out, extent, scalars.cond_stats, post, scalars.work, stream);
+  math.post_process(dtype, out, extent, scalars.cond_stats, post, scalars.work,
+                    scalars.partials, stream);
 }
 
 bool zero_init(const CfgPolicy& policy, int step) {
@@ -347,23 +365,24 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
   check_out(out, op);
   for (int i = 0; i < n; ++i) check_pred(preds[i], out, pred_name(policy, i, "preds", i));
   check_step_and_extent(policy, step, out, op);
-  const CfgMath& math = math_for(out.device, op);
-  // Host memory from here on (math_for refuses CUDA tensors for now).
+  const CfgMath& math = math_for(out.device);
+  math.check_memory(out, std::string(op) + " out");
+  for (int i = 0; i < n; ++i) math.check_memory(preds[i], pred_name(policy, i, "preds", i));
   const DType dt = out.dtype;
   const CfgExtent extent = extent_of(out);
   const size_t bytes = out.nbytes();
   const bool out_in_place = out.is_contiguous();
   std::vector<bool> direct(n);
-  size_t total = room(Scalars::bytes(extent.batch)) + (out_in_place ? 0 : room(bytes));
+  size_t total = room(Scalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
   for (int i = 0; i < n; ++i) {
     direct[i] = readable_in_place(preds[i], out, out_in_place);
     if (!direct[i]) total += room(bytes);
   }
-  std::unique_ptr<char[]> storage(new (std::nothrow) char[total]);
-  DIFFCOLL_REQUIRE(storage != nullptr, Status::kOutOfMemory, op, ": cannot allocate ", total,
-                   " bytes of host staging memory");
+  // No communicator, hence no arena: staging comes from the memory's own
+  // allocator (stream-ordered on a device, so the combine stays capturable).
+  Allocation storage(math, total, stream);
   Carve carve(storage.get());
-  Scalars scalars(carve.take(Scalars::bytes(extent.batch)), extent.batch);
+  Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
   void* image = out_in_place ? out.data : carve.take(bytes);
   if (zero_init(policy, step) || extent.numel() == 0) {
     math.fill_zero(dt, image, extent.numel(), false, stream);
@@ -374,13 +393,13 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
         images[i] = preds[i].data;
       } else {
         void* packed = carve.take(bytes);
-        pack_host(preds[i], packed);
+        math.pack(preds[i], packed, stream);
         images[i] = packed;
       }
     }
     combine_all(math, policy, dt, images, image, extent, scalars, stream);
   }
-  if (!out_in_place) unpack_host(image, out);
+  if (!out_in_place) math.unpack(image, out, stream);
 }
 
 // ---- parallel combine -------------------------------------------------------------
@@ -404,7 +423,11 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
   for (size_t k = 0; k < local.size(); ++k)
     check_pred(local[k], out, pred_name(policy, mine[k], "local_preds", k));
   check_step_and_extent(policy, step, out, op);
-  const CfgMath& math = math_for(out.device, op);
+  comm.side_for(out.device);  // refuses CUDA tensors on a communicator without a device side
+  const CfgMath& math = math_for(out.device);
+  math.check_memory(out, std::string(op) + " out");
+  for (size_t k = 0; k < local.size(); ++k)
+    math.check_memory(local[k], pred_name(policy, mine[k], "local_preds", k));
 
   run(comm, op, [&] {
     TensorView shape_only = out;  // ranks may use different strides
@@ -445,11 +468,11 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
       const int slots = *std::max_element(held.begin(), held.end());
       const size_t block = static_cast<size_t>(slots) * bytes;
       const bool send_direct = local.size() == 1 && slots == 1 && local[0].is_contiguous();
-      Carve carve(side.staging(room(Scalars::bytes(extent.batch)) +
+      Carve carve(side.staging(room(Scalars::bytes(extent)) +
                                    (send_direct ? 0 : room(block)) +
                                    room(block * degree) + (out_in_place ? 0 : room(bytes)),
                                stream));
-      Scalars scalars(carve.take(Scalars::bytes(extent.batch)), extent.batch);
+      Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
       const void* send = send_direct ? local[0].data : nullptr;
       if (!send_direct) {
         char* buffer = static_cast<char*>(carve.take(block));
@@ -477,13 +500,13 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
     // The weighted all-reduce: each rank's PARALLEL-order partial, one sum.
     const int count = static_cast<int>(local.size());
     std::vector<bool> direct(count);
-    size_t total = room(Scalars::bytes(extent.batch)) + (out_in_place ? 0 : room(bytes));
+    size_t total = room(Scalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
     for (int k = 0; k < count; ++k) {
       direct[k] = readable_in_place(local[k], out, out_in_place);
       if (!direct[k]) total += room(bytes);
     }
     Carve carve(side.staging(total, stream));
-    Scalars scalars(carve.take(Scalars::bytes(extent.batch)), extent.batch);
+    Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
     void* image = out_in_place ? out.data : carve.take(bytes);
     std::vector<const void*> images(count);
     std::vector<double> weights(count);
@@ -504,7 +527,8 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
     const CfgPost post = policy.post();
     if (post.any()) {
       if (local_cond >= 0)
-        math.branch_stats(dt, images[local_cond], extent, scalars.cond_stats, stream);
+        math.branch_stats(dt, images[local_cond], extent, scalars.cond_stats, scalars.partials,
+                          stream);
       else
         math.fill_zero(DType::kFloat64, scalars.cond_stats, extent.batch * kCfgStatColumns,
                        false, stream);
@@ -513,21 +537,23 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
     const double* sample_scale = nullptr;
     if (o.zero_star && local_uncond >= 0) {  // cond is here too (checked above)
       math.zero_star_scale(dt, images[local_cond], images[local_uncond], extent,
-                           scalars.zero_star, stream);
+                           scalars.zero_star, scalars.partials, stream);
       scaled = local_uncond;
       sample_scale = scalars.zero_star;
     }
     math.weighted_sum(dt, images.data(), weights.data(), count, scaled, sample_scale, extent,
                       image, stream);
-    side.backend().all_reduce(image, static_cast<size_t>(extent.numel()), dt,
-                              Reduction{RedOp::kSum, 1.0}, stream);
-    if (post.any()) {
-      // The rank holding cond contributes its statistics, the others zeros.
-      side.backend().all_reduce(scalars.cond_stats,
-                                static_cast<size_t>(extent.batch * kCfgStatColumns),
-                                DType::kFloat64, Reduction{RedOp::kSum, 1.0}, stream);
-      math.post_process(dt, image, extent, scalars.cond_stats, post, scalars.work, stream);
-    }
+    // The partials and, for post-processing, the cond statistics (the rank
+    // holding cond contributes them, the others zeros) in one batch: NCCL
+    // runs both in one launch, so the few doubles add no latency of their own.
+    const AllReduceOp sums[2] = {
+        {image, static_cast<size_t>(extent.numel()), dt, Reduction{RedOp::kSum, 1.0}},
+        {scalars.cond_stats, static_cast<size_t>(extent.batch * kCfgStatColumns),
+         DType::kFloat64, Reduction{RedOp::kSum, 1.0}}};
+    side.backend().all_reduce_batch(sums, post.any() ? 2 : 1, stream);
+    if (post.any())
+      math.post_process(dt, image, extent, scalars.cond_stats, post, scalars.work,
+                        scalars.partials, stream);
     finish(image);
   });
 }

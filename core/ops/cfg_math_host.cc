@@ -1,11 +1,15 @@
 // Host implementation of the CFG math (see cfg_math.h for the exact
 // arithmetic every function must reproduce). Single-threaded loops over
 // dense row-major images; the CUDA twin lives next to the other kernels.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "../error.h"
+#include "../pack.h"
 #include "cfg_math.h"
 
 // a * b + c must stay a rounded product and a rounded sum: the all-reduce of
@@ -53,6 +57,38 @@ void dispatch(DType dtype, Fn&& fn) {
     default:
       fail(Status::kInternal, "CFG math called with dtype ", dtype_name(dtype));
   }
+}
+
+// v[0] after the pairwise fold of kCfgReduceLanes lanes (cfg_math.h, step 2).
+double fold(double* v) {
+  for (int s = kCfgReduceLanes / 2; s >= 1; s /= 2)
+    for (int l = 0; l < s; ++l) v[l] = v[l] + v[l + s];
+  return v[0];
+}
+
+// K per-sample sums over j = 0..n-1 of the terms term(j, t) writes into
+// t[0..K), in the reduction order of cfg_math.h. Chunk partials go straight
+// into the lanes of the final reduction, in increasing chunk order, which is
+// the order a lane of that reduction adds them in.
+template <int K, typename Term>
+std::array<double, K> ordered_sum(int64_t n, Term&& term) {
+  constexpr int L = kCfgReduceLanes;
+  std::vector<double> outer(static_cast<size_t>(K) * L, 0.0), lane(static_cast<size_t>(K) * L);
+  const int64_t chunks = cfg_reduce_chunks(n);
+  double t[K];
+  for (int64_t c = 0; c < chunks; ++c) {
+    std::fill(lane.begin(), lane.end(), 0.0);
+    const int64_t begin = c * kCfgReduceChunk, end = std::min(n, begin + kCfgReduceChunk);
+    for (int64_t j = begin; j < end; ++j) {
+      term(j, t);
+      const int64_t l = (j - begin) % L;
+      for (int k = 0; k < K; ++k) lane[k * L + l] += t[k];
+    }
+    for (int k = 0; k < K; ++k) outer[k * L + c % L] += fold(&lane[k * L]);
+  }
+  std::array<double, K> sums;
+  for (int k = 0; k < K; ++k) sums[k] = fold(&outer[k * L]);
+  return sums;
 }
 
 template <typename E>
@@ -125,7 +161,7 @@ class HostCfgMath final : public CfgMath {
     });
   }
 
-  void branch_stats(DType dtype, const void* x, CfgExtent extent, double* stats,
+  void branch_stats(DType dtype, const void* x, CfgExtent extent, double* stats, double*,
                     void*) const override {
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
@@ -133,48 +169,47 @@ class HostCfgMath final : public CfgMath {
       const int64_t n = extent.per_sample;
       for (int64_t b = 0; b < extent.batch; ++b) {
         const auto* s = v + b * n;
-        double sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += E::load(s[j]);
+        const double sum =
+            ordered_sum<1>(n, [&](int64_t j, double* t) { t[0] = E::load(s[j]); })[0];
         const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
-        double m2 = 0, sumsq = 0;
-        for (int64_t j = 0; j < n; ++j) {
+        const auto dev = ordered_sum<2>(n, [&](int64_t j, double* t) {
           const double xj = E::load(s[j]);
-          m2 += (xj - mean) * (xj - mean);
-          sumsq += xj * xj;
-        }
+          t[0] = (xj - mean) * (xj - mean);
+          t[1] = xj * xj;
+        });
         stats[b * kCfgStatColumns + kCfgStatStd] =
-            n > 1 ? std::sqrt(m2 / static_cast<double>(n - 1)) : 0.0;
-        stats[b * kCfgStatColumns + kCfgStatSumSq] = sumsq;
+            n > 1 ? std::sqrt(dev[0] / static_cast<double>(n - 1)) : 0.0;
+        stats[b * kCfgStatColumns + kCfgStatSumSq] = dev[1];
       }
     });
   }
 
   void zero_star_scale(DType dtype, const void* cond, const void* uncond, CfgExtent extent,
-                       double* scale, void*) const override {
+                       double* scale, double*, void*) const override {
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
-      const auto* c = as<E>(cond);
-      const auto* u = as<E>(uncond);
       const int64_t n = extent.per_sample;
       for (int64_t b = 0; b < extent.batch; ++b) {
-        double dot = 0, uu = 0;
-        for (int64_t j = b * n; j < (b + 1) * n; ++j) {
+        const auto* c = as<E>(cond) + b * n;
+        const auto* u = as<E>(uncond) + b * n;
+        const auto sums = ordered_sum<2>(n, [&](int64_t j, double* t) {
           const double cj = E::load(c[j]), uj = E::load(u[j]);
-          dot += cj * uj;
-          uu += uj * uj;
-        }
-        scale[b] = dot / (uu + kCfgZeroStarEps);
+          t[0] = cj * uj;
+          t[1] = uj * uj;
+        });
+        scale[b] = sums[0] / (sums[1] + kCfgZeroStarEps);
       }
     });
   }
 
   void post_process(DType dtype, void* out, CfgExtent extent, const double* cond_stats,
-                    const CfgPost& post, double* work, void* stream) const override {
+                    const CfgPost& post, double* work, double* partials,
+                    void* stream) const override {
     if (!post.any() || extent.numel() == 0) return;
     const int64_t batch = extent.batch;
     double* out_stats = work;
     double* factor = work + batch * kCfgStatColumns;
-    branch_stats(dtype, out, extent, out_stats, stream);
+    branch_stats(dtype, out, extent, out_stats, partials, stream);
     auto col = [](const double* stats, int64_t b, int c) { return stats[b * kCfgStatColumns + c]; };
     for (int64_t b = 0; b < batch; ++b) {
       factor[b] = 1.0;
@@ -236,6 +271,23 @@ class HostCfgMath final : public CfgMath {
         });
     }
   }
+
+  void* allocate(size_t bytes, void*) const override {
+    void* memory = ::operator new(std::max<size_t>(bytes, 1), std::nothrow);
+    DIFFCOLL_REQUIRE(memory != nullptr, Status::kOutOfMemory, "cannot allocate ", bytes,
+                     " bytes of host staging memory");
+    return memory;
+  }
+
+  void release(void* memory, void*) const override { ::operator delete(memory); }
+
+  void pack(const TensorView& view, void* dense, void*) const override { pack_host(view, dense); }
+
+  void unpack(const void* dense, const TensorView& view, void*) const override {
+    unpack_host(dense, view);
+  }
+
+  void check_memory(const TensorView&, const std::string&) const override {}
 };
 
 }  // namespace

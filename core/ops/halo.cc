@@ -417,10 +417,10 @@ HaloPlan::HaloPlan(const Comm& comm, const HaloConfig& config)
   }
   DIFFCOLL_REQUIRE(c.grid[0] >= 1, Status::kInvalidArgument, "halo config: grid_rows ", c.grid[0],
                    " must be >= 1 (or 0 for the comm size)");
-  DIFFCOLL_REQUIRE(static_cast<int64_t>(c.grid[0]) * c.grid[1] == size_, Status::kInvalidArgument,
-                   "halo config: a grid of ", c.grid[0], " x ", c.grid[1],
-                   " ranks needs a communicator of ", c.grid[0] * c.grid[1], " ranks, but ",
-                   comm.name(), " has ", size_);
+  const int64_t grid_size = static_cast<int64_t>(c.grid[0]) * c.grid[1];
+  DIFFCOLL_REQUIRE(grid_size == size_, Status::kInvalidArgument, "halo config: a grid of ",
+                   c.grid[0], " x ", c.grid[1], " ranks needs a communicator of ", grid_size,
+                   " ranks, but ", comm.name(), " has ", size_);
   for (int g = 0; g < 2; ++g) {
     DIFFCOLL_REQUIRE(c.axis[g] >= -kMaxDims && c.axis[g] < kMaxDims, Status::kInvalidArgument,
                      "halo config: ", kAxisName[g], "_axis ", c.axis[g], " is outside ", -kMaxDims,

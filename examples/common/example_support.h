@@ -1,5 +1,6 @@
-// What the examples and benchmarks share: stopping with the library's message
-// on a failed call, and bf16 conversions for filling and checking tensors.
+// What the examples, benchmarks and test programs share: stopping with the
+// library's message on a failed call, a 1-D host tensor descriptor, and bf16
+// conversions for filling and checking tensors.
 #pragma once
 
 #include <diffcoll/diffcoll.h>
@@ -31,4 +32,17 @@ inline float from_bf16(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+// A contiguous 1-D host tensor of `n` elements of `dtype` at `data`.
+inline diffcoll_tensor_t host_tensor_1d(void* data, int32_t dtype, int64_t n) {
+  diffcoll_tensor_t t;
+  std::memset(&t, 0, sizeof t);
+  t.data = data;
+  t.dtype = dtype;
+  t.device_type = DIFFCOLL_DEVICE_CPU;
+  t.ndim = 1;
+  t.shape[0] = n;
+  t.strides[0] = 1;
+  return t;
 }

@@ -1,9 +1,10 @@
 // diffcoll demo: 4 ranks as processes on the host backend run every
-// collective, a CFG-parallel combine and a halo exchange on a bf16 video
-// latent [2,16,21,90,160] in three layouts (contiguous, transposed = dense,
-// sliced = with gaps), the Ulysses all-to-all of q, k, v [1,378,12,64] in
-// those layouts, a ring-attention exchange and a USP mesh, check each result
-// against a single-process reference, and print a table.
+// collective, a CFG-parallel combine, a halo exchange and a distributed
+// GroupNorm on a bf16 video latent [2,16,21,90,160] in three layouts
+// (contiguous, transposed = dense, sliced = with gaps), the Ulysses
+// all-to-all of q, k, v [1,378,12,64] in those layouts, a parallel VAE decode
+// (examples/vae/vae_decoder.h), a ring-attention exchange and a USP mesh,
+// check each result against a single-process reference, and print a table.
 //
 //   diffcoll_demo [--ranks N] [--store file:///DIR]
 #include <diffcoll/diffcoll.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +23,7 @@
 
 #include "example_support.h"
 #include "latent.h"
+#include "vae_decoder.h"
 
 namespace {
 
@@ -76,8 +79,10 @@ class Demo {
       send_recv(layout);
       cfg_combine(layout);
       halo_exchange(layout);
+      group_norm(layout);
       ulysses(layout);
     }
+    vae_decode();
     ring_exchange();
     usp_mesh();
   }
@@ -347,6 +352,91 @@ class Demo {
             [&] { CHECK(diffcoll_halo_exchange(plan, &padded.desc(), nullptr)); },
             [&] { return padded.first_mismatch(whole_value) < 0; });
     CHECK(diffcoll_halo_plan_destroy(plan));
+  }
+
+  // The latent split along H over a chain of all ranks, normalised in place
+  // (8 groups, affine) with statistics of the whole latent: every element
+  // must equal GroupNorm of the whole latent (computed here in double) to
+  // within bf16 rounding.
+  void group_norm(Layout layout) {
+    const int h_axis = 3, groups = 8;
+    const int64_t C = kShape[1], cpg = C / groups;
+    int64_t start = 0, rows = 0;
+    CHECK(diffcoll_split_extent(kShape[h_axis], size_, rank_, &start, &rows));
+    std::vector<int64_t> slab_shape = kShape;
+    slab_shape[h_axis] = rows;
+    Axis slab_h(slab_shape, h_axis), whole_h(kShape, h_axis);
+    auto whole_index = [&](int64_t i) {
+      return whole_h.compose(slab_h.outer(i), start + slab_h.at(i), slab_h.rest(i));
+    };
+    Latent slab(slab_shape, layout);
+    slab.fill([&](int64_t i) { return input_value(0, whole_index(i)); });
+    std::vector<float> weight(C), bias(C);
+    for (int64_t c = 0; c < C; ++c) {
+      weight[c] = 1.0f + 0.125f * static_cast<float>(c % 4);
+      bias[c] = 0.25f * static_cast<float>(c % 3) - 0.25f;
+    }
+    diffcoll_tensor_t w = {weight.data(), DIFFCOLL_FLOAT32, DIFFCOLL_DEVICE_CPU, 0, 1, {C}, {1}};
+    diffcoll_tensor_t b = {bias.data(), DIFFCOLL_FLOAT32, DIFFCOLL_DEVICE_CPU, 0, 1, {C}, {1}};
+    measure("group_norm", layout, slab.bytes(),
+            [&] {
+              CHECK(diffcoll_group_norm(comm_, &slab.desc(), nullptr, &w, &b, groups, 1e-6,
+                                        nullptr));
+            },
+            [&] {
+              // Whole-latent statistics per (sample, group), in double.
+              const int64_t per_sample = C * (kShape[2] * kShape[3] * kShape[4]);
+              const int64_t per_channel = per_sample / C;
+              std::vector<double> mean(kShape[0] * groups), rstd(kShape[0] * groups);
+              for (int64_t g = 0; g < kShape[0] * groups; ++g) {
+                const int64_t begin = g * cpg * per_channel, end = begin + cpg * per_channel;
+                double sum = 0, sq = 0;
+                for (int64_t i = begin; i < end; ++i) sum += input_value(0, i);
+                mean[g] = sum / static_cast<double>(end - begin);
+                for (int64_t i = begin; i < end; ++i)
+                  sq += (input_value(0, i) - mean[g]) * (input_value(0, i) - mean[g]);
+                rstd[g] = 1 / std::sqrt(sq / static_cast<double>(end - begin) + 1e-6);
+              }
+              const std::vector<float> got = slab.values();
+              for (int64_t i = 0; i < static_cast<int64_t>(got.size()); ++i) {
+                const int64_t wi = whole_index(i), c = (wi / per_channel) % C;
+                const int64_t g = (wi / per_sample) * groups + c / cpg;
+                const double want =
+                    (input_value(0, wi) - mean[g]) * rstd[g] * weight[c] + bias[c];
+                if (!(std::fabs(got[i] - want) <= 1e-2 * std::fabs(want) + 1e-2)) return false;
+              }
+              return true;
+            });
+  }
+
+  // A latent decoded by the small VAE decoder of examples/vae, split along H
+  // over a chain of all ranks (halo exchange before every convolution,
+  // distributed GroupNorm): every rank's slab of the output must equal the
+  // same window of the whole decoder's output (f32).
+  void vae_decode() {
+    vae::Config config;
+    const vae::Decoder decoder(config);
+    const vae::Act z = vae::make_latent(config, 1, 1, 32, 40);
+    std::vector<int64_t> start(4, 0), extent = z.shape;
+    CHECK(diffcoll_split_extent(z.shape[2], size_, rank_, &start[2], &extent[2]));
+    const vae::Act slab = vae::window(z, start, extent);
+    vae::SplitNeighbours split(comm_, false, size_, 1);
+    vae::Act out;
+    measure("vae_decode", Layout::kContiguous, static_cast<uint64_t>(slab.numel()) * 4,
+            [&] { out = decoder.decode(slab, split); },
+            [&] {
+              vae::WholeNeighbours plain;
+              const vae::Act whole = decoder.decode(z, plain);
+              const int64_t up = int64_t{1} << config.stages;
+              const vae::Act want = vae::window(
+                  whole, {0, 0, start[2] * up, 0},
+                  {1, config.out_channels, extent[2] * up, z.shape[3] * up});
+              if (want.shape != out.shape) return false;
+              for (int64_t i = 0; i < out.numel(); ++i)
+                if (!(std::fabs(out.v[i] - want.v[i]) <= 2e-5 * std::fmax(1.0, std::fabs(want.v[i]))))
+                  return false;
+              return true;
+            });
   }
 
   // q, k, v of the whole attention input: tensor t's value at a whole index.

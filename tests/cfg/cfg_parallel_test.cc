@@ -12,55 +12,6 @@ namespace {
 
 using namespace cfgt;
 
-struct Policy {
-  diffcoll_cfg_policy_t* p = nullptr;
-  explicit Policy(const PolicySpec& s) {
-    EXPECT_EQ(s.create(&p), DIFFCOLL_SUCCESS) << diffcoll_last_error();
-  }
-  ~Policy() { diffcoll_cfg_policy_destroy(p); }
-};
-
-// One configuration of the sweep.
-struct Config {
-  const char* name;
-  int order;
-  bool zero_star;
-  double phi;
-  double norm_rel;  // norm_k = norm_rel * ||combined|| / ||cond|| (0: off)
-  bool per_sample;
-};
-
-const std::vector<Config>& configs() {
-  static const std::vector<Config> v = {
-      {"serial", DIFFCOLL_CFG_ORDER_SERIAL, false, 0, 0, false},
-      {"parallel", DIFFCOLL_CFG_ORDER_PARALLEL, false, 0, 0, false},
-      {"parallel+rescale+norm", DIFFCOLL_CFG_ORDER_PARALLEL, false, 0.7, 0.7, false},
-      {"serial+zero*", DIFFCOLL_CFG_ORDER_SERIAL, true, 0, 0, false},
-      {"parallel+zero*+rescale+norm/sample", DIFFCOLL_CFG_ORDER_PARALLEL, true, 0.5, 0.8, true},
-  };
-  return v;
-}
-
-// What the header promises to be bitwise equal to the serial combine.
-bool promised_bitwise(const PolicySpec& s, const std::vector<std::vector<int32_t>>& shares) {
-  const int n = s.n();
-  std::vector<int> owner(n, -1);
-  int holders = 0;
-  size_t most = 0;
-  for (size_t r = 0; r < shares.size(); ++r) {
-    for (int32_t b : shares[r]) owner[b] = static_cast<int>(r);
-    holders += !shares[r].empty();
-    most = std::max(most, shares[r].size());
-  }
-  if (n == 1) return true;
-  if (s.options.zero_star) {
-    const int c = s.index_of_role(DIFFCOLL_CFG_COND), u = s.index_of_role(DIFFCOLL_CFG_UNCOND);
-    if (owner[c] != owner[u]) return true;  // all-gather: the serial combine on every rank
-  }
-  if (s.options.order != DIFFCOLL_CFG_ORDER_PARALLEL) return false;
-  return holders == 1 || (most <= 1 && holders <= 2);
-}
-
 Layout rank_layout(int rank, int salt) {
   static const Layout l[] = {Layout::kContiguous, Layout::kTransposed, Layout::kGapped,
                              Layout::kFlipped, Layout::kContiguous};
@@ -77,10 +28,7 @@ void sweep_rank(int d, int rank, diffcoll_comm_t* comm, const Shape& shape) {
         if (cfg.zero_star && n < 2) continue;
         ++iteration;
         PolicySpec s = policy_of(n);
-        s.options.order = cfg.order;
-        s.options.zero_star = cfg.zero_star;
-        s.options.rescale_phi = cfg.phi;
-        s.options.norm_per_sample = cfg.per_sample;
+        configure(s, cfg);
         // All ranks build the same predictions.
         const uint32_t seed = 1000u * n + 17u * iteration;
         auto raw = make_preds(n, numel(shape), seed);
@@ -90,13 +38,7 @@ void sweep_rank(int d, int rank, diffcoll_comm_t* comm, const Shape& shape) {
           all.emplace_back(dtype, shape);
           values.push_back(all.back().fill(raw[i]));
         }
-        if (cfg.norm_rel > 0) {
-          const Reference pre = reference(s, values, shape[0], 0);
-          // Per sample: below every sample's ratio, with a margin, so all are scaled.
-          s.options.norm_k = cfg.norm_rel * *std::min_element(pre.sample_norm_ratio.begin(),
-                                                               pre.sample_norm_ratio.end());
-          if (!cfg.per_sample) s.options.norm_k = cfg.norm_rel * pre.norm_ratio;
-        }
+        set_norm_bound(s, cfg, values, shape[0]);
         Policy policy(s);
         const std::string where = std::string(cfg.name) + " " + dtype_str(dtype) +
                                   " d=" + std::to_string(d) + " n=" + std::to_string(n) +
@@ -343,7 +285,7 @@ TEST(CfgParallel, BadInput) {
              diffcoll_cfg_combine_parallel(comm, policy.p, bad.data(),
                                            static_cast<int32_t>(bad.size()), &od, 0, nullptr));
     }
-    // CUDA tensors: not implemented yet.
+    // CUDA tensors on a communicator without a device side.
     {
       std::vector<diffcoll_tensor_t> dev = ld;
       for (auto& t : dev) t.device_type = DIFFCOLL_DEVICE_CUDA;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -233,6 +234,10 @@ class Tensor {
     for (int64_t i = 0; i < size(); ++i) set(i, v[i]);
     return values();
   }
+  // The parent buffer (poison and elements) and where element 0 starts in it,
+  // for tests that mirror the tensor in device memory.
+  std::vector<uint8_t>& storage() { return storage_; }
+  size_t data_offset() const { return static_cast<size_t>(offset_) * dtype_bytes(dtype_); }
   // True if every byte that is not an element still holds the poison.
   bool gaps_intact() const {
     std::vector<bool> used(storage_.size(), false);
@@ -456,6 +461,78 @@ inline int64_t first_mismatch(int dtype, const std::vector<double>& got, const R
                        << (at_ >= 0 ? (got)[at_] : 0) << " expected "                     \
                        << (at_ >= 0 ? (ref).out[at_] : 0) << " (error " << err_ << ")";   \
   } while (0)
+
+// ---- policies and configurations of the sweeps ------------------------------------
+
+// A policy handle, destroyed with the scope.
+struct Policy {
+  diffcoll_cfg_policy_t* p = nullptr;
+  explicit Policy(const PolicySpec& s) {
+    EXPECT_EQ(s.create(&p), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  }
+  ~Policy() { diffcoll_cfg_policy_destroy(p); }
+};
+
+// One configuration of the sweep.
+struct Config {
+  const char* name;
+  int order;
+  bool zero_star;
+  double phi;
+  double norm_rel;  // norm_k = norm_rel * ||combined|| / ||cond|| (0: off)
+  bool per_sample;
+};
+
+inline const std::vector<Config>& configs() {
+  static const std::vector<Config> v = {
+      {"serial", DIFFCOLL_CFG_ORDER_SERIAL, false, 0, 0, false},
+      {"parallel", DIFFCOLL_CFG_ORDER_PARALLEL, false, 0, 0, false},
+      {"parallel+rescale+norm", DIFFCOLL_CFG_ORDER_PARALLEL, false, 0.7, 0.7, false},
+      {"serial+zero*", DIFFCOLL_CFG_ORDER_SERIAL, true, 0, 0, false},
+      {"parallel+zero*+rescale+norm/sample", DIFFCOLL_CFG_ORDER_PARALLEL, true, 0.5, 0.8, true},
+  };
+  return v;
+}
+
+// What the header promises to be bitwise equal to the serial combine.
+inline bool promised_bitwise(const PolicySpec& s, const std::vector<std::vector<int32_t>>& shares) {
+  const int n = s.n();
+  std::vector<int> owner(n, -1);
+  int holders = 0;
+  size_t most = 0;
+  for (size_t r = 0; r < shares.size(); ++r) {
+    for (int32_t b : shares[r]) owner[b] = static_cast<int>(r);
+    holders += !shares[r].empty();
+    most = std::max(most, shares[r].size());
+  }
+  if (n == 1) return true;
+  if (s.options.zero_star) {
+    const int c = s.index_of_role(DIFFCOLL_CFG_COND), u = s.index_of_role(DIFFCOLL_CFG_UNCOND);
+    if (owner[c] != owner[u]) return true;  // all-gather: the serial combine on every rank
+  }
+  if (s.options.order != DIFFCOLL_CFG_ORDER_PARALLEL) return false;
+  return holders == 1 || (most <= 1 && holders <= 2);
+}
+
+// Sets the options of configuration `cfg` on `s`, except the normalization bound.
+inline void configure(PolicySpec& s, const Config& cfg) {
+  s.options.order = cfg.order;
+  s.options.zero_star = cfg.zero_star;
+  s.options.rescale_phi = cfg.phi;
+  s.options.norm_per_sample = cfg.per_sample;
+}
+
+// The normalization bound of `cfg` for predictions `values` (as stored): a
+// fraction of the combined-to-cond norm ratio, below every sample's ratio in
+// the per-sample variant, so that normalization scales every sample.
+inline void set_norm_bound(PolicySpec& s, const Config& cfg,
+                           const std::vector<std::vector<double>>& values, int64_t batch) {
+  if (cfg.norm_rel <= 0) return;
+  const Reference pre = reference(s, values, batch, 0);
+  s.options.norm_k = cfg.per_sample ? cfg.norm_rel * *std::min_element(pre.sample_norm_ratio.begin(),
+                                                                       pre.sample_norm_ratio.end())
+                                    : cfg.norm_rel * pre.norm_ratio;
+}
 
 // ---- ranks as threads -----------------------------------------------------------------
 

@@ -14,39 +14,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "fuzz_support.h"
+
 namespace {
 
 constexpr int64_t kBufferElements = 1 << 14;
 alignas(16) unsigned char buffer[kBufferElements * 8 * 2];  // +-kBufferElements of 8 bytes
 alignas(16) unsigned char output[kBufferElements * 8 * 2];
-
-class Reader {
- public:
-  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  template <typename T>
-  T take() {
-    T value{};
-    size_t n = size_ - used_ < sizeof(T) ? size_ - used_ : sizeof(T);
-    std::memcpy(&value, data_ + used_, n);
-    used_ += n;
-    return value;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_, used_ = 0;
-};
-
-diffcoll_comm_t* world() {
-  static diffcoll_comm_t* comm = [] {
-    diffcoll_comm_t* c = nullptr;
-    diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
-    config.timeout_ms = 5000;
-    if (diffcoll_comm_create("local://fuzz", 0, 1, &config, &c) != DIFFCOLL_SUCCESS) std::abort();
-    return c;
-  }();
-  return comm;
-}
 
 size_t element_size(int32_t dtype) {
   switch (dtype) {
@@ -78,7 +52,7 @@ bool fits(const diffcoll_tensor_t& t, int64_t limit) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Reader in(data, size);
+  dcfuzz::Reader in(data, size);
   diffcoll_tensor_t t;
   std::memset(&t, 0, sizeof t);
   t.dtype = in.take<int8_t>() % 10;  // includes invalid values 0 and 9
@@ -100,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   diffcoll_tensor_t out = t;  // world of one: outputs have the input's shape
   out.data = output + kBufferElements * element_size(t.dtype);
 
-  diffcoll_comm_t* comm = world();
+  diffcoll_comm_t* comm = dcfuzz::world();
   diffcoll_all_reduce(comm, &t, op, 0.5, nullptr);
   diffcoll_broadcast(comm, &t, root, nullptr);
   diffcoll_reduce(comm, &t, op, 1.5, root, nullptr);

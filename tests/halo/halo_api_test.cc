@@ -74,6 +74,9 @@ TEST(HaloPlan, CreateValidatesTheConfig) {
     diffcoll_halo_config_t cfg = DIFFCOLL_HALO_CONFIG_INIT;
     cfg.grid_rows = 3;
     expect_bad(cfg, DIFFCOLL_ERR_INVALID_ARGUMENT, "3 x 1");
+    cfg.grid_rows = cfg.grid_cols = 2000000000;  // the product overflows 32 bits (a fuzz finding)
+    expect_bad(cfg, DIFFCOLL_ERR_INVALID_ARGUMENT, "4000000000000000000 ranks");
+    cfg = DIFFCOLL_HALO_CONFIG_INIT;
     cfg = DIFFCOLL_HALO_CONFIG_INIT;
     cfg.grid_cols = 3;
     expect_bad(cfg, DIFFCOLL_ERR_INVALID_ARGUMENT, "multiple of grid_cols");

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -437,6 +439,10 @@ TEST(Create, BadArguments) {
   EXPECT_FAILS(diffcoll_comm_create("local://", 0, 1, &cfg, &out), A, "name");
   EXPECT_FAILS(diffcoll_comm_create("redis://no-port", 0, 1, &cfg, &out), A, "HOST:PORT");
   EXPECT_FAILS(diffcoll_comm_create("redis://host:99999", 0, 1, &cfg, &out), A, "port");
+  EXPECT_FAILS(diffcoll_comm_create("redis://host:0", 0, 1, &cfg, &out), A, "port");
+  EXPECT_FAILS(diffcoll_comm_create("redis://host:+80", 0, 1, &cfg, &out), A, "port");
+  EXPECT_FAILS(diffcoll_comm_create("redis://host: 80", 0, 1, &cfg, &out), A, "port");
+  EXPECT_FAILS(diffcoll_comm_create("redis://host:80x/p", 0, 1, &cfg, &out), A, "port");
   EXPECT_FAILS(diffcoll_comm_create(nullptr, 0, 1, &cfg, &out), A, "rendezvous");
   const std::string name = "local://" + dct::unique_name("bad");
   EXPECT_FAILS(diffcoll_comm_create(name.c_str(), 2, 2, &cfg, &out), A, "rank 2");
@@ -455,6 +461,18 @@ TEST(Create, BadArguments) {
   EXPECT_FAILS(diffcoll_comm_create(name.c_str(), 0, 1, &tiny, &out), DIFFCOLL_ERR_VERSION,
                "struct_size");
   EXPECT_EQ(out, nullptr);
+  // A struct_size that cuts through a field leaves that field at its default:
+  // here half of `host`, which would otherwise be read as a wild pointer (a
+  // fuzz finding); the other fields are read.
+  diffcoll_config_t partial = dct::test_config(2000);
+  partial.host = reinterpret_cast<const char*>(uintptr_t{0xdeadbeefdeadbeef});
+  partial.struct_size = offsetof(diffcoll_config_t, host) + sizeof(partial.host) / 2;
+  partial.device_id = -3;
+  EXPECT_FAILS(diffcoll_comm_create(name.c_str(), 0, 1, &partial, &out), A, "device_id");
+  partial.device_id = -1;
+  ASSERT_EQ(diffcoll_comm_create(name.c_str(), 0, 1, &partial, &out), DIFFCOLL_SUCCESS)
+      << diffcoll_last_error();
+  EXPECT_EQ(diffcoll_comm_destroy(out), DIFFCOLL_SUCCESS);
   // A NULL config means the defaults.
   ASSERT_EQ(diffcoll_comm_create(name.c_str(), 0, 1, nullptr, &out), DIFFCOLL_SUCCESS)
       << diffcoll_last_error();

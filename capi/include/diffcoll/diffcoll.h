@@ -584,6 +584,12 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_dispatch(const diffcoll_cfg_policy_t
  * @param step      denoising step index (>= 0), for zero_init_steps.
  * @param stream    cudaStream_t for CUDA tensors; ignored for host tensors
  *                  (pass NULL). Host calls return when the result is written.
+ *                  CUDA calls are stream-ordered on `stream` (on the tensors'
+ *                  device), never synchronise the host and may be captured
+ *                  into a CUDA graph; their staging is cudaMallocAsync /
+ *                  cudaFreeAsync on `stream`. The result is bitwise the host
+ *                  combine's. At most 32 branches and 32 terms on CUDA tensors
+ *                  (DIFFCOLL_ERR_UNSUPPORTED beyond, and in a build without CUDA).
  * Not collective; thread-safe for distinct outputs.
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_policy_t* policy,
@@ -636,6 +642,13 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_po
  * @param step         denoising step index (>= 0), the same on every rank;
  *                     while step < zero_init_steps nothing is communicated.
  * @param stream       cudaStream_t for CUDA tensors; NULL for host tensors.
+ *                     CUDA tensors need a communicator with a device side;
+ *                     the call is stream-ordered on `stream`, never
+ *                     synchronises the host and may be captured into a CUDA
+ *                     graph once the staging arena is large enough (call it
+ *                     once before capturing, or diffcoll_comm_reserve;
+ *                     DIFFCOLL_ERR_IN_CAPTURE otherwise). At most 32 local
+ *                     predictions on CUDA tensors.
  */
 DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_parallel(diffcoll_comm_t* comm,
                                                              const diffcoll_cfg_policy_t* policy,
@@ -835,6 +848,77 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
                                                      const diffcoll_tensor_t* whole,
                                                      int32_t axis, int32_t root,
                                                      void* stream);
+
+/* ------------------------------------------------------------------------ */
+/* Distributed GroupNorm (spatially parallel VAE decoding)                   */
+/*                                                                           */
+/* An activation [N, C, spatial...] split between the ranks of a            */
+/* communicator along any spatial axes (the slabs of a halo plan, or any     */
+/* other split) is normalised with the statistics of the whole activation,  */
+/* as torch.nn.GroupNorm over the whole tensor would, at the cost of one     */
+/* all-gather of 16 bytes per (sample, group) and rank. See docs/GROUPNORM.md.*/
+/* ------------------------------------------------------------------------ */
+
+/**
+ * GroupNorm of this rank's slab with whole-activation statistics.
+ * Collective over `comm`.
+ *
+ * `input` is this rank's slab, logical layout [N, C, spatial...] (channel
+ * axis 1, any strides: contiguous, channels-last, gapped views, negative
+ * strides). Every rank passes the same N, C, dtype, ndim, `num_groups`, `eps`
+ * and the same presence and dtypes of `weight` and `bias`; the spatial
+ * extents and strides may differ between ranks, and a rank's slab may be
+ * empty (a spatial extent of 0: more ranks than rows), contributing nothing.
+ * Each rank computes, per (sample, group), the count, mean and sum of squared
+ * deviations of its elements (f32 records; host: accumulated in double, CUDA:
+ * per-thread Welford merged pairwise), all ranks all-gather these records and
+ * combine them in rank order (Chan's pairwise update, f32), so every rank
+ * uses bit-identical statistics, and then
+ *   output = (input - mean) * (1 / sqrt(var + eps)) * weight[c] + bias[c]
+ * with the biased variance, computed in f32 and rounded once to the dtype.
+ * The result equals GroupNorm of the whole activation within f32 rounding.
+ *
+ * @param comm       the communicator whose ranks hold the slabs.
+ * @param input      float16, bfloat16 or float32, at least 2 dimensions;
+ *                   read only (unless it is also `output`).
+ * @param output     where the result goes: NULL, or `input` itself (same data
+ *                   and strides), normalises in place; otherwise a tensor of
+ *                   input's shape, dtype and device, any non-overlapping
+ *                   strides, not overlapping `input`.
+ * @param weight     NULL (1), or [C] of input's dtype or float32, any stride.
+ * @param bias       NULL (0), or [C] of input's dtype or float32, any stride.
+ * @param num_groups G >= 1 dividing C.
+ * @param eps        added to the variance; finite and >= 0 (torch: 1e-5,
+ *                   VAEs: 1e-6).
+ * @param stream     cudaStream_t for CUDA tensors (NULL: the default stream),
+ *                   ignored for host tensors.
+ *
+ * CUDA tensors need a communicator with a device side; the call is then
+ * stream-ordered on `stream` (local statistics, the NCCL all-gather, the
+ * combine and the normalisation are kernels and one NCCL call on it), never
+ * synchronises the host, and is CUDA-graph capturable once the staging arena
+ * holds (P + 1) * N * G * 16 + N * G * 8 bytes plus at most N * G * 2048 of
+ * per-block partials (diffcoll_comm_reserve(comm, 1 << 20) before capturing
+ * covers N * G <= 256).
+ * Used by one thread at a time per communicator, like every collective.
+ *
+ * Errors (DIFFCOLL_ERR_INVALID_ARGUMENT, with a message naming the problem):
+ * fewer than 2 dimensions, an unsupported dtype, C not divisible by
+ * num_groups, num_groups < 1, a bad eps, an output of another shape, dtype or
+ * device, an overlapping output, a weight or bias of the wrong shape, dtype
+ * or device. DIFFCOLL_ERR_UNSUPPORTED for CUDA tensors on a host-only
+ * communicator. A rank whose arguments are bad fails before communicating
+ * and its peers wait until the communicator's timeout; with DIFFCOLL_CHECK=1
+ * ranks that disagree on N, C, dtype, groups, eps or the affine parameters
+ * get DIFFCOLL_ERR_MISMATCH.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_group_norm(diffcoll_comm_t* comm,
+                                                   const diffcoll_tensor_t* input,
+                                                   const diffcoll_tensor_t* output,
+                                                   const diffcoll_tensor_t* weight,
+                                                   const diffcoll_tensor_t* bias,
+                                                   int32_t num_groups, double eps,
+                                                   void* stream);
 
 /* ------------------------------------------------------------------------ */
 /* Sequence parallelism: Ulysses all-to-all (DeepSpeed-Ulysses, USP)         */
@@ -1321,6 +1405,13 @@ typedef struct diffcoll_api_t {
                                              const diffcoll_tensor_t* slab,
                                              const diffcoll_tensor_t* whole,
                                              int32_t axis, int32_t root, void* stream);
+  /** Points to diffcoll_group_norm(). */
+  diffcoll_status_t (*diffcoll_group_norm)(diffcoll_comm_t* comm,
+                                           const diffcoll_tensor_t* input,
+                                           const diffcoll_tensor_t* output,
+                                           const diffcoll_tensor_t* weight,
+                                           const diffcoll_tensor_t* bias,
+                                           int32_t num_groups, double eps, void* stream);
   /** Points to diffcoll_ulysses_all_to_all(). */
   diffcoll_status_t (*diffcoll_ulysses_all_to_all)(diffcoll_comm_t* comm,
                                                    const diffcoll_tensor_t* inputs,

@@ -334,11 +334,30 @@ impl CfgPolicy {
     /// Combines every branch's prediction (`preds`, in branch order: f16,
     /// bf16 or f32, the shape and dtype of `out`, any strides) into `out` on
     /// this thread. `step` is the denoising step (for `zero_init_steps`).
+    /// CUDA tensors use the legacy default stream (see
+    /// [`CfgPolicy::combine_serial_on_stream`]).
     pub fn combine_serial(
         &self,
         preds: &[TensorRef<'_>],
         out: &mut TensorMut<'_>,
         step: u32,
+    ) -> Result<()> {
+        // SAFETY: the null stream is the legacy default stream.
+        unsafe { self.combine_serial_on_stream(preds, out, step, ptr::null_mut()) }
+    }
+
+    /// [`CfgPolicy::combine_serial`] with CUDA tensors enqueued on `stream`
+    /// (ignored for host tensors).
+    ///
+    /// # Safety
+    /// `stream` must be null or a stream of the tensors' CUDA device that
+    /// outlives the operation.
+    pub unsafe fn combine_serial_on_stream(
+        &self,
+        preds: &[TensorRef<'_>],
+        out: &mut TensorMut<'_>,
+        step: u32,
+        stream: *mut c_void,
     ) -> Result<()> {
         const OP: &str = "diffcoll_cfg_combine_serial";
         let raw: Vec<sys::diffcoll_tensor_t> = preds.iter().map(|t| *t.as_raw()).collect();
@@ -355,7 +374,7 @@ impl CfgPolicy {
                 to_i32(OP, "count", raw.len())?,
                 out.as_raw(),
                 i32::try_from(step).unwrap_or(i32::MAX),
-                ptr::null_mut::<c_void>(),
+                stream,
             )
         })
     }
@@ -403,7 +422,7 @@ impl Comm {
                 to_i32(OP, "count", raw.len())?,
                 out.as_raw(),
                 i32::try_from(step).unwrap_or(i32::MAX),
-                ptr::null_mut::<c_void>(),
+                self.stream(),
             )
         })
     }

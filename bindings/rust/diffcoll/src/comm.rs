@@ -127,14 +127,12 @@ pub struct Comm {
     raw: NonNull<sys::diffcoll_comm_t>,
     rank: usize,
     size: usize,
+    // The CUDA stream operations on CUDA tensors are enqueued on (set_stream).
+    stream: *mut c_void,
 }
 
 // A communicator may move to another thread; it is never shared (not Sync).
 unsafe impl Send for Comm {}
-
-fn null_stream() -> *mut c_void {
-    ptr::null_mut()
-}
 
 impl Comm {
     fn wrap(raw: *mut sys::diffcoll_comm_t) -> Result<Option<Comm>> {
@@ -147,6 +145,7 @@ impl Comm {
             raw,
             rank: 0,
             size: 0,
+            stream: ptr::null_mut(),
         };
         let (mut rank, mut size) = (0i32, 0i32);
         // SAFETY: raw is a live handle; the out-pointers are valid.
@@ -163,6 +162,24 @@ impl Comm {
         comm.rank = rank as usize;
         comm.size = size as usize;
         Ok(Some(comm))
+    }
+
+    /// Sets the CUDA stream (a `cudaStream_t`) on which this communicator's
+    /// operations on CUDA tensors, and those of its halo plans, are enqueued;
+    /// null (the default) is the legacy default stream. On CUDA tensors an
+    /// operation returns once enqueued: results are ready when the stream
+    /// reaches it. Host tensors ignore the stream.
+    ///
+    /// # Safety
+    /// `stream` must be null or a stream of the communicator's CUDA device
+    /// that outlives every operation enqueued on it.
+    pub unsafe fn set_stream(&mut self, stream: *mut c_void) {
+        self.stream = stream;
+    }
+
+    /// The CUDA stream set by [`Comm::set_stream`] (null by default).
+    pub fn stream(&self) -> *mut c_void {
+        self.stream
     }
 
     fn expect(op: &'static str, comm: Option<Comm>) -> Result<Comm> {
@@ -337,7 +354,7 @@ impl Comm {
                 tensor.as_raw(),
                 op,
                 scalar,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -347,7 +364,7 @@ impl Comm {
         const OP: &str = "diffcoll_broadcast";
         let root = to_i32(OP, "root", root)?;
         check(OP, unsafe {
-            sys::diffcoll_broadcast(self.raw.as_ptr(), tensor.as_raw(), root, null_stream())
+            sys::diffcoll_broadcast(self.raw.as_ptr(), tensor.as_raw(), root, self.stream)
         })
     }
 
@@ -363,7 +380,7 @@ impl Comm {
                 op,
                 scalar,
                 root,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -383,7 +400,7 @@ impl Comm {
                 input.as_raw(),
                 output.as_raw(),
                 axis,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -408,7 +425,7 @@ impl Comm {
                 axis,
                 op,
                 scalar,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -434,7 +451,7 @@ impl Comm {
                 output.as_raw(),
                 s,
                 g,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -458,7 +475,7 @@ impl Comm {
                 out,
                 axis,
                 root,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -482,7 +499,7 @@ impl Comm {
                 output.as_raw(),
                 axis,
                 root,
-                null_stream(),
+                self.stream,
             )
         })
     }
@@ -493,7 +510,7 @@ impl Comm {
         const OP: &str = "diffcoll_send";
         let peer = to_i32(OP, "peer", peer)?;
         check(OP, unsafe {
-            sys::diffcoll_send(self.raw.as_ptr(), tensor.as_raw(), peer, null_stream())
+            sys::diffcoll_send(self.raw.as_ptr(), tensor.as_raw(), peer, self.stream)
         })
     }
 
@@ -502,7 +519,7 @@ impl Comm {
         const OP: &str = "diffcoll_recv";
         let peer = to_i32(OP, "peer", peer)?;
         check(OP, unsafe {
-            sys::diffcoll_recv(self.raw.as_ptr(), tensor.as_raw(), peer, null_stream())
+            sys::diffcoll_recv(self.raw.as_ptr(), tensor.as_raw(), peer, self.stream)
         })
     }
 
@@ -547,7 +564,7 @@ impl Comm {
     pub fn barrier(&self) -> Result<()> {
         // SAFETY: self.raw is live.
         check("diffcoll_barrier", unsafe {
-            sys::diffcoll_barrier(self.raw.as_ptr(), null_stream())
+            sys::diffcoll_barrier(self.raw.as_ptr(), self.stream)
         })
     }
 }
@@ -575,7 +592,7 @@ impl<'t> P2pGroup<'_, 't> {
         let peer = to_i32(OP, "peer", peer)?;
         // SAFETY: the tensor is kept (and its memory borrowed) until the group ends.
         check(OP, unsafe {
-            sys::diffcoll_send(self.comm.raw.as_ptr(), tensor.as_raw(), peer, null_stream())
+            sys::diffcoll_send(self.comm.raw.as_ptr(), tensor.as_raw(), peer, self.comm.stream)
         })?;
         self.refs.push(tensor);
         Ok(())
@@ -587,7 +604,7 @@ impl<'t> P2pGroup<'_, 't> {
         let peer = to_i32(OP, "peer", peer)?;
         // SAFETY: the tensor is kept (and its memory borrowed) until the group ends.
         check(OP, unsafe {
-            sys::diffcoll_recv(self.comm.raw.as_ptr(), tensor.as_raw(), peer, null_stream())
+            sys::diffcoll_recv(self.comm.raw.as_ptr(), tensor.as_raw(), peer, self.comm.stream)
         })?;
         self.muts.push(tensor);
         Ok(())

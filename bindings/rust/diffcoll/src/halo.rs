@@ -1,5 +1,4 @@
 //! Halo exchange and slabs for spatially parallel decoding (docs/HALO.md).
-use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::ptr::{self, NonNull};
@@ -211,7 +210,7 @@ impl Comm {
                 whole,
                 int("axis", axis)?,
                 root,
-                ptr::null_mut::<c_void>(),
+                self.stream(),
             )
         })
     }
@@ -229,7 +228,7 @@ impl HaloPlan<'_> {
     pub fn exchange(&mut self, padded: &mut TensorMut<'_>) -> Result<()> {
         // SAFETY: the plan is live; padded is borrowed exclusively for the call.
         check("diffcoll_halo_exchange", unsafe {
-            sys::diffcoll_halo_exchange(self.raw.as_ptr(), padded.as_raw(), ptr::null_mut())
+            sys::diffcoll_halo_exchange(self.raw.as_ptr(), padded.as_raw(), self.comm.stream())
         })
     }
 
@@ -246,7 +245,7 @@ impl HaloPlan<'_> {
                 self.raw.as_ptr(),
                 input.as_raw(),
                 padded_output.as_raw(),
-                ptr::null_mut(),
+                self.comm.stream(),
             )
         })
     }

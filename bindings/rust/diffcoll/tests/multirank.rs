@@ -60,13 +60,20 @@ fn all_reduce_views_and_ops() {
     let size = 3;
     let out = run_ranks(size, Config::default(), |comm| {
         let r = comm.rank() as f32;
-        // Transposed view of a 4x6 matrix: dense, no packing.
+        // Transposed view of a 4x6 matrix: dense, no packing. A stream is
+        // set, which host tensors ignore.
+        let stream = 0x1234usize as *mut std::ffi::c_void;
+        // SAFETY: the stream is never used: every tensor here is on the host.
+        unsafe { comm.set_stream(stream) };
+        assert_eq!(comm.stream(), stream);
         let mut a = iota(24, 1.0, r);
         comm.reset_stats()?;
         comm.all_reduce(
             &mut TensorMut::new(&mut a, &[4, 6])?.permute(&[1, 0])?,
             ReduceOp::Sum,
         )?;
+        // SAFETY: null is the legacy default stream.
+        unsafe { comm.set_stream(std::ptr::null_mut()) };
         let s1 = comm.stats()?;
         // Every other column: packed, gaps untouched.
         let mut b = iota(24, 1.0, 0.0);

@@ -1,0 +1,425 @@
+// The CFG-parallel combine benchmark of issue 4: a bf16 video latent
+// [1, 16, 21, 90, 160], standard CFG (g = 5, cond and uncond) with guidance
+// rescale (phi = 0.7), one process per GPU, every rank ending with the
+// combined, rescaled prediction. Three procedures, timed in the same run:
+//  - diffcoll: diffcoll_cfg_combine_parallel (PARALLEL order), eager and
+//    replayed from a CUDA graph;
+//  - gather: what PyTorch engines do with all_gather: ncclAllGather of the
+//    branches, a combine kernel, then the rescale (a moments kernel for the
+//    std of cond and of the output, a scale kernel);
+//  - reduce: the weighted all-reduce done the PyTorch way: each rank scales
+//    its branch, ncclAllReduce, and for the rescale the cond rank's moments
+//    shared by a second ncclAllReduce, the output's moments, a scale kernel;
+//    also without the rescale (the procedure PyTorch's 96 us anchor times).
+// The baselines use raw NCCL and simple fused kernels (one kernel where eager
+// PyTorch launches several), so they are if anything faster than PyTorch.
+// Times: median over iterations of CUDA events around one call, as
+// /work/shared/baselines/torch_anchor.py measures (tests/bench/cfg_bench_torch.py
+// runs its procedures). Rank 0 prints a table and writes JSON.
+//
+//   cfg_bench [--ranks D] [--iters N] [--json PATH]
+//
+// Runs D processes (this program re-executed, rank r on GPU r); works on one
+// GPU (D = 1: no communication, not meaningful as a comparison).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <diffcoll/diffcoll.h>
+#include <nccl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "example_support.h"
+
+extern char** environ;
+
+namespace {
+
+#define CUDA(call)                                                            \
+  do {                                                                        \
+    cudaError_t e_ = (call);                                                  \
+    if (e_ != cudaSuccess) {                                                  \
+      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                           \
+    }                                                                         \
+  } while (0)
+
+#define NCCL(call)                                                            \
+  do {                                                                        \
+    ncclResult_t r_ = (call);                                                 \
+    if (r_ != ncclSuccess) {                                                  \
+      std::fprintf(stderr, "%s failed: %s\n", #call, ncclGetErrorString(r_)); \
+      std::exit(1);                                                           \
+    }                                                                         \
+  } while (0)
+
+constexpr int64_t kShape[5] = {1, 16, 21, 90, 160};
+constexpr double kGuidance = 5.0;
+constexpr double kPhi = 0.7;
+constexpr int kThreads = 256;
+constexpr int kBlocks = 1024;
+
+// ---- the baselines' kernels (batch 1) -------------------------------------------------
+
+// y = w0 * x0 (+ w1 * x1 when x1 is not null).
+__global__ void weighted_kernel(const __nv_bfloat16* x0, float w0, const __nv_bfloat16* x1,
+                                float w1, __nv_bfloat16* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    float v = w0 * __bfloat162float(x0[i]);
+    if (x1) v += w1 * __bfloat162float(x1[i]);
+    y[i] = __float2bfloat16(v);
+  }
+}
+
+// out = u + g * (c - u)
+__global__ void combine_kernel(const __nv_bfloat16* c, const __nv_bfloat16* u, __nv_bfloat16* out,
+                               float g, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float uv = __bfloat162float(u[i]);
+    out[i] = __float2bfloat16(uv + g * (__bfloat162float(c[i]) - uv));
+  }
+}
+
+// acc[0] += sum x, acc[1] += sum x^2 (acc zeroed by the caller).
+__global__ void moments_kernel(const __nv_bfloat16* x, int64_t n, double* acc) {
+  __shared__ double s[2][kThreads];
+  float sum = 0, sq = 0;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float v = __bfloat162float(x[i]);
+    sum += v;
+    sq += v * v;
+  }
+  s[0][threadIdx.x] = sum;
+  s[1][threadIdx.x] = sq;
+  __syncthreads();
+  for (int k = kThreads / 2; k > 0; k /= 2) {
+    if (threadIdx.x < k) {
+      s[0][threadIdx.x] += s[0][threadIdx.x + k];
+      s[1][threadIdx.x] += s[1][threadIdx.x + k];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    atomicAdd(&acc[0], s[0][0]);
+    atomicAdd(&acc[1], s[1][0]);
+  }
+}
+
+__device__ double std_of(const double* acc, int64_t n) {
+  const double mean = acc[0] / n;
+  return sqrt(fmax(acc[1] - n * mean * mean, 0.0) / (n - 1));
+}
+
+// out = phi * out * std(cond) / std(out) + (1 - phi) * out
+__global__ void rescale_kernel(__nv_bfloat16* out, const double* cond_acc, const double* out_acc,
+                               int64_t n, float phi) {
+  const float f = phi * static_cast<float>(std_of(cond_acc, n) / std_of(out_acc, n)) + (1 - phi);
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = __float2bfloat16(__bfloat162float(out[i]) * f);
+}
+
+// ---- processes ---------------------------------------------------------------------------
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Rank 0 publishes the NCCL unique id as a file in `dir`; the others wait for it.
+ncclUniqueId share_nccl_id(int rank, const std::string& dir) {
+  ncclUniqueId id;
+  const std::string path = dir + "/nccl-id", tmp = path + ".tmp";
+  if (rank == 0) {
+    NCCL(ncclGetUniqueId(&id));
+    std::ofstream(tmp, std::ios::binary).write(id.internal, sizeof id.internal);
+    std::rename(tmp.c_str(), path.c_str());
+    return id;
+  }
+  for (;;) {
+    std::ifstream in(path, std::ios::binary);
+    if (in.read(id.internal, sizeof id.internal)) return id;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+struct Timing {
+  double median_us, mean_us;
+};
+
+// Median of CUDA-event times around one call, and the mean of back-to-back calls.
+Timing time_it(const std::function<void()>& fn, cudaStream_t stream, diffcoll_comm_t* comm,
+               int iters) {
+  for (int i = 0; i < 5; ++i) fn();
+  CUDA(cudaStreamSynchronize(stream));
+  CHECK(diffcoll_barrier(comm, nullptr));
+  cudaEvent_t start, stop;
+  CUDA(cudaEventCreate(&start));
+  CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms(iters);
+  for (int i = 0; i < iters; ++i) {
+    CUDA(cudaEventRecord(start, stream));
+    fn();
+    CUDA(cudaEventRecord(stop, stream));
+    CUDA(cudaEventSynchronize(stop));
+    CUDA(cudaEventElapsedTime(&ms[i], start, stop));
+  }
+  CHECK(diffcoll_barrier(comm, nullptr));
+  CUDA(cudaEventRecord(start, stream));
+  for (int i = 0; i < iters; ++i) fn();
+  CUDA(cudaEventRecord(stop, stream));
+  CUDA(cudaEventSynchronize(stop));
+  float total = 0;
+  CUDA(cudaEventElapsedTime(&total, start, stop));
+  std::sort(ms.begin(), ms.end());
+  CUDA(cudaEventDestroy(start));
+  CUDA(cudaEventDestroy(stop));
+  return {1000.0 * ms[iters / 2], 1000.0 * total / iters};
+}
+
+int run_rank(int rank, int ranks, int iters, const std::string& dir, const std::string& json) {
+  CUDA(cudaSetDevice(rank));
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  config.device_id = rank;
+  diffcoll_comm_t* comm;
+  CHECK(diffcoll_comm_create(("file://" + dir).c_str(), rank, ranks, &config, &comm));
+  const ncclUniqueId id = share_nccl_id(rank, dir);
+  ncclComm_t nccl;
+  NCCL(ncclCommInitRank(&nccl, ranks, id, rank));
+  cudaStream_t stream;
+  CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+
+  // The policy: standard CFG with guidance rescale, PARALLEL order.
+  const diffcoll_cfg_branch_t branches[2] = {{"cond", DIFFCOLL_CFG_COND},
+                                              {"uncond", DIFFCOLL_CFG_UNCOND}};
+  const diffcoll_cfg_term_t term = {kGuidance, 0, 1};
+  diffcoll_cfg_options_t options = DIFFCOLL_CFG_OPTIONS_INIT;
+  options.order = DIFFCOLL_CFG_ORDER_PARALLEL;
+  options.rescale_phi = kPhi;
+  diffcoll_cfg_policy_t* policy;
+  CHECK(diffcoll_cfg_policy_create(branches, 2, 1, &term, 1, &options, &policy));
+  int32_t mine[2], count = 0;
+  CHECK(diffcoll_cfg_dispatch(policy, ranks, rank, mine, 2, &count));
+  std::vector<int32_t> owner(2);
+  for (int r = 0; r < ranks; ++r) {
+    int32_t theirs[2], c = 0;
+    CHECK(diffcoll_cfg_dispatch(policy, ranks, r, theirs, 2, &c));
+    for (int k = 0; k < c; ++k) owner[theirs[k]] = r;
+  }
+  const int slots = ranks == 1 ? 2 : 1;  // branches per rank in the gathered layout
+
+  int64_t n = 1;
+  for (int64_t d : kShape) n *= d;
+  const size_t bytes = n * sizeof(__nv_bfloat16);
+  // The local branches, side by side (the block the gather baseline sends).
+  __nv_bfloat16 *local, *out, *partial, *gathered;
+  double* acc;  // cond moments, output moments
+  CUDA(cudaMalloc(&local, slots * bytes));
+  CUDA(cudaMalloc(&out, bytes));
+  CUDA(cudaMalloc(&partial, bytes));
+  CUDA(cudaMalloc(&gathered, ranks * slots * bytes));
+  CUDA(cudaMalloc(&acc, 4 * sizeof(double)));
+  {
+    std::vector<uint16_t> host(slots * n);
+    for (int64_t i = 0; i < slots * n; ++i)
+      host[i] = to_bf16(static_cast<float>(((i * 7919 + rank * 104729) % 2001) - 1000) / 500.0f);
+    CUDA(cudaMemcpy(local, host.data(), slots * bytes, cudaMemcpyHostToDevice));
+  }
+  auto tensor = [&](void* data) {
+    diffcoll_tensor_t t;
+    std::memset(&t, 0, sizeof t);
+    t.data = data;
+    t.dtype = DIFFCOLL_BFLOAT16;
+    t.device_type = DIFFCOLL_DEVICE_CUDA;
+    t.device_id = rank;
+    t.ndim = 5;
+    int64_t stride = 1;
+    for (int d = 4; d >= 0; --d) {
+      t.shape[d] = kShape[d];
+      t.strides[d] = stride;
+      stride *= kShape[d];
+    }
+    return t;
+  };
+  std::vector<diffcoll_tensor_t> local_t;
+  for (int k = 0; k < count; ++k) local_t.push_back(tensor(local + k * n));
+  const diffcoll_tensor_t out_t = tensor(out);
+  CHECK(diffcoll_comm_reserve(comm, 4 * bytes));
+
+  auto diffcoll = [&] {
+    CHECK(diffcoll_cfg_combine_parallel(comm, policy, local_t.empty() ? nullptr : local_t.data(),
+                                        count, &out_t, 0, stream));
+  };
+  const int blocks = kBlocks;
+  const double weight[2] = {kGuidance, 1 - kGuidance};
+  const __nv_bfloat16* cond_local = nullptr;
+  for (int k = 0; k < count; ++k)
+    if (mine[k] == 0) cond_local = local + k * n;
+  auto rescale_after_reduce = [&] {
+    // Cond moments from the rank holding cond (zeros elsewhere), shared.
+    CUDA(cudaMemsetAsync(acc, 0, 4 * sizeof(double), stream));
+    if (cond_local) moments_kernel<<<blocks, kThreads, 0, stream>>>(cond_local, n, acc);
+    NCCL(ncclAllReduce(acc, acc, 2, ncclDouble, ncclSum, nccl, stream));
+    moments_kernel<<<blocks, kThreads, 0, stream>>>(partial, n, acc + 2);
+    rescale_kernel<<<blocks, kThreads, 0, stream>>>(partial, acc, acc + 2, n, kPhi);
+  };
+  auto weighted_reduce = [&] {
+    const __nv_bfloat16* x0 = count > 0 ? local : nullptr;
+    if (x0)
+      weighted_kernel<<<blocks, kThreads, 0, stream>>>(
+          x0, weight[mine[0]], count > 1 ? local + n : nullptr,
+          count > 1 ? weight[mine[1]] : 0.0f, partial, n);
+    else
+      CUDA(cudaMemsetAsync(partial, 0, bytes, stream));
+    NCCL(ncclAllReduce(partial, partial, n, ncclBfloat16, ncclSum, nccl, stream));
+  };
+  auto reduce_rescale = [&] {
+    weighted_reduce();
+    rescale_after_reduce();
+  };
+  auto gather_rescale = [&] {
+    NCCL(ncclAllGather(local, gathered, slots * n, ncclBfloat16, nccl, stream));
+    // One rank: its block holds both branches in branch order; more: one each.
+    const __nv_bfloat16* c = gathered + static_cast<int64_t>(owner[0]) * slots * n;
+    const __nv_bfloat16* u = gathered + (static_cast<int64_t>(owner[1]) * slots + slots - 1) * n;
+    combine_kernel<<<blocks, kThreads, 0, stream>>>(c, u, out, kGuidance, n);
+    CUDA(cudaMemsetAsync(acc, 0, 4 * sizeof(double), stream));
+    moments_kernel<<<blocks, kThreads, 0, stream>>>(c, n, acc);
+    moments_kernel<<<blocks, kThreads, 0, stream>>>(out, n, acc + 2);
+    rescale_kernel<<<blocks, kThreads, 0, stream>>>(out, acc, acc + 2, n, kPhi);
+  };
+
+  const Timing d_eager = time_it(diffcoll, stream, comm, iters);
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  diffcoll();
+  CUDA(cudaStreamEndCapture(stream, &graph));
+  CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  const Timing d_graph = time_it([&] { CUDA(cudaGraphLaunch(exec, stream)); }, stream, comm, iters);
+  const Timing gather = time_it(gather_rescale, stream, comm, iters);
+  const Timing reduce = time_it(reduce_rescale, stream, comm, iters);
+  const Timing reduce_plain = time_it(weighted_reduce, stream, comm, iters);
+
+  if (rank == 0) {
+    const double best = std::min(gather.median_us, reduce.median_us);
+    std::printf("CFG-parallel combine, bf16 [1,16,21,90,160] (%.1f MB), g=%.1f, rescale phi=%.1f, "
+                "%d rank(s), %d iterations\n",
+                bytes / 1e6, kGuidance, kPhi, ranks, iters);
+    std::printf("%-44s %12s %12s %10s\n", "procedure", "median us", "mean us", "vs best");
+    auto row = [&](const char* name, const Timing& t) {
+      std::printf("%-44s %12.1f %12.1f %9.2fx\n", name, t.median_us, t.mean_us, t.median_us / best);
+    };
+    row("diffcoll cfg_combine_parallel (eager)", d_eager);
+    row("diffcoll cfg_combine_parallel (CUDA graph)", d_graph);
+    row("all_gather + combine + rescale (raw NCCL)", gather);
+    row("weighted all_reduce + rescale (raw NCCL)", reduce);
+    row("weighted all_reduce, no rescale (raw NCCL)", reduce_plain);
+    std::FILE* f = std::fopen(json.c_str(), "w");
+    if (f) {
+      std::fprintf(f,
+                   "{\"op\": \"cfg_combine_parallel\", \"ranks\": %d, \"shape\": [1,16,21,90,160], "
+                   "\"dtype\": \"bf16\", \"guidance\": %.1f, \"rescale_phi\": %.1f, "
+                   "\"iters\": %d, \"bytes\": %zu,\n \"median_us\": {\"diffcoll_eager\": %.2f, "
+                   "\"diffcoll_graph\": %.2f, \"gather_combine_rescale\": %.2f, "
+                   "\"weighted_allreduce_rescale\": %.2f, \"weighted_allreduce\": %.2f},\n "
+                   "\"mean_us\": {\"diffcoll_eager\": %.2f, \"diffcoll_graph\": %.2f, "
+                   "\"gather_combine_rescale\": %.2f, \"weighted_allreduce_rescale\": %.2f, "
+                   "\"weighted_allreduce\": %.2f},\n \"diffcoll_eager_vs_best_baseline\": %.3f}\n",
+                   ranks, kGuidance, kPhi, iters, bytes, d_eager.median_us, d_graph.median_us,
+                   gather.median_us, reduce.median_us, reduce_plain.median_us, d_eager.mean_us,
+                   d_graph.mean_us, gather.mean_us, reduce.mean_us, reduce_plain.mean_us,
+                   d_eager.median_us / best);
+      std::fclose(f);
+      std::printf("wrote %s\n", json.c_str());
+    }
+  }
+  CUDA(cudaGraphExecDestroy(exec));
+  CUDA(cudaGraphDestroy(graph));
+  CHECK(diffcoll_barrier(comm, nullptr));
+  NCCL(ncclCommDestroy(nccl));
+  CHECK(diffcoll_cfg_policy_destroy(policy));
+  CHECK(diffcoll_comm_destroy(comm));
+  for (void* p : {static_cast<void*>(local), static_cast<void*>(out), static_cast<void*>(partial),
+                  static_cast<void*>(gathered), static_cast<void*>(acc)})
+    CUDA(cudaFree(p));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!env("CFG_BENCH_RANK").empty())
+    return run_rank(std::atoi(env("CFG_BENCH_RANK").c_str()),
+                    std::atoi(env("CFG_BENCH_RANKS").c_str()), std::atoi(env("CFG_BENCH_ITERS").c_str()),
+                    env("CFG_BENCH_DIR"), env("CFG_BENCH_JSON"));
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
+    std::fprintf(stderr, "cfg_bench: no CUDA device\n");
+    return 0;
+  }
+  int ranks = std::min(devices, 2), iters = 100;
+  std::string json = "cfg_bench.json";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--ranks" && i + 1 < argc)
+      ranks = std::atoi(argv[++i]);
+    else if (a == "--iters" && i + 1 < argc)
+      iters = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--json" && i + 1 < argc)
+      json = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--ranks D] [--iters N] [--json PATH]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (ranks < 1 || ranks > devices) {
+    std::fprintf(stderr, "cfg_bench: %d ranks need %d GPUs, found %d\n", ranks, ranks, devices);
+    return 1;
+  }
+  char dir[] = "/tmp/diffcoll-cfg-bench-XXXXXX";
+  if (!mkdtemp(dir)) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  std::vector<pid_t> children;
+  for (int r = 0; r < ranks; ++r) {
+    std::vector<std::string> vars = {"CFG_BENCH_RANK=" + std::to_string(r),
+                                     "CFG_BENCH_RANKS=" + std::to_string(ranks),
+                                     "CFG_BENCH_ITERS=" + std::to_string(iters),
+                                     "CFG_BENCH_DIR=" + std::string(dir),
+                                     "CFG_BENCH_JSON=" + json};
+    std::vector<char*> envp;
+    for (char** e = environ; *e; ++e) envp.push_back(*e);
+    for (std::string& v : vars) envp.push_back(v.data());
+    envp.push_back(nullptr);
+    char* args[] = {const_cast<char*>("/proc/self/exe"), nullptr};
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, args, envp.data()) != 0) {
+      std::perror("posix_spawn");
+      return 1;
+    }
+    children.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,492 @@
+// The CFG combine on CUDA tensors (label gpu; every test skips without a GPU).
+// One GPU: the device serial and parallel (degree 1) combines equal the host
+// combines BITWISE for every formula, post-process, dtype and layout (the
+// CUDA math follows the host's rounding points and reduction order), the
+// device parallel combine equals the device serial one where the header
+// promises it, both survive CUDA-graph capture and replay, and bad input is
+// refused. Several GPUs (CfgMultiGpu.*): degrees 2..4 as one process per GPU,
+// against the serial combine and the double-precision reference.
+#include <cuda_runtime.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "cfg_test_support.h"
+#include "gpu_test_support.h"
+
+extern char** environ;
+
+namespace {
+
+using namespace cfgt;
+
+// A host test tensor mirrored in device memory: the whole parent buffer,
+// poison included, so that gaps can be checked after a download.
+class DeviceMirror {
+ public:
+  explicit DeviceMirror(Tensor& host, int device = 0) : host_(host), device_(device) {
+    cudaSetDevice(device_);
+    EXPECT_EQ(cudaMalloc(&data_, host_.storage().size()), cudaSuccess);
+    upload();
+  }
+  ~DeviceMirror() { cudaFree(data_); }
+  DeviceMirror(const DeviceMirror&) = delete;
+  DeviceMirror& operator=(const DeviceMirror&) = delete;
+
+  void upload() {
+    EXPECT_EQ(cudaMemcpy(data_, host_.storage().data(), host_.storage().size(),
+                         cudaMemcpyHostToDevice),
+              cudaSuccess);
+  }
+  void download() {
+    EXPECT_EQ(cudaMemcpy(host_.storage().data(), data_, host_.storage().size(),
+                         cudaMemcpyDeviceToHost),
+              cudaSuccess);
+  }
+  diffcoll_tensor_t desc() const {
+    diffcoll_tensor_t d = host_.desc();
+    d.data = static_cast<uint8_t*>(data_) + host_.data_offset();
+    d.device_type = DIFFCOLL_DEVICE_CUDA;
+    d.device_id = device_;
+    return d;
+  }
+
+ private:
+  Tensor& host_;
+  int device_;
+  void* data_ = nullptr;
+};
+
+// The sweep configurations of the host tests, plus serial-order ones with
+// every post-process, so that both arithmetic orders meet every statistic.
+std::vector<Config> gpu_configs() {
+  std::vector<Config> v = configs();
+  v.push_back({"serial+rescale+norm/sample", DIFFCOLL_CFG_ORDER_SERIAL, false, 0.7, 0.7, true});
+  v.push_back({"serial+zero*+rescale+norm", DIFFCOLL_CFG_ORDER_SERIAL, true, 0.5, 0.8, false});
+  return v;
+}
+
+// Batch 3, 8580 elements per sample: three chunks of the reduction order.
+const Shape kShape = {3, 4, 33, 65};
+
+Layout pred_layout(int i) {
+  static const Layout l[] = {Layout::kTransposed, Layout::kContiguous, Layout::kGapped,
+                             Layout::kChannelsLast, Layout::kFlipped};
+  return l[i % 5];
+}
+
+// One case of the sweeps: a policy, its predictions on the host (values as stored).
+struct Case {
+  PolicySpec spec;
+  std::vector<Tensor> preds;
+  std::vector<std::vector<double>> values;
+  std::string where;
+
+  Case(int n, const Config& cfg, int dtype, const Shape& shape, uint32_t seed) {
+    spec = policy_of(n);
+    configure(spec, cfg);
+    const auto raw = make_preds(n, numel(shape), seed);
+    preds.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      preds.emplace_back(dtype, shape, pred_layout(i));
+      values.push_back(preds.back().fill(raw[i]));
+    }
+    set_norm_bound(spec, cfg, values, shape[0]);
+    where = std::string(cfg.name) + " " + dtype_str(dtype) + " n=" + std::to_string(n);
+  }
+};
+
+void expect_same_bits(const Tensor& got, const Tensor& want, const std::string& where) {
+  ASSERT_EQ(got.size(), want.size());
+  for (int64_t j = 0; j < got.size(); ++j)
+    ASSERT_EQ(got.bits(j), want.bits(j)) << where << ": element " << j << " is " << got.get(j)
+                                         << ", expected " << want.get(j);
+}
+
+class CfgGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_GPU(1);
+    ASSERT_CUDA(cudaSetDevice(0));
+    ASSERT_CUDA(cudaStreamCreate(&stream_));
+  }
+  void TearDown() override {
+    if (comm_) EXPECT_EQ(diffcoll_comm_destroy(comm_), DIFFCOLL_SUCCESS);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  // A world of one rank with a device side on GPU 0.
+  void make_comm() {
+    diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+    config.device_id = 0;
+    config.timeout_ms = 20000;
+    const std::string name = "local://cfg-gpu-" + std::to_string(getpid()) + "-" +
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_OK(diffcoll_comm_create(name.c_str(), 0, 1, &config, &comm_));
+  }
+  void sync() { ASSERT_CUDA(cudaStreamSynchronize(stream_)); }
+
+  cudaStream_t stream_ = nullptr;
+  diffcoll_comm_t* comm_ = nullptr;
+};
+
+// Every formula (1..5 branches), every post-process, both orders, every
+// dtype, strided predictions and output: device == host, bit for bit, and
+// both within the tolerance of the double-precision reference.
+TEST_F(CfgGpu, SerialCombineEqualsHostBitwise) {
+  uint32_t seed = 1;
+  for (int n = 1; n <= 5; ++n)
+    for (const Config& cfg : gpu_configs())
+      for (int dtype : float_dtypes()) {
+        if (cfg.zero_star && n < 2) continue;
+        Case c(n, cfg, dtype, kShape, seed++);
+        Policy policy(c.spec);
+        std::vector<diffcoll_tensor_t> host_d;
+        for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+        const Layout out_layout = n % 2 ? Layout::kGapped : Layout::kContiguous;
+        Tensor host_out(dtype, kShape, out_layout);
+        diffcoll_tensor_t hod = host_out.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &hod, 0, nullptr));
+
+        std::vector<std::unique_ptr<DeviceMirror>> dev;
+        std::vector<diffcoll_tensor_t> dev_d;
+        for (Tensor& t : c.preds) {
+          dev.push_back(std::make_unique<DeviceMirror>(t));
+          dev_d.push_back(dev.back()->desc());
+        }
+        Tensor dev_out(dtype, kShape, out_layout);
+        DeviceMirror dev_out_mirror(dev_out);
+        diffcoll_tensor_t dod = dev_out_mirror.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &dod, 0, stream_));
+        sync();
+        dev_out_mirror.download();
+        EXPECT_TRUE(dev_out.gaps_intact()) << c.where;
+        expect_same_bits(dev_out, host_out, "serial " + c.where);
+        EXPECT_MATCHES_REFERENCE(dtype, dev_out.values(), reference(c.spec, c.values, kShape[0], 0),
+                                 n, "device serial " + c.where);
+      }
+}
+
+// out = one of the predictions (in place), on a strided prediction.
+TEST_F(CfgGpu, SerialCombineInPlaceEqualsHostBitwise) {
+  const Config cfg = gpu_configs().back();  // serial + zero* + rescale + norm
+  for (int dtype : float_dtypes()) {
+    Case host(3, cfg, dtype, kShape, 77);
+    Case device(3, cfg, dtype, kShape, 77);
+    Policy policy(host.spec);
+    std::vector<diffcoll_tensor_t> host_d;
+    for (const Tensor& t : host.preds) host_d.push_back(t.desc());
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), 3, &host_d[2], 0, nullptr));
+
+    std::vector<std::unique_ptr<DeviceMirror>> dev;
+    std::vector<diffcoll_tensor_t> dev_d;
+    for (Tensor& t : device.preds) {
+      dev.push_back(std::make_unique<DeviceMirror>(t));
+      dev_d.push_back(dev.back()->desc());
+    }
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 3, &dev_d[2], 0, stream_));
+    sync();
+    dev[2]->download();
+    EXPECT_TRUE(device.preds[2].gaps_intact());
+    expect_same_bits(device.preds[2], host.preds[2], "in place " + host.where);
+  }
+}
+
+// zero_init_steps: zeros (and nothing else touched) while step < n, the
+// combine afterwards.
+TEST_F(CfgGpu, ZeroInitSteps) {
+  Case c(2, configs()[1], DIFFCOLL_BFLOAT16, kShape, 5);
+  c.spec.options.zero_init_steps = 2;
+  Policy policy(c.spec);
+  std::vector<std::unique_ptr<DeviceMirror>> dev;
+  std::vector<diffcoll_tensor_t> dev_d;
+  for (Tensor& t : c.preds) {
+    dev.push_back(std::make_unique<DeviceMirror>(t));
+    dev_d.push_back(dev.back()->desc());
+  }
+  for (int step = 0; step < 3; ++step) {
+    Tensor out(DIFFCOLL_BFLOAT16, kShape, Layout::kGapped);
+    DeviceMirror mirror(out);
+    diffcoll_tensor_t od = mirror.desc();
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 2, &od, step, stream_));
+    sync();
+    mirror.download();
+    EXPECT_TRUE(out.gaps_intact());
+    EXPECT_MATCHES_REFERENCE(DIFFCOLL_BFLOAT16, out.values(),
+                             reference(c.spec, c.values, kShape[0], step), 2,
+                             "step " + std::to_string(step));
+  }
+}
+
+// Degree 1 on a device communicator: the device parallel combine equals the
+// host parallel combine (same communicator, host tensors) bitwise, and the
+// device serial combine bitwise where the header promises it.
+TEST_F(CfgGpu, ParallelCombineEqualsHostAndSerial) {
+  make_comm();
+  uint32_t seed = 100;
+  for (int n = 1; n <= 5; ++n)
+    for (const Config& cfg : gpu_configs())
+      for (int dtype : float_dtypes()) {
+        if (cfg.zero_star && n < 2) continue;
+        Case c(n, cfg, dtype, kShape, seed++);
+        Policy policy(c.spec);
+        std::vector<diffcoll_tensor_t> host_d;
+        for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+        Tensor host_out(dtype, kShape, Layout::kChannelsLast);
+        diffcoll_tensor_t hod = host_out.desc();
+        ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, host_d.data(), n, &hod, 0,
+                                                nullptr));
+
+        std::vector<std::unique_ptr<DeviceMirror>> dev;
+        std::vector<diffcoll_tensor_t> dev_d;
+        for (Tensor& t : c.preds) {
+          dev.push_back(std::make_unique<DeviceMirror>(t));
+          dev_d.push_back(dev.back()->desc());
+        }
+        Tensor par(dtype, kShape, Layout::kChannelsLast);
+        DeviceMirror par_mirror(par);
+        diffcoll_tensor_t pd = par_mirror.desc();
+        ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), n, &pd, 0, stream_));
+        Tensor ser(dtype, kShape);
+        DeviceMirror ser_mirror(ser);
+        diffcoll_tensor_t sd = ser_mirror.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &sd, 0, stream_));
+        sync();
+        par_mirror.download();
+        ser_mirror.download();
+        EXPECT_TRUE(par.gaps_intact()) << c.where;
+        expect_same_bits(par, host_out, "parallel, device vs host " + c.where);
+        const Reference ref = reference(c.spec, c.values, kShape[0], 0);
+        EXPECT_MATCHES_REFERENCE(dtype, par.values(), ref, n, "device parallel " + c.where);
+        if (promised_bitwise(c.spec, {dispatch(policy.p, 1, 0)}))
+          expect_same_bits(par, ser, "device parallel vs device serial " + c.where);
+      }
+}
+
+// Both combines captured into CUDA graphs and replayed on fresh inputs
+// written into the same device buffers: every replay equals the host combine
+// of those inputs, bit for bit.
+TEST_F(CfgGpu, GraphCaptureAndReplay) {
+  make_comm();
+  Config cfg = configs().back();  // parallel + zero* + rescale + per-sample norm
+  const int dtype = DIFFCOLL_BFLOAT16;
+  Case c(3, cfg, dtype, kShape, 900);
+  Policy policy(c.spec);
+  std::vector<std::unique_ptr<DeviceMirror>> dev;
+  std::vector<diffcoll_tensor_t> dev_d;
+  for (Tensor& t : c.preds) {
+    dev.push_back(std::make_unique<DeviceMirror>(t));
+    dev_d.push_back(dev.back()->desc());
+  }
+  Tensor par(dtype, kShape, Layout::kGapped), ser(dtype, kShape, Layout::kTransposed);
+  DeviceMirror par_mirror(par), ser_mirror(ser);
+  const diffcoll_tensor_t pd = par_mirror.desc(), sd = ser_mirror.desc();
+  // A first call outside the capture grows the staging arena.
+  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 3, &pd, 0, stream_));
+  sync();
+
+  cudaGraph_t graph = nullptr;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  const diffcoll_status_t parallel =
+      diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 3, &pd, 0, stream_);
+  const diffcoll_status_t serial = diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 3, &sd, 0, stream_);
+  ASSERT_CUDA(cudaStreamEndCapture(stream_, &graph));
+  ASSERT_EQ(parallel, DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  ASSERT_EQ(serial, DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+
+  for (int replay = 0; replay < 3; ++replay) {
+    const auto raw = make_preds(3, numel(kShape), 1000u + replay);
+    for (int i = 0; i < 3; ++i) {
+      c.values[i] = c.preds[i].fill(raw[i]);
+      dev[i]->upload();
+    }
+    ASSERT_CUDA(cudaGraphLaunch(exec, stream_));
+    sync();
+    par_mirror.download();
+    ser_mirror.download();
+    std::vector<diffcoll_tensor_t> host_d;
+    for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+    Tensor host_par(dtype, kShape), host_ser(dtype, kShape);
+    diffcoll_tensor_t hpd = host_par.desc(), hsd = host_ser.desc();
+    ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, host_d.data(), 3, &hpd, 0, nullptr));
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), 3, &hsd, 0, nullptr));
+    const std::string where = "replay " + std::to_string(replay);
+    EXPECT_TRUE(par.gaps_intact()) << where;
+    expect_same_bits(par, host_par, "captured parallel, " + where);
+    expect_same_bits(ser, host_ser, "captured serial, " + where);
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
+TEST_F(CfgGpu, BadInput) {
+  Case c(2, configs()[0], DIFFCOLL_FLOAT32, {2, 8}, 3);
+  Policy policy(c.spec);
+  DeviceMirror cond(c.preds[0]), uncond(c.preds[1]);
+  Tensor out(DIFFCOLL_FLOAT32, {2, 8});
+  DeviceMirror out_mirror(out);
+  const diffcoll_tensor_t od = out_mirror.desc();
+  // A host prediction with a device output.
+  diffcoll_tensor_t mixed[2] = {c.preds[0].desc(), uncond.desc()};
+  EXPECT_EQ(diffcoll_cfg_combine_serial(policy.p, mixed, 2, &od, 0, stream_),
+            DIFFCOLL_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(diffcoll_last_error()).find("different devices"), std::string::npos)
+      << diffcoll_last_error();
+  // Host memory labelled CUDA: refused before a kernel could fault on it.
+  diffcoll_tensor_t fake = c.preds[0].desc();
+  fake.device_type = DIFFCOLL_DEVICE_CUDA;
+  diffcoll_tensor_t faked[2] = {fake, uncond.desc()};
+  EXPECT_EQ(diffcoll_cfg_combine_serial(policy.p, faked, 2, &od, 0, stream_),
+            DIFFCOLL_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(diffcoll_last_error()).find("does not point to memory of CUDA device 0"),
+            std::string::npos)
+      << diffcoll_last_error();
+  // A device that does not exist.
+  diffcoll_tensor_t far = od;
+  far.device_id = 1000;
+  diffcoll_tensor_t far_preds[2] = {cond.desc(), uncond.desc()};
+  for (auto& t : far_preds) t.device_id = 1000;
+  EXPECT_NE(diffcoll_cfg_combine_serial(policy.p, far_preds, 2, &far, 0, stream_),
+            DIFFCOLL_SUCCESS);
+  // A device tensor on a communicator without a device side.
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  const std::string name = "local://cfg-gpu-host-only-" + std::to_string(getpid());
+  diffcoll_comm_t* host_only = nullptr;
+  ASSERT_OK(diffcoll_comm_create(name.c_str(), 0, 1, &config, &host_only));
+  diffcoll_tensor_t both[2] = {cond.desc(), uncond.desc()};
+  EXPECT_EQ(diffcoll_cfg_combine_parallel(host_only, policy.p, both, 2, &od, 0, stream_),
+            DIFFCOLL_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(diffcoll_last_error()).find("device side"), std::string::npos)
+      << diffcoll_last_error();
+  EXPECT_EQ(diffcoll_comm_destroy(host_only), DIFFCOLL_SUCCESS);
+  // Shapes that differ between branches, on the device too.
+  Tensor wide(DIFFCOLL_FLOAT32, {2, 9});
+  DeviceMirror wide_mirror(wide);
+  diffcoll_tensor_t shapes[2] = {cond.desc(), wide_mirror.desc()};
+  EXPECT_EQ(diffcoll_cfg_combine_serial(policy.p, shapes, 2, &od, 0, stream_),
+            DIFFCOLL_ERR_INVALID_ARGUMENT);
+}
+
+// ---- several GPUs, one process each ------------------------------------------------------
+
+int gpu_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+// Runs CfgMultiGpu.Worker as `degree` processes, rank r on GPU r.
+void run_workers(int degree) {
+  char dir[] = "/tmp/diffcoll-cfg-gpu-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::vector<pid_t> children;
+  for (int r = 0; r < degree; ++r) {
+    std::string filter = "--gtest_filter=CfgMultiGpu.Worker";
+    std::string rank = "DIFFCOLL_TEST_RANK=" + std::to_string(r);
+    std::string size = "DIFFCOLL_TEST_SIZE=" + std::to_string(degree);
+    std::string store = "DIFFCOLL_TEST_STORE=file://" + std::string(dir);
+    std::vector<char*> env;
+    for (char** e = environ; *e; ++e) env.push_back(*e);
+    env.push_back(rank.data());
+    env.push_back(size.data());
+    env.push_back(store.data());
+    env.push_back(nullptr);
+    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
+    pid_t pid;
+    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
+    children.push_back(pid);
+  }
+  for (int r = 0; r < degree; ++r) {
+    int status = 0;
+    waitpid(children[r], &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
+  }
+}
+
+class CfgMultiGpu : public ::testing::TestWithParam<int> {};
+
+TEST_P(CfgMultiGpu, ParallelCombineAcrossProcesses) {
+  const int degree = GetParam();
+  if (gpu_count() < degree)
+    GTEST_SKIP() << "needs " << degree << " GPUs, found " << gpu_count();
+  run_workers(degree);
+}
+
+INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return "d" + std::to_string(i.param);
+                         });
+
+// One rank of CfgMultiGpu: 1..5 branches (d > n, d == n, d < n), every
+// configuration and dtype; each rank's share on its GPU in strided layouts.
+TEST(CfgMultiGpu, Worker) {
+  const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
+  if (!rank_env) GTEST_SKIP() << "runs only as a rank of CfgMultiGpu.ParallelCombineAcrossProcesses";
+  const int rank = std::atoi(rank_env), degree = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
+  ASSERT_CUDA(cudaSetDevice(rank));
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  config.device_id = rank;
+  config.timeout_ms = 60000;
+  config.check = 1;
+  diffcoll_comm_t* comm = nullptr;
+  ASSERT_OK(diffcoll_comm_create(std::getenv("DIFFCOLL_TEST_STORE"), rank, degree, &config, &comm));
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreate(&stream));
+  uint32_t seed = 5000;
+  for (int n = 1; n <= 5; ++n)
+    for (const Config& cfg : gpu_configs())
+      for (int dtype : float_dtypes()) {
+        if (cfg.zero_star && n < 2) continue;
+        Case c(n, cfg, dtype, kShape, seed++);  // the same on every rank
+        Policy policy(c.spec);
+        const std::string where = c.where + " d=" + std::to_string(degree) + " rank=" +
+                                  std::to_string(rank);
+        std::vector<diffcoll_tensor_t> host_d;
+        for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+        Tensor serial(dtype, kShape);
+        diffcoll_tensor_t sd = serial.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &sd, 0, nullptr));
+
+        std::vector<std::vector<int32_t>> shares;
+        for (int r = 0; r < degree; ++r) shares.push_back(dispatch(policy.p, degree, r));
+        std::vector<std::unique_ptr<DeviceMirror>> dev;
+        std::vector<diffcoll_tensor_t> local_d;
+        for (int32_t b : shares[rank]) {
+          dev.push_back(std::make_unique<DeviceMirror>(c.preds[b], rank));
+          local_d.push_back(dev.back()->desc());
+        }
+        Tensor out(dtype, kShape, rank % 2 ? Layout::kGapped : Layout::kContiguous);
+        DeviceMirror out_mirror(out, rank);
+        diffcoll_tensor_t od = out_mirror.desc();
+        ASSERT_EQ(diffcoll_cfg_combine_parallel(comm, policy.p,
+                                                local_d.empty() ? nullptr : local_d.data(),
+                                                static_cast<int32_t>(local_d.size()), &od, 0, stream),
+                  DIFFCOLL_SUCCESS)
+            << where << ": " << diffcoll_last_error();
+        ASSERT_CUDA(cudaStreamSynchronize(stream));
+        out_mirror.download();
+        EXPECT_TRUE(out.gaps_intact()) << where;
+        const Reference ref = reference(c.spec, c.values, kShape[0], 0);
+        EXPECT_MATCHES_REFERENCE(dtype, out.values(), ref, n, "parallel " + where);
+        if (promised_bitwise(c.spec, shares)) {
+          expect_same_bits(out, serial, "bitwise " + where);
+        } else {
+          Reference around_serial = ref;
+          around_serial.out = serial.values();
+          for (double& m : around_serial.mag) m *= 2;
+          EXPECT_MATCHES_REFERENCE(dtype, out.values(), around_serial, n, "parallel vs serial " + where);
+        }
+      }
+  cudaStreamDestroy(stream);
+  EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS);
+}
+
+}  // namespace
