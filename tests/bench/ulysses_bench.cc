@@ -10,8 +10,8 @@
 //   ulysses_bench [--ranks P] [--iters N] [--json FILE]
 //
 // The PyTorch baselines (permute + contiguous + all_to_all_single + permute,
-// direct and functional) are measured by ulysses_torch_bench.py on the same
-// machine.
+// direct and functional) are in ulysses_bench.py (torchrun), which times this
+// call, the baselines and raw NCCL in one run.
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 #include <nccl.h>
