@@ -68,6 +68,13 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_fused_norm_workspace_create = &diffcoll_fused_norm_workspace_create;
   t.diffcoll_fused_norm_workspace_destroy = &diffcoll_fused_norm_workspace_destroy;
   t.diffcoll_fused_norm = &diffcoll_fused_norm;
+  t.diffcoll_ulysses_all_to_all = &diffcoll_ulysses_all_to_all;
+  t.diffcoll_usp_mesh_create = &diffcoll_usp_mesh_create;
+  t.diffcoll_usp_mesh_destroy = &diffcoll_usp_mesh_destroy;
+  t.diffcoll_ring_create = &diffcoll_ring_create;
+  t.diffcoll_ring_destroy = &diffcoll_ring_destroy;
+  t.diffcoll_ring_start = &diffcoll_ring_start;
+  t.diffcoll_ring_wait = &diffcoll_ring_wait;
   return t;
 }
 

@@ -37,13 +37,6 @@ CommOptions read_config(const diffcoll_config_t* config) {
   return options;
 }
 
-diffcoll_comm_t* publish(std::unique_ptr<Comm> comm) {
-  if (!comm) return nullptr;
-  diffcoll_comm_t* handle = wrap(comm.release());
-  handles().add(handle);
-  return handle;
-}
-
 int env_int(const char* name) {
   const char* value = std::getenv(name);
   DIFFCOLL_REQUIRE(value && *value, Status::kInvalidArgument, "environment variable ", name,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -63,6 +64,13 @@ inline void require_live(const void* handle, const char* what) {
 
 // The opaque diffcoll_comm_t* is the core communicator's address.
 inline diffcoll_comm_t* wrap(Comm* comm) { return reinterpret_cast<diffcoll_comm_t*>(comm); }
+// Registers a new communicator and hands out its handle (NULL for none).
+inline diffcoll_comm_t* publish(std::unique_ptr<Comm> comm) {
+  if (!comm) return nullptr;
+  diffcoll_comm_t* handle = wrap(comm.release());
+  handles().add(handle);
+  return handle;
+}
 inline Comm& live_comm(const diffcoll_comm_t* handle, const char* what) {
   require_live(handle, what);
   return *reinterpret_cast<Comm*>(const_cast<diffcoll_comm_t*>(handle));

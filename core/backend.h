@@ -58,6 +58,18 @@ class Backend {
   virtual void scatter(const void* input, void* output, size_t bytes, int root, void* stream) = 0;
   // Posts every transfer, then waits for all of them.
   virtual void exchange(const std::vector<P2POp>& ops, void* stream) = 0;
+
+  // A posted exchange (ring attention): post_exchange starts the transfers,
+  // ordered after the work on `stream`, and returns without waiting;
+  // complete_exchange finishes them (a host backend waits; a device backend
+  // orders the work queued on its `stream` afterwards after the transfers,
+  // which ran beside `stream`). At most one posted exchange per backend; the
+  // buffers stay untouched until it completes. The defaults run the exchange
+  // at once (correct, without overlap). prepare_posted_exchanges acquires
+  // what posting needs (a device backend's stream), e.g. before a capture.
+  virtual void prepare_posted_exchanges() {}
+  virtual void post_exchange(const std::vector<P2POp>& ops, void* stream) { exchange(ops, stream); }
+  virtual void complete_exchange(void* stream) { (void)stream; }
   virtual void barrier(void* stream) = 0;
 };
 

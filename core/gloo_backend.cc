@@ -208,7 +208,10 @@ uint64_t GlooBackend::p2p_slot(std::map<int, uint64_t>& counters, int peer) {
   return kP2PSlotPrefix | (counters[peer]++ & ((1ull << 56) - 1));
 }
 
-void GlooBackend::exchange(const std::vector<P2POp>& ops, void*) {
+GlooBackend::~GlooBackend() = default;
+
+std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> GlooBackend::post(
+    const std::vector<P2POp>& ops) {
   std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> buffers;
   buffers.reserve(ops.size());
   for (const P2POp& op : ops) {
@@ -217,7 +220,29 @@ void GlooBackend::exchange(const std::vector<P2POp>& ops, void*) {
     if (op.is_send) buffers.back()->send(op.peer, p2p_slot(sends_, op.peer));
     else buffers.back()->recv(op.peer, p2p_slot(recvs_, op.peer));
   }
+  return buffers;
+}
+
+void GlooBackend::await(const std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>>& buffers,
+                        const std::vector<P2POp>& ops) {
   for (size_t i = 0; i < ops.size(); ++i) wait(*buffers[i], ops[i].is_send, ops[i].peer, timeout_);
+}
+
+void GlooBackend::exchange(const std::vector<P2POp>& ops, void*) { await(post(ops), ops); }
+
+void GlooBackend::post_exchange(const std::vector<P2POp>& ops, void*) {
+  DIFFCOLL_REQUIRE(posted_.empty(), Status::kInternal, "a posted exchange is still pending");
+  posted_ = post(ops);
+  posted_ops_ = ops;
+}
+
+void GlooBackend::complete_exchange(void*) {
+  // Taken out first: after a failure the next post starts clean.
+  auto buffers = std::move(posted_);
+  auto ops = std::move(posted_ops_);
+  posted_.clear();
+  posted_ops_.clear();
+  await(buffers, ops);
 }
 
 void GlooBackend::barrier(void*) {

@@ -11,6 +11,9 @@
 
 namespace gloo {
 class Context;
+namespace transport {
+class UnboundBuffer;
+}
 }
 
 namespace diffcoll {
@@ -18,6 +21,7 @@ namespace diffcoll {
 class GlooBackend : public Backend {
  public:
   GlooBackend(std::shared_ptr<gloo::Context> context, std::chrono::milliseconds timeout);
+  ~GlooBackend() override;
 
   int rank() const;
   int size() const;
@@ -34,10 +38,16 @@ class GlooBackend : public Backend {
   void gather(const void* input, void* output, size_t bytes, int root, void* stream) override;
   void scatter(const void* input, void* output, size_t bytes, int root, void* stream) override;
   void exchange(const std::vector<P2POp>& ops, void* stream) override;
+  void post_exchange(const std::vector<P2POp>& ops, void* stream) override;
+  void complete_exchange(void* stream) override;
   void barrier(void* stream) override;
 
  private:
   uint32_t next_tag() { return tag_++; }
+  // Creates and posts one unbound buffer per transfer.
+  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> post(const std::vector<P2POp>& ops);
+  void await(const std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>>& buffers,
+             const std::vector<P2POp>& ops);
   // Slot of the n-th message between this rank and `peer` in one direction.
   uint64_t p2p_slot(std::map<int, uint64_t>& counters, int peer);
 
@@ -47,6 +57,9 @@ class GlooBackend : public Backend {
   std::map<int, uint64_t> sends_;
   std::map<int, uint64_t> recvs_;
   std::vector<char> scratch_;
+  // The posted exchange, until complete_exchange.
+  std::vector<P2POp> posted_ops_;
+  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> posted_;
 };
 
 }  // namespace diffcoll

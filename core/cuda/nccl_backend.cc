@@ -68,6 +68,9 @@ NcclBackend::~NcclBackend() {
   watchdog_.reset();
   DeviceGuard guard(device_);
   if (barrier_word_) cudaFree(barrier_word_);
+  if (post_ready_) cudaEventDestroy(post_ready_);
+  if (post_done_) cudaEventDestroy(post_done_);
+  if (post_stream_) cudaStreamDestroy(post_stream_);
   if (!aborted_)
     for (auto& entry : premul_ops_) ncclRedOpDestroy(entry.second, comm_);
   if (!owned_) return;
@@ -309,6 +312,30 @@ void NcclBackend::exchange(const std::vector<P2POp>& ops, void* stream) {
     }
     return ncclGroupEnd();
   });
+}
+
+void NcclBackend::prepare_posted_exchanges() {
+  if (post_stream_) return;
+  DeviceGuard guard(device_);
+  DIFFCOLL_CUDA_CHECK(cudaStreamCreateWithFlags(&post_stream_, cudaStreamNonBlocking));
+  DIFFCOLL_CUDA_CHECK(cudaEventCreateWithFlags(&post_ready_, cudaEventDisableTiming));
+  DIFFCOLL_CUDA_CHECK(cudaEventCreateWithFlags(&post_done_, cudaEventDisableTiming));
+}
+
+void NcclBackend::post_exchange(const std::vector<P2POp>& ops, void* stream) {
+  prepare_posted_exchanges();
+  DeviceGuard guard(device_);
+  DIFFCOLL_CUDA_CHECK(cudaEventRecord(post_ready_, as_stream(stream)));
+  DIFFCOLL_CUDA_CHECK(cudaStreamWaitEvent(post_stream_, post_ready_, 0));
+  exchange(ops, post_stream_);
+  DIFFCOLL_CUDA_CHECK(cudaEventRecord(post_done_, post_stream_));
+}
+
+void NcclBackend::complete_exchange(void* stream) {
+  DIFFCOLL_REQUIRE(post_stream_ != nullptr, Status::kInternal, "no exchange was posted on ",
+                   name_);
+  DeviceGuard guard(device_);
+  DIFFCOLL_CUDA_CHECK(cudaStreamWaitEvent(as_stream(stream), post_done_, 0));
 }
 
 void NcclBackend::barrier(void* stream) {

@@ -56,6 +56,12 @@ class NcclBackend : public Backend {
   void gather(const void* input, void* output, size_t bytes, int root, void* stream) override;
   void scatter(const void* input, void* output, size_t bytes, int root, void* stream) override;
   void exchange(const std::vector<P2POp>& ops, void* stream) override;
+  // Posted exchanges run on the backend's own stream, forked from the
+  // caller's stream by an event and joined back by another: stream-ordered,
+  // capturable (post and complete inside one capture), never host-blocking.
+  void prepare_posted_exchanges() override;
+  void post_exchange(const std::vector<P2POp>& ops, void* stream) override;
+  void complete_exchange(void* stream) override;
   void barrier(void* stream) override;
 
   // Waits (bounded by the timeout) for a non-blocking call to settle and
@@ -79,6 +85,11 @@ class NcclBackend : public Backend {
   std::string name_;
   bool aborted_ = false;
   void* barrier_word_ = nullptr;  // device scratch of barrier()
+  // Posted exchanges: their stream, the fork event (caller's stream ready)
+  // and the join event (transfers done).
+  cudaStream_t post_stream_ = nullptr;
+  cudaEvent_t post_ready_ = nullptr;
+  cudaEvent_t post_done_ = nullptr;
   std::once_flag abort_flag_;
   std::unique_ptr<Watchdog> watchdog_;  // owned communicators only
   // Pre-multiplied-sum operators, one per (dtype, scalar), kept for the

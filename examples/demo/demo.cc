@@ -1,10 +1,11 @@
 // diffcoll demo: 4 ranks as processes on the host backend run every
 // collective, a CFG-parallel combine, a halo exchange and a distributed
 // GroupNorm on a bf16 video latent [2,16,21,90,160] in three layouts
-// (contiguous, transposed = dense, sliced = with gaps), a parallel VAE decode
-// (examples/vae/vae_decoder.h) and a fused all-reduce + residual + RMSNorm on
-// bf16 rows [128, 5120], check each result against a single-process
-// reference, and print a table.
+// (contiguous, transposed = dense, sliced = with gaps), the Ulysses
+// all-to-all of q, k, v [1,378,12,64] in those layouts, a parallel VAE decode
+// (examples/vae/vae_decoder.h), a ring-attention exchange, a USP mesh and a
+// fused all-reduce + residual + RMSNorm on bf16 rows [128, 5120], check each
+// result against a single-process reference, and print a table.
 //
 //   diffcoll_demo [--ranks N] [--store file:///DIR]
 #include <diffcoll/diffcoll.h>
@@ -28,6 +29,9 @@
 namespace {
 
 const std::vector<int64_t> kShape = {2, 16, 21, 90, 160};  // [B, C, F, H, W]
+// Attention activations [B, S, heads, head dim]: 378 tokens split unevenly
+// over 4 ranks (95, 95, 94, 94).
+const std::vector<int64_t> kAttn = {1, 378, 12, 64};
 
 
 // Index arithmetic along one axis of a row-major shape: an index is
@@ -77,9 +81,12 @@ class Demo {
       cfg_combine(layout);
       halo_exchange(layout);
       group_norm(layout);
+      ulysses(layout);
     }
     vae_decode();
     fused_norm();  // whole rows: contiguous only
+    ring_exchange();
+    usp_mesh();
   }
 
   // Reduces every rank's verdicts and timings; true if all rows passed.
@@ -473,6 +480,131 @@ class Demo {
                      y.first_mismatch([&](int64_t i) { return expected[i]; }) < 0;
             });
     CHECK(diffcoll_fused_norm_workspace_destroy(ws));
+  }
+
+  // q, k, v of the whole attention input: tensor t's value at a whole index.
+  static float qkv_value(int t, const std::vector<int64_t>& whole_coords) {
+    return input_value(200 + t, ravel(whole_coords, kAttn));
+  }
+
+  // q, k and v sequence-sharded -> head-sharded in one call (rank r gets
+  // heads split_extent(12, P, r) of every token), then back.
+  void ulysses(Layout layout) {
+    int64_t s0 = 0, s_len = 0, h0 = 0, h_len = 0;
+    CHECK(diffcoll_split_extent(kAttn[1], size_, rank_, &s0, &s_len));
+    CHECK(diffcoll_split_extent(kAttn[2], size_, rank_, &h0, &h_len));
+    const std::vector<int64_t> seq_shard = {1, s_len, kAttn[2], kAttn[3]};
+    const std::vector<int64_t> head_shard = {1, kAttn[1], h_len, kAttn[3]};
+    std::vector<Latent> in, out, back;
+    std::vector<diffcoll_tensor_t> din, dout, dback;
+    for (int t = 0; t < 3; ++t) {
+      in.emplace_back(seq_shard, layout);
+      in.back().fill([&](int64_t i) {
+        std::vector<int64_t> c = unravel(i, seq_shard);
+        c[1] += s0;
+        return qkv_value(t, c);
+      });
+      out.emplace_back(head_shard, layout);
+      back.emplace_back(seq_shard, layout);
+    }
+    for (int t = 0; t < 3; ++t) {
+      din.push_back(in[t].desc());
+      dout.push_back(out[t].desc());
+      dback.push_back(back[t].desc());
+    }
+    uint64_t bytes = 0;
+    for (const Latent& t : in) bytes += t.bytes();
+    measure("ulysses(q,k,v)", layout, bytes,
+            [&] {
+              CHECK(diffcoll_ulysses_all_to_all(comm_, din.data(), dout.data(), 3, 1, 2,
+                                                DIFFCOLL_ULYSSES_SEQ_TO_HEAD, nullptr));
+            },
+            [&] {
+              bool ok = true;
+              for (int t = 0; t < 3; ++t)
+                ok = ok && out[t].first_mismatch([&](int64_t i) {
+                  std::vector<int64_t> c = unravel(i, head_shard);
+                  c[2] += h0;
+                  return qkv_value(t, c);
+                }) < 0;
+              return ok;
+            });
+    measure("ulysses back", layout, bytes,
+            [&] {
+              CHECK(diffcoll_ulysses_all_to_all(comm_, dout.data(), dback.data(), 3, 1, 2,
+                                                DIFFCOLL_ULYSSES_HEAD_TO_SEQ, nullptr));
+            },
+            [&] {
+              bool ok = true;
+              for (int t = 0; t < 3; ++t) {
+                const std::vector<float> sent = in[t].values();
+                ok = ok && back[t].first_mismatch([&](int64_t i) { return sent[i]; }) < 0;
+              }
+              return ok;
+            });
+  }
+
+  // Ring attention's k/v rotation over all ranks: at step s every rank holds
+  // rank (r - s) mod P's block, so after P - 1 steps it has seen them all.
+  void ring_exchange() {
+    const std::vector<int64_t> block = {1, 96, kAttn[2], kAttn[3]};
+    std::vector<Latent> halves;
+    for (int i = 0; i < 4; ++i) halves.emplace_back(block, Layout::kContiguous);
+    for (int t = 0; t < 2; ++t)
+      halves[t].fill([&](int64_t i) { return input_value(300 + 10 * rank_ + t, i); });
+    diffcoll_tensor_t half0[2] = {halves[0].desc(), halves[1].desc()};
+    diffcoll_tensor_t half1[2] = {halves[2].desc(), halves[3].desc()};
+    diffcoll_ring_t* ring = nullptr;
+    CHECK(diffcoll_ring_create(comm_, half0, half1, 2, &ring));
+    bool every_step_ok = true;
+    auto holds = [&](int current, int origin) {
+      bool ok = true;
+      for (int t = 0; t < 2; ++t)
+        ok = ok && halves[2 * current + t].first_mismatch([&](int64_t i) {
+          return input_value(300 + 10 * origin + t, i);
+        }) < 0;
+      return ok;
+    };
+    measure("ring(k,v)", Layout::kContiguous, 2 * halves[0].bytes() * (size_ - 1),
+            [&] {
+              int32_t current = 0;
+              for (int step = 0; step < size_; ++step) {
+                if (step + 1 < size_) CHECK(diffcoll_ring_start(ring, nullptr));
+                every_step_ok = every_step_ok && holds(current, (rank_ - step + size_) % size_);
+                if (step + 1 < size_) CHECK(diffcoll_ring_wait(ring, nullptr, &current));
+              }
+            },
+            [&] { return every_step_ok; });
+    CHECK(diffcoll_ring_destroy(ring));
+  }
+
+  // A USP mesh (Ulysses 2 x ring P/2 when P is even, else Ulysses P): its
+  // groups hold the ranks of xDiT's order, checked by a sum over each.
+  void usp_mesh() {
+    diffcoll_usp_degrees_t degrees = DIFFCOLL_USP_DEGREES_INIT;
+    degrees.ulysses = size_ % 2 == 0 ? 2 : size_;
+    degrees.ring = size_ / degrees.ulysses;
+    diffcoll_usp_mesh_t mesh = DIFFCOLL_USP_MESH_INIT;
+    const int u = rank_ % degrees.ulysses, r = rank_ / degrees.ulysses;
+    int32_t ulysses_sum = rank_, ring_sum = rank_;
+    measure("usp_mesh", Layout::kContiguous, 0,
+            [&] {
+              CHECK(diffcoll_usp_mesh_create(comm_, &degrees, &mesh));
+              diffcoll_tensor_t a = {&ulysses_sum, DIFFCOLL_INT32, DIFFCOLL_DEVICE_CPU, 0, 0,
+                                     {0}, {0}};
+              diffcoll_tensor_t b = {&ring_sum, DIFFCOLL_INT32, DIFFCOLL_DEVICE_CPU, 0, 0,
+                                     {0}, {0}};
+              CHECK(diffcoll_all_reduce(mesh.ulysses, &a, DIFFCOLL_SUM, 1.0, nullptr));
+              CHECK(diffcoll_all_reduce(mesh.ring, &b, DIFFCOLL_SUM, 1.0, nullptr));
+            },
+            [&] {
+              // Ulysses: ranks U*r .. U*r + U-1; ring: ranks u, u + U, ...
+              int32_t want_u = 0, want_r = 0;
+              for (int i = 0; i < degrees.ulysses; ++i) want_u += degrees.ulysses * r + i;
+              for (int i = 0; i < degrees.ring; ++i) want_r += u + degrees.ulysses * i;
+              return ulysses_sum == want_u && ring_sum == want_r;
+            });
+    CHECK(diffcoll_usp_mesh_destroy(&mesh));
   }
 
   diffcoll_comm_t* comm_;

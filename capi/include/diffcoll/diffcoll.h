@@ -1065,6 +1065,290 @@ DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm(
     const diffcoll_tensor_t* y, const diffcoll_tensor_t* residual_out,
     const diffcoll_fused_norm_options_t* options, void* stream);
 
+/* ------------------------------------------------------------------------ */
+/* Sequence parallelism: Ulysses all-to-all (DeepSpeed-Ulysses, USP)         */
+/*                                                                           */
+/* Before attention, every rank of a Ulysses group holds a slice of the      */
+/* sequence with all heads; the all-to-all gives every rank all of the       */
+/* sequence with a slice of the heads, and after attention it goes back. The */
+/* caller names the sequence and head dimensions (any layout: [B,S,H,D],     */
+/* [B,H,S,D], [S,B,H,D], ...) and passes tensors of any strides; the layout  */
+/* change happens inside diffcoll's pack and unpack, so no                   */
+/* permute().contiguous() is needed on either side.                          */
+/*                                                                           */
+/* Uneven splits, no padding: of an extent E (sequence length or head        */
+/* count) over P ranks, rank r holds diffcoll_split_extent(E, P, r) rows:    */
+/* E / P + 1 rows for r < E % P, E / P for the others, consecutive from rank */
+/* 0 (torch.tensor_split's rule). Padding was rejected because padded heads  */
+/* cost attention work and padded tokens need an attention mask; with uneven */
+/* splits every byte moved and every head attended is real. When E < P some  */
+/* ranks hold 0 rows (allowed). One tensor with extents divisible by P moves */
+/* by one backend all-to-all (ncclAlltoAll / Gloo alltoall); otherwise by    */
+/* one grouped send/recv of one message per tensor and peer, each sent from  */
+/* / received into the caller's memory when that slab is contiguous there.   */
+/* Grouped-query attention: q heads and k/v heads are */
+/* split independently, so a rank's q heads find their k/v heads on the same */
+/* rank only when P divides the k/v head count (else replicate k/v heads to  */
+/* a multiple of P first, as yunchang does).                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Direction of a Ulysses all-to-all. Values are fixed. */
+typedef enum diffcoll_ulysses_direction_t {
+  /** Sequence-sharded to head-sharded (before attention): input
+   * [.., S_r, .., H, ..] -> output [.., S, .., H_r, ..]. */
+  DIFFCOLL_ULYSSES_SEQ_TO_HEAD = 0,
+  /** Head-sharded to sequence-sharded (after attention): input
+   * [.., S, .., H_r, ..] -> output [.., S_r, .., H, ..]. */
+  DIFFCOLL_ULYSSES_HEAD_TO_SEQ = 1
+} diffcoll_ulysses_direction_t;
+
+/**
+ * Ulysses all-to-all of `count` tensors (e.g. q, k and v) as ONE exchange:
+ * one batched pack of the pieces that need one into one staging buffer, one
+ * all-to-all (one tensor, even splits) or one grouped send/recv, one batched
+ * unpack into the outputs.
+ * Collective over `comm` (the Ulysses group): every rank passes the same
+ * count, axes, direction, dtype and global shapes.
+ *
+ * Shapes, with P the size of `comm`, r this rank, S and H the global
+ * sequence length and head count of tensor t, S_r = diffcoll_split_extent(S,
+ * P, r) and H_r likewise:
+ *  - SEQ_TO_HEAD: inputs[t] has S_r along seq_axis and H along head_axis;
+ *    outputs[t] has S and H_r. Rank r's output is the whole tensor's heads
+ *    H_r (rows start..start+H_r of diffcoll_split_extent) for every token,
+ *    tokens ordered by rank.
+ *  - HEAD_TO_SEQ: the inverse: inputs[t] has S and H_r, outputs[t] has S_r
+ *    and H. SEQ_TO_HEAD then HEAD_TO_SEQ returns the input bit for bit.
+ * inputs[t] and outputs[t] agree in every other dimension; tensors of one
+ * call may differ in shape (e.g. fewer k/v heads than q heads) but share one
+ * dtype and one device.
+ *
+ * @param comm      the Ulysses group.
+ * @param inputs    `count` input descriptors, any strides; only read.
+ * @param outputs   `count` output descriptors, any strides without
+ *                  overlapping elements; no output may share memory with an
+ *                  input or another output (the all-to-all is not in place).
+ * @param count     number of tensors, >= 1.
+ * @param seq_axis  the sequence dimension of every tensor; negative counts
+ *                  from the end.
+ * @param head_axis the head dimension of every tensor; negative counts from
+ *                  the end; must differ from seq_axis.
+ * @param direction a diffcoll_ulysses_direction_t.
+ * @param stream    CUDA tensors: the cudaStream_t the pack, the transfer and
+ *                  the unpack are enqueued on, in order; the call returns
+ *                  without waiting and never synchronises the host, and may
+ *                  be captured into a CUDA graph when the staging it needs
+ *                  (at most the bytes of all inputs plus all outputs, plus
+ *                  256 per tensor and rank) was reserved beforehand
+ *                  (diffcoll_comm_reserve).
+ *                  Host tensors: ignored (pass NULL); the call returns when
+ *                  the outputs are written.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for a bad count, axis or direction,
+ *         shapes that do not follow the split rule (the message names the
+ *         tensor, the dimension and the extent expected), mixed dtypes or
+ *         devices, or overlapping outputs; DIFFCOLL_ERR_MISMATCH in check
+ *         mode when ranks disagree; DIFFCOLL_ERR_IN_CAPTURE when staging
+ *         would have to grow inside a graph capture; transport errors as for
+ *         the other collectives.
+ *
+ * Thread-safety: as every operation of `comm`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ulysses_all_to_all(diffcoll_comm_t* comm,
+                                                           const diffcoll_tensor_t* inputs,
+                                                           const diffcoll_tensor_t* outputs,
+                                                           int32_t count, int32_t seq_axis,
+                                                           int32_t head_axis, int32_t direction,
+                                                           void* stream);
+
+/* ------------------------------------------------------------------------ */
+/* USP process meshes                                                        */
+/*                                                                           */
+/* A USP (Unified Sequence Parallelism) run splits its ranks along four      */
+/* axes: Ulysses (all-to-all attention), ring (ring attention), CFG          */
+/* (guidance branches) and data (independent requests). The mesh gives each  */
+/* rank its group along every axis, in xDiT's rank order so that a diffcoll  */
+/* mesh and an xDiT / yunchang one over the same world hold the same ranks   */
+/* in the same order: xDiT's RankGenerator order "tp-sp-pp-cfg-dp" with      */
+/* tensor and pipeline degrees 1, and inside each sequence-parallel group    */
+/* yunchang's set_seq_parallel_pg(use_ulysses_low=True). With U, R, C the    */
+/* Ulysses, ring and CFG degrees, parent rank n has the coordinates          */
+/*     u = n % U, r = (n / U) % R, c = (n / (U*R)) % C, d = n / (U*R*C)      */
+/* (n = u + U * (r + R * (c + C * d))). Each group holds the parent ranks    */
+/* that share every other coordinate, ordered by its own coordinate, which   */
+/* is the rank's local rank in it:                                           */
+/*  - ulysses: U consecutive ranks (u varies);                               */
+/*  - ring:    R ranks U apart (r varies);                                   */
+/*  - sp:      the U*R consecutive ranks of one (c, d), local rank u + U*r;  */
+/*  - cfg:     C ranks U*R apart (c varies);                                 */
+/*  - data:    D ranks U*R*C apart (d varies).                               */
+/* E.g. 8 ranks, U=2, R=2, C=2: ulysses {0,1} {2,3} {4,5} {6,7}; ring {0,2}  */
+/* {1,3} {4,6} {5,7}; sp {0,1,2,3} {4,5,6,7}; cfg {0,4} {1,5} {2,6} {3,7}.   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Degrees of a USP mesh. Always start from DIFFCOLL_USP_DEGREES_INIT so that
+ * fields added later get their defaults.
+ */
+typedef struct diffcoll_usp_degrees_t {
+  /** sizeof(diffcoll_usp_degrees_t) as the caller compiled it. */
+  size_t struct_size;
+  /** Ranks of one Ulysses group (default 1), >= 1. */
+  int32_t ulysses;
+  /** Ranks of one ring-attention group (default 1), >= 1. */
+  int32_t ring;
+  /** Ranks of one CFG group (default 1), >= 1. */
+  int32_t cfg;
+  /** Ranks of one data-parallel group (default 1), >= 1. */
+  int32_t data;
+} diffcoll_usp_degrees_t;
+
+/** Default degrees: 1 along every axis. */
+#define DIFFCOLL_USP_DEGREES_INIT {sizeof(diffcoll_usp_degrees_t), 1, 1, 1, 1}
+
+/**
+ * The groups of one rank in a USP mesh: communicators owned by the caller
+ * (destroy them with diffcoll_usp_mesh_destroy or one by one with
+ * diffcoll_comm_destroy). Always start from DIFFCOLL_USP_MESH_INIT.
+ */
+typedef struct diffcoll_usp_mesh_t {
+  /** sizeof(diffcoll_usp_mesh_t) as the caller compiled it. */
+  size_t struct_size;
+  /** The Ulysses group (all-to-all attention), local rank u. */
+  diffcoll_comm_t* ulysses;
+  /** The ring-attention group, local rank r. */
+  diffcoll_comm_t* ring;
+  /** The sequence-parallel group (Ulysses x ring), local rank u + U * r. */
+  diffcoll_comm_t* sp;
+  /** The CFG group, local rank c. */
+  diffcoll_comm_t* cfg;
+  /** The data-parallel group, local rank d. */
+  diffcoll_comm_t* data;
+} diffcoll_usp_mesh_t;
+
+/** An empty mesh, for diffcoll_usp_mesh_create to fill. */
+#define DIFFCOLL_USP_MESH_INIT {sizeof(diffcoll_usp_mesh_t), NULL, NULL, NULL, NULL, NULL}
+
+/**
+ * Build every group of a USP mesh (see the section comment for the rank
+ * order) for the calling rank of `parent`. Collective over `parent`: every
+ * rank calls it with the same degrees. Each group has a host side and, when
+ * `parent` has one, a device side, like diffcoll_comm_split's groups.
+ *
+ * @param parent  the world (or any communicator) the mesh covers.
+ * @param degrees the degrees; their product must equal the size of `parent`.
+ * @param mesh    a struct initialised with DIFFCOLL_USP_MESH_INIT; receives
+ *                the groups (fields beyond mesh->struct_size are not
+ *                written). All of them are NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for a degree < 1 or degrees whose
+ *         product is not the size of `parent` (before any communication);
+ *         DIFFCOLL_ERR_VERSION for a struct_size too small; transport errors
+ *         as for diffcoll_comm_split.
+ *
+ * Thread-safety: as every operation of `parent`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_create(diffcoll_comm_t* parent,
+                                                        const diffcoll_usp_degrees_t* degrees,
+                                                        diffcoll_usp_mesh_t* mesh);
+
+/**
+ * Destroy every non-NULL communicator of `mesh` and set its field to NULL.
+ * Local (not collective). NULL `mesh` is a no-op.
+ *
+ * @return DIFFCOLL_ERR_INVALID_HANDLE if a field holds a handle that is not
+ *         live (the other fields are still destroyed).
+ *
+ * Thread-safety: no other thread may use the mesh's communicators meanwhile.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_usp_mesh_destroy(diffcoll_usp_mesh_t* mesh);
+
+/* ------------------------------------------------------------------------ */
+/* Ring exchange (ring attention)                                            */
+/*                                                                           */
+/* Ring attention keeps q on its rank and passes the (k, v) blocks around    */
+/* the ring group: at each of P - 1 steps a rank sends the block it holds to */
+/* rank + 1 and receives rank - 1's into the other half of a double buffer,  */
+/* while attention runs on the block it holds. A ring object owns that       */
+/* schedule:                                                                 */
+/*     copy the own (k, v) into buffer 0                                     */
+/*     for step in 0 .. P-1:                                                 */
+/*         if step < P-1: diffcoll_ring_start(ring, stream)                  */
+/*         attention(q, buffers[current])       -- overlaps the transfer     */
+/*         if step < P-1: diffcoll_ring_wait(ring, stream, &current)         */
+/* Rank n holds at step s the block of rank (n - s) mod P: every block       */
+/* exactly once. Every rank's blocks have one shape (an uneven sequence is   */
+/* padded by the caller to a multiple of the ring degree and masked in       */
+/* attention, as ring attention implementations do).                         */
+/* ------------------------------------------------------------------------ */
+
+/** An opaque ring exchange: a double buffer of blocks on one communicator. */
+typedef struct diffcoll_ring diffcoll_ring_t;
+
+/**
+ * Create a ring exchange over `comm` (local: not collective, no
+ * communication). Half 0 (`buffer0`, the current half at first) and half 1
+ * (`buffer1`) each hold `count` tensors (e.g. k and v); buffer0[t] and
+ * buffer1[t] have one shape and dtype. The buffers are borrowed: they must
+ * stay valid until the ring is destroyed. Create rings outside a CUDA graph
+ * capture: on a device communicator the first ring creates the stream and
+ * events the transfers run on.
+ *
+ * @param comm    the ring group; it must outlive the ring.
+ * @param buffer0 `count` contiguous tensors, the first half.
+ * @param buffer1 `count` contiguous tensors, the second half.
+ * @param count   tensors per half, >= 1.
+ * @param out     receives the ring; set to NULL on failure.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT for halves that differ in shape or
+ *         dtype, non-contiguous buffers (blocks travel straight from and into
+ *         them, with no staging), buffers that share memory or mixed devices;
+ *         DIFFCOLL_ERR_UNSUPPORTED for CUDA buffers on a host-only
+ *         communicator.
+ *
+ * Thread-safety: a ring is used, like its communicator, by one thread at a
+ * time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_create(diffcoll_comm_t* comm,
+                                                    const diffcoll_tensor_t* buffer0,
+                                                    const diffcoll_tensor_t* buffer1,
+                                                    int32_t count, diffcoll_ring_t** out);
+
+/** Destroy a ring (NULL is a no-op). A step still in flight is completed
+ * first (host) or left to finish on its stream (CUDA). Local. */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_destroy(diffcoll_ring_t* ring);
+
+/**
+ * Post one step: send the current half to local rank (rank + 1) mod P and
+ * receive the other half from (rank - 1) mod P (on one rank: copy the
+ * current half into the other). Returns without waiting for the transfer.
+ * Collective over the ring's communicator. Until diffcoll_ring_wait, the
+ * current half may be read (attention) but not written, and the other half
+ * is neither read nor written.
+ *
+ * @param stream CUDA buffers: the transfer starts after the work already on
+ *               `stream` and runs on a stream of the communicator, so that
+ *               work queued on `stream` afterwards (attention on the current
+ *               block) overlaps it; never synchronises the host; capturable
+ *               when start and wait are captured together. Host buffers:
+ *               ignored; the transfer proceeds in the background.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT if a step is already in flight;
+ *         transport errors as for the other collectives.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_start(diffcoll_ring_t* ring, void* stream);
+
+/**
+ * Complete the step in flight and make the received half current.
+ *
+ * @param stream  CUDA buffers: work queued on `stream` after this call runs
+ *                after the transfer (the call itself does not wait). Host
+ *                buffers: ignored; returns when the transfer is complete.
+ * @param current if not NULL, receives the index (0 or 1) of the half that
+ *                now holds the block received.
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT if no step is in flight; transport
+ *         errors (a peer that died: DIFFCOLL_ERR_REMOTE or
+ *         DIFFCOLL_ERR_TIMEOUT within the communicator's timeout).
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ring_wait(diffcoll_ring_t* ring, void* stream,
+                                                  int32_t* current);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1286,6 +1570,31 @@ typedef struct diffcoll_api_t {
       const diffcoll_tensor_t* residual, const diffcoll_tensor_t* weight, float eps,
       const diffcoll_tensor_t* y, const diffcoll_tensor_t* residual_out,
       const diffcoll_fused_norm_options_t* options, void* stream);
+  /** Points to diffcoll_ulysses_all_to_all(). */
+  diffcoll_status_t (*diffcoll_ulysses_all_to_all)(diffcoll_comm_t* comm,
+                                                   const diffcoll_tensor_t* inputs,
+                                                   const diffcoll_tensor_t* outputs,
+                                                   int32_t count, int32_t seq_axis,
+                                                   int32_t head_axis, int32_t direction,
+                                                   void* stream);
+  /** Points to diffcoll_usp_mesh_create(). */
+  diffcoll_status_t (*diffcoll_usp_mesh_create)(diffcoll_comm_t* parent,
+                                                const diffcoll_usp_degrees_t* degrees,
+                                                diffcoll_usp_mesh_t* mesh);
+  /** Points to diffcoll_usp_mesh_destroy(). */
+  diffcoll_status_t (*diffcoll_usp_mesh_destroy)(diffcoll_usp_mesh_t* mesh);
+  /** Points to diffcoll_ring_create(). */
+  diffcoll_status_t (*diffcoll_ring_create)(diffcoll_comm_t* comm,
+                                            const diffcoll_tensor_t* buffer0,
+                                            const diffcoll_tensor_t* buffer1, int32_t count,
+                                            diffcoll_ring_t** out);
+  /** Points to diffcoll_ring_destroy(). */
+  diffcoll_status_t (*diffcoll_ring_destroy)(diffcoll_ring_t* ring);
+  /** Points to diffcoll_ring_start(). */
+  diffcoll_status_t (*diffcoll_ring_start)(diffcoll_ring_t* ring, void* stream);
+  /** Points to diffcoll_ring_wait(). */
+  diffcoll_status_t (*diffcoll_ring_wait)(diffcoll_ring_t* ring, void* stream,
+                                          int32_t* current);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the

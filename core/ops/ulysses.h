@@ -1,0 +1,40 @@
+// Ulysses (DeepSpeed-Ulysses / USP) all-to-all: sequence-sharded tensors
+// become head-sharded ones before attention, and back after it, with the
+// layout change done by the pack and unpack instead of permute().contiguous().
+//
+// Splits are uneven where they must be, by split_extent's rule (the
+// torch.tensor_split rule): of an extent E over P ranks, rank r holds
+// E / P + 1 rows if r < E % P, else E / P. No padding: every rank moves only
+// real rows, and attention runs on real heads and real tokens.
+#pragma once
+
+#include <cstdint>
+
+#include "../comm.h"
+#include "../tensor.h"
+
+namespace diffcoll {
+namespace ops {
+
+// Values equal diffcoll_ulysses_direction_t.
+enum class UlyssesDirection : int32_t {
+  kSeqToHead = 0,  // [.., S_r, .., H, ..] -> [.., S, .., H_r, ..] (before attention)
+  kHeadToSeq = 1,  // [.., S, .., H_r, ..] -> [.., S_r, .., H, ..] (after attention)
+};
+
+bool ulysses_direction_valid(int32_t value);
+
+// One Ulysses all-to-all of `count` tensors (q, k, v, ...) as one exchange:
+// one batched pack into one staging buffer, one backend all-to-all (one
+// tensor, extents divisible by the group size) or one grouped send/recv of
+// one message per tensor and peer (otherwise), one batched unpack; slabs that
+// are contiguous in the caller's memory skip the pack or unpack. `seq_axis` and `head_axis` name the dimensions of every
+// tensor (negative: from the end). inputs[t] and outputs[t] have the same
+// rank and agree in every other dimension; see diffcoll_ulysses_all_to_all
+// for the shapes. Collective over `comm`.
+void ulysses_all_to_all(Comm& comm, const TensorView* inputs, const TensorView* outputs,
+                        int count, int seq_axis, int head_axis, UlyssesDirection direction,
+                        void* stream);
+
+}  // namespace ops
+}  // namespace diffcoll
