@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
 # On a lent GPU machine, after tests/gpu/run-on-device.sh has built build-gpu:
-# run the Python benchmarks (all, or those named: collectives halo ...), one
-# process per visible GPU; tables go to the output, JSON and logs to $OUT.
+# every benchmark, one process (or rank) per visible GPU:
+#   tests/bench/*_bench.py      diffcoll, raw NCCL and PyTorch in one torchrun job
+#   build-gpu/tests/bench/*     the compiled ones (diffcoll against raw NCCL)
+#   tests/bench/*_torch.py      PyTorch baselines of the compiled ones
+# Names given as arguments (e.g. collectives cfg) select those whose file
+# names start with them. Tables go to the output, JSON and logs to $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/diffcoll-out}
 mkdir -p "$out"
 gpus=$(nvidia-smi -L | wc -l)
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
-benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(collectives halo)
+wanted() {
+  [ $# -gt 1 ] || return 0
+  local name=$1; shift
+  for w in "$@"; do [[ $name == "$w"* ]] && return 0; done
+  return 1
+}
+torchrun=(python3 -m torch.distributed.run --nproc-per-node="$gpus")
 rc=0
-for bench in "${benches[@]}"; do
-  python3 -m torch.distributed.run --nproc-per-node="$gpus" "tests/bench/${bench}_bench.py" \
-    --lib build-gpu/libdiffcoll.so.0 --json "$out/${bench}_bench.json" 2>&1 |
-    tee "$out/${bench}_bench.log" || rc=1
+for script in tests/bench/*_bench.py tests/bench/*_torch.py; do
+  name=$(basename "$script" .py)
+  wanted "$name" "$@" || continue
+  args=(--json "$out/$name.json")
+  [[ $name == *_bench ]] && args+=(--lib build-gpu/libdiffcoll.so.0)
+  "${torchrun[@]}" "$script" "${args[@]}" 2>&1 | tee "$out/$name.log" || rc=1
+done
+for program in build-gpu/tests/bench/*_bench; do
+  [ -x "$program" ] || continue
+  name=$(basename "$program")
+  wanted "$name" "$@" || continue
+  "$program" --ranks "$gpus" --json "$out/$name-cc.json" 2>&1 | tee "$out/$name-cc.log" || rc=1
 done
 exit $rc
