@@ -61,6 +61,14 @@ typedef long long swig_type_26;
 typedef long long swig_type_27;
 typedef long long swig_type_28;
 typedef long long swig_type_29;
+typedef long long swig_type_30;
+typedef long long swig_type_31;
+typedef long long swig_type_32;
+typedef long long swig_type_33;
+typedef long long swig_type_34;
+typedef long long swig_type_35;
+typedef long long swig_type_36;
+typedef long long swig_type_37;
 extern void _wrap_Swig_free_capi_4a569ac7e9f8fa43(uintptr_t arg1);
 extern uintptr_t _wrap_Swig_malloc_capi_4a569ac7e9f8fa43(swig_intgo arg1);
 extern swig_intgo _wrap_DIFFCOLL_VERSION_capi_4a569ac7e9f8fa43(void);
@@ -249,7 +257,56 @@ extern swig_intgo _wrap_diffcoll_halo_exchange_capi_4a569ac7e9f8fa43(uintptr_t a
 extern swig_intgo _wrap_diffcoll_halo_exchange_into_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4);
 extern swig_intgo _wrap_diffcoll_split_extent_capi_4a569ac7e9f8fa43(swig_type_28 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4, swig_voidp arg5);
 extern swig_intgo _wrap_diffcoll_gather_slabs_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_type_29 _wrap_diffcoll_api_t_struct_size_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_group_norm_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, uintptr_t arg5, swig_intgo arg6, double arg7, uintptr_t arg8);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_4a569ac7e9f8fa43(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_4a569ac7e9f8fa43(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_4a569ac7e9f8fa43(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_4a569ac7e9f8fa43(void);
+extern void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_type_29 arg2);
+extern swig_type_30 _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_fused_norm_options_t_path_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(void);
+extern void _wrap_delete_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_fused_norm_workspace_create_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_type_31 arg2, swig_type_32 arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_fused_norm_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, float arg5, uintptr_t arg6, uintptr_t arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_4a569ac7e9f8fa43(void);
+extern swig_intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_4a569ac7e9f8fa43(void);
+extern swig_intgo _wrap_diffcoll_ulysses_all_to_all_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, uintptr_t arg8);
+extern void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_type_33 arg2);
+extern swig_type_34 _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_ring_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_data_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(void);
+extern void _wrap_delete_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, swig_type_35 arg2);
+extern swig_type_36 _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_ulysses_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_ring_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_ring_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_sp_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_sp_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_cfg_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_data_set_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_data_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(void);
+extern void _wrap_delete_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_usp_mesh_create_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_intgo _wrap_diffcoll_usp_mesh_destroy_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_ring_create_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_ring_destroy_capi_4a569ac7e9f8fa43(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_ring_start_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2);
+extern swig_intgo _wrap_diffcoll_ring_wait_capi_4a569ac7e9f8fa43(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3);
+extern swig_type_37 _wrap_diffcoll_api_t_struct_size_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
 extern swig_intgo _wrap_diffcoll_api_t_version_get_capi_4a569ac7e9f8fa43(uintptr_t arg1);
 extern swig_intgo _wrap_diffcoll_get_api_capi_4a569ac7e9f8fa43(swig_intgo arg1, swig_voidp arg2);
 extern uintptr_t _wrap_new_tensor_array_capi_4a569ac7e9f8fa43(swig_intgo arg1);
@@ -1942,6 +1999,432 @@ func Diffcoll_gather_slabs(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t,
 	return swig_r
 }
 
+func Diffcoll_group_norm(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 Diffcoll_tensor_t, arg5 Diffcoll_tensor_t, arg6 int, arg7 float64, arg8 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := getSwigcptr(arg4)
+	_swig_i_4 := getSwigcptr(arg5)
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_norm_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4), C.swig_intgo(_swig_i_5), C.double(_swig_i_6), C.uintptr_t(_swig_i_7)))
+	return swig_r
+}
+
+type Enum_SS_diffcoll_fused_norm_path_t int
+func _swig_getDIFFCOLL_FUSED_NORM_AUTO() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
+	var swig_r Enum_SS_diffcoll_fused_norm_path_t
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_FUSED_NORM_AUTO Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_AUTO()
+func _swig_getDIFFCOLL_FUSED_NORM_ONE_SHOT() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
+	var swig_r Enum_SS_diffcoll_fused_norm_path_t
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_FUSED_NORM_ONE_SHOT Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_ONE_SHOT()
+func _swig_getDIFFCOLL_FUSED_NORM_TWO_SHOT() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
+	var swig_r Enum_SS_diffcoll_fused_norm_path_t
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_FUSED_NORM_TWO_SHOT Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_TWO_SHOT()
+func _swig_getDIFFCOLL_FUSED_NORM_NCCL() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
+	var swig_r Enum_SS_diffcoll_fused_norm_path_t
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_FUSED_NORM_NCCL Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_NCCL()
+type SwigcptrDiffcoll_fused_norm_options_t uintptr
+
+func (p SwigcptrDiffcoll_fused_norm_options_t) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrDiffcoll_fused_norm_options_t) SwigIsDiffcoll_fused_norm_options_t() {
+}
+
+func (arg1 SwigcptrDiffcoll_fused_norm_options_t) SetStruct_size(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_type_29(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_fused_norm_options_t) GetStruct_size() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_fused_norm_options_t) SetPath(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_fused_norm_options_t_path_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_fused_norm_options_t) GetPath() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_fused_norm_options_t_path_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewDiffcoll_fused_norm_options_t() (_swig_ret Diffcoll_fused_norm_options_t) {
+	var swig_r Diffcoll_fused_norm_options_t
+	swig_r = (Diffcoll_fused_norm_options_t)(SwigcptrDiffcoll_fused_norm_options_t(C._wrap_new_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43()))
+	return swig_r
+}
+
+func DeleteDiffcoll_fused_norm_options_t(arg1 Diffcoll_fused_norm_options_t) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))
+}
+
+type Diffcoll_fused_norm_options_t interface {
+	Swigcptr() uintptr
+	SwigIsDiffcoll_fused_norm_options_t()
+	SetStruct_size(arg2 int64)
+	GetStruct_size() (_swig_ret int64)
+	SetPath(arg2 int)
+	GetPath() (_swig_ret int)
+}
+
+func Diffcoll_fused_norm_workspace_create(arg1 Struct_SS_diffcoll_comm, arg2 int64, arg3 int64, arg4 int, arg5 *uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_create_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_type_31(_swig_i_1), C.swig_type_32(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	return swig_r
+}
+
+func Diffcoll_fused_norm_workspace_destroy(arg1 Struct_SS_diffcoll_fused_norm_workspace) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_destroy_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func Diffcoll_fused_norm(arg1 Struct_SS_diffcoll_fused_norm_workspace, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 Diffcoll_tensor_t, arg5 float32, arg6 Diffcoll_tensor_t, arg7 Diffcoll_tensor_t, arg8 Diffcoll_fused_norm_options_t, arg9 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := getSwigcptr(arg4)
+	_swig_i_4 := arg5
+	_swig_i_5 := getSwigcptr(arg6)
+	_swig_i_6 := getSwigcptr(arg7)
+	_swig_i_7 := getSwigcptr(arg8)
+	_swig_i_8 := arg9
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.float(_swig_i_4), C.uintptr_t(_swig_i_5), C.uintptr_t(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8)))
+	return swig_r
+}
+
+type Enum_SS_diffcoll_ulysses_direction_t int
+func _swig_getDIFFCOLL_ULYSSES_SEQ_TO_HEAD() (_swig_ret Enum_SS_diffcoll_ulysses_direction_t) {
+	var swig_r Enum_SS_diffcoll_ulysses_direction_t
+	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_ULYSSES_SEQ_TO_HEAD Enum_SS_diffcoll_ulysses_direction_t = _swig_getDIFFCOLL_ULYSSES_SEQ_TO_HEAD()
+func _swig_getDIFFCOLL_ULYSSES_HEAD_TO_SEQ() (_swig_ret Enum_SS_diffcoll_ulysses_direction_t) {
+	var swig_r Enum_SS_diffcoll_ulysses_direction_t
+	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_4a569ac7e9f8fa43())
+	return swig_r
+}
+
+var DIFFCOLL_ULYSSES_HEAD_TO_SEQ Enum_SS_diffcoll_ulysses_direction_t = _swig_getDIFFCOLL_ULYSSES_HEAD_TO_SEQ()
+func Diffcoll_ulysses_all_to_all(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 int, arg5 int, arg6 int, arg7 int, arg8 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := arg8
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ulysses_all_to_all_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7)))
+	return swig_r
+}
+
+type SwigcptrDiffcoll_usp_degrees_t uintptr
+
+func (p SwigcptrDiffcoll_usp_degrees_t) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrDiffcoll_usp_degrees_t) SwigIsDiffcoll_usp_degrees_t() {
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetStruct_size(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_degrees_t_struct_size_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_type_33(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetStruct_size() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_usp_degrees_t_struct_size_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetUlysses(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_degrees_t_ulysses_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetUlysses() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ulysses_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetRing(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_degrees_t_ring_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetRing() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ring_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetCfg(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_degrees_t_cfg_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetCfg() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_cfg_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetData(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_degrees_t_data_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetData() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_data_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewDiffcoll_usp_degrees_t() (_swig_ret Diffcoll_usp_degrees_t) {
+	var swig_r Diffcoll_usp_degrees_t
+	swig_r = (Diffcoll_usp_degrees_t)(SwigcptrDiffcoll_usp_degrees_t(C._wrap_new_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43()))
+	return swig_r
+}
+
+func DeleteDiffcoll_usp_degrees_t(arg1 Diffcoll_usp_degrees_t) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))
+}
+
+type Diffcoll_usp_degrees_t interface {
+	Swigcptr() uintptr
+	SwigIsDiffcoll_usp_degrees_t()
+	SetStruct_size(arg2 int64)
+	GetStruct_size() (_swig_ret int64)
+	SetUlysses(arg2 int)
+	GetUlysses() (_swig_ret int)
+	SetRing(arg2 int)
+	GetRing() (_swig_ret int)
+	SetCfg(arg2 int)
+	GetCfg() (_swig_ret int)
+	SetData(arg2 int)
+	GetData() (_swig_ret int)
+}
+
+type SwigcptrDiffcoll_usp_mesh_t uintptr
+
+func (p SwigcptrDiffcoll_usp_mesh_t) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrDiffcoll_usp_mesh_t) SwigIsDiffcoll_usp_mesh_t() {
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetStruct_size(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_usp_mesh_t_struct_size_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetStruct_size() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_usp_mesh_t_struct_size_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetUlysses(arg2 Struct_SS_diffcoll_comm) {
+	_swig_i_0 := arg1
+	_swig_i_1 := getSwigcptr(arg2)
+	C._wrap_diffcoll_usp_mesh_t_ulysses_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetUlysses() (_swig_ret Struct_SS_diffcoll_comm) {
+	var swig_r Struct_SS_diffcoll_comm
+	_swig_i_0 := arg1
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ulysses_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetRing(arg2 Struct_SS_diffcoll_comm) {
+	_swig_i_0 := arg1
+	_swig_i_1 := getSwigcptr(arg2)
+	C._wrap_diffcoll_usp_mesh_t_ring_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetRing() (_swig_ret Struct_SS_diffcoll_comm) {
+	var swig_r Struct_SS_diffcoll_comm
+	_swig_i_0 := arg1
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ring_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetSp(arg2 Struct_SS_diffcoll_comm) {
+	_swig_i_0 := arg1
+	_swig_i_1 := getSwigcptr(arg2)
+	C._wrap_diffcoll_usp_mesh_t_sp_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetSp() (_swig_ret Struct_SS_diffcoll_comm) {
+	var swig_r Struct_SS_diffcoll_comm
+	_swig_i_0 := arg1
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_sp_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetCfg(arg2 Struct_SS_diffcoll_comm) {
+	_swig_i_0 := arg1
+	_swig_i_1 := getSwigcptr(arg2)
+	C._wrap_diffcoll_usp_mesh_t_cfg_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetCfg() (_swig_ret Struct_SS_diffcoll_comm) {
+	var swig_r Struct_SS_diffcoll_comm
+	_swig_i_0 := arg1
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_cfg_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetData(arg2 Struct_SS_diffcoll_comm) {
+	_swig_i_0 := arg1
+	_swig_i_1 := getSwigcptr(arg2)
+	C._wrap_diffcoll_usp_mesh_t_data_set_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetData() (_swig_ret Struct_SS_diffcoll_comm) {
+	var swig_r Struct_SS_diffcoll_comm
+	_swig_i_0 := arg1
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_data_get_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))))
+	return swig_r
+}
+
+func NewDiffcoll_usp_mesh_t() (_swig_ret Diffcoll_usp_mesh_t) {
+	var swig_r Diffcoll_usp_mesh_t
+	swig_r = (Diffcoll_usp_mesh_t)(SwigcptrDiffcoll_usp_mesh_t(C._wrap_new_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43()))
+	return swig_r
+}
+
+func DeleteDiffcoll_usp_mesh_t(arg1 Diffcoll_usp_mesh_t) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0))
+}
+
+type Diffcoll_usp_mesh_t interface {
+	Swigcptr() uintptr
+	SwigIsDiffcoll_usp_mesh_t()
+	SetStruct_size(arg2 int64)
+	GetStruct_size() (_swig_ret int64)
+	SetUlysses(arg2 Struct_SS_diffcoll_comm)
+	GetUlysses() (_swig_ret Struct_SS_diffcoll_comm)
+	SetRing(arg2 Struct_SS_diffcoll_comm)
+	GetRing() (_swig_ret Struct_SS_diffcoll_comm)
+	SetSp(arg2 Struct_SS_diffcoll_comm)
+	GetSp() (_swig_ret Struct_SS_diffcoll_comm)
+	SetCfg(arg2 Struct_SS_diffcoll_comm)
+	GetCfg() (_swig_ret Struct_SS_diffcoll_comm)
+	SetData(arg2 Struct_SS_diffcoll_comm)
+	GetData() (_swig_ret Struct_SS_diffcoll_comm)
+}
+
+func Diffcoll_usp_mesh_create(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_usp_degrees_t, arg3 Diffcoll_usp_mesh_t) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_create_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2)))
+	return swig_r
+}
+
+func Diffcoll_usp_mesh_destroy(arg1 Diffcoll_usp_mesh_t) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_destroy_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func Diffcoll_ring_create(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 int, arg5 *uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_create_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	return swig_r
+}
+
+func Diffcoll_ring_destroy(arg1 Struct_SS_diffcoll_ring) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_destroy_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func Diffcoll_ring_start(arg1 Struct_SS_diffcoll_ring, arg2 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_start_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
+	return swig_r
+}
+
+func Diffcoll_ring_wait(arg1 Struct_SS_diffcoll_ring, arg2 uintptr, arg3 *int32) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_wait_capi_4a569ac7e9f8fa43(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	return swig_r
+}
+
 const DIFFCOLL_API_VERSION_1 int = 1
 type SwigcptrDiffcoll_api_t uintptr
 
@@ -2055,14 +2538,6 @@ func Cfg_term_array_setitem(arg1 Diffcoll_cfg_term_t, arg2 int, arg3 Diffcoll_cf
 }
 
 
-type SwigcptrStruct_SS_diffcoll_cfg_policy uintptr
-type Struct_SS_diffcoll_cfg_policy interface {
-	Swigcptr() uintptr;
-}
-func (p SwigcptrStruct_SS_diffcoll_cfg_policy) Swigcptr() uintptr {
-	return uintptr(p)
-}
-
 type SwigcptrStruct_SS_diffcoll_comm uintptr
 type Struct_SS_diffcoll_comm interface {
 	Swigcptr() uintptr;
@@ -2071,11 +2546,35 @@ func (p SwigcptrStruct_SS_diffcoll_comm) Swigcptr() uintptr {
 	return uintptr(p)
 }
 
+type SwigcptrStruct_SS_diffcoll_fused_norm_workspace uintptr
+type Struct_SS_diffcoll_fused_norm_workspace interface {
+	Swigcptr() uintptr;
+}
+func (p SwigcptrStruct_SS_diffcoll_fused_norm_workspace) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
 type SwigcptrStruct_SS_diffcoll_halo_plan uintptr
 type Struct_SS_diffcoll_halo_plan interface {
 	Swigcptr() uintptr;
 }
 func (p SwigcptrStruct_SS_diffcoll_halo_plan) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
+type SwigcptrStruct_SS_diffcoll_cfg_policy uintptr
+type Struct_SS_diffcoll_cfg_policy interface {
+	Swigcptr() uintptr;
+}
+func (p SwigcptrStruct_SS_diffcoll_cfg_policy) Swigcptr() uintptr {
+	return uintptr(p)
+}
+
+type SwigcptrStruct_SS_diffcoll_ring uintptr
+type Struct_SS_diffcoll_ring interface {
+	Swigcptr() uintptr;
+}
+func (p SwigcptrStruct_SS_diffcoll_ring) Swigcptr() uintptr {
 	return uintptr(p)
 }
 

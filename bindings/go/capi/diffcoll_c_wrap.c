@@ -2882,6 +2882,679 @@ intgo _wrap_diffcoll_gather_slabs_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_s
 }
 
 
+intgo _wrap_diffcoll_group_norm_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, double _swig_go_6, void *_swig_go_7) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg4 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg5 = (diffcoll_tensor_t *) 0 ;
+  int32_t arg6 ;
+  double arg7 ;
+  void *arg8 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = *(diffcoll_tensor_t **)&_swig_go_3; 
+  arg5 = *(diffcoll_tensor_t **)&_swig_go_4; 
+  arg6 = (int32_t)_swig_go_5; 
+  arg7 = (double)_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  
+  result = (diffcoll_status_t)diffcoll_group_norm(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,(struct diffcoll_tensor_t const *)arg4,(struct diffcoll_tensor_t const *)arg5,arg6,arg7,arg8);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_fused_norm_path_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_FUSED_NORM_AUTO;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_fused_norm_path_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_FUSED_NORM_ONE_SHOT;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_fused_norm_path_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_FUSED_NORM_TWO_SHOT;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_fused_norm_path_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_FUSED_NORM_NCCL;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
+  size_t arg2 ;
+  
+  arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+  struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
+  
+  result =  ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_fused_norm_options_t_path_set_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->path = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+  struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->path);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43() {
+  struct diffcoll_fused_norm_options_t *result = 0 ;
+  struct diffcoll_fused_norm_options_t *_swig_go_result;
+  
+  
+  result = (struct diffcoll_fused_norm_options_t *)calloc(1, sizeof(struct diffcoll_fused_norm_options_t));
+  *(struct diffcoll_fused_norm_options_t **)&_swig_go_result = (struct diffcoll_fused_norm_options_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+  struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+intgo _wrap_diffcoll_fused_norm_workspace_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, diffcoll_fused_norm_workspace_t **_swig_go_4) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  int64_t arg2 ;
+  int64_t arg3 ;
+  int32_t arg4 ;
+  diffcoll_fused_norm_workspace_t **arg5 = (diffcoll_fused_norm_workspace_t **) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = (int64_t)_swig_go_1; 
+  arg3 = (int64_t)_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = *(diffcoll_fused_norm_workspace_t ***)&_swig_go_4; 
+  
+  result = (diffcoll_status_t)diffcoll_fused_norm_workspace_create(arg1,arg2,arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_workspace *_swig_go_0) {
+  diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_fused_norm_workspace_t **)&_swig_go_0; 
+  
+  result = (diffcoll_status_t)diffcoll_fused_norm_workspace_destroy(arg1);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_fused_norm_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_workspace *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, float _swig_go_4, struct diffcoll_tensor_t *_swig_go_5, struct diffcoll_tensor_t *_swig_go_6, struct diffcoll_fused_norm_options_t *_swig_go_7, void *_swig_go_8) {
+  diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg4 = (diffcoll_tensor_t *) 0 ;
+  float arg5 ;
+  diffcoll_tensor_t *arg6 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg7 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_fused_norm_options_t *arg8 = (diffcoll_fused_norm_options_t *) 0 ;
+  void *arg9 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_fused_norm_workspace_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = *(diffcoll_tensor_t **)&_swig_go_3; 
+  arg5 = (float)_swig_go_4; 
+  arg6 = *(diffcoll_tensor_t **)&_swig_go_5; 
+  arg7 = *(diffcoll_tensor_t **)&_swig_go_6; 
+  arg8 = *(diffcoll_fused_norm_options_t **)&_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  
+  result = (diffcoll_status_t)diffcoll_fused_norm(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,(struct diffcoll_tensor_t const *)arg4,arg5,(struct diffcoll_tensor_t const *)arg6,(struct diffcoll_tensor_t const *)arg7,(struct diffcoll_fused_norm_options_t const *)arg8,arg9);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_ulysses_direction_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_ULYSSES_SEQ_TO_HEAD;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_4a569ac7e9f8fa43() {
+  enum diffcoll_ulysses_direction_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_ULYSSES_HEAD_TO_SEQ;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ulysses_all_to_all_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, void *_swig_go_7) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  int32_t arg4 ;
+  int32_t arg5 ;
+  int32_t arg6 ;
+  int32_t arg7 ;
+  void *arg8 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = (int32_t)_swig_go_4; 
+  arg6 = (int32_t)_swig_go_5; 
+  arg7 = (int32_t)_swig_go_6; 
+  arg8 = *(void **)&_swig_go_7; 
+  
+  result = (diffcoll_status_t)diffcoll_ulysses_all_to_all(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,arg4,arg5,arg6,arg7,arg8);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  size_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  result =  ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->ulysses = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->ulysses);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_degrees_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->ring = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->ring);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->cfg = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->cfg);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_degrees_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->data = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->data);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43() {
+  struct diffcoll_usp_degrees_t *result = 0 ;
+  struct diffcoll_usp_degrees_t *_swig_go_result;
+  
+  
+  result = (struct diffcoll_usp_degrees_t *)calloc(1, sizeof(struct diffcoll_usp_degrees_t));
+  *(struct diffcoll_usp_degrees_t **)&_swig_go_result = (struct diffcoll_usp_degrees_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+  struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  size_t arg2 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result =  ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_comm_t **)&_swig_go_1; 
+  
+  if (arg1) (arg1)->ulysses = arg2;
+  
+}
+
+
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *result = 0 ;
+  struct diffcoll_comm *_swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_comm_t *) ((arg1)->ulysses);
+  *(diffcoll_comm_t **)&_swig_go_result = (diffcoll_comm_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_comm_t **)&_swig_go_1; 
+  
+  if (arg1) (arg1)->ring = arg2;
+  
+}
+
+
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *result = 0 ;
+  struct diffcoll_comm *_swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_comm_t *) ((arg1)->ring);
+  *(diffcoll_comm_t **)&_swig_go_result = (diffcoll_comm_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_sp_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_comm_t **)&_swig_go_1; 
+  
+  if (arg1) (arg1)->sp = arg2;
+  
+}
+
+
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *result = 0 ;
+  struct diffcoll_comm *_swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_comm_t *) ((arg1)->sp);
+  *(diffcoll_comm_t **)&_swig_go_result = (diffcoll_comm_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_comm_t **)&_swig_go_1; 
+  
+  if (arg1) (arg1)->cfg = arg2;
+  
+}
+
+
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *result = 0 ;
+  struct diffcoll_comm *_swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_comm_t *) ((arg1)->cfg);
+  *(diffcoll_comm_t **)&_swig_go_result = (diffcoll_comm_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_usp_mesh_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_comm_t **)&_swig_go_1; 
+  
+  if (arg1) (arg1)->data = arg2;
+  
+}
+
+
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_comm_t *result = 0 ;
+  struct diffcoll_comm *_swig_go_result;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_comm_t *) ((arg1)->data);
+  *(diffcoll_comm_t **)&_swig_go_result = (diffcoll_comm_t *)result; 
+  return _swig_go_result;
+}
+
+
+struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43() {
+  struct diffcoll_usp_mesh_t *result = 0 ;
+  struct diffcoll_usp_mesh_t *_swig_go_result;
+  
+  
+  result = (struct diffcoll_usp_mesh_t *)calloc(1, sizeof(struct diffcoll_usp_mesh_t));
+  *(struct diffcoll_usp_mesh_t **)&_swig_go_result = (struct diffcoll_usp_mesh_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+intgo _wrap_diffcoll_usp_mesh_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_usp_degrees_t *_swig_go_1, struct diffcoll_usp_mesh_t *_swig_go_2) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_usp_degrees_t *arg2 = (diffcoll_usp_degrees_t *) 0 ;
+  diffcoll_usp_mesh_t *arg3 = (diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_usp_degrees_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_usp_mesh_t **)&_swig_go_2; 
+  
+  result = (diffcoll_status_t)diffcoll_usp_mesh_create(arg1,(struct diffcoll_usp_degrees_t const *)arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_usp_mesh_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+  diffcoll_usp_mesh_t *arg1 = (diffcoll_usp_mesh_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_usp_mesh_t **)&_swig_go_0; 
+  
+  result = (diffcoll_status_t)diffcoll_usp_mesh_destroy(arg1);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ring_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, diffcoll_ring_t **_swig_go_4) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  int32_t arg4 ;
+  diffcoll_ring_t **arg5 = (diffcoll_ring_t **) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = *(diffcoll_ring_t ***)&_swig_go_4; 
+  
+  result = (diffcoll_status_t)diffcoll_ring_create(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,arg4,arg5);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ring_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0) {
+  diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_ring_t **)&_swig_go_0; 
+  
+  result = (diffcoll_status_t)diffcoll_ring_destroy(arg1);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ring_start_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0, void *_swig_go_1) {
+  diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
+  void *arg2 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_ring_t **)&_swig_go_0; 
+  arg2 = *(void **)&_swig_go_1; 
+  
+  result = (diffcoll_status_t)diffcoll_ring_start(arg1,arg2);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ring_wait_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0, void *_swig_go_1, int *_swig_go_2) {
+  diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
+  void *arg2 = (void *) 0 ;
+  int32_t *arg3 = (int32_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_ring_t **)&_swig_go_0; 
+  arg2 = *(void **)&_swig_go_1; 
+  arg3 = *(int32_t**)&_swig_go_2; 
+  
+  result = (diffcoll_status_t)diffcoll_ring_wait(arg1,arg2,arg3);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
 long long _wrap_diffcoll_api_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_api_t *_swig_go_0) {
   struct diffcoll_api_t *arg1 = (struct diffcoll_api_t *) 0 ;
   size_t result;

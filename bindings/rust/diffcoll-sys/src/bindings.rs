@@ -1258,6 +1258,397 @@ extern "C" {
         stream: *mut ::std::os::raw::c_void,
     ) -> diffcoll_status_t;
 }
+extern "C" {
+    pub fn diffcoll_group_norm(
+        comm: *mut diffcoll_comm_t,
+        input: *const diffcoll_tensor_t,
+        output: *const diffcoll_tensor_t,
+        weight: *const diffcoll_tensor_t,
+        bias: *const diffcoll_tensor_t,
+        num_groups: i32,
+        eps: f64,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
+pub const DIFFCOLL_FUSED_NORM_AUTO: diffcoll_fused_norm_path_t = 0;
+pub const DIFFCOLL_FUSED_NORM_ONE_SHOT: diffcoll_fused_norm_path_t = 1;
+pub const DIFFCOLL_FUSED_NORM_TWO_SHOT: diffcoll_fused_norm_path_t = 2;
+pub const DIFFCOLL_FUSED_NORM_NCCL: diffcoll_fused_norm_path_t = 3;
+pub type diffcoll_fused_norm_path_t = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_fused_norm_workspace {
+    _unused: [u8; 0],
+}
+pub type diffcoll_fused_norm_workspace_t = diffcoll_fused_norm_workspace;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_fused_norm_options_t {
+    pub struct_size: usize,
+    pub path: i32,
+}
+#[test]
+fn bindgen_test_layout_diffcoll_fused_norm_options_t() {
+    assert_eq!(
+        ::std::mem::size_of::<diffcoll_fused_norm_options_t>(),
+        16usize,
+        concat!("Size of: ", stringify!(diffcoll_fused_norm_options_t))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<diffcoll_fused_norm_options_t>(),
+        8usize,
+        concat!("Alignment of ", stringify!(diffcoll_fused_norm_options_t))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_fused_norm_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_fused_norm_options_t),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_path() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_fused_norm_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).path) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_fused_norm_options_t),
+                "::",
+                stringify!(path)
+            )
+        );
+    }
+    test_field_path();
+}
+extern "C" {
+    pub fn diffcoll_fused_norm_workspace_create(
+        comm: *mut diffcoll_comm_t,
+        max_tokens: i64,
+        max_hidden: i64,
+        dtype: i32,
+        out: *mut *mut diffcoll_fused_norm_workspace_t,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_fused_norm_workspace_destroy(
+        workspace: *mut diffcoll_fused_norm_workspace_t,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_fused_norm(
+        workspace: *mut diffcoll_fused_norm_workspace_t,
+        x: *const diffcoll_tensor_t,
+        residual: *const diffcoll_tensor_t,
+        weight: *const diffcoll_tensor_t,
+        eps: f32,
+        y: *const diffcoll_tensor_t,
+        residual_out: *const diffcoll_tensor_t,
+        options: *const diffcoll_fused_norm_options_t,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
+pub const DIFFCOLL_ULYSSES_SEQ_TO_HEAD: diffcoll_ulysses_direction_t = 0;
+pub const DIFFCOLL_ULYSSES_HEAD_TO_SEQ: diffcoll_ulysses_direction_t = 1;
+pub type diffcoll_ulysses_direction_t = ::std::os::raw::c_uint;
+extern "C" {
+    pub fn diffcoll_ulysses_all_to_all(
+        comm: *mut diffcoll_comm_t,
+        inputs: *const diffcoll_tensor_t,
+        outputs: *const diffcoll_tensor_t,
+        count: i32,
+        seq_axis: i32,
+        head_axis: i32,
+        direction: i32,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_usp_degrees_t {
+    pub struct_size: usize,
+    pub ulysses: i32,
+    pub ring: i32,
+    pub cfg: i32,
+    pub data: i32,
+}
+#[test]
+fn bindgen_test_layout_diffcoll_usp_degrees_t() {
+    assert_eq!(
+        ::std::mem::size_of::<diffcoll_usp_degrees_t>(),
+        24usize,
+        concat!("Size of: ", stringify!(diffcoll_usp_degrees_t))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<diffcoll_usp_degrees_t>(),
+        8usize,
+        concat!("Alignment of ", stringify!(diffcoll_usp_degrees_t))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_degrees_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_degrees_t),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_ulysses() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_degrees_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).ulysses) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_degrees_t),
+                "::",
+                stringify!(ulysses)
+            )
+        );
+    }
+    test_field_ulysses();
+    fn test_field_ring() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_degrees_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).ring) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_degrees_t),
+                "::",
+                stringify!(ring)
+            )
+        );
+    }
+    test_field_ring();
+    fn test_field_cfg() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_degrees_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).cfg) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_degrees_t),
+                "::",
+                stringify!(cfg)
+            )
+        );
+    }
+    test_field_cfg();
+    fn test_field_data() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_degrees_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).data) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_degrees_t),
+                "::",
+                stringify!(data)
+            )
+        );
+    }
+    test_field_data();
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_usp_mesh_t {
+    pub struct_size: usize,
+    pub ulysses: *mut diffcoll_comm_t,
+    pub ring: *mut diffcoll_comm_t,
+    pub sp: *mut diffcoll_comm_t,
+    pub cfg: *mut diffcoll_comm_t,
+    pub data: *mut diffcoll_comm_t,
+}
+#[test]
+fn bindgen_test_layout_diffcoll_usp_mesh_t() {
+    assert_eq!(
+        ::std::mem::size_of::<diffcoll_usp_mesh_t>(),
+        48usize,
+        concat!("Size of: ", stringify!(diffcoll_usp_mesh_t))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<diffcoll_usp_mesh_t>(),
+        8usize,
+        concat!("Alignment of ", stringify!(diffcoll_usp_mesh_t))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_ulysses() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).ulysses) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(ulysses)
+            )
+        );
+    }
+    test_field_ulysses();
+    fn test_field_ring() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).ring) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(ring)
+            )
+        );
+    }
+    test_field_ring();
+    fn test_field_sp() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).sp) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(sp)
+            )
+        );
+    }
+    test_field_sp();
+    fn test_field_cfg() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).cfg) as usize - ptr as usize
+            },
+            32usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(cfg)
+            )
+        );
+    }
+    test_field_cfg();
+    fn test_field_data() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_usp_mesh_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).data) as usize - ptr as usize
+            },
+            40usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_usp_mesh_t),
+                "::",
+                stringify!(data)
+            )
+        );
+    }
+    test_field_data();
+}
+extern "C" {
+    pub fn diffcoll_usp_mesh_create(
+        parent: *mut diffcoll_comm_t,
+        degrees: *const diffcoll_usp_degrees_t,
+        mesh: *mut diffcoll_usp_mesh_t,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_usp_mesh_destroy(mesh: *mut diffcoll_usp_mesh_t) -> diffcoll_status_t;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_ring {
+    _unused: [u8; 0],
+}
+pub type diffcoll_ring_t = diffcoll_ring;
+extern "C" {
+    pub fn diffcoll_ring_create(
+        comm: *mut diffcoll_comm_t,
+        buffer0: *const diffcoll_tensor_t,
+        buffer1: *const diffcoll_tensor_t,
+        count: i32,
+        out: *mut *mut diffcoll_ring_t,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_ring_destroy(ring: *mut diffcoll_ring_t) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_ring_start(
+        ring: *mut diffcoll_ring_t,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_ring_wait(
+        ring: *mut diffcoll_ring_t,
+        stream: *mut ::std::os::raw::c_void,
+        current: *mut i32,
+    ) -> diffcoll_status_t;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct diffcoll_api_t {
@@ -1564,12 +1955,96 @@ pub struct diffcoll_api_t {
             stream: *mut ::std::os::raw::c_void,
         ) -> diffcoll_status_t,
     >,
+    pub diffcoll_group_norm: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            input: *const diffcoll_tensor_t,
+            output: *const diffcoll_tensor_t,
+            weight: *const diffcoll_tensor_t,
+            bias: *const diffcoll_tensor_t,
+            num_groups: i32,
+            eps: f64,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_fused_norm_workspace_create: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            max_tokens: i64,
+            max_hidden: i64,
+            dtype: i32,
+            out: *mut *mut diffcoll_fused_norm_workspace_t,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_fused_norm_workspace_destroy: ::std::option::Option<
+        unsafe extern "C" fn(workspace: *mut diffcoll_fused_norm_workspace_t) -> diffcoll_status_t,
+    >,
+    pub diffcoll_fused_norm: ::std::option::Option<
+        unsafe extern "C" fn(
+            workspace: *mut diffcoll_fused_norm_workspace_t,
+            x: *const diffcoll_tensor_t,
+            residual: *const diffcoll_tensor_t,
+            weight: *const diffcoll_tensor_t,
+            eps: f32,
+            y: *const diffcoll_tensor_t,
+            residual_out: *const diffcoll_tensor_t,
+            options: *const diffcoll_fused_norm_options_t,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ulysses_all_to_all: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            inputs: *const diffcoll_tensor_t,
+            outputs: *const diffcoll_tensor_t,
+            count: i32,
+            seq_axis: i32,
+            head_axis: i32,
+            direction: i32,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_usp_mesh_create: ::std::option::Option<
+        unsafe extern "C" fn(
+            parent: *mut diffcoll_comm_t,
+            degrees: *const diffcoll_usp_degrees_t,
+            mesh: *mut diffcoll_usp_mesh_t,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_usp_mesh_destroy: ::std::option::Option<
+        unsafe extern "C" fn(mesh: *mut diffcoll_usp_mesh_t) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ring_create: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            buffer0: *const diffcoll_tensor_t,
+            buffer1: *const diffcoll_tensor_t,
+            count: i32,
+            out: *mut *mut diffcoll_ring_t,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ring_destroy: ::std::option::Option<
+        unsafe extern "C" fn(ring: *mut diffcoll_ring_t) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ring_start: ::std::option::Option<
+        unsafe extern "C" fn(
+            ring: *mut diffcoll_ring_t,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ring_wait: ::std::option::Option<
+        unsafe extern "C" fn(
+            ring: *mut diffcoll_ring_t,
+            stream: *mut ::std::os::raw::c_void,
+            current: *mut i32,
+        ) -> diffcoll_status_t,
+    >,
 }
 #[test]
 fn bindgen_test_layout_diffcoll_api_t() {
     assert_eq!(
         ::std::mem::size_of::<diffcoll_api_t>(),
-        368usize,
+        456usize,
         concat!("Size of: ", stringify!(diffcoll_api_t))
     );
     assert_eq!(
@@ -2360,6 +2835,195 @@ fn bindgen_test_layout_diffcoll_api_t() {
         );
     }
     test_field_diffcoll_gather_slabs();
+    fn test_field_diffcoll_group_norm() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_group_norm) as usize - ptr as usize
+            },
+            368usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_group_norm)
+            )
+        );
+    }
+    test_field_diffcoll_group_norm();
+    fn test_field_diffcoll_fused_norm_workspace_create() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_fused_norm_workspace_create) as usize
+                    - ptr as usize
+            },
+            376usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_fused_norm_workspace_create)
+            )
+        );
+    }
+    test_field_diffcoll_fused_norm_workspace_create();
+    fn test_field_diffcoll_fused_norm_workspace_destroy() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_fused_norm_workspace_destroy) as usize
+                    - ptr as usize
+            },
+            384usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_fused_norm_workspace_destroy)
+            )
+        );
+    }
+    test_field_diffcoll_fused_norm_workspace_destroy();
+    fn test_field_diffcoll_fused_norm() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_fused_norm) as usize - ptr as usize
+            },
+            392usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_fused_norm)
+            )
+        );
+    }
+    test_field_diffcoll_fused_norm();
+    fn test_field_diffcoll_ulysses_all_to_all() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ulysses_all_to_all) as usize - ptr as usize
+            },
+            400usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ulysses_all_to_all)
+            )
+        );
+    }
+    test_field_diffcoll_ulysses_all_to_all();
+    fn test_field_diffcoll_usp_mesh_create() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_usp_mesh_create) as usize - ptr as usize
+            },
+            408usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_usp_mesh_create)
+            )
+        );
+    }
+    test_field_diffcoll_usp_mesh_create();
+    fn test_field_diffcoll_usp_mesh_destroy() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_usp_mesh_destroy) as usize - ptr as usize
+            },
+            416usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_usp_mesh_destroy)
+            )
+        );
+    }
+    test_field_diffcoll_usp_mesh_destroy();
+    fn test_field_diffcoll_ring_create() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ring_create) as usize - ptr as usize
+            },
+            424usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ring_create)
+            )
+        );
+    }
+    test_field_diffcoll_ring_create();
+    fn test_field_diffcoll_ring_destroy() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ring_destroy) as usize - ptr as usize
+            },
+            432usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ring_destroy)
+            )
+        );
+    }
+    test_field_diffcoll_ring_destroy();
+    fn test_field_diffcoll_ring_start() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ring_start) as usize - ptr as usize
+            },
+            440usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ring_start)
+            )
+        );
+    }
+    test_field_diffcoll_ring_start();
+    fn test_field_diffcoll_ring_wait() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ring_wait) as usize - ptr as usize
+            },
+            448usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ring_wait)
+            )
+        );
+    }
+    test_field_diffcoll_ring_wait();
 }
 extern "C" {
     pub fn diffcoll_get_api(version: u32, table: *mut *const diffcoll_api_t) -> diffcoll_status_t;
