@@ -152,6 +152,10 @@ int NcclBackend::size() const {
 }
 
 void NcclBackend::settle(ncclResult_t result, const char* what) {
+  // A call may return ncclSuccess while the communicator still finishes it in
+  // the background (seen with the symmetric-window set-up); the next call would
+  // then be refused, so wait for that as well.
+  if (result == ncclSuccess) ncclCommGetAsyncError(comm_, &result);
   bool timed_out = false;
   result = await(comm_, result, timeout_, &timed_out);
   if (timed_out) {
