@@ -655,6 +655,10 @@ class Comm(OwnedHandle):
         s = stream_handle(stream)
         ins, ki = self._ts(inputs, "inputs", False, s, "Comm.ulysses_all_to_all")
         outs, ko = self._ts(outputs, "outputs", True, s, "Comm.ulysses_all_to_all")
+        if len(outs) != len(ins):
+            raise InvalidArgumentError(
+                f"{len(ins)} inputs but {len(outs)} outputs", function="Comm.ulysses_all_to_all"
+            )
         d = _to_enum(UlyssesDirection, direction, "direction", "Comm.ulysses_all_to_all")
         _check(
             c.diffcoll_ulysses_all_to_all(

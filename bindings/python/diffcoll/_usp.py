@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 from ._comm import Comm
+from ._errors import InvalidArgumentError
 from ._handle import OwnedHandle, _check
 from ._native import c
 from ._tensor import StreamLike, TensorLike, stream_handle
@@ -124,6 +125,10 @@ class Ring(OwnedHandle):
     def __init__(self, comm: Comm, buffer0: Sequence[TensorLike], buffer1: Sequence[TensorLike]) -> None:
         d0, k0 = comm._ts(buffer0, "buffer0", True, None, "diffcoll.Ring")
         d1, k1 = comm._ts(buffer1, "buffer1", True, None, "diffcoll.Ring")
+        if len(d1) != len(d0):
+            raise InvalidArgumentError(
+                f"buffer0 has {len(d0)} tensors but buffer1 {len(d1)}", function="diffcoll.Ring"
+            )
         (handle,) = _check(c.diffcoll_ring_create(comm._handle, (d0, d1)), "diffcoll_ring_create")
         super().__init__(handle)
         self._comm = comm
