@@ -213,6 +213,8 @@ def test_every_header_function_is_wrapped():
         (diffcoll.DType, "DIFFCOLL_"),
         (diffcoll.DeviceType, "DIFFCOLL_DEVICE_"),
         (diffcoll.ReduceOp, "DIFFCOLL_"),
+        (diffcoll.UlyssesDirection, "DIFFCOLL_ULYSSES_"),
+        (diffcoll.FusedNormPath, "DIFFCOLL_FUSED_NORM_"),
     ],
 )
 def test_enums_match_header(enum, prefix):
@@ -227,6 +229,8 @@ def test_enums_match_header(enum, prefix):
         diffcoll.DType: "diffcoll_dtype_t",
         diffcoll.DeviceType: "diffcoll_device_type_t",
         diffcoll.ReduceOp: "diffcoll_red_op_t",
+        diffcoll.UlyssesDirection: "diffcoll_ulysses_direction_t",
+        diffcoll.FusedNormPath: "diffcoll_fused_norm_path_t",
     }[enum], _header(), re.S).group(1)
     assert len(re.findall(r"^\s*DIFFCOLL_\w+\s*=", body, re.M)) == len(enum)
 
