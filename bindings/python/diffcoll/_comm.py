@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Iterator, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ._cfg import _to_enum
 from ._errors import InvalidArgumentError, UnsupportedError
@@ -302,7 +302,7 @@ class Comm(OwnedHandle):
 
     def _ts(
         self, objs: Sequence[TensorLike], what: str, writable: bool, stream: Optional[int], function: str
-    ) -> Any:
+    ) -> Tuple[List[Any], List[Any]]:
         descs, keep = describe_all(
             objs, what, writable=writable, stream=stream, cuda_device=max(self._device_id, 0),
             function=function,
