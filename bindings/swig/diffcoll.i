@@ -10,6 +10,9 @@
  *    out-parameters (Go);
  *  - the rank list (const int32_t* ranks, int32_t count) is one sequence /
  *    slice argument;
+ *  - Python only: two tensor arrays of one count (Ulysses inputs/outputs,
+ *    ring buffer0/buffer1) are one argument, a pair of equally long
+ *    sequences;
  *  - the fixed arrays shape[]/strides[] of diffcoll_tensor_t read and write
  *    as Python sequences / Go slices (up to DIFFCOLL_MAX_DIMS entries, the
  *    rest zero-filled);
@@ -381,6 +384,72 @@ DIFFCOLL_PY_IN_ARRAY(diffcoll_cfg_branch_t, branches, num_branches, diffcoll_swi
 DIFFCOLL_PY_IN_ARRAY(diffcoll_cfg_term_t, terms, num_terms, diffcoll_swig_term_from_tuple)
 DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, preds, num_preds, NULL)
 DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, local_preds, local_count, NULL)
+
+/* Two input arrays of one count (const T* A, const T* B, int32_t count):
+ * one argument, a pair (A, B) of sequences of equal length. (SWIG's Python
+ * module converts one target-language argument per typemap, so the two
+ * sequences travel as one pair.) */
+%define DIFFCOLL_PY_IN_ARRAY_PAIR(TYPE, NAME_A, NAME_B, COUNT)
+%typemap(in) (const TYPE* NAME_A, const TYPE* NAME_B, int32_t COUNT)
+    (void* buf_a = NULL, PyObject* keep_a = NULL, void* buf_b = NULL, PyObject* keep_b = NULL) {
+  PyObject* a;
+  PyObject* b;
+  int32_t count_b = 0;
+  if (!PyArg_ParseTuple($input, "OO:$symname", &a, &b)) SWIG_fail;
+  buf_a = diffcoll_swig_array(a, sizeof(TYPE), $1_descriptor, NULL, &$3, &keep_a);
+  if (!buf_a && PyErr_Occurred()) SWIG_fail;
+  buf_b = diffcoll_swig_array(b, sizeof(TYPE), $2_descriptor, NULL, &count_b, &keep_b);
+  if (!buf_b && PyErr_Occurred()) SWIG_fail;
+  if (count_b != $3) {
+    PyErr_Format(PyExc_ValueError, "$symname: %d $1_name but %d $2_name", (int)$3, (int)count_b);
+    SWIG_fail;
+  }
+  $1 = ($1_ltype)buf_a;
+  $2 = ($2_ltype)buf_b;
+}
+%typemap(freearg) (const TYPE* NAME_A, const TYPE* NAME_B, int32_t COUNT) {
+  free(buf_a$argnum);
+  Py_XDECREF(keep_a$argnum);
+  free(buf_b$argnum);
+  Py_XDECREF(keep_b$argnum);
+}
+%typemap(typecheck) (const TYPE* NAME_A, const TYPE* NAME_B, int32_t COUNT) {
+  $1 = (PyTuple_Check($input) && PyTuple_GET_SIZE($input) == 2) ? 1 : 0;
+}
+%enddef
+DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, inputs, outputs, count)
+DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, buffer0, buffer1, count)
+
+/* Structs with an *_INIT macro made from Python start from it (these are
+ * Python-only so that the checked-in Go output stays as it is). */
+%extend diffcoll_fused_norm_options_t {
+  diffcoll_fused_norm_options_t() {
+    diffcoll_fused_norm_options_t init = DIFFCOLL_FUSED_NORM_OPTIONS_INIT;
+    diffcoll_fused_norm_options_t* o = (diffcoll_fused_norm_options_t*)malloc(sizeof(diffcoll_fused_norm_options_t));
+    if (o) *o = init;
+    return o;
+  }
+}
+%extend diffcoll_usp_degrees_t {
+  diffcoll_usp_degrees_t() {
+    diffcoll_usp_degrees_t init = DIFFCOLL_USP_DEGREES_INIT;
+    diffcoll_usp_degrees_t* d = (diffcoll_usp_degrees_t*)malloc(sizeof(diffcoll_usp_degrees_t));
+    if (d) *d = init;
+    return d;
+  }
+}
+/* A mesh made from Python is DIFFCOLL_USP_MESH_INIT; after
+ * diffcoll_usp_mesh_create its communicators are the caller's to destroy
+ * (diffcoll_usp_mesh_destroy or diffcoll_comm_destroy each): dropping the
+ * struct does not destroy them. */
+%extend diffcoll_usp_mesh_t {
+  diffcoll_usp_mesh_t() {
+    diffcoll_usp_mesh_t init = DIFFCOLL_USP_MESH_INIT;
+    diffcoll_usp_mesh_t* m = (diffcoll_usp_mesh_t*)malloc(sizeof(diffcoll_usp_mesh_t));
+    if (m) *m = init;
+    return m;
+  }
+}
 
 /* DLPack: read a "dltensor" capsule without taking ownership (the capsule
  * keeps the producer's DLManagedTensor alive; the caller keeps the capsule

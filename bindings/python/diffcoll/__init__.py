@@ -11,9 +11,17 @@ generated from the public header):
   rank runs, serial and CFG-parallel combines (:meth:`Comm.cfg_combine`);
 * :class:`HaloPlan` -- halo exchange of spatially split activations, with
   :func:`split_extent` and :meth:`Comm.gather_slabs`;
+* :meth:`Comm.group_norm` -- GroupNorm of a split activation with the whole
+  activation's statistics;
+* :class:`FusedNormWorkspace` -- fused all-reduce + residual add + RMSNorm of
+  tensor-parallel blocks;
+* sequence parallelism -- :meth:`Comm.ulysses_all_to_all`, :class:`UspMesh`
+  (the Ulysses / ring / sp / CFG / data groups of a rank) and :class:`Ring`
+  (the double-buffered block exchange of ring attention);
 * exceptions -- :class:`DiffcollError` and one subclass per status, carrying
   the status and the library's message;
-* enums -- :class:`ReduceOp`, :class:`DType`, :class:`DeviceType`, :class:`Status`.
+* enums -- :class:`ReduceOp`, :class:`DType`, :class:`DeviceType`, :class:`Status`,
+  :class:`UlyssesDirection`, :class:`FusedNormPath`.
 
 Example (two ranks as threads of one process)::
 
@@ -53,8 +61,20 @@ from ._errors import (
     error_for,
 )
 from ._native import c as _c
+from ._norm import FusedNormWorkspace
+from ._usp import Ring, UspDegrees, UspMesh
 from ._tensor import StreamLike, Tensor, TensorLike
-from ._types import DeviceType, DType, ReduceOp, ReduceOpLike, Status
+from ._types import (
+    DeviceType,
+    DType,
+    FusedNormPath,
+    FusedNormPathLike,
+    ReduceOp,
+    ReduceOpLike,
+    Status,
+    UlyssesDirection,
+    UlyssesDirectionLike,
+)
 
 #: Most dimensions a tensor can have.
 MAX_DIMS: int = _c.DIFFCOLL_MAX_DIMS
@@ -87,6 +107,14 @@ __all__ = [
     "HaloBoundary",
     "HaloBoundaryLike",
     "split_extent",
+    "FusedNormWorkspace",
+    "FusedNormPath",
+    "FusedNormPathLike",
+    "UlyssesDirection",
+    "UlyssesDirectionLike",
+    "UspMesh",
+    "UspDegrees",
+    "Ring",
     "Tensor",
     "TensorLike",
     "StreamLike",

@@ -12,12 +12,12 @@ branches :meth:`CfgPolicy.dispatch` assigns to each rank.
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 from ._handle import OwnedHandle, _check
 from ._errors import InvalidArgumentError
 from ._native import c
-from ._tensor import StreamLike, TensorLike, describe, stream_handle
+from ._tensor import StreamLike, TensorLike, describe, describe_all, stream_handle
 
 
 class CfgRole(enum.IntEnum):
@@ -54,7 +54,9 @@ CfgOrderLike = Union[CfgOrder, int, str]
 BranchRef = Union[int, str]
 
 
-def _to_enum(cls: Any, value: Any, what: str) -> Any:
+def _to_enum(cls: Any, value: Any, what: str, function: str = "diffcoll.CfgPolicy") -> Any:
+    """``value`` (a member, its value or its name, any case) as a member of
+    the enum ``cls``; InvalidArgumentError naming ``what`` otherwise."""
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
@@ -63,13 +65,13 @@ def _to_enum(cls: Any, value: Any, what: str) -> Any:
         except KeyError:
             names = ", ".join(m.name.lower() for m in cls)
             raise InvalidArgumentError(
-                f"{what} {value!r} is not one of: {names}", function="diffcoll.CfgPolicy"
+                f"{what} {value!r} is not one of: {names}", function=function
             ) from None
     try:
         return cls(int(value))
     except (ValueError, TypeError):
         raise InvalidArgumentError(
-            f"{what} {value!r} is not a {cls.__name__}", function="diffcoll.CfgPolicy"
+            f"{what} {value!r} is not a {cls.__name__}", function=function
         ) from None
 
 
@@ -304,7 +306,7 @@ class CfgPolicy(OwnedHandle):
             stream: CUDA stream for CUDA tensors.
         """
         s = stream_handle(stream)
-        descs, keep = _describe_all(preds, "preds", s, 0)
+        descs, keep = describe_all(preds, "preds", writable=False, stream=s, function="diffcoll.CfgPolicy")
         o, ko = describe(out, "out", writable=True, stream=s)
         _check(
             c.diffcoll_cfg_combine_serial(self._handle, descs, o, int(step), s),
@@ -312,24 +314,6 @@ class CfgPolicy(OwnedHandle):
         )
         del keep, ko
         return out
-
-
-def _describe_all(
-    tensors: Sequence[TensorLike], what: str, stream: Optional[int], cuda_device: int
-) -> Tuple[List[Any], List[Any]]:
-    if tensors is None:
-        tensors = []
-    elif not isinstance(tensors, (list, tuple)):
-        tensors = list(tensors)
-    descs: List[Any] = []
-    keep: List[Any] = []
-    for i, t in enumerate(tensors):
-        d, k = describe(t, f"{what}[{i}]", writable=False, stream=stream, cuda_device=cuda_device)
-        if d is None:
-            raise InvalidArgumentError(f"{what}[{i}] is None", function="diffcoll.CfgPolicy")
-        descs.append(d)
-        keep.append(k)
-    return descs, keep
 
 
 __all__ = ["CfgPolicy", "CfgRole", "CfgOrder", "CfgOptions", "CfgRoleLike", "CfgOrderLike", "BranchRef"]

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Iterator, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from ._cfg import _to_enum
 from ._errors import InvalidArgumentError, UnsupportedError
 from ._handle import OwnedHandle, _check
 from ._native import c
-from ._tensor import StreamLike, TensorLike, describe, stream_handle
-from ._types import ReduceOp, ReduceOpLike, to_reduce_op
+from ._tensor import StreamLike, TensorLike, describe, describe_all, stream_handle
+from ._types import ReduceOp, ReduceOpLike, UlyssesDirection, UlyssesDirectionLike, to_reduce_op
 
 if TYPE_CHECKING:
     from ._cfg import CfgPolicy
@@ -299,6 +300,17 @@ class Comm(OwnedHandle):
             self._group_keep.append(keep)
         return desc, keep
 
+    def _ts(
+        self, objs: Sequence[TensorLike], what: str, writable: bool, stream: Optional[int], function: str
+    ) -> Tuple[List[Any], List[Any]]:
+        descs, keep = describe_all(
+            objs, what, writable=writable, stream=stream, cuda_device=max(self._device_id, 0),
+            function=function,
+        )
+        if self._group_keep is not None:
+            self._group_keep.append(keep)
+        return descs, keep
+
     # ---------------------------------------------------------------- collectives
 
     def all_reduce(
@@ -524,16 +536,7 @@ class Comm(OwnedHandle):
         lists (e.g. two ranks with one branch each).
         """
         s = stream_handle(stream)
-        if local_preds is None:
-            local_preds = []
-        descs: List[Any] = []
-        keep: List[Any] = []
-        for i, t in enumerate(local_preds):
-            d, k = self._t(t, f"local_preds[{i}]", False, s)
-            if d is None:
-                raise InvalidArgumentError(f"local_preds[{i}] is None", function="Comm.cfg_combine")
-            descs.append(d)
-            keep.append(k)
+        descs, keep = self._ts(local_preds, "local_preds", False, s, "Comm.cfg_combine")
         o, ko = self._t(out, "out", True, s)
         _check(
             c.diffcoll_cfg_combine_parallel(
@@ -576,6 +579,95 @@ class Comm(OwnedHandle):
         )
         del ki, ko
         return whole
+
+    # ---------------------------------------------------------------- DiT and VAE blocks
+
+    def group_norm(
+        self,
+        input: TensorLike,
+        output: Optional[TensorLike] = None,
+        *,
+        weight: Optional[TensorLike] = None,
+        bias: Optional[TensorLike] = None,
+        num_groups: int,
+        eps: float = 1e-6,
+        stream: StreamLike = None,
+    ) -> TensorLike:
+        """GroupNorm of this rank's slab with the statistics of the whole
+        activation (diffcoll_group_norm); returns ``output``, or ``input``
+        when normalising in place (``output`` None or ``input`` itself).
+
+        Collective: every rank passes its slab of one activation, logical
+        layout [N, C, spatial...] (any strides), split along any spatial
+        dimension (a slab may be empty), with the same N, C, dtype,
+        ``num_groups``, ``eps`` and the same presence and dtypes of ``weight``
+        and ``bias``. The result equals GroupNorm of the whole within float32
+        rounding, and the statistics are bit-identical on every rank.
+
+        Args:
+            input: float16, bfloat16 or float32, at least 2 dimensions.
+            output: None (in place) or a tensor of input's shape, dtype and
+                device, any non-overlapping strides, not overlapping ``input``.
+            weight, bias: None (1 / 0) or [C] of input's dtype or float32.
+            num_groups: G >= 1 dividing C.
+            eps: added to the variance, finite and >= 0 (VAEs: 1e-6, torch: 1e-5).
+        """
+        s = stream_handle(stream)
+        in_place = output is None or output is input
+        i, ki = self._t(input, "input", in_place, s)
+        o, ko = (i, None) if in_place else self._t(output, "output", True, s)
+        w, kw = self._t(weight, "weight", False, s)
+        b, kb = self._t(bias, "bias", False, s)
+        _check(
+            c.diffcoll_group_norm(self._handle, i, o, w, b, int(num_groups), float(eps), s),
+            "diffcoll_group_norm",
+        )
+        del ki, ko, kw, kb
+        return input if in_place else output
+
+    def ulysses_all_to_all(
+        self,
+        inputs: Sequence[TensorLike],
+        outputs: Sequence[TensorLike],
+        *,
+        seq_axis: int,
+        head_axis: int,
+        direction: UlyssesDirectionLike = UlyssesDirection.SEQ_TO_HEAD,
+        stream: StreamLike = None,
+    ) -> Sequence[TensorLike]:
+        """Ulysses all-to-all of several tensors (e.g. q, k, v) in one exchange
+        (diffcoll_ulysses_all_to_all); returns ``outputs``.
+
+        Collective over this communicator, the Ulysses group of P ranks: every
+        rank passes the same number of tensors, axes, direction, dtype and
+        global shapes. With S and H a tensor's global sequence length and head
+        count, rank r holds ``split_extent(S, P, r)`` tokens / ``split_extent(H,
+        P, r)`` heads (torch.tensor_split's rule, no padding):
+
+        * ``"seq_to_head"`` (before attention): ``inputs[t]`` has S_r along
+          ``seq_axis`` and H along ``head_axis``; ``outputs[t]`` has S and H_r.
+        * ``"head_to_seq"`` (after attention): the inverse; the round trip
+          returns the input bit for bit.
+
+        Tensors have any strides (no ``.contiguous()`` needed on either side);
+        outputs must not overlap inputs or each other. Axes may be negative.
+        """
+        s = stream_handle(stream)
+        ins, ki = self._ts(inputs, "inputs", False, s, "Comm.ulysses_all_to_all")
+        outs, ko = self._ts(outputs, "outputs", True, s, "Comm.ulysses_all_to_all")
+        if len(outs) != len(ins):
+            raise InvalidArgumentError(
+                f"{len(ins)} inputs but {len(outs)} outputs", function="Comm.ulysses_all_to_all"
+            )
+        d = _to_enum(UlyssesDirection, direction, "direction", "Comm.ulysses_all_to_all")
+        _check(
+            c.diffcoll_ulysses_all_to_all(
+                self._handle, (ins, outs), int(seq_axis), int(head_axis), int(d), s
+            ),
+            "diffcoll_ulysses_all_to_all",
+        )
+        del ki, ko
+        return outputs
 
     def barrier(self, *, stream: StreamLike = None) -> None:
         """Returns once every rank has entered the barrier."""

@@ -18,7 +18,7 @@ memory.
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ._errors import InvalidArgumentError, UnsupportedError
 from ._native import c
@@ -298,3 +298,29 @@ def describe(
         "__cuda_array_interface__ or __array_interface__ (numpy, PyTorch, CuPy, JAX) "
         "or a diffcoll.Tensor"
     )
+
+
+def describe_all(
+    tensors: Optional[Sequence[TensorLike]],
+    what: str,
+    *,
+    writable: bool,
+    stream: Optional[int] = None,
+    cuda_device: int = 0,
+    function: Optional[str] = None,
+) -> Tuple[List[Any], List[Any]]:
+    """:func:`describe` of every tensor of a sequence (None: empty); returns
+    (descriptors, keepalives). A None item raises InvalidArgumentError."""
+    if tensors is None:
+        tensors = []
+    elif not isinstance(tensors, (list, tuple)):
+        tensors = list(tensors)
+    descs: List[Any] = []
+    keep: List[Any] = []
+    for i, t in enumerate(tensors):
+        d, k = describe(t, f"{what}[{i}]", writable=writable, stream=stream, cuda_device=cuda_device)
+        if d is None:
+            raise InvalidArgumentError(f"{what}[{i}] is None", function=function)
+        descs.append(d)
+        keep.append(k)
+    return descs, keep

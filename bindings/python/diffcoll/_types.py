@@ -101,3 +101,34 @@ def to_reduce_op(op: ReduceOpLike) -> ReduceOp:
                 f"unknown reduction {op!r}; expected one of {sorted(_OP_NAMES)}"
             ) from None
     return ReduceOp(int(op))
+
+
+class UlyssesDirection(enum.IntEnum):
+    """diffcoll_ulysses_direction_t: which way a Ulysses all-to-all goes."""
+
+    #: Sequence-sharded to head-sharded (before attention): [.., S_r, .., H, ..] -> [.., S, .., H_r, ..].
+    SEQ_TO_HEAD = 0
+    #: Head-sharded to sequence-sharded (after attention): [.., S, .., H_r, ..] -> [.., S_r, .., H, ..].
+    HEAD_TO_SEQ = 1
+
+
+#: A direction: a :class:`UlyssesDirection`, its value, or "seq_to_head" / "head_to_seq".
+UlyssesDirectionLike = Union[UlyssesDirection, int, str]
+
+
+class FusedNormPath(enum.IntEnum):
+    """diffcoll_fused_norm_path_t: how :class:`diffcoll.FusedNormWorkspace` runs on
+    CUDA tensors (host tensors always take the host path)."""
+
+    #: Chosen by message size (one-shot, two-shot, or NCCL + kernel).
+    AUTO = 0
+    #: One kernel reading every peer's x through NCCL symmetric windows (NVLink).
+    ONE_SHOT = 1
+    #: One kernel: reduce-scatter + normalise + all-gather.
+    TWO_SHOT = 2
+    #: NCCL all-reduce, then one residual + RMSNorm kernel.
+    NCCL = 3
+
+
+#: A path: a :class:`FusedNormPath`, its value, or "auto", "one_shot", "two_shot", "nccl".
+FusedNormPathLike = Union[FusedNormPath, int, str]

@@ -213,6 +213,8 @@ def test_every_header_function_is_wrapped():
         (diffcoll.DType, "DIFFCOLL_"),
         (diffcoll.DeviceType, "DIFFCOLL_DEVICE_"),
         (diffcoll.ReduceOp, "DIFFCOLL_"),
+        (diffcoll.UlyssesDirection, "DIFFCOLL_ULYSSES_"),
+        (diffcoll.FusedNormPath, "DIFFCOLL_FUSED_NORM_"),
     ],
 )
 def test_enums_match_header(enum, prefix):
@@ -227,6 +229,8 @@ def test_enums_match_header(enum, prefix):
         diffcoll.DType: "diffcoll_dtype_t",
         diffcoll.DeviceType: "diffcoll_device_type_t",
         diffcoll.ReduceOp: "diffcoll_red_op_t",
+        diffcoll.UlyssesDirection: "diffcoll_ulysses_direction_t",
+        diffcoll.FusedNormPath: "diffcoll_fused_norm_path_t",
     }[enum], _header(), re.S).group(1)
     assert len(re.findall(r"^\s*DIFFCOLL_\w+\s*=", body, re.M)) == len(enum)
 
@@ -249,7 +253,8 @@ _SINGLE_OUT = {
     ("int32_t*", "num_branches"), ("int32_t*", "role"), ("int32_t*", "index"),
     ("int32_t*", "count"), ("diffcoll_stats_t*", "stats"),
     ("diffcoll_cfg_options_t*", "options"), ("const char**", "name"),
-    ("int64_t*", "start"), ("int64_t*", "length"),
+    ("int64_t*", "start"), ("int64_t*", "length"), ("int32_t*", "current"),
+    ("diffcoll_usp_mesh_t*", "mesh"),  # filled in place (a struct with its own INIT)
 }
 _ARRAYS = {  # (type, name, count parameter)
     ("const int32_t*", "ranks", "count"),
@@ -259,10 +264,16 @@ _ARRAYS = {  # (type, name, count parameter)
     ("const diffcoll_cfg_term_t*", "terms", "num_terms"),
     ("const diffcoll_tensor_t*", "preds", "num_preds"),
     ("const diffcoll_tensor_t*", "local_preds", "local_count"),
+    # pairs of arrays of one count: one (A, B) argument in Python
+    ("const diffcoll_tensor_t*", "inputs", "outputs"),
+    ("const diffcoll_tensor_t*", "outputs", "count"),
+    ("const diffcoll_tensor_t*", "buffer0", "buffer1"),
+    ("const diffcoll_tensor_t*", "buffer1", "count"),
 }
 _SINGLE_IN_NAMES = {
     "tensor", "input", "output", "out", "config", "options", "rendezvous", "name",
-    "padded", "padded_output", "slab", "whole",
+    "padded", "padded_output", "slab", "whole", "weight", "bias", "x", "residual", "y",
+    "residual_out", "degrees",
 }
 
 

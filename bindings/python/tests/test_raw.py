@@ -1,9 +1,11 @@
-"""The raw SWIG module (diffcoll_c) on the CFG policy and halo helpers (which
-CfgPolicy / HaloPlan wrap): exercises the array, string and struct typemaps
-of bindings/swig/diffcoll.i directly."""
+"""The raw SWIG module (diffcoll_c) on the CFG policy, halo, Ulysses and ring
+functions (which CfgPolicy, HaloPlan, Comm.ulysses_all_to_all and Ring wrap):
+exercises the array, string and struct typemaps of bindings/swig/diffcoll.i
+directly."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import diffcoll
 from diffcoll._native import c
@@ -61,3 +63,19 @@ def test_halo_helpers():
     assert status == 0 and start + length == 10 and length in (3, 4)
     cfg = c.diffcoll_halo_config_t()  # DIFFCOLL_HALO_CONFIG_INIT
     assert cfg.struct_size > 0 and cfg.grid_cols == 1 and cfg.exchange_corners == 1
+
+
+def test_tensor_array_pair_typemap_and_new_init_structs():
+    # (inputs, outputs, count) and (buffer0, buffer1, count): one (A, B) pair argument.
+    t = c.diffcoll_tensor_t()
+    with pytest.raises(ValueError, match="1 inputs but 0 outputs"):
+        c.diffcoll_ulysses_all_to_all(None, ([t], []), 1, 2, 0, None)
+    with pytest.raises(TypeError):
+        c.diffcoll_ring_create(None, [t], [t])  # two arguments instead of one pair
+    status, ring = c.diffcoll_ring_create(None, ([t], [t]))
+    assert status == c.DIFFCOLL_ERR_INVALID_HANDLE and ring is None
+    # Structs with an *_INIT macro start from it.
+    assert c.diffcoll_usp_degrees_t().ulysses == c.diffcoll_usp_degrees_t().data == 1
+    assert c.diffcoll_usp_degrees_t().struct_size > 0 and c.diffcoll_usp_mesh_t().ulysses is None
+    assert c.diffcoll_fused_norm_options_t().path == c.DIFFCOLL_FUSED_NORM_AUTO
+    assert c.diffcoll_fused_norm_options_t().struct_size > 0
