@@ -43,7 +43,8 @@
 
 /* Structs made from the target language start from the header's INIT
  * values (not zeros), exactly like C code that uses DIFFCOLL_CONFIG_INIT and
- * DIFFCOLL_STATS_INIT. The config owns a copy of its host string. */
+ * DIFFCOLL_STATS_INIT, in every target language. The config owns a copy of its
+ * host string. */
 %typemap(memberin) const char* host {
   free((char*)$1);
   $1 = NULL;
@@ -54,43 +55,33 @@
     $1 = copy;
   }
 }
-%extend diffcoll_config_t {
-  diffcoll_config_t() {
-    diffcoll_config_t init = DIFFCOLL_CONFIG_INIT;
-    diffcoll_config_t* c = (diffcoll_config_t*)malloc(sizeof(diffcoll_config_t));
-    if (c) *c = init;
-    return c;
+/* The constructor of TYPE: a heap copy of INIT. */
+%define DIFFCOLL_INIT_CONSTRUCTOR(TYPE, INIT)
+  TYPE() {
+    TYPE init = INIT;
+    TYPE* made = (TYPE*)malloc(sizeof(TYPE));
+    if (made) *made = init;
+    return made;
   }
+%enddef
+%extend diffcoll_config_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_config_t, DIFFCOLL_CONFIG_INIT)
   ~diffcoll_config_t() {
     free((char*)$self->host);
     free($self);
   }
 }
-%extend diffcoll_stats_t {
-  diffcoll_stats_t() {
-    diffcoll_stats_t init = DIFFCOLL_STATS_INIT;
-    diffcoll_stats_t* s = (diffcoll_stats_t*)malloc(sizeof(diffcoll_stats_t));
-    if (s) *s = init;
-    return s;
-  }
+%extend diffcoll_stats_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_stats_t, DIFFCOLL_STATS_INIT) }
+%extend diffcoll_cfg_options_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_cfg_options_t, DIFFCOLL_CFG_OPTIONS_INIT) }
+%extend diffcoll_halo_config_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_halo_config_t, DIFFCOLL_HALO_CONFIG_INIT) }
+%extend diffcoll_fused_norm_options_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_fused_norm_options_t, DIFFCOLL_FUSED_NORM_OPTIONS_INIT)
 }
-
-%extend diffcoll_cfg_options_t {
-  diffcoll_cfg_options_t() {
-    diffcoll_cfg_options_t init = DIFFCOLL_CFG_OPTIONS_INIT;
-    diffcoll_cfg_options_t* o = (diffcoll_cfg_options_t*)malloc(sizeof(diffcoll_cfg_options_t));
-    if (o) *o = init;
-    return o;
-  }
-}
-%extend diffcoll_halo_config_t {
-  diffcoll_halo_config_t() {
-    diffcoll_halo_config_t init = DIFFCOLL_HALO_CONFIG_INIT;
-    diffcoll_halo_config_t* c = (diffcoll_halo_config_t*)malloc(sizeof(diffcoll_halo_config_t));
-    if (c) *c = init;
-    return c;
-  }
-}
+%extend diffcoll_usp_degrees_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_usp_degrees_t, DIFFCOLL_USP_DEGREES_INIT) }
+/* After diffcoll_usp_mesh_create a mesh's communicators are the caller's to
+ * destroy (diffcoll_usp_mesh_destroy, or diffcoll_comm_destroy each):
+ * dropping the struct does not destroy them. */
+%extend diffcoll_usp_mesh_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_usp_mesh_t, DIFFCOLL_USP_MESH_INIT) }
 /* A branch made from the target language owns a copy of its name (arrays
  * made with the *_array helpers below copy the struct, not the name: keep
  * the branch objects alive until the call returns). */
@@ -420,36 +411,6 @@ DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, local_preds, local_count, NULL)
 DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, inputs, outputs, count)
 DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, buffer0, buffer1, count)
 
-/* Structs with an *_INIT macro made from Python start from it (these are
- * Python-only so that the checked-in Go output stays as it is). */
-%extend diffcoll_fused_norm_options_t {
-  diffcoll_fused_norm_options_t() {
-    diffcoll_fused_norm_options_t init = DIFFCOLL_FUSED_NORM_OPTIONS_INIT;
-    diffcoll_fused_norm_options_t* o = (diffcoll_fused_norm_options_t*)malloc(sizeof(diffcoll_fused_norm_options_t));
-    if (o) *o = init;
-    return o;
-  }
-}
-%extend diffcoll_usp_degrees_t {
-  diffcoll_usp_degrees_t() {
-    diffcoll_usp_degrees_t init = DIFFCOLL_USP_DEGREES_INIT;
-    diffcoll_usp_degrees_t* d = (diffcoll_usp_degrees_t*)malloc(sizeof(diffcoll_usp_degrees_t));
-    if (d) *d = init;
-    return d;
-  }
-}
-/* A mesh made from Python is DIFFCOLL_USP_MESH_INIT; after
- * diffcoll_usp_mesh_create its communicators are the caller's to destroy
- * (diffcoll_usp_mesh_destroy or diffcoll_comm_destroy each): dropping the
- * struct does not destroy them. */
-%extend diffcoll_usp_mesh_t {
-  diffcoll_usp_mesh_t() {
-    diffcoll_usp_mesh_t init = DIFFCOLL_USP_MESH_INIT;
-    diffcoll_usp_mesh_t* m = (diffcoll_usp_mesh_t*)malloc(sizeof(diffcoll_usp_mesh_t));
-    if (m) *m = init;
-    return m;
-  }
-}
 
 /* DLPack: read a "dltensor" capsule without taking ownership (the capsule
  * keeps the producer's DLManagedTensor alive; the caller keeps the capsule

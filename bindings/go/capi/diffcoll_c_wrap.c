@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_4a569ac7e9f8fa43(const char*);
+  void cgo_panic__capi_dffac9562f9dc31f(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_4a569ac7e9f8fa43(p);
+  cgo_panic__capi_dffac9562f9dc31f(p);
 }
 
 
@@ -200,9 +200,9 @@ static void* Swig_malloc(int c) {
 
 SWIGINTERN struct diffcoll_config_t *new_diffcoll_config_t(void){
     diffcoll_config_t init = DIFFCOLL_CONFIG_INIT;
-    diffcoll_config_t* c = (diffcoll_config_t*)malloc(sizeof(diffcoll_config_t));
-    if (c) *c = init;
-    return c;
+    diffcoll_config_t* made = (diffcoll_config_t*)malloc(sizeof(diffcoll_config_t));
+    if (made) *made = init;
+    return made;
   }
 SWIGINTERN void delete_diffcoll_config_t(struct diffcoll_config_t *self){
     free((char*)self->host);
@@ -210,9 +210,9 @@ SWIGINTERN void delete_diffcoll_config_t(struct diffcoll_config_t *self){
   }
 SWIGINTERN struct diffcoll_stats_t *new_diffcoll_stats_t(void){
     diffcoll_stats_t init = DIFFCOLL_STATS_INIT;
-    diffcoll_stats_t* s = (diffcoll_stats_t*)malloc(sizeof(diffcoll_stats_t));
-    if (s) *s = init;
-    return s;
+    diffcoll_stats_t* made = (diffcoll_stats_t*)malloc(sizeof(diffcoll_stats_t));
+    if (made) *made = init;
+    return made;
   }
 SWIGINTERN void delete_diffcoll_cfg_branch_t(struct diffcoll_cfg_branch_t *self){
     free((char*)self->name);
@@ -220,15 +220,33 @@ SWIGINTERN void delete_diffcoll_cfg_branch_t(struct diffcoll_cfg_branch_t *self)
   }
 SWIGINTERN struct diffcoll_cfg_options_t *new_diffcoll_cfg_options_t(void){
     diffcoll_cfg_options_t init = DIFFCOLL_CFG_OPTIONS_INIT;
-    diffcoll_cfg_options_t* o = (diffcoll_cfg_options_t*)malloc(sizeof(diffcoll_cfg_options_t));
-    if (o) *o = init;
-    return o;
+    diffcoll_cfg_options_t* made = (diffcoll_cfg_options_t*)malloc(sizeof(diffcoll_cfg_options_t));
+    if (made) *made = init;
+    return made;
   }
 SWIGINTERN struct diffcoll_halo_config_t *new_diffcoll_halo_config_t(void){
     diffcoll_halo_config_t init = DIFFCOLL_HALO_CONFIG_INIT;
-    diffcoll_halo_config_t* c = (diffcoll_halo_config_t*)malloc(sizeof(diffcoll_halo_config_t));
-    if (c) *c = init;
-    return c;
+    diffcoll_halo_config_t* made = (diffcoll_halo_config_t*)malloc(sizeof(diffcoll_halo_config_t));
+    if (made) *made = init;
+    return made;
+  }
+SWIGINTERN struct diffcoll_fused_norm_options_t *new_diffcoll_fused_norm_options_t(void){
+    diffcoll_fused_norm_options_t init = DIFFCOLL_FUSED_NORM_OPTIONS_INIT;
+    diffcoll_fused_norm_options_t* made = (diffcoll_fused_norm_options_t*)malloc(sizeof(diffcoll_fused_norm_options_t));
+    if (made) *made = init;
+    return made;
+  }
+SWIGINTERN struct diffcoll_usp_degrees_t *new_diffcoll_usp_degrees_t(void){
+    diffcoll_usp_degrees_t init = DIFFCOLL_USP_DEGREES_INIT;
+    diffcoll_usp_degrees_t* made = (diffcoll_usp_degrees_t*)malloc(sizeof(diffcoll_usp_degrees_t));
+    if (made) *made = init;
+    return made;
+  }
+SWIGINTERN struct diffcoll_usp_mesh_t *new_diffcoll_usp_mesh_t(void){
+    diffcoll_usp_mesh_t init = DIFFCOLL_USP_MESH_INIT;
+    diffcoll_usp_mesh_t* made = (diffcoll_usp_mesh_t*)malloc(sizeof(diffcoll_usp_mesh_t));
+    if (made) *made = init;
+    return made;
   }
 
 #include <stdlib.h>
@@ -293,7 +311,7 @@ static void cfg_term_array_setitem(diffcoll_cfg_term_t *ary, int index, diffcoll
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_4a569ac7e9f8fa43(void *_swig_go_0) {
+void _wrap_Swig_free_capi_dffac9562f9dc31f(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -303,7 +321,7 @@ void _wrap_Swig_free_capi_4a569ac7e9f8fa43(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_dffac9562f9dc31f(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -316,7 +334,7 @@ void *_wrap_Swig_malloc_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_DIFFCOLL_VERSION_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_VERSION_capi_dffac9562f9dc31f() {
   int result;
   intgo _swig_go_result;
   
@@ -327,7 +345,7 @@ intgo _wrap_DIFFCOLL_VERSION_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_SUCCESS_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_SUCCESS_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -339,7 +357,7 @@ intgo _wrap_DIFFCOLL_SUCCESS_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -351,7 +369,7 @@ intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -363,7 +381,7 @@ intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -375,7 +393,7 @@ intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -387,7 +405,7 @@ intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -399,7 +417,7 @@ intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -411,7 +429,7 @@ intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -423,7 +441,7 @@ intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -435,7 +453,7 @@ intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_CUDA_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_CUDA_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -447,7 +465,7 @@ intgo _wrap_DIFFCOLL_ERR_CUDA_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_NCCL_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_NCCL_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -459,7 +477,7 @@ intgo _wrap_DIFFCOLL_ERR_NCCL_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -471,7 +489,7 @@ intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_VERSION_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_VERSION_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -483,7 +501,7 @@ intgo _wrap_DIFFCOLL_ERR_VERSION_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_dffac9562f9dc31f() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -495,7 +513,7 @@ intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT16_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FLOAT16_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -507,7 +525,7 @@ intgo _wrap_DIFFCOLL_FLOAT16_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_BFLOAT16_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_BFLOAT16_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -519,7 +537,7 @@ intgo _wrap_DIFFCOLL_BFLOAT16_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT32_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FLOAT32_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -531,7 +549,7 @@ intgo _wrap_DIFFCOLL_FLOAT32_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT64_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FLOAT64_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -543,7 +561,7 @@ intgo _wrap_DIFFCOLL_FLOAT64_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT8_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_INT8_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -555,7 +573,7 @@ intgo _wrap_DIFFCOLL_INT8_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_UINT8_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_UINT8_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -567,7 +585,7 @@ intgo _wrap_DIFFCOLL_UINT8_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT32_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_INT32_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -579,7 +597,7 @@ intgo _wrap_DIFFCOLL_INT32_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT64_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_INT64_capi_dffac9562f9dc31f() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -591,7 +609,7 @@ intgo _wrap_DIFFCOLL_INT64_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_dffac9562f9dc31f() {
   enum diffcoll_device_type_t result;
   intgo _swig_go_result;
   
@@ -603,7 +621,7 @@ intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_dffac9562f9dc31f() {
   enum diffcoll_device_type_t result;
   intgo _swig_go_result;
   
@@ -615,7 +633,7 @@ intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_SUM_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_SUM_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -627,7 +645,7 @@ intgo _wrap_DIFFCOLL_SUM_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_PROD_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_PROD_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -639,7 +657,7 @@ intgo _wrap_DIFFCOLL_PROD_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_MIN_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_MIN_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -651,7 +669,7 @@ intgo _wrap_DIFFCOLL_MIN_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_MAX_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_MAX_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -663,7 +681,7 @@ intgo _wrap_DIFFCOLL_MAX_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_AVG_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_AVG_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -675,7 +693,7 @@ intgo _wrap_DIFFCOLL_AVG_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_dffac9562f9dc31f() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -687,7 +705,7 @@ intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_diffcoll_tensor_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, void *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, void *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   void *arg2 = (void *) 0 ;
   
@@ -699,7 +717,7 @@ void _wrap_diffcoll_tensor_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_tens
 }
 
 
-void *_wrap_diffcoll_tensor_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+void *_wrap_diffcoll_tensor_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -712,7 +730,7 @@ void *_wrap_diffcoll_tensor_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_ten
 }
 
 
-void _wrap_diffcoll_tensor_t_dtype_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_dtype_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -724,7 +742,7 @@ void _wrap_diffcoll_tensor_t_dtype_set_capi_4a569ac7e9f8fa43(struct diffcoll_ten
 }
 
 
-intgo _wrap_diffcoll_tensor_t_dtype_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_dtype_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -737,7 +755,7 @@ intgo _wrap_diffcoll_tensor_t_dtype_get_capi_4a569ac7e9f8fa43(struct diffcoll_te
 }
 
 
-void _wrap_diffcoll_tensor_t_device_type_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_device_type_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -749,7 +767,7 @@ void _wrap_diffcoll_tensor_t_device_type_set_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-intgo _wrap_diffcoll_tensor_t_device_type_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_device_type_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -762,7 +780,7 @@ intgo _wrap_diffcoll_tensor_t_device_type_get_capi_4a569ac7e9f8fa43(struct diffc
 }
 
 
-void _wrap_diffcoll_tensor_t_device_id_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -774,7 +792,7 @@ void _wrap_diffcoll_tensor_t_device_id_set_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_tensor_t_device_id_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_device_id_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -787,7 +805,7 @@ intgo _wrap_diffcoll_tensor_t_device_id_get_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-void _wrap_diffcoll_tensor_t_ndim_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_ndim_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -799,7 +817,7 @@ void _wrap_diffcoll_tensor_t_ndim_set_capi_4a569ac7e9f8fa43(struct diffcoll_tens
 }
 
 
-intgo _wrap_diffcoll_tensor_t_ndim_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_ndim_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -812,7 +830,7 @@ intgo _wrap_diffcoll_tensor_t_ndim_get_capi_4a569ac7e9f8fa43(struct diffcoll_ten
 }
 
 
-void _wrap_diffcoll_tensor_t_shape_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_shape_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *arg2 ;
   
@@ -824,7 +842,7 @@ void _wrap_diffcoll_tensor_t_shape_set_capi_4a569ac7e9f8fa43(struct diffcoll_ten
 }
 
 
-long long *_wrap_diffcoll_tensor_t_shape_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+long long *_wrap_diffcoll_tensor_t_shape_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *result = 0 ;
   long long *_swig_go_result;
@@ -837,7 +855,7 @@ long long *_wrap_diffcoll_tensor_t_shape_get_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-void _wrap_diffcoll_tensor_t_strides_set_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_strides_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *arg2 ;
   
@@ -849,7 +867,7 @@ void _wrap_diffcoll_tensor_t_strides_set_capi_4a569ac7e9f8fa43(struct diffcoll_t
 }
 
 
-long long *_wrap_diffcoll_tensor_t_strides_get_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+long long *_wrap_diffcoll_tensor_t_strides_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *result = 0 ;
   long long *_swig_go_result;
@@ -862,7 +880,7 @@ long long *_wrap_diffcoll_tensor_t_strides_get_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_dffac9562f9dc31f() {
   struct diffcoll_tensor_t *result = 0 ;
   struct diffcoll_tensor_t *_swig_go_result;
   
@@ -873,7 +891,7 @@ struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_delete_diffcoll_tensor_t_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+void _wrap_delete_diffcoll_tensor_t_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   
   arg1 = *(struct diffcoll_tensor_t **)&_swig_go_0; 
@@ -883,7 +901,7 @@ void _wrap_delete_diffcoll_tensor_t_capi_4a569ac7e9f8fa43(struct diffcoll_tensor
 }
 
 
-void _wrap_diffcoll_config_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_config_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   size_t arg2 ;
   
@@ -895,7 +913,7 @@ void _wrap_diffcoll_config_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-long long _wrap_diffcoll_config_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+long long _wrap_diffcoll_config_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -908,7 +926,7 @@ long long _wrap_diffcoll_config_t_struct_size_get_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-void _wrap_diffcoll_config_t_timeout_ms_set_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_timeout_ms_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -920,7 +938,7 @@ void _wrap_diffcoll_config_t_timeout_ms_set_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -933,7 +951,7 @@ intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-void _wrap_diffcoll_config_t_device_id_set_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -945,7 +963,7 @@ void _wrap_diffcoll_config_t_device_id_set_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_config_t_device_id_get_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_device_id_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -958,7 +976,7 @@ intgo _wrap_diffcoll_config_t_device_id_get_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-void _wrap_diffcoll_config_t_check_set_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_check_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -970,7 +988,7 @@ void _wrap_diffcoll_config_t_check_set_capi_4a569ac7e9f8fa43(struct diffcoll_con
 }
 
 
-intgo _wrap_diffcoll_config_t_check_get_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_check_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -983,7 +1001,7 @@ intgo _wrap_diffcoll_config_t_check_get_capi_4a569ac7e9f8fa43(struct diffcoll_co
 }
 
 
-void _wrap_diffcoll_config_t_host_set_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_diffcoll_config_t_host_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, _gostring_ _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   char *arg2 = (char *) 0 ;
   
@@ -1009,7 +1027,7 @@ void _wrap_diffcoll_config_t_host_set_capi_4a569ac7e9f8fa43(struct diffcoll_conf
 }
 
 
-_gostring_ _wrap_diffcoll_config_t_host_get_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+_gostring_ _wrap_diffcoll_config_t_host_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1022,7 +1040,7 @@ _gostring_ _wrap_diffcoll_config_t_host_get_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_dffac9562f9dc31f() {
   struct diffcoll_config_t *result = 0 ;
   struct diffcoll_config_t *_swig_go_result;
   
@@ -1033,7 +1051,7 @@ struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_delete_diffcoll_config_t_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0) {
+void _wrap_delete_diffcoll_config_t_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   
   arg1 = *(struct diffcoll_config_t **)&_swig_go_0; 
@@ -1043,7 +1061,7 @@ void _wrap_delete_diffcoll_config_t_capi_4a569ac7e9f8fa43(struct diffcoll_config
 }
 
 
-void _wrap_diffcoll_stats_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   size_t arg2 ;
   
@@ -1055,7 +1073,7 @@ void _wrap_diffcoll_stats_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-long long _wrap_diffcoll_stats_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1068,7 +1086,7 @@ long long _wrap_diffcoll_stats_t_struct_size_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_stats_t_bytes_packed_set_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_bytes_packed_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1080,7 +1098,7 @@ void _wrap_diffcoll_stats_t_bytes_packed_set_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1093,7 +1111,7 @@ long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1105,7 +1123,7 @@ void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1118,7 +1136,7 @@ long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_4a569ac7e9f8fa43(struct
 }
 
 
-void _wrap_diffcoll_stats_t_ops_set_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_ops_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1130,7 +1148,7 @@ void _wrap_diffcoll_stats_t_ops_set_capi_4a569ac7e9f8fa43(struct diffcoll_stats_
 }
 
 
-long long _wrap_diffcoll_stats_t_ops_get_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_ops_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1143,7 +1161,7 @@ long long _wrap_diffcoll_stats_t_ops_get_capi_4a569ac7e9f8fa43(struct diffcoll_s
 }
 
 
-struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_dffac9562f9dc31f() {
   struct diffcoll_stats_t *result = 0 ;
   struct diffcoll_stats_t *_swig_go_result;
   
@@ -1154,7 +1172,7 @@ struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_delete_diffcoll_stats_t_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t *_swig_go_0) {
+void _wrap_delete_diffcoll_stats_t_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   
   arg1 = *(struct diffcoll_stats_t **)&_swig_go_0; 
@@ -1164,7 +1182,7 @@ void _wrap_delete_diffcoll_stats_t_capi_4a569ac7e9f8fa43(struct diffcoll_stats_t
 }
 
 
-intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_dffac9562f9dc31f() {
   int result;
   intgo _swig_go_result;
   
@@ -1175,7 +1193,7 @@ intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_diffcoll_version_capi_4a569ac7e9f8fa43() {
+intgo _wrap_diffcoll_version_capi_dffac9562f9dc31f() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -1186,7 +1204,7 @@ intgo _wrap_diffcoll_version_capi_4a569ac7e9f8fa43() {
 }
 
 
-_gostring_ _wrap_diffcoll_status_string_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
+_gostring_ _wrap_diffcoll_status_string_capi_dffac9562f9dc31f(intgo _swig_go_0) {
   diffcoll_status_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1199,7 +1217,7 @@ _gostring_ _wrap_diffcoll_status_string_capi_4a569ac7e9f8fa43(intgo _swig_go_0) 
 }
 
 
-_gostring_ _wrap_diffcoll_last_error_capi_4a569ac7e9f8fa43() {
+_gostring_ _wrap_diffcoll_last_error_capi_dffac9562f9dc31f() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -1210,7 +1228,7 @@ _gostring_ _wrap_diffcoll_last_error_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_diffcoll_comm_create_capi_4a569ac7e9f8fa43(_gostring_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_config_t *_swig_go_3, diffcoll_comm_t **_swig_go_4) {
+intgo _wrap_diffcoll_comm_create_capi_dffac9562f9dc31f(_gostring_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_config_t *_swig_go_3, diffcoll_comm_t **_swig_go_4) {
   char *arg1 = (char *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -1236,7 +1254,7 @@ intgo _wrap_diffcoll_comm_create_capi_4a569ac7e9f8fa43(_gostring_ _swig_go_0, in
 }
 
 
-intgo _wrap_diffcoll_comm_create_from_env_capi_4a569ac7e9f8fa43(struct diffcoll_config_t *_swig_go_0, diffcoll_comm_t **_swig_go_1) {
+intgo _wrap_diffcoll_comm_create_from_env_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, diffcoll_comm_t **_swig_go_1) {
   diffcoll_config_t *arg1 = (diffcoll_config_t *) 0 ;
   diffcoll_comm_t **arg2 = (diffcoll_comm_t **) 0 ;
   diffcoll_status_t result;
@@ -1251,7 +1269,7 @@ intgo _wrap_diffcoll_comm_create_from_env_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_comm_split_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, diffcoll_comm_t **_swig_go_3) {
+intgo _wrap_diffcoll_comm_split_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, diffcoll_comm_t **_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -1270,7 +1288,7 @@ intgo _wrap_diffcoll_comm_split_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_comm_create_group_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, _goslice_ _swig_go_1, diffcoll_comm_t **_swig_go_2) {
+intgo _wrap_diffcoll_comm_create_group_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, _goslice_ _swig_go_1, diffcoll_comm_t **_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   int32_t arg3 ;
@@ -1291,7 +1309,7 @@ intgo _wrap_diffcoll_comm_create_group_capi_4a569ac7e9f8fa43(struct diffcoll_com
 }
 
 
-intgo _wrap_diffcoll_comm_wrap_nccl_capi_4a569ac7e9f8fa43(void *_swig_go_0, _gostring_ _swig_go_1, struct diffcoll_config_t *_swig_go_2, diffcoll_comm_t **_swig_go_3) {
+intgo _wrap_diffcoll_comm_wrap_nccl_capi_dffac9562f9dc31f(void *_swig_go_0, _gostring_ _swig_go_1, struct diffcoll_config_t *_swig_go_2, diffcoll_comm_t **_swig_go_3) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   diffcoll_config_t *arg3 = (diffcoll_config_t *) 0 ;
@@ -1315,7 +1333,7 @@ intgo _wrap_diffcoll_comm_wrap_nccl_capi_4a569ac7e9f8fa43(void *_swig_go_0, _gos
 }
 
 
-intgo _wrap_diffcoll_comm_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_comm_destroy_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1328,7 +1346,7 @@ intgo _wrap_diffcoll_comm_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_comm_size_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_comm_size_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -1343,7 +1361,7 @@ intgo _wrap_diffcoll_comm_size_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_comm_rank_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_comm_rank_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -1358,7 +1376,7 @@ intgo _wrap_diffcoll_comm_rank_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_comm_global_rank_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_comm_global_rank_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, int *_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -1375,7 +1393,7 @@ intgo _wrap_diffcoll_comm_global_rank_capi_4a569ac7e9f8fa43(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_comm_reserve_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_diffcoll_comm_reserve_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, long long _swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   size_t arg2 ;
   diffcoll_status_t result;
@@ -1390,7 +1408,7 @@ intgo _wrap_diffcoll_comm_reserve_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_comm_get_stats_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_stats_t *_swig_go_1) {
+intgo _wrap_diffcoll_comm_get_stats_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_stats_t *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_stats_t *arg2 = (diffcoll_stats_t *) 0 ;
   diffcoll_status_t result;
@@ -1405,7 +1423,7 @@ intgo _wrap_diffcoll_comm_get_stats_capi_4a569ac7e9f8fa43(struct diffcoll_comm *
 }
 
 
-intgo _wrap_diffcoll_comm_reset_stats_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_comm_reset_stats_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1418,7 +1436,7 @@ intgo _wrap_diffcoll_comm_reset_stats_capi_4a569ac7e9f8fa43(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_all_reduce_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, void *_swig_go_4) {
+intgo _wrap_diffcoll_all_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, void *_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1439,7 +1457,7 @@ intgo _wrap_diffcoll_all_reduce_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_broadcast_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_broadcast_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1458,7 +1476,7 @@ intgo _wrap_diffcoll_broadcast_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_reduce_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1481,7 +1499,7 @@ intgo _wrap_diffcoll_reduce_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go
 }
 
 
-intgo _wrap_diffcoll_all_gather_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, void *_swig_go_4) {
+intgo _wrap_diffcoll_all_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, void *_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1502,7 +1520,7 @@ intgo _wrap_diffcoll_all_gather_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_reduce_scatter_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, double _swig_go_5, void *_swig_go_6) {
+intgo _wrap_diffcoll_reduce_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, double _swig_go_5, void *_swig_go_6) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1527,7 +1545,7 @@ intgo _wrap_diffcoll_reduce_scatter_capi_4a569ac7e9f8fa43(struct diffcoll_comm *
 }
 
 
-intgo _wrap_diffcoll_all_to_all_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1550,7 +1568,7 @@ intgo _wrap_diffcoll_all_to_all_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_gather_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1573,7 +1591,7 @@ intgo _wrap_diffcoll_gather_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go
 }
 
 
-intgo _wrap_diffcoll_scatter_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1596,7 +1614,7 @@ intgo _wrap_diffcoll_scatter_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_g
 }
 
 
-intgo _wrap_diffcoll_send_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_send_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1615,7 +1633,7 @@ intgo _wrap_diffcoll_send_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0
 }
 
 
-intgo _wrap_diffcoll_recv_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_recv_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1634,7 +1652,7 @@ intgo _wrap_diffcoll_recv_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0
 }
 
 
-intgo _wrap_diffcoll_group_start_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_group_start_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1647,7 +1665,7 @@ intgo _wrap_diffcoll_group_start_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_sw
 }
 
 
-intgo _wrap_diffcoll_group_end_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_group_end_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1660,7 +1678,7 @@ intgo _wrap_diffcoll_group_end_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_barrier_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, void *_swig_go_1) {
+intgo _wrap_diffcoll_barrier_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, void *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   void *arg2 = (void *) 0 ;
   diffcoll_status_t result;
@@ -1675,7 +1693,7 @@ intgo _wrap_diffcoll_barrier_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_g
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_COND_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_COND_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1687,7 +1705,7 @@ intgo _wrap_DIFFCOLL_CFG_COND_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1699,7 +1717,7 @@ intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1711,7 +1729,7 @@ intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1723,7 +1741,7 @@ intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_OTHER_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_OTHER_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1735,7 +1753,7 @@ intgo _wrap_DIFFCOLL_CFG_OTHER_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_diffcoll_cfg_branch_t_name_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_diffcoll_cfg_branch_t_name_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, _gostring_ _swig_go_1) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   char *arg2 = (char *) 0 ;
   
@@ -1761,7 +1779,7 @@ void _wrap_diffcoll_cfg_branch_t_name_set_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-_gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0) {
+_gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1774,7 +1792,7 @@ _gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-void _wrap_diffcoll_cfg_branch_t_role_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_branch_t_role_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   int32_t arg2 ;
   
@@ -1786,7 +1804,7 @@ void _wrap_diffcoll_cfg_branch_t_role_set_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1799,7 +1817,7 @@ intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-void _wrap_delete_diffcoll_cfg_branch_t_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_branch_t **)&_swig_go_0; 
@@ -1809,7 +1827,7 @@ void _wrap_delete_diffcoll_cfg_branch_t_capi_4a569ac7e9f8fa43(struct diffcoll_cf
 }
 
 
-struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f() {
   struct diffcoll_cfg_branch_t *result = 0 ;
   struct diffcoll_cfg_branch_t *_swig_go_result;
   
@@ -1820,7 +1838,7 @@ struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_4a569ac7e9f8f
 }
 
 
-void _wrap_diffcoll_cfg_term_t_scale_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_scale_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   double arg2 ;
   
@@ -1832,7 +1850,7 @@ void _wrap_diffcoll_cfg_term_t_scale_set_capi_4a569ac7e9f8fa43(struct diffcoll_c
 }
 
 
-double _wrap_diffcoll_cfg_term_t_scale_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_term_t_scale_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -1845,7 +1863,7 @@ double _wrap_diffcoll_cfg_term_t_scale_get_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-void _wrap_diffcoll_cfg_term_t_plus_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_plus_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t arg2 ;
   
@@ -1857,7 +1875,7 @@ void _wrap_diffcoll_cfg_term_t_plus_set_capi_4a569ac7e9f8fa43(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1870,7 +1888,7 @@ intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_4a569ac7e9f8fa43(struct diffcoll_c
 }
 
 
-void _wrap_diffcoll_cfg_term_t_minus_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_minus_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t arg2 ;
   
@@ -1882,7 +1900,7 @@ void _wrap_diffcoll_cfg_term_t_minus_set_capi_4a569ac7e9f8fa43(struct diffcoll_c
 }
 
 
-intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1895,7 +1913,7 @@ intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f() {
   struct diffcoll_cfg_term_t *result = 0 ;
   struct diffcoll_cfg_term_t *_swig_go_result;
   
@@ -1906,7 +1924,7 @@ struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_4a569ac7e9f8fa43(
 }
 
 
-void _wrap_delete_diffcoll_cfg_term_t_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_term_t **)&_swig_go_0; 
@@ -1916,7 +1934,7 @@ void _wrap_delete_diffcoll_cfg_term_t_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_order_t result;
   intgo _swig_go_result;
   
@@ -1928,7 +1946,7 @@ intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f() {
   enum diffcoll_cfg_order_t result;
   intgo _swig_go_result;
   
@@ -1940,7 +1958,7 @@ intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   size_t arg2 ;
   
@@ -1952,7 +1970,7 @@ void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1965,7 +1983,7 @@ long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-void _wrap_diffcoll_cfg_options_t_order_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -1977,7 +1995,7 @@ void _wrap_diffcoll_cfg_options_t_order_set_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_order_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_order_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1990,7 +2008,7 @@ intgo _wrap_diffcoll_cfg_options_t_order_get_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2002,7 +2020,7 @@ void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2015,7 +2033,7 @@ intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double arg2 ;
   
@@ -2027,7 +2045,7 @@ void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -2040,7 +2058,7 @@ double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_4a569ac7e9f8fa43(struct
 }
 
 
-void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double arg2 ;
   
@@ -2052,7 +2070,7 @@ void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -2065,7 +2083,7 @@ double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2077,7 +2095,7 @@ void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_4a569ac7e9f8fa43(stru
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2090,7 +2108,7 @@ intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2102,7 +2120,7 @@ void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_4a569ac7e9f8fa43(stru
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2115,7 +2133,7 @@ intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_dffac9562f9dc31f() {
   struct diffcoll_cfg_options_t *result = 0 ;
   struct diffcoll_cfg_options_t *_swig_go_result;
   
@@ -2126,7 +2144,7 @@ struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_4a569ac7e9f
 }
 
 
-void _wrap_delete_diffcoll_cfg_options_t_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_options_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_options_t **)&_swig_go_0; 
@@ -2136,7 +2154,7 @@ void _wrap_delete_diffcoll_cfg_options_t_capi_4a569ac7e9f8fa43(struct diffcoll_c
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_create_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_cfg_term_t *_swig_go_3, intgo _swig_go_4, struct diffcoll_cfg_options_t *_swig_go_5, diffcoll_cfg_policy_t **_swig_go_6) {
+intgo _wrap_diffcoll_cfg_policy_create_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_cfg_term_t *_swig_go_3, intgo _swig_go_4, struct diffcoll_cfg_options_t *_swig_go_5, diffcoll_cfg_policy_t **_swig_go_6) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2161,7 +2179,7 @@ intgo _wrap_diffcoll_cfg_policy_create_capi_4a569ac7e9f8fa43(struct diffcoll_cfg
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_policy_destroy_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -2174,7 +2192,7 @@ intgo _wrap_diffcoll_cfg_policy_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_num_branches_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_num_branches_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, int *_swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -2189,7 +2207,7 @@ intgo _wrap_diffcoll_cfg_policy_num_branches_capi_4a569ac7e9f8fa43(struct diffco
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_branch_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, _gostring_* _swig_go_2, int *_swig_go_3) {
+intgo _wrap_diffcoll_cfg_policy_branch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, _gostring_* _swig_go_2, int *_swig_go_3) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -2212,7 +2230,7 @@ intgo _wrap_diffcoll_cfg_policy_branch_capi_4a569ac7e9f8fa43(struct diffcoll_cfg
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_find_branch_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, _gostring_ _swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_cfg_policy_find_branch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, _gostring_ _swig_go_1, int *_swig_go_2) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   char *arg2 = (char *) 0 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -2234,7 +2252,7 @@ intgo _wrap_diffcoll_cfg_policy_find_branch_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_weights_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_weights_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, _goslice_ _swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   double *arg2 = (double *) 0 ;
   int32_t arg3 ;
@@ -2253,7 +2271,7 @@ intgo _wrap_diffcoll_cfg_policy_weights_capi_4a569ac7e9f8fa43(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_get_options_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_cfg_options_t *_swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_get_options_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_cfg_options_t *_swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_cfg_options_t *arg2 = (diffcoll_cfg_options_t *) 0 ;
   diffcoll_status_t result;
@@ -2268,7 +2286,7 @@ intgo _wrap_diffcoll_cfg_policy_get_options_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_dispatch_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, int *_swig_go_4) {
+intgo _wrap_diffcoll_cfg_dispatch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, int *_swig_go_4) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2293,7 +2311,7 @@ intgo _wrap_diffcoll_cfg_dispatch_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_poli
 }
 
 
-intgo _wrap_diffcoll_cfg_combine_serial_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, struct diffcoll_tensor_t *_swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_cfg_combine_serial_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, struct diffcoll_tensor_t *_swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -2316,7 +2334,7 @@ intgo _wrap_diffcoll_cfg_combine_serial_capi_4a569ac7e9f8fa43(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_combine_parallel_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_cfg_policy *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, void *_swig_go_6) {
+intgo _wrap_diffcoll_cfg_combine_parallel_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_cfg_policy *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, void *_swig_go_6) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_cfg_policy_t *arg2 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2341,7 +2359,7 @@ intgo _wrap_diffcoll_cfg_combine_parallel_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_dffac9562f9dc31f() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2353,7 +2371,7 @@ intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_dffac9562f9dc31f() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2365,7 +2383,7 @@ intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_dffac9562f9dc31f() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2377,7 +2395,7 @@ intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_dffac9562f9dc31f() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2389,7 +2407,7 @@ intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_dffac9562f9dc31f() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2401,7 +2419,7 @@ intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_diffcoll_halo_config_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   size_t arg2 ;
   
@@ -2413,7 +2431,7 @@ void _wrap_diffcoll_halo_config_t_struct_size_set_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2426,7 +2444,7 @@ long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2438,7 +2456,7 @@ void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2451,7 +2469,7 @@ intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2463,7 +2481,7 @@ void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2476,7 +2494,7 @@ intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_axis_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_axis_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2488,7 +2506,7 @@ void _wrap_diffcoll_halo_config_t_row_axis_set_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2501,7 +2519,7 @@ intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_axis_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_axis_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2513,7 +2531,7 @@ void _wrap_diffcoll_halo_config_t_col_axis_set_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2526,7 +2544,7 @@ intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_before_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2538,7 +2556,7 @@ void _wrap_diffcoll_halo_config_t_row_before_set_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2551,7 +2569,7 @@ intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_after_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2563,7 +2581,7 @@ void _wrap_diffcoll_halo_config_t_row_after_set_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2576,7 +2594,7 @@ intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_before_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2588,7 +2606,7 @@ void _wrap_diffcoll_halo_config_t_col_before_set_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2601,7 +2619,7 @@ intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_after_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2613,7 +2631,7 @@ void _wrap_diffcoll_halo_config_t_col_after_set_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2626,7 +2644,7 @@ intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2638,7 +2656,7 @@ void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_4a569ac7e9f8fa43(
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2651,7 +2669,7 @@ intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_4a569ac7e9f8fa43
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2663,7 +2681,7 @@ void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_4a569ac7e9f8fa43(s
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2676,7 +2694,7 @@ intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_4a569ac7e9f8fa43(
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2688,7 +2706,7 @@ void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_4a569ac7e9f8fa43(
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2701,7 +2719,7 @@ intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_4a569ac7e9f8fa43
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2713,7 +2731,7 @@ void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_4a569ac7e9f8fa43(s
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2726,7 +2744,7 @@ intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_4a569ac7e9f8fa43(
 }
 
 
-void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2738,7 +2756,7 @@ void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_4a569ac7e9f8fa43(str
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2751,7 +2769,7 @@ intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_4a569ac7e9f8fa43(st
 }
 
 
-struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_dffac9562f9dc31f() {
   struct diffcoll_halo_config_t *result = 0 ;
   struct diffcoll_halo_config_t *_swig_go_result;
   
@@ -2762,7 +2780,7 @@ struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_4a569ac7e9f
 }
 
 
-void _wrap_delete_diffcoll_halo_config_t_capi_4a569ac7e9f8fa43(struct diffcoll_halo_config_t *_swig_go_0) {
+void _wrap_delete_diffcoll_halo_config_t_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   
   arg1 = *(struct diffcoll_halo_config_t **)&_swig_go_0; 
@@ -2772,7 +2790,7 @@ void _wrap_delete_diffcoll_halo_config_t_capi_4a569ac7e9f8fa43(struct diffcoll_h
 }
 
 
-intgo _wrap_diffcoll_halo_plan_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_halo_config_t *_swig_go_1, diffcoll_halo_plan_t **_swig_go_2) {
+intgo _wrap_diffcoll_halo_plan_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_halo_config_t *_swig_go_1, diffcoll_halo_plan_t **_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_halo_config_t *arg2 = (diffcoll_halo_config_t *) 0 ;
   diffcoll_halo_plan_t **arg3 = (diffcoll_halo_plan_t **) 0 ;
@@ -2789,7 +2807,7 @@ intgo _wrap_diffcoll_halo_plan_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_halo_plan_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_halo_plan *_swig_go_0) {
+intgo _wrap_diffcoll_halo_plan_destroy_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -2802,7 +2820,7 @@ intgo _wrap_diffcoll_halo_plan_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_hal
 }
 
 
-intgo _wrap_diffcoll_halo_exchange_capi_4a569ac7e9f8fa43(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, void *_swig_go_2) {
+intgo _wrap_diffcoll_halo_exchange_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, void *_swig_go_2) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -2819,7 +2837,7 @@ intgo _wrap_diffcoll_halo_exchange_capi_4a569ac7e9f8fa43(struct diffcoll_halo_pl
 }
 
 
-intgo _wrap_diffcoll_halo_exchange_into_capi_4a569ac7e9f8fa43(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_halo_exchange_into_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, void *_swig_go_3) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2838,7 +2856,7 @@ intgo _wrap_diffcoll_halo_exchange_into_capi_4a569ac7e9f8fa43(struct diffcoll_ha
 }
 
 
-intgo _wrap_diffcoll_split_extent_capi_4a569ac7e9f8fa43(long long _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long *_swig_go_3, long long *_swig_go_4) {
+intgo _wrap_diffcoll_split_extent_capi_dffac9562f9dc31f(long long _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long *_swig_go_3, long long *_swig_go_4) {
   int64_t arg1 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2859,7 +2877,7 @@ intgo _wrap_diffcoll_split_extent_capi_4a569ac7e9f8fa43(long long _swig_go_0, in
 }
 
 
-intgo _wrap_diffcoll_gather_slabs_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_gather_slabs_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2882,7 +2900,7 @@ intgo _wrap_diffcoll_gather_slabs_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_group_norm_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, double _swig_go_6, void *_swig_go_7) {
+intgo _wrap_diffcoll_group_norm_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, double _swig_go_6, void *_swig_go_7) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2909,7 +2927,7 @@ intgo _wrap_diffcoll_group_norm_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_dffac9562f9dc31f() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2921,7 +2939,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_dffac9562f9dc31f() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2933,7 +2951,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_dffac9562f9dc31f() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2945,7 +2963,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_dffac9562f9dc31f() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2957,7 +2975,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_4a569ac7e9f8fa43() {
 }
 
 
-void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   size_t arg2 ;
   
@@ -2969,7 +2987,7 @@ void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_4a569ac7e9f8fa43(s
 }
 
 
-long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2982,7 +3000,7 @@ long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_4a569ac7e9f8f
 }
 
 
-void _wrap_diffcoll_fused_norm_options_t_path_set_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_fused_norm_options_t_path_set_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2994,7 +3012,7 @@ void _wrap_diffcoll_fused_norm_options_t_path_set_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3007,18 +3025,18 @@ intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_4a569ac7e9f8fa43(struct 
 }
 
 
-struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f() {
   struct diffcoll_fused_norm_options_t *result = 0 ;
   struct diffcoll_fused_norm_options_t *_swig_go_result;
   
   
-  result = (struct diffcoll_fused_norm_options_t *)calloc(1, sizeof(struct diffcoll_fused_norm_options_t));
+  result = (struct diffcoll_fused_norm_options_t *)new_diffcoll_fused_norm_options_t();
   *(struct diffcoll_fused_norm_options_t **)&_swig_go_result = (struct diffcoll_fused_norm_options_t *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+void _wrap_delete_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   
   arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
@@ -3028,7 +3046,7 @@ void _wrap_delete_diffcoll_fused_norm_options_t_capi_4a569ac7e9f8fa43(struct dif
 }
 
 
-intgo _wrap_diffcoll_fused_norm_workspace_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, diffcoll_fused_norm_workspace_t **_swig_go_4) {
+intgo _wrap_diffcoll_fused_norm_workspace_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, diffcoll_fused_norm_workspace_t **_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int64_t arg2 ;
   int64_t arg3 ;
@@ -3049,7 +3067,7 @@ intgo _wrap_diffcoll_fused_norm_workspace_create_capi_4a569ac7e9f8fa43(struct di
 }
 
 
-intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_workspace *_swig_go_0) {
+intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_workspace *_swig_go_0) {
   diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3062,7 +3080,7 @@ intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-intgo _wrap_diffcoll_fused_norm_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm_workspace *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, float _swig_go_4, struct diffcoll_tensor_t *_swig_go_5, struct diffcoll_tensor_t *_swig_go_6, struct diffcoll_fused_norm_options_t *_swig_go_7, void *_swig_go_8) {
+intgo _wrap_diffcoll_fused_norm_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_workspace *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, float _swig_go_4, struct diffcoll_tensor_t *_swig_go_5, struct diffcoll_tensor_t *_swig_go_6, struct diffcoll_fused_norm_options_t *_swig_go_7, void *_swig_go_8) {
   diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3091,7 +3109,7 @@ intgo _wrap_diffcoll_fused_norm_capi_4a569ac7e9f8fa43(struct diffcoll_fused_norm
 }
 
 
-intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_dffac9562f9dc31f() {
   enum diffcoll_ulysses_direction_t result;
   intgo _swig_go_result;
   
@@ -3103,7 +3121,7 @@ intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_4a569ac7e9f8fa43() {
+intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_dffac9562f9dc31f() {
   enum diffcoll_ulysses_direction_t result;
   intgo _swig_go_result;
   
@@ -3115,7 +3133,7 @@ intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_4a569ac7e9f8fa43() {
 }
 
 
-intgo _wrap_diffcoll_ulysses_all_to_all_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, void *_swig_go_7) {
+intgo _wrap_diffcoll_ulysses_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, void *_swig_go_7) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3142,7 +3160,7 @@ intgo _wrap_diffcoll_ulysses_all_to_all_capi_4a569ac7e9f8fa43(struct diffcoll_co
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   size_t arg2 ;
   
@@ -3154,7 +3172,7 @@ void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_4a569ac7e9f8fa43(struct d
 }
 
 
-long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3167,7 +3185,7 @@ long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3179,7 +3197,7 @@ void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffc
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3192,7 +3210,7 @@ intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3204,7 +3222,7 @@ void _wrap_diffcoll_usp_degrees_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3217,7 +3235,7 @@ intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3229,7 +3247,7 @@ void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3242,7 +3260,7 @@ intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3254,7 +3272,7 @@ void _wrap_diffcoll_usp_degrees_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3267,18 +3285,18 @@ intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_4a569ac7e9f8fa43(struct diffcol
 }
 
 
-struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f() {
   struct diffcoll_usp_degrees_t *result = 0 ;
   struct diffcoll_usp_degrees_t *_swig_go_result;
   
   
-  result = (struct diffcoll_usp_degrees_t *)calloc(1, sizeof(struct diffcoll_usp_degrees_t));
+  result = (struct diffcoll_usp_degrees_t *)new_diffcoll_usp_degrees_t();
   *(struct diffcoll_usp_degrees_t **)&_swig_go_result = (struct diffcoll_usp_degrees_t *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(struct diffcoll_usp_degrees_t *_swig_go_0) {
+void _wrap_delete_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   
   arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
@@ -3288,7 +3306,7 @@ void _wrap_delete_diffcoll_usp_degrees_t_capi_4a569ac7e9f8fa43(struct diffcoll_u
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   size_t arg2 ;
   
@@ -3300,7 +3318,7 @@ void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3313,7 +3331,7 @@ long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_4a569ac7e9f8fa43(struct
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3325,7 +3343,7 @@ void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_4a569ac7e9f8fa43(struct diffcoll
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3338,7 +3356,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_4a569ac7e9f8fa4
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3350,7 +3368,7 @@ void _wrap_diffcoll_usp_mesh_t_ring_set_capi_4a569ac7e9f8fa43(struct diffcoll_us
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3363,7 +3381,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_4a569ac7e9f8fa43(s
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_sp_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_sp_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3375,7 +3393,7 @@ void _wrap_diffcoll_usp_mesh_t_sp_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3388,7 +3406,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_4a569ac7e9f8fa43(str
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3400,7 +3418,7 @@ void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3413,7 +3431,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_4a569ac7e9f8fa43(st
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3425,7 +3443,7 @@ void _wrap_diffcoll_usp_mesh_t_data_set_capi_4a569ac7e9f8fa43(struct diffcoll_us
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3438,18 +3456,18 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_4a569ac7e9f8fa43(s
 }
 
 
-struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43() {
+struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f() {
   struct diffcoll_usp_mesh_t *result = 0 ;
   struct diffcoll_usp_mesh_t *_swig_go_result;
   
   
-  result = (struct diffcoll_usp_mesh_t *)calloc(1, sizeof(struct diffcoll_usp_mesh_t));
+  result = (struct diffcoll_usp_mesh_t *)new_diffcoll_usp_mesh_t();
   *(struct diffcoll_usp_mesh_t **)&_swig_go_result = (struct diffcoll_usp_mesh_t *)result; 
   return _swig_go_result;
 }
 
 
-void _wrap_delete_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+void _wrap_delete_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   
   arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
@@ -3459,7 +3477,7 @@ void _wrap_delete_diffcoll_usp_mesh_t_capi_4a569ac7e9f8fa43(struct diffcoll_usp_
 }
 
 
-intgo _wrap_diffcoll_usp_mesh_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_usp_degrees_t *_swig_go_1, struct diffcoll_usp_mesh_t *_swig_go_2) {
+intgo _wrap_diffcoll_usp_mesh_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_usp_degrees_t *_swig_go_1, struct diffcoll_usp_mesh_t *_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_usp_degrees_t *arg2 = (diffcoll_usp_degrees_t *) 0 ;
   diffcoll_usp_mesh_t *arg3 = (diffcoll_usp_mesh_t *) 0 ;
@@ -3476,7 +3494,7 @@ intgo _wrap_diffcoll_usp_mesh_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm 
 }
 
 
-intgo _wrap_diffcoll_usp_mesh_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_usp_mesh_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_mesh_destroy_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
   diffcoll_usp_mesh_t *arg1 = (diffcoll_usp_mesh_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3489,7 +3507,7 @@ intgo _wrap_diffcoll_usp_mesh_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_usp_
 }
 
 
-intgo _wrap_diffcoll_ring_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, diffcoll_ring_t **_swig_go_4) {
+intgo _wrap_diffcoll_ring_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, diffcoll_ring_t **_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3510,7 +3528,7 @@ intgo _wrap_diffcoll_ring_create_capi_4a569ac7e9f8fa43(struct diffcoll_comm *_sw
 }
 
 
-intgo _wrap_diffcoll_ring_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0) {
+intgo _wrap_diffcoll_ring_destroy_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3523,7 +3541,7 @@ intgo _wrap_diffcoll_ring_destroy_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_s
 }
 
 
-intgo _wrap_diffcoll_ring_start_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0, void *_swig_go_1) {
+intgo _wrap_diffcoll_ring_start_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0, void *_swig_go_1) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   void *arg2 = (void *) 0 ;
   diffcoll_status_t result;
@@ -3538,7 +3556,7 @@ intgo _wrap_diffcoll_ring_start_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swi
 }
 
 
-intgo _wrap_diffcoll_ring_wait_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig_go_0, void *_swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_ring_wait_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0, void *_swig_go_1, int *_swig_go_2) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   void *arg2 = (void *) 0 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3555,7 +3573,7 @@ intgo _wrap_diffcoll_ring_wait_capi_4a569ac7e9f8fa43(struct diffcoll_ring *_swig
 }
 
 
-long long _wrap_diffcoll_api_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diffcoll_api_t *_swig_go_0) {
+long long _wrap_diffcoll_api_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_api_t *_swig_go_0) {
   struct diffcoll_api_t *arg1 = (struct diffcoll_api_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3568,7 +3586,7 @@ long long _wrap_diffcoll_api_t_struct_size_get_capi_4a569ac7e9f8fa43(struct diff
 }
 
 
-intgo _wrap_diffcoll_api_t_version_get_capi_4a569ac7e9f8fa43(struct diffcoll_api_t *_swig_go_0) {
+intgo _wrap_diffcoll_api_t_version_get_capi_dffac9562f9dc31f(struct diffcoll_api_t *_swig_go_0) {
   struct diffcoll_api_t *arg1 = (struct diffcoll_api_t *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3581,7 +3599,7 @@ intgo _wrap_diffcoll_api_t_version_get_capi_4a569ac7e9f8fa43(struct diffcoll_api
 }
 
 
-intgo _wrap_diffcoll_get_api_capi_4a569ac7e9f8fa43(intgo _swig_go_0, diffcoll_api_t **_swig_go_1) {
+intgo _wrap_diffcoll_get_api_capi_dffac9562f9dc31f(intgo _swig_go_0, diffcoll_api_t **_swig_go_1) {
   uint32_t arg1 ;
   diffcoll_api_t **arg2 = (diffcoll_api_t **) 0 ;
   diffcoll_status_t result;
@@ -3596,7 +3614,7 @@ intgo _wrap_diffcoll_get_api_capi_4a569ac7e9f8fa43(intgo _swig_go_0, diffcoll_ap
 }
 
 
-struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
+struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_tensor_t *result = 0 ;
   struct diffcoll_tensor_t *_swig_go_result;
@@ -3609,7 +3627,7 @@ struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_4a569ac7e9f8fa43(intgo _sw
 }
 
 
-void _wrap_delete_tensor_array_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0) {
+void _wrap_delete_tensor_array_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   
   arg1 = *(diffcoll_tensor_t **)&_swig_go_0; 
@@ -3619,7 +3637,7 @@ void _wrap_delete_tensor_array_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_
 }
 
 
-struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   int arg2 ;
   diffcoll_tensor_t result;
@@ -3638,7 +3656,7 @@ struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_4a569ac7e9f8fa43(struc
 }
 
 
-void _wrap_tensor_array_setitem_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_tensor_t *_swig_go_2) {
+void _wrap_tensor_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_tensor_t *_swig_go_2) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   int arg2 ;
   diffcoll_tensor_t arg3 ;
@@ -3659,7 +3677,7 @@ void _wrap_tensor_array_setitem_capi_4a569ac7e9f8fa43(struct diffcoll_tensor_t *
 }
 
 
-struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
+struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_cfg_branch_t *result = 0 ;
   struct diffcoll_cfg_branch_t *_swig_go_result;
@@ -3672,7 +3690,7 @@ struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_4a569ac7e9f8fa43(i
 }
 
 
-void _wrap_delete_cfg_branch_array_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0) {
+void _wrap_delete_cfg_branch_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   
   arg1 = *(diffcoll_cfg_branch_t **)&_swig_go_0; 
@@ -3682,7 +3700,7 @@ void _wrap_delete_cfg_branch_array_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_bra
 }
 
 
-void _wrap_cfg_branch_array_setitem_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_branch_t *_swig_go_2) {
+void _wrap_cfg_branch_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_branch_t *_swig_go_2) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_branch_t arg3 ;
@@ -3703,7 +3721,7 @@ void _wrap_cfg_branch_array_setitem_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_br
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_4a569ac7e9f8fa43(intgo _swig_go_0) {
+struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_cfg_term_t *result = 0 ;
   struct diffcoll_cfg_term_t *_swig_go_result;
@@ -3716,7 +3734,7 @@ struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_4a569ac7e9f8fa43(intgo
 }
 
 
-void _wrap_delete_cfg_term_array_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0) {
+void _wrap_delete_cfg_term_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   
   arg1 = *(diffcoll_cfg_term_t **)&_swig_go_0; 
@@ -3726,7 +3744,7 @@ void _wrap_delete_cfg_term_array_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_term_t result;
@@ -3745,7 +3763,7 @@ struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_4a569ac7e9f8fa43(s
 }
 
 
-void _wrap_cfg_term_array_setitem_capi_4a569ac7e9f8fa43(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_term_t *_swig_go_2) {
+void _wrap_cfg_term_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_term_t *_swig_go_2) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_term_t arg3 ;
