@@ -24,9 +24,10 @@ Watchdog::~Watchdog() {
 
 void Watchdog::track(cudaStream_t stream) {
   if (is_capturing(stream)) return;
+  // No notify: the thread polls on its own, so that a call costs the caller
+  // an event record and no wake-up of another thread.
   std::lock_guard<std::mutex> lock(mutex_);
   DIFFCOLL_CUDA_CHECK(cudaEventRecord(event_, stream));
-  if (!pending_) wake_.notify_all();
   pending_ = true;
   marked_at_ = std::chrono::steady_clock::now();
 }
@@ -39,32 +40,24 @@ void Watchdog::run() {
                                std::max(std::chrono::milliseconds(1), timeout_ / 10));
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {
-    if (!pending_) {
-      wake_.wait(lock, [this] { return stop_ || pending_; });
-      continue;
+    if (pending_) {
+      const cudaError_t state = cudaEventQuery(event_);
+      if (state != cudaErrorNotReady) {
+        if (state != cudaSuccess) cudaGetLastError();  // sticky: the next CUDA call reports it
+        pending_ = false;
+      } else if (std::chrono::steady_clock::now() - marked_at_ > timeout_) {
+        reason_ = "a device operation did not complete within " +
+                  std::to_string(timeout_.count()) +
+                  " ms (a peer may have died); the NCCL communicator was aborted";
+        fired_.store(true, std::memory_order_release);
+        pending_ = false;
+        lock.unlock();
+        abort_();  // may wait for NCCL's kernels to see the abort flag
+        lock.lock();
+        continue;
+      }
     }
-    cudaError_t state = cudaEventQuery(event_);
-    if (state == cudaSuccess) {
-      pending_ = false;
-      continue;
-    }
-    if (state != cudaErrorNotReady) {
-      cudaGetLastError();  // a sticky context error: the next CUDA call reports it
-      pending_ = false;
-      continue;
-    }
-    const auto overdue = std::chrono::steady_clock::now() - marked_at_;
-    if (overdue > timeout_) {
-      reason_ = "a device operation did not complete within " + std::to_string(timeout_.count()) +
-                " ms (a peer may have died); the NCCL communicator was aborted";
-      fired_.store(true, std::memory_order_release);
-      pending_ = false;
-      lock.unlock();
-      abort_();  // may wait for NCCL's kernels to see the abort flag
-      lock.lock();
-      continue;
-    }
-    wake_.wait_for(lock, period);
+    wake_.wait_for(lock, period);  // woken early only by the destructor
   }
 }
 
