@@ -40,29 +40,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "example_support.h"
 
 extern char** environ;
 
 namespace {
-
-#define CUDA(call)                                                            \
-  do {                                                                        \
-    cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
-
-#define NCCL(call)                                                            \
-  do {                                                                        \
-    ncclResult_t r_ = (call);                                                 \
-    if (r_ != ncclSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, ncclGetErrorString(r_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
 
 constexpr int64_t kShape[5] = {1, 16, 21, 90, 160};
 constexpr double kGuidance = 5.0;
@@ -367,30 +350,12 @@ int main(int argc, char** argv) {
     return run_rank(std::atoi(env("CFG_BENCH_RANK").c_str()),
                     std::atoi(env("CFG_BENCH_RANKS").c_str()), std::atoi(env("CFG_BENCH_ITERS").c_str()),
                     env("CFG_BENCH_DIR"), env("CFG_BENCH_JSON"));
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
-    std::fprintf(stderr, "cfg_bench: no CUDA device\n");
-    return 0;
-  }
-  int ranks = std::min(devices, 2), iters = 100;
-  std::string json = "cfg_bench.json";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--ranks" && i + 1 < argc)
-      ranks = std::atoi(argv[++i]);
-    else if (a == "--iters" && i + 1 < argc)
-      iters = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--ranks D] [--iters N] [--json PATH]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (ranks < 1 || ranks > devices) {
-    std::fprintf(stderr, "cfg_bench: %d ranks need %d GPUs, found %d\n", ranks, ranks, devices);
-    return 1;
-  }
+  BenchArgs args;
+  args.iters = 100;
+  args.json = "cfg_bench.json";
+  if (int status = parse_bench_args(argc, argv, "cfg_bench", &args); status >= 0) return status;
+  const int ranks = args.ranks, iters = args.iters;
+  const std::string json = args.json;
   char dir[] = "/tmp/diffcoll-cfg-bench-XXXXXX";
   if (!mkdtemp(dir)) {
     std::perror("mkdtemp");

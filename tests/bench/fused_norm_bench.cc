@@ -25,18 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "example_support.h"
 
 namespace {
-
-#define CUDA(call)                                                            \
-  do {                                                                        \
-    cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
 
 constexpr int64_t kHidden = 5120;
 const int64_t kTokens[] = {1, 16, 128, 1024, 8192};
@@ -78,31 +70,12 @@ void print_us(FILE* f, double us) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
-    std::fprintf(stderr, "fused_norm_bench: no CUDA device\n");
-    return 0;
-  }
-  int ranks = std::min(devices, 2), iters = 100;
-  std::string json = "fused_norm_bench.json";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--ranks" && i + 1 < argc)
-      ranks = std::atoi(argv[++i]);
-    else if (a == "--iters" && i + 1 < argc)
-      iters = std::max(10, std::atoi(argv[++i]));
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--ranks P] [--iters N] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (ranks < 1 || ranks > devices) {
-    std::fprintf(stderr, "fused_norm_bench: %d ranks need as many GPUs, found %d\n", ranks,
-                 devices);
-    return 1;
-  }
+  BenchArgs args;
+  args.iters = 100;
+  args.json = "fused_norm_bench.json";
+  if (int status = parse_bench_args(argc, argv, "fused_norm_bench", &args); status >= 0) return status;
+  const int ranks = args.ranks, iters = args.iters;
+  const std::string json = args.json;
   std::vector<ncclComm_t> raw(ranks);
   if (ncclCommInitAll(raw.data(), ranks, nullptr) != ncclSuccess) {
     std::fprintf(stderr, "fused_norm_bench: ncclCommInitAll failed\n");

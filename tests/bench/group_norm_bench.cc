@@ -22,18 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "example_support.h"
 
 namespace {
-
-#define CUDA(call)                                                            \
-  do {                                                                        \
-    cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
 
 constexpr int64_t kN = 1, kC = 512, kH = 90, kW = 160;
 constexpr int kGroups = 32;
@@ -65,31 +57,12 @@ struct Result {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
-    std::fprintf(stderr, "group_norm_bench: no CUDA device\n");
-    return 0;
-  }
-  int ranks = std::min(devices, 2), iters = 200;
-  std::string json;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--ranks" && i + 1 < argc)
-      ranks = std::atoi(argv[++i]);
-    else if (a == "--iters" && i + 1 < argc)
-      iters = std::max(10, std::atoi(argv[++i]));
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--ranks P] [--iters N] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (ranks < 1 || ranks > devices) {
-    std::fprintf(stderr, "group_norm_bench: %d ranks need %d GPUs, found %d\n", ranks, ranks,
-                 devices);
-    return 1;
-  }
+  BenchArgs args;
+  args.iters = 200;
+  args.json = "";
+  if (int status = parse_bench_args(argc, argv, "group_norm_bench", &args); status >= 0) return status;
+  const int ranks = args.ranks, iters = args.iters;
+  const std::string json = args.json;
   std::vector<Result> results;
   const std::string rendezvous = "local://group-norm-bench";
   std::vector<std::thread> threads;

@@ -24,27 +24,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "example_support.h"
 
 namespace {
-
-#define CUDA(call)                                                            \
-  do {                                                                        \
-    cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
-
-#define NCCL(call)                                                            \
-  do {                                                                        \
-    ncclResult_t r_ = (call);                                                 \
-    if (r_ != ncclSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, ncclGetErrorString(r_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
 
 constexpr int64_t kHeads = 40, kHeadDim = 128;
 
@@ -102,31 +85,12 @@ struct Result {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
-    std::fprintf(stderr, "ulysses_bench: no CUDA device\n");
-    return 0;
-  }
-  int ranks = std::min(devices, 2), iters = 50;
-  std::string json;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--ranks" && i + 1 < argc)
-      ranks = std::atoi(argv[++i]);
-    else if (a == "--iters" && i + 1 < argc)
-      iters = std::atoi(argv[++i]);
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--ranks P] [--iters N] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (ranks > devices || ranks < 1 || iters < 10) {
-    std::fprintf(stderr, "ulysses_bench: %d ranks need as many GPUs (found %d), iters >= 10\n",
-                 ranks, devices);
-    return 1;
-  }
+  BenchArgs args;
+  args.iters = 50;
+  args.json = "";
+  if (int status = parse_bench_args(argc, argv, "ulysses_bench", &args); status >= 0) return status;
+  const int ranks = args.ranks, iters = args.iters;
+  const std::string json = args.json;
   const std::vector<int64_t> seqs = {1024, 8192, 37800};
   ncclUniqueId id;
   NCCL(ncclGetUniqueId(&id));
