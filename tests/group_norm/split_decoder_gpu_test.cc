@@ -11,21 +11,13 @@
 #include <functional>
 #include <string>
 
-#include "halo_support.h"
+#include "halo_gpu_support.h"
 #include "split_decoder_check.h"
 
 namespace {
 
+using halo_test::gpus;
 using split_decoder::Split;
-
-int gpus() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
 
 #define EXPECT_CUDA(call) EXPECT_EQ((call), cudaSuccess) << #call
 

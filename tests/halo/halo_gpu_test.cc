@@ -14,39 +14,11 @@
 #include <vector>
 
 #include "halo_cases.h"
+#include "halo_gpu_support.h"
 
 namespace {
 
 using namespace halo_test;
-
-int gpus() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
-
-#define SKIP_WITHOUT_GPUS(n)                                                                  \
-  do {                                                                                        \
-    if (gpus() < (n)) GTEST_SKIP() << "needs " << (n) << " CUDA device(s), found " << gpus(); \
-  } while (0)
-
-// Runs fn(rank, comm, stream) with rank r on GPU r.
-void run_gpu_ranks(int p, const std::function<void(int, diffcoll_comm_t*, cudaStream_t)>& fn) {
-  run_ranks(
-      p,
-      [&](int r, diffcoll_comm_t* comm) {
-        ASSERT_EQ(cudaSetDevice(r), cudaSuccess);
-        cudaStream_t stream;
-        ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-        fn(r, comm, stream);
-        EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-        cudaStreamDestroy(stream);
-      },
-      60000, 0, true, /*with_devices=*/true);
-}
 
 int chain_ranks() { return std::min(gpus(), 8); }
 

@@ -14,42 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "../halo/halo_gpu_support.h"
 #include "ulysses_cases.h"
 
 namespace {
 
+using halo_test::gpus;
+using halo_test::run_gpu_ranks;
 using namespace ulysses_test;
 using halo_test::Mirror;
-using halo_test::run_ranks;
-
-int gpus() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
-
-#define SKIP_WITHOUT_GPUS(n)                                                                  \
-  do {                                                                                        \
-    if (gpus() < (n)) GTEST_SKIP() << "needs " << (n) << " CUDA device(s), found " << gpus(); \
-  } while (0)
-
-// Runs fn(rank, comm, stream) with rank r on GPU r.
-void run_gpu_ranks(int p, const std::function<void(int, diffcoll_comm_t*, cudaStream_t)>& fn) {
-  run_ranks(
-      p,
-      [&](int r, diffcoll_comm_t* comm) {
-        ASSERT_EQ(cudaSetDevice(r), cudaSuccess);
-        cudaStream_t stream;
-        ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-        fn(r, comm, stream);
-        EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-        cudaStreamDestroy(stream);
-      },
-      60000, 0, true, /*with_devices=*/true);
-}
 
 void run_degree(int p) {
   const std::vector<Call> calls = standard_calls(p);
