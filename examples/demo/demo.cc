@@ -1,13 +1,15 @@
-// diffcoll demo: 4 ranks as processes on the host backend run every
-// collective, a CFG-parallel combine, a halo exchange and a distributed
+// diffcoll demo: ranks as processes, one per GPU on the CUDA backend where
+// there are GPUs (and diffcoll was built with CUDA), else 4 on the host
+// backend, run every collective, a CFG-parallel combine, a halo exchange and a distributed
 // GroupNorm on a bf16 video latent [2,16,21,90,160] in three layouts
 // (contiguous, transposed = dense, sliced = with gaps), the Ulysses
 // all-to-all of q, k, v [1,378,12,64] in those layouts, a parallel VAE decode
 // (examples/vae/vae_decoder.h), a ring-attention exchange, a USP mesh and a
 // fused all-reduce + residual + RMSNorm on bf16 rows [128, 5120], check each
-// result against a single-process reference, and print a table.
+// result against a single-process reference, and print a table. (The VAE
+// decode's convolutions run on the host in both cases.)
 //
-//   diffcoll_demo [--ranks N] [--store file:///DIR]
+//   diffcoll_demo [--ranks N] [--store file:///DIR] [--host]
 #include <diffcoll/diffcoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,7 +67,8 @@ struct Row {
 
 class Demo {
  public:
-  Demo(diffcoll_comm_t* comm, int rank, int size) : comm_(comm), rank_(rank), size_(size) {}
+  Demo(diffcoll_comm_t* comm, int rank, int size, bool on_gpus)
+      : comm_(comm), rank_(rank), size_(size), on_gpus_(on_gpus) {}
 
   void run_all() {
     for (Layout layout : {Layout::kContiguous, Layout::kTransposed, Layout::kSliced}) {
@@ -94,8 +97,9 @@ class Demo {
     bool all_ok = true;
     if (rank_ == 0) {
       const unsigned v = diffcoll_version();
-      std::printf("\ndiffcoll %u.%u.%u demo: %d ranks (processes), host backend, bf16 latent [2,16,21,90,160]\n",
-                  v / 10000, v / 100 % 100, v % 100, size_);
+      std::printf("\ndiffcoll %u.%u.%u demo: %d ranks (processes), %s, bf16 latent [2,16,21,90,160]\n",
+                  v / 10000, v / 100 % 100, v % 100, size_,
+                  on_gpus_ ? "CUDA backend (NCCL), one GPU per rank" : "host backend");
       std::printf("%-15s %-11s %12s %10s %14s  %s\n", "operation", "layout", "bytes", "time ms",
                   "bytes packed", "OK");
     }
@@ -133,6 +137,7 @@ class Demo {
     CHECK(diffcoll_comm_reset_stats(comm_));
     auto start = std::chrono::steady_clock::now();
     call();
+    wait_for_latent_device();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     diffcoll_stats_t stats = DIFFCOLL_STATS_INIT;
     CHECK(diffcoll_comm_get_stats(comm_, &stats));
@@ -373,16 +378,18 @@ class Demo {
     };
     Latent slab(slab_shape, layout);
     slab.fill([&](int64_t i) { return input_value(0, whole_index(i)); });
+    // Affine parameters exact in bf16, where the latent lives.
     std::vector<float> weight(C), bias(C);
     for (int64_t c = 0; c < C; ++c) {
       weight[c] = 1.0f + 0.125f * static_cast<float>(c % 4);
       bias[c] = 0.25f * static_cast<float>(c % 3) - 0.25f;
     }
-    diffcoll_tensor_t w = {weight.data(), DIFFCOLL_FLOAT32, DIFFCOLL_DEVICE_CPU, 0, 1, {C}, {1}};
-    diffcoll_tensor_t b = {bias.data(), DIFFCOLL_FLOAT32, DIFFCOLL_DEVICE_CPU, 0, 1, {C}, {1}};
+    Latent w({C}, Layout::kContiguous), b({C}, Layout::kContiguous);
+    w.fill([&](int64_t c) { return weight[c]; });
+    b.fill([&](int64_t c) { return bias[c]; });
     measure("group_norm", layout, slab.bytes(),
             [&] {
-              CHECK(diffcoll_group_norm(comm_, &slab.desc(), nullptr, &w, &b, groups, 1e-6,
+              CHECK(diffcoll_group_norm(comm_, &slab.desc(), nullptr, &w.desc(), &b.desc(), groups, 1e-6,
                                         nullptr));
             },
             [&] {
@@ -609,15 +616,20 @@ class Demo {
 
   diffcoll_comm_t* comm_;
   int rank_, size_;
+  bool on_gpus_;
   std::vector<Row> rows_;
 };
 
-int run_rank(const std::string& store, int rank, int size) {
+int run_rank(const std::string& store, int rank, int size, bool on_gpus) {
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
   config.timeout_ms = 120000;
+  if (on_gpus) {
+    set_latent_device(rank);
+    config.device_id = rank;
+  }
   diffcoll_comm_t* comm = nullptr;
   CHECK(diffcoll_comm_create(store.c_str(), rank, size, &config, &comm));
-  Demo demo(comm, rank, size);
+  Demo demo(comm, rank, size, on_gpus);
   demo.run_all();
   bool ok = demo.report();
   CHECK(diffcoll_comm_destroy(comm));
@@ -627,14 +639,23 @@ int run_rank(const std::string& store, int rank, int size) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int size = 4;
+  int size = 0;
+  bool host = false;
   std::string store;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--ranks")) size = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--store")) store = argv[i + 1];
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--ranks") && i + 1 < argc) size = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--store") && i + 1 < argc) store = argv[++i];
+    else if (!std::strcmp(argv[i], "--host")) host = true;
+    else size = -1;
   }
-  if (size < 1) {
-    std::fprintf(stderr, "usage: %s [--ranks N] [--store file:///DIR]\n", argv[0]);
+  const int gpus = host ? 0 : count_latent_devices();
+  const bool on_gpus = gpus > 0;
+  if (size == 0) size = on_gpus ? gpus : 4;
+  if (size < 1 || (on_gpus && size > gpus)) {
+    std::fprintf(stderr,
+                 "usage: %s [--ranks N] [--store file:///DIR] [--host]\n"
+                 "(one rank per GPU: at most %d ranks here without --host)\n",
+                 argv[0], gpus);
     return 2;
   }
   char dir[] = "/tmp/diffcoll-demo-XXXXXX";
@@ -647,7 +668,7 @@ int main(int argc, char** argv) {
   for (int r = 0; r < size; ++r) {
     pid_t pid = fork();
     if (pid == 0) {
-      int code = run_rank(store, r, size);
+      int code = run_rank(store, r, size, on_gpus);
       std::fflush(stdout);  // _exit does not flush stdio
       _exit(code);
     }

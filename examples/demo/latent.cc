@@ -1,6 +1,13 @@
 #include "latent.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
+
+#ifdef DIFFCOLL_DEMO_CUDA
+#include <cuda_runtime.h>
+#endif
 
 #include "example_support.h"
 
@@ -8,8 +15,49 @@ namespace {
 
 constexpr int64_t kPad = 32;
 constexpr uint16_t kSentinel = 0x7fc1;  // a NaN no computation produces
+int latent_device = -1;
+
+#ifdef DIFFCOLL_DEMO_CUDA
+#define CUDA_CHECK(call)                                                           \
+  do {                                                                             \
+    cudaError_t e_ = (call);                                                       \
+    if (e_ != cudaSuccess) {                                                       \
+      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_));      \
+      std::exit(1);                                                                \
+    }                                                                              \
+  } while (0)
+#endif
 
 }  // namespace
+
+void set_latent_device(int device) {
+  latent_device = device;
+#ifdef DIFFCOLL_DEMO_CUDA
+  if (device >= 0) CUDA_CHECK(cudaSetDevice(device));
+#endif
+}
+
+void wait_for_latent_device() {
+#ifdef DIFFCOLL_DEMO_CUDA
+  if (latent_device >= 0) CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+}
+
+int count_latent_devices() {
+#ifdef DIFFCOLL_DEMO_CUDA
+  pid_t pid = fork();
+  if (pid == 0) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) n = 0;
+    _exit(n < 100 ? n : 100);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 0;
+  return WEXITSTATUS(status);
+#else
+  return 0;
+#endif
+}
 
 const char* layout_name(Layout layout) {
   switch (layout) {
@@ -52,6 +100,33 @@ Latent::Latent(std::vector<int64_t> shape, Layout layout) : shape_(std::move(sha
   if (layout == Layout::kTransposed) std::swap(desc_.strides[n - 1], desc_.strides[n - 2]);
   covered_.assign(storage_.size(), false);
   for_each([&](int64_t, int64_t offset) { covered_[offset] = true; });
+#ifdef DIFFCOLL_DEMO_CUDA
+  if (latent_device >= 0) {
+    void* memory = nullptr;
+    CUDA_CHECK(cudaMalloc(&memory, storage_.size() * sizeof(uint16_t)));
+    device_.reset(memory, [](void* p) { cudaFree(p); });
+    desc_.data = memory;
+    desc_.device_type = DIFFCOLL_DEVICE_CUDA;
+    desc_.device_id = latent_device;
+    upload();  // the padding's sentinels too
+  }
+#endif
+}
+
+void Latent::upload() {
+#ifdef DIFFCOLL_DEMO_CUDA
+  if (device_)
+    CUDA_CHECK(cudaMemcpy(device_.get(), storage_.data(), storage_.size() * sizeof(uint16_t),
+                          cudaMemcpyHostToDevice));
+#endif
+}
+
+void Latent::download() const {
+#ifdef DIFFCOLL_DEMO_CUDA
+  if (device_)
+    CUDA_CHECK(cudaMemcpy(storage_.data(), device_.get(), storage_.size() * sizeof(uint16_t),
+                          cudaMemcpyDeviceToHost));
+#endif
 }
 
 int64_t Latent::numel() const {
@@ -77,15 +152,18 @@ void Latent::for_each(const std::function<void(int64_t, int64_t)>& visit) const 
 
 void Latent::fill(const std::function<float(int64_t)>& fn) {
   for_each([&](int64_t index, int64_t offset) { storage_[offset] = to_bf16(fn(index)); });
+  upload();
 }
 
 std::vector<float> Latent::values() const {
+  download();
   std::vector<float> out(static_cast<size_t>(numel()));
   for_each([&](int64_t index, int64_t offset) { out[index] = from_bf16(storage_[offset]); });
   return out;
 }
 
 int64_t Latent::first_mismatch(const std::function<float(int64_t)>& fn) const {
+  download();
   int64_t bad = -1;
   for_each([&](int64_t index, int64_t offset) {
     if (bad < 0 && from_bf16(storage_[offset]) != fn(index)) bad = index;
