@@ -93,6 +93,9 @@ impl Comm {
 pub struct Ring<'c, 'b, T: Element> {
     raw: NonNull<sys::diffcoll_ring_t>,
     comm: &'c Comm,
+    // The library writes the half that is not current while a step is in
+    // flight; Rust touches only the current half then (current_half), and
+    // writes a half only with nothing in flight (half_mut).
     halves: [Vec<&'b mut [T]>; 2],
     current: usize,
     in_flight: bool,
