@@ -70,6 +70,37 @@ pub const fn diffcoll_halo_config_init() -> diffcoll_halo_config_t {
     }
 }
 
+/// `DIFFCOLL_FUSED_NORM_OPTIONS_INIT`: the path chosen by size (AUTO).
+pub const fn diffcoll_fused_norm_options_init() -> diffcoll_fused_norm_options_t {
+    diffcoll_fused_norm_options_t {
+        struct_size: core::mem::size_of::<diffcoll_fused_norm_options_t>(),
+        path: DIFFCOLL_FUSED_NORM_AUTO as i32,
+    }
+}
+
+/// `DIFFCOLL_USP_DEGREES_INIT`: 1 along every axis.
+pub const fn diffcoll_usp_degrees_init() -> diffcoll_usp_degrees_t {
+    diffcoll_usp_degrees_t {
+        struct_size: core::mem::size_of::<diffcoll_usp_degrees_t>(),
+        ulysses: 1,
+        ring: 1,
+        cfg: 1,
+        data: 1,
+    }
+}
+
+/// `DIFFCOLL_USP_MESH_INIT`: an empty mesh for `diffcoll_usp_mesh_create`.
+pub const fn diffcoll_usp_mesh_init() -> diffcoll_usp_mesh_t {
+    diffcoll_usp_mesh_t {
+        struct_size: core::mem::size_of::<diffcoll_usp_mesh_t>(),
+        ulysses: core::ptr::null_mut(),
+        ring: core::ptr::null_mut(),
+        sp: core::ptr::null_mut(),
+        cfg: core::ptr::null_mut(),
+        data: core::ptr::null_mut(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,7 @@ fn c_string(op: &'static str, what: &str, s: &str) -> Result<CString> {
     })
 }
 
-fn to_i32(op: &'static str, what: &str, v: usize) -> Result<i32> {
+pub(crate) fn to_i32(op: &'static str, what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| {
         Error::new(
             Status::InvalidArgument,
@@ -135,7 +135,7 @@ pub struct Comm {
 unsafe impl Send for Comm {}
 
 impl Comm {
-    fn wrap(raw: *mut sys::diffcoll_comm_t) -> Result<Option<Comm>> {
+    pub(crate) fn wrap(raw: *mut sys::diffcoll_comm_t) -> Result<Option<Comm>> {
         let raw = match NonNull::new(raw) {
             Some(raw) => raw,
             None => return Ok(None),

@@ -8,6 +8,10 @@
 //!   CFG-parallel ([`Comm::cfg_combine`]) combines;
 //! * [`HaloPlan`]: halo exchange of spatially split activations, with
 //!   [`split_extent`] and [`Comm::gather_slabs`];
+//! * [`Comm::group_norm`] and [`FusedNormWorkspace`]: GroupNorm of split
+//!   activations, fused all-reduce + residual add + RMSNorm;
+//! * [`Comm::ulysses_all_to_all`], [`Ring`] and [`UspMesh`]: sequence
+//!   parallelism (Ulysses, ring attention, USP process meshes);
 //! * [`Error`]: the status and the library's message of a failed call.
 //!
 //! ```no_run
@@ -34,12 +38,16 @@ mod cfg;
 mod comm;
 mod error;
 mod halo;
+mod norm;
+mod sp;
 mod tensor;
 
 pub use cfg::{CfgOptions, CfgOrder, CfgPolicy, CfgRole, CfgTerm};
 pub use comm::{Comm, Config, P2pGroup, ReduceOp, Stats, SPLIT_NOCOLOR};
 pub use error::{Error, Result, Status};
 pub use halo::{split_extent, HaloBoundary, HaloConfig, HaloPlan};
+pub use norm::{FusedNormPath, FusedNormWorkspace, InOut};
+pub use sp::{Ring, UlyssesDirection, UspDegrees, UspMesh};
 pub use tensor::{
     raw_descriptor, DType, Device, Element, TensorMut, TensorRef, BF16, F16, MAX_DIMS,
 };

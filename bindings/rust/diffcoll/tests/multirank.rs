@@ -8,6 +8,10 @@ use diffcoll::{
     raw_descriptor, Comm, Config, DType, Device, Error, ReduceOp, Status, TensorMut, TensorRef,
     BF16, SPLIT_NOCOLOR,
 };
+use diffcoll::{
+    split_extent, FusedNormPath, FusedNormWorkspace, InOut, Ring, UlyssesDirection, UspDegrees,
+    UspMesh,
+};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -391,4 +395,448 @@ fn wrap_nccl_without_cuda() {
         (Status::Unsupported, "diffcoll_comm_wrap_nccl")
     );
     assert!(e.message().contains("without CUDA"), "{e}");
+}
+
+/// The rows `range` of `whole` (row-major `shape`) along `axis`, contiguous.
+fn take(whole: &[f32], shape: &[usize], axis: usize, range: std::ops::Range<usize>) -> Vec<f32> {
+    let inner: usize = shape[axis + 1..].iter().product();
+    let outer: usize = shape[..axis].iter().product();
+    let mut out = Vec::with_capacity(outer * range.len() * inner);
+    for o in 0..outer {
+        let base = o * shape[axis];
+        out.extend_from_slice(&whole[(base + range.start) * inner..(base + range.end) * inner]);
+    }
+    out
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+/// GroupNorm of the whole [N, C, H, W] activation, in f64.
+fn group_norm_ref(
+    x: &[f32],
+    shape: [usize; 4],
+    groups: usize,
+    w: &[f32],
+    b: &[f32],
+    eps: f64,
+) -> Vec<f32> {
+    let [n, c, h, wd] = shape;
+    let per = c / groups * h * wd;
+    let mut out = vec![0f32; x.len()];
+    for s in 0..n {
+        for g in 0..groups {
+            let base = (s * c + g * (c / groups)) * h * wd;
+            let xs = &x[base..base + per];
+            let mean = xs.iter().map(|&v| v as f64).sum::<f64>() / per as f64;
+            let var = xs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / per as f64;
+            for (i, &v) in xs.iter().enumerate() {
+                let ch = g * (c / groups) + i / (h * wd);
+                out[base + i] =
+                    (((v as f64 - mean) / (var + eps).sqrt()) * w[ch] as f64 + b[ch] as f64) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn group_norm_of_split_activation() {
+    // Heights 7 and 2 over 3 ranks (the second leaves rank 2 an empty slab).
+    for h in [7usize, 2] {
+        let shape = [2usize, 4, h, 3];
+        let whole = iota(shape.iter().product(), 0.37, -3.0)
+            .iter()
+            .map(|v| (v * 1.7).sin() * 4.0 + v * 0.1)
+            .collect::<Vec<f32>>();
+        let (w, b) = (iota(4, 0.5, 0.75), iota(4, -0.25, 0.5));
+        let want = group_norm_ref(&whole, shape, 2, &w, &b, 1e-6);
+        run_ranks(3, Config::default(), |comm| {
+            let rows = split_extent(h, comm.size(), comm.rank())?;
+            let slab_shape = [2, 4, rows.len(), 3];
+            let mut slab = take(&whole, &shape, 2, rows.clone());
+            let expected = take(&want, &shape, 2, rows.clone());
+            let (wt, bt) = (TensorRef::from_slice(&w), TensorRef::from_slice(&b));
+            // Into a channels-last output ([N, H, W, C] memory viewed as [N, C, H, W]).
+            let mut nhwc = vec![0f32; slab.len()];
+            comm.group_norm(
+                InOut::Both(
+                    TensorRef::new(&slab, &slab_shape)?,
+                    TensorMut::new(&mut nhwc, &[2, rows.len(), 3, 4])?.permute(&[0, 3, 1, 2])?,
+                ),
+                Some(&wt),
+                Some(&bt),
+                2,
+                1e-6,
+            )?;
+            let mut back = vec![0f32; slab.len()];
+            for (i, v) in back.iter_mut().enumerate() {
+                let (n, rest) = (i / (4 * rows.len() * 3), i % (4 * rows.len() * 3));
+                let (c, hw) = (rest / (rows.len() * 3), rest % (rows.len() * 3));
+                *v = nhwc[(n * rows.len() * 3 + hw) * 4 + c];
+            }
+            assert_close(&back, &expected, 1e-5, "channels-last");
+            // In place.
+            comm.group_norm(
+                InOut::InPlace(TensorMut::new(&mut slab, &slab_shape)?),
+                Some(&wt),
+                Some(&bt),
+                2,
+                1e-6,
+            )?;
+            assert_close(&slab, &expected, 1e-5, "in place");
+            Ok(())
+        });
+    }
+    // Bad input on every rank (so that none waits): 3 groups of 4 channels.
+    let errs = run_ranks(2, Config::default(), |comm| {
+        let mut x = vec![1f32; 2 * 4 * 3];
+        Ok(comm
+            .group_norm(
+                InOut::InPlace(TensorMut::new(&mut x, &[2, 4, 3])?),
+                None,
+                None,
+                3,
+                1e-6,
+            )
+            .unwrap_err())
+    });
+    for e in errs {
+        assert_eq!(
+            (e.status(), e.op()),
+            (Status::InvalidArgument, "diffcoll_group_norm")
+        );
+        assert!(!e.message().is_empty());
+    }
+}
+
+/// residual_out and y of the fused norm in plain f32.
+fn fused_norm_ref(
+    xs: &[Vec<f32>],
+    res: Option<&[f32]>,
+    w: Option<&[f32]>,
+    hidden: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut ro: Vec<f32> = (0..xs[0].len())
+        .map(|i| xs.iter().map(|x| x[i]).sum::<f32>())
+        .collect();
+    if let Some(r) = res {
+        ro.iter_mut().zip(r).for_each(|(o, r)| *o += r);
+    }
+    let mut y = vec![0f32; ro.len()];
+    for (row, yrow) in ro.chunks(hidden).zip(y.chunks_mut(hidden)) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / hidden as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for (j, (yv, v)) in yrow.iter_mut().zip(row).enumerate() {
+            *yv = v * inv * w.map_or(1.0, |w| w[j]);
+        }
+    }
+    (ro, y)
+}
+
+#[test]
+fn fused_norm_against_f32_reference() {
+    let (tokens, hidden, eps) = (5usize, 8usize, 1e-6f32);
+    for size in [1usize, 3] {
+        let xs: Vec<Vec<f32>> = (0..size)
+            .map(|r| iota(tokens * hidden, 0.13, r as f32 - 2.0))
+            .collect();
+        let residual = iota(tokens * hidden, -0.05, 1.0);
+        let weight = iota(hidden, 0.25, 0.5);
+        let (ro_want, y_want) = fused_norm_ref(&xs, Some(&residual), Some(&weight), hidden, eps);
+        let (plain_ro, plain_y) = fused_norm_ref(&xs, None, None, hidden, eps);
+        run_ranks(size, Config::default(), |comm| {
+            let shape = [tokens, hidden];
+            let mut ws = FusedNormWorkspace::new(comm, tokens, hidden, DType::Float32)?;
+            let x = &xs[comm.rank()];
+            let wt = TensorRef::from_slice(&weight);
+            // Out of place, residual and weight.
+            let (mut y, mut ro) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+            ws.apply(
+                InOut::Both(TensorRef::new(x, &shape)?, TensorMut::new(&mut y, &shape)?),
+                InOut::Both(
+                    TensorRef::new(&residual, &shape)?,
+                    TensorMut::new(&mut ro, &shape)?,
+                ),
+                Some(&wt),
+                eps,
+                FusedNormPath::Auto,
+            )?;
+            assert_close(&ro, &ro_want, 1e-6, "residual_out");
+            assert_close(&y, &y_want, 1e-5, "y");
+            // In place: y over x, the residual stream updated.
+            let (mut xi, mut ri) = (x.clone(), residual.clone());
+            ws.apply(
+                InOut::InPlace(TensorMut::new(&mut xi, &shape)?),
+                InOut::InPlace(TensorMut::new(&mut ri, &shape)?),
+                Some(&wt),
+                eps,
+                FusedNormPath::Auto,
+            )?;
+            assert_close(&ri, &ro_want, 1e-6, "residual in place");
+            assert_close(&xi, &y_want, 1e-5, "y in place");
+            // No residual, no weight; residual_out only stored.
+            ws.apply(
+                InOut::Both(TensorRef::new(x, &shape)?, TensorMut::new(&mut y, &shape)?),
+                InOut::Out(TensorMut::new(&mut ro, &shape)?),
+                None,
+                eps,
+                FusedNormPath::Auto,
+            )?;
+            assert_close(&ro, &plain_ro, 1e-6, "allreduce");
+            assert_close(&y, &plain_y, 1e-5, "y without residual");
+            // Larger than the workspace serves: refused before communicating.
+            let mut big = vec![0f32; (tokens + 1) * hidden];
+            let e = ws
+                .apply(
+                    InOut::InPlace(TensorMut::new(&mut big, &[tokens + 1, hidden])?),
+                    InOut::None,
+                    None,
+                    eps,
+                    FusedNormPath::Auto,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (e.status(), e.op()),
+                (Status::InvalidArgument, "diffcoll_fused_norm")
+            );
+            assert!(!e.message().is_empty());
+            Ok(())
+        });
+    }
+    let e = run_ranks(1, Config::default(), |comm| {
+        Ok(FusedNormWorkspace::new(comm, 0, 8, DType::Float32).unwrap_err())
+    })
+    .remove(0);
+    assert_eq!(
+        (e.status(), e.op()),
+        (
+            Status::InvalidArgument,
+            "diffcoll_fused_norm_workspace_create"
+        )
+    );
+    assert!(!e.message().is_empty());
+}
+
+#[test]
+fn ulysses_forward_against_slices_and_back_bit_for_bit() {
+    // q with 5 heads and k with 2 (fewer than 3 ranks: one rank gets none),
+    // [B, S, H, D] = [2, 7, H, 3].
+    let (b, s, d) = (2usize, 7usize, 3usize);
+    for size in [1usize, 2, 3] {
+        let q = iota(b * s * 5 * d, 0.5, -1.0);
+        let k = iota(b * s * 2 * d, -0.25, 3.0);
+        run_ranks(size, Config::default(), |comm| {
+            let (p, r) = (comm.size(), comm.rank());
+            let rows = split_extent(s, p, r)?;
+            let (hq, hk) = (split_extent(5, p, r)?, split_extent(2, p, r)?);
+            let q_in = take(&q, &[b, s, 5, d], 1, rows.clone());
+            let k_in = take(&k, &[b, s, 2, d], 1, rows.clone());
+            // q's output lives as [B, H_r, S, D] (viewed as [B, S, H_r, D]).
+            let (mut q_bhsd, mut k_out) = (
+                vec![0f32; b * s * hq.len() * d],
+                vec![0f32; b * s * hk.len() * d],
+            );
+            comm.ulysses_all_to_all(
+                &[
+                    TensorRef::new(&q_in, &[b, rows.len(), 5, d])?,
+                    TensorRef::new(&k_in, &[b, rows.len(), 2, d])?,
+                ],
+                &mut [
+                    TensorMut::new(&mut q_bhsd, &[b, hq.len(), s, d])?.permute(&[0, 2, 1, 3])?,
+                    TensorMut::new(&mut k_out, &[b, s, hk.len(), d])?,
+                ],
+                1,
+                -2,
+                UlyssesDirection::SeqToHead,
+            )?;
+            let q_heads = take(&q, &[b, s, 5, d], 2, hq.clone());
+            let mut q_out = vec![0f32; q_bhsd.len()];
+            for bi in 0..b {
+                for si in 0..s {
+                    for h in 0..hq.len() {
+                        let dst = ((bi * s + si) * hq.len() + h) * d;
+                        let src = ((bi * hq.len() + h) * s + si) * d;
+                        q_out[dst..dst + d].copy_from_slice(&q_bhsd[src..src + d]);
+                    }
+                }
+            }
+            assert_eq!(q_out, q_heads, "q of rank {r}");
+            assert_eq!(
+                k_out,
+                take(&k, &[b, s, 2, d], 2, hk.clone()),
+                "k of rank {r}"
+            );
+            // And back.
+            let (mut q_back, mut k_back) = (vec![0f32; q_in.len()], vec![0f32; k_in.len()]);
+            comm.ulysses_all_to_all(
+                &[
+                    TensorRef::new(&q_bhsd, &[b, hq.len(), s, d])?.permute(&[0, 2, 1, 3])?,
+                    TensorRef::new(&k_out, &[b, s, hk.len(), d])?,
+                ],
+                &mut [
+                    TensorMut::new(&mut q_back, &[b, rows.len(), 5, d])?,
+                    TensorMut::new(&mut k_back, &[b, rows.len(), 2, d])?,
+                ],
+                1,
+                2,
+                UlyssesDirection::HeadToSeq,
+            )?;
+            assert_eq!((q_back, k_back), (q_in.clone(), k_in));
+            // The same axis twice: refused on every rank before communicating.
+            let e = comm
+                .ulysses_all_to_all(
+                    &[TensorRef::new(&q_in, &[b, rows.len(), 5, d])?],
+                    &mut [TensorMut::new(&mut q_out, &[b, s, hq.len(), d])?],
+                    1,
+                    1,
+                    UlyssesDirection::SeqToHead,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (e.status(), e.op()),
+                (Status::InvalidArgument, "diffcoll_ulysses_all_to_all")
+            );
+            assert!(!e.message().is_empty());
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn ring_visits_every_block_once() {
+    for size in 1..=4usize {
+        run_ranks(size, Config::default(), |comm| {
+            let (p, n) = (comm.size(), comm.rank());
+            let block = |owner: usize| {
+                (
+                    iota(4, 1.0, 10.0 * owner as f32),
+                    iota(3, -1.0, 100.0 * owner as f32),
+                )
+            };
+            let (mut k0, mut v0) = block(n);
+            let (mut k1, mut v1) = (vec![0f32; 4], vec![0f32; 3]);
+            {
+                let mut ring = Ring::new(comm, vec![&mut k0, &mut v0], vec![&mut k1, &mut v1])?;
+                let mut seen = Vec::new();
+                ring.for_each_step(|s, kv| {
+                    let owner = (n + p - s) % p;
+                    let (k, v) = block(owner);
+                    assert_eq!((kv[0], kv[1]), (&k[..], &v[..]), "rank {n} step {s}");
+                    seen.push(owner);
+                    Ok(())
+                })?;
+                seen.sort_unstable();
+                assert_eq!(seen, (0..p).collect::<Vec<_>>());
+                // By hand: one more step, then errors of a misused ring.
+                let before = ring.current();
+                ring.start()?;
+                assert_eq!(
+                    ring.start().unwrap_err().status(),
+                    Status::InvalidArgument,
+                    "a second start while in flight"
+                );
+                assert_eq!(
+                    ring.half_mut(0).unwrap_err().status(),
+                    Status::InvalidArgument
+                );
+                assert_eq!(ring.wait()?, 1 - before);
+                let e = ring.wait().unwrap_err();
+                assert_eq!(
+                    (e.status(), e.op()),
+                    (Status::InvalidArgument, "diffcoll_ring_wait")
+                );
+                assert!(!e.message().is_empty());
+                ring.half_mut(ring.current())?[0][0] = -1.0;
+                assert_eq!(ring.current_half()[0][0], -1.0);
+            }
+            // Halves of different lengths.
+            let (mut a, mut c) = (vec![0f32; 4], vec![0f32; 5]);
+            let e = Ring::new(comm, vec![&mut a], vec![&mut c]).unwrap_err();
+            assert_eq!(
+                (e.status(), e.op()),
+                (Status::InvalidArgument, "diffcoll_ring_create")
+            );
+            assert!(!e.message().is_empty());
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn usp_mesh_groups_follow_the_documented_order() {
+    for (u, r, c, d) in [(2usize, 2usize, 2usize, 1usize), (2, 1, 2, 2)] {
+        run_ranks(8, Config::default(), |world| {
+            let degrees = UspDegrees {
+                ulysses: u,
+                ring: r,
+                cfg: c,
+                data: None,
+            };
+            let mesh = UspMesh::new(world, &degrees)?;
+            assert_eq!(
+                mesh.degrees,
+                UspDegrees {
+                    data: Some(d),
+                    ..degrees
+                }
+            );
+            let n = world.rank();
+            let (cu, cr, cc, cd) = (n % u, (n / u) % r, (n / (u * r)) % c, n / (u * r * c));
+            let at = |u_: usize, r_: usize, c_: usize, d_: usize| u_ + u * (r_ + r * (c_ + c * d_));
+            let cases: [(&Comm, Vec<usize>, usize); 5] = [
+                (
+                    &mesh.ulysses,
+                    (0..u).map(|i| at(i, cr, cc, cd)).collect(),
+                    cu,
+                ),
+                (&mesh.ring, (0..r).map(|i| at(cu, i, cc, cd)).collect(), cr),
+                (
+                    &mesh.sp,
+                    (0..u * r).map(|i| at(i % u, i / u, cc, cd)).collect(),
+                    cu + u * cr,
+                ),
+                (&mesh.cfg, (0..c).map(|i| at(cu, cr, i, cd)).collect(), cc),
+                (&mesh.data, (0..d).map(|i| at(cu, cr, cc, i)).collect(), cd),
+            ];
+            for (i, (g, members, rank)) in cases.iter().enumerate() {
+                assert_eq!(
+                    (g.size(), g.rank()),
+                    (members.len(), *rank),
+                    "group {i} of rank {n}"
+                );
+                let got = (0..g.size())
+                    .map(|l| g.global_rank(l))
+                    .collect::<Result<Vec<_>, _>>()?;
+                assert_eq!(&got, members, "group {i} of rank {n}");
+            }
+            // Each group is an ordinary, owned communicator.
+            let UspMesh { ulysses, sp, .. } = mesh;
+            let mut x = vec![1f32; 2];
+            sp.all_reduce(&mut TensorMut::from_slice(&mut x), ReduceOp::Sum)?;
+            assert_eq!(x, [(u * r) as f32; 2]);
+            drop(ulysses);
+            // Degrees whose product is not the size: refused before communicating.
+            let bad = UspDegrees {
+                ulysses: 3,
+                data: Some(1),
+                ..Default::default()
+            };
+            let e = UspMesh::new(world, &bad).unwrap_err();
+            assert_eq!(
+                (e.status(), e.op()),
+                (Status::InvalidArgument, "diffcoll_usp_mesh_create")
+            );
+            assert!(!e.message().is_empty());
+            Ok(())
+        });
+    }
 }
