@@ -1,10 +1,8 @@
 package diffcoll_test
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"testing"
 
 	"diffcoll.dev/diffcoll"
@@ -130,11 +128,9 @@ func TestGroupNormErrors(t *testing.T) {
 			{comm.GroupNorm(x, nil, must(diffcoll.NewTensor(make([]float32, 5))), nil, 3, 1e-6), "weight"},
 			{comm.GroupNorm(must(diffcoll.NewTensor(make([]float64, 2*6*4), 2, 6, 4)), nil, nil, nil, 3, 1e-6), "float64"},
 		}
-		for i, c := range checks {
-			var de *diffcoll.Error
-			if !errors.As(c.err, &de) || de.Status != diffcoll.ErrInvalidArgument || de.Op != "diffcoll_group_norm" ||
-				!strings.Contains(de.Message, c.want) || !strings.Contains(c.err.Error(), de.Message) {
-				return fmt.Errorf("check %d: %v (want %q)", i, c.err, c.want)
+		for _, c := range checks {
+			if err := wantError(c.err, diffcoll.ErrInvalidArgument, "diffcoll_group_norm", c.want); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -241,21 +237,13 @@ func TestFusedNormMatchesReference(t *testing.T) {
 func TestFusedNormErrors(t *testing.T) {
 	const hidden = 16
 	runRanks(t, 2, nil, func(comm *diffcoll.Comm) error {
-		isErr := func(err error, status diffcoll.Status, op, text string) error {
-			var de *diffcoll.Error
-			if !errors.As(err, &de) || de.Status != status || de.Op != op || de.Message == "" ||
-				!strings.Contains(de.Message, text) {
-				return fmt.Errorf("want %v from %s with %q, got %v", status, op, text, err)
-			}
-			return nil
-		}
 		const create = "diffcoll_fused_norm_workspace_create"
 		_, err := comm.NewFusedNormWorkspace(0, hidden, diffcoll.Float32Type)
-		if err := isErr(err, diffcoll.ErrInvalidArgument, create, "max_tokens 0"); err != nil {
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "max_tokens 0"); err != nil {
 			return err
 		}
 		_, err = comm.NewFusedNormWorkspace(4, hidden, diffcoll.Float64Type)
-		if err := isErr(err, diffcoll.ErrInvalidArgument, create, "dtype"); err != nil {
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "dtype"); err != nil {
 			return err
 		}
 		ws, err := comm.NewFusedNormWorkspace(4, hidden, diffcoll.Float32Type)
@@ -264,12 +252,12 @@ func TestFusedNormErrors(t *testing.T) {
 		}
 		x5 := must(diffcoll.NewTensor(make([]float32, 5*hidden), 5, hidden))
 		y5 := must(diffcoll.NewTensor(make([]float32, 5*hidden), 5, hidden))
-		if err := isErr(ws.Apply(x5, nil, nil, 1e-6, y5, nil, nil), diffcoll.ErrInvalidArgument, "diffcoll_fused_norm", "up to 4 tokens"); err != nil {
+		if err := wantError(ws.Apply(x5, nil, nil, 1e-6, y5, nil, nil), diffcoll.ErrInvalidArgument, "diffcoll_fused_norm", "up to 4 tokens"); err != nil {
 			return err
 		}
 		x4 := must(x5.Slice(0, 0, 4, 1))
 		y4 := must(y5.Slice(0, 0, 4, 1))
-		if err := isErr(ws.Apply(x4, nil, nil, 1e-6, y4, nil, &diffcoll.FusedNormOptions{Path: 7}), diffcoll.ErrInvalidArgument, "diffcoll_fused_norm", ""); err != nil {
+		if err := wantError(ws.Apply(x4, nil, nil, 1e-6, y4, nil, &diffcoll.FusedNormOptions{Path: 7}), diffcoll.ErrInvalidArgument, "diffcoll_fused_norm", ""); err != nil {
 			return err
 		}
 		if err := ws.Close(); err != nil {
@@ -278,6 +266,6 @@ func TestFusedNormErrors(t *testing.T) {
 		if err := ws.Close(); err != nil { // idempotent
 			return err
 		}
-		return isErr(ws.Apply(x4, nil, nil, 1e-6, y4, nil, nil), diffcoll.ErrInvalidHandle, "diffcoll_fused_norm", "")
+		return wantError(ws.Apply(x4, nil, nil, 1e-6, y4, nil, nil), diffcoll.ErrInvalidHandle, "diffcoll_fused_norm", "")
 	})
 }
