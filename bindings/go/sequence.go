@@ -2,6 +2,7 @@ package diffcoll
 
 import (
 	"fmt"
+	"runtime"
 
 	"diffcoll.dev/diffcoll/capi"
 )
@@ -70,4 +71,148 @@ func (c *Comm) UlyssesAllToAll(inputs, outputs []*Tensor, seqAxis, headAxis int,
 	return call(op, func() capi.Enum_SS_diffcoll_status_t {
 		return capi.Diffcoll_ulysses_all_to_all(c.h, ins.arr, outs.arr, len(inputs), seqAxis, headAxis, int(dir), c.stream)
 	})
+}
+
+// Ring is a ring exchange (diffcoll_ring_create), the double buffer of ring
+// attention: half 0 (buffer0, current at first) and half 1 (buffer1) each
+// hold the same number of contiguous tensors (e.g. k and v), buffer0[t] and
+// buffer1[t] of one shape and dtype. At each step a rank sends its current
+// half to local rank Rank()+1 and receives Rank()-1's block into the other
+// half, so at step s rank n holds the block of rank (n - s) mod P:
+//
+//	copy own k, v into buffer0
+//	ring, _ := group.NewRing([]*Tensor{k0, v0}, []*Tensor{k1, v1})
+//	defer ring.Close()
+//	ring.Steps(func(step int, half []*Tensor) error {
+//		return attention(q, half[0], half[1]) // overlaps the next transfer
+//	})
+//
+// or by hand with Start, CurrentHalf and Wait. The ring borrows the buffers:
+// the library reads and writes them (in the background on the host) until
+// Close, and the Ring keeps them, and the Go memory they view, alive until
+// then. The Comm must outlive the ring; like it, a ring is used by one
+// goroutine at a time.
+type Ring struct {
+	h       capi.SwigcptrStruct_SS_diffcoll_ring
+	comm    *Comm
+	halves  [2][]*Tensor
+	current int
+}
+
+// NewRing creates a ring exchange over c (local: no communication).
+// Halves that differ in shape or dtype, non-contiguous or overlapping buffers
+// give ErrInvalidArgument.
+func (c *Comm) NewRing(buffer0, buffer1 []*Tensor) (*Ring, error) {
+	const op = "diffcoll_ring_create"
+	if len(buffer0) != len(buffer1) {
+		return nil, argError(op, "buffer0 has %d tensors but buffer1 %d", len(buffer0), len(buffer1))
+	}
+	if err := nonNil(op, "buffer0", buffer0); err != nil {
+		return nil, err
+	}
+	if err := nonNil(op, "buffer1", buffer1); err != nil {
+		return nil, err
+	}
+	b0, b1 := newTensorArray(buffer0), newTensorArray(buffer1)
+	defer b0.free()
+	defer b1.free()
+	var h uintptr
+	if err := call(op, func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ring_create(c.h, b0.arr, b1.arr, len(buffer0), &h)
+	}); err != nil {
+		return nil, err
+	}
+	r := &Ring{h: capi.SwigcptrStruct_SS_diffcoll_ring(h), comm: c,
+		halves: [2][]*Tensor{append([]*Tensor(nil), buffer0...), append([]*Tensor(nil), buffer1...)}}
+	runtime.SetFinalizer(r, func(r *Ring) { _ = r.Close() })
+	return r, nil
+}
+
+// Close destroys the ring (a step in flight is completed first on the host)
+// and lets go of the buffers. Closing twice is a no-op; Start and Wait then
+// fail with ErrInvalidHandle.
+func (r *Ring) Close() error {
+	if r == nil || r.h == 0 {
+		return nil
+	}
+	h := r.h
+	r.h = 0
+	runtime.SetFinalizer(r, nil)
+	err := call("diffcoll_ring_destroy", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ring_destroy(h)
+	})
+	r.halves = [2][]*Tensor{}
+	return err
+}
+
+// Comm is the ring group.
+func (r *Ring) Comm() *Comm { return r.comm }
+
+// Halves returns (buffer0, buffer1) as given (empty once closed).
+func (r *Ring) Halves() [2][]*Tensor { return r.halves }
+
+// Current is the index (0 or 1) of the half holding the current block.
+func (r *Ring) Current() int { return r.current }
+
+// CurrentHalf returns the tensors of the current half.
+func (r *Ring) CurrentHalf() []*Tensor { return r.halves[r.current] }
+
+// Start posts one step (diffcoll_ring_start): the current half goes to local
+// rank Rank()+1, the other half receives from Rank()-1. Collective; returns
+// without waiting. Until Wait, the current half may be read but not written
+// and the other half not touched. CUDA buffers: the transfer starts after the
+// work already on the Comm's Stream() and overlaps the work queued there
+// afterwards. Host buffers: it proceeds in the background. A step already in
+// flight gives ErrInvalidArgument.
+func (r *Ring) Start() error {
+	err := call("diffcoll_ring_start", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ring_start(r.h, r.comm.stream)
+	})
+	runtime.KeepAlive(r)
+	return err
+}
+
+// Wait completes the step in flight (diffcoll_ring_wait) and makes the
+// received half current; it returns its index (also Current()). Host buffers:
+// returns when the transfer is done; CUDA: work queued on the Comm's Stream()
+// afterwards runs after the transfer. No step in flight gives
+// ErrInvalidArgument.
+func (r *Ring) Wait() (int, error) {
+	var cur int32
+	err := call("diffcoll_ring_wait", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ring_wait(r.h, r.comm.stream, &cur)
+	})
+	runtime.KeepAlive(r)
+	if err != nil {
+		return r.current, err
+	}
+	r.current = int(cur)
+	return r.current, nil
+}
+
+// Steps runs the P steps of the ring: fn gets the step and the current half,
+// with the transfer of the next block in flight meanwhile (Start before and
+// Wait after each of the first P - 1). If fn fails, the step in flight is
+// still completed and fn's error returned; the peers then wait for steps this
+// rank does not take, until the communicator's timeout.
+func (r *Ring) Steps(fn func(step int, half []*Tensor) error) error {
+	p := r.comm.Size()
+	for step := 0; step < p; step++ {
+		last := step == p-1
+		if !last {
+			if err := r.Start(); err != nil {
+				return err
+			}
+		}
+		ferr := fn(step, r.CurrentHalf())
+		if !last {
+			if _, err := r.Wait(); err != nil && ferr == nil {
+				return err
+			}
+		}
+		if ferr != nil {
+			return ferr
+		}
+	}
+	return nil
 }

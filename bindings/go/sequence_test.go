@@ -113,3 +113,127 @@ func TestUlyssesErrors(t *testing.T) {
 		return nil
 	})
 }
+
+// The ring over 1-4 ranks, by hand and with Steps: at step s rank n holds
+// the block of rank (n - s) mod P (k: a [2, 3] tensor full of n; v: a [4]
+// tensor 100 n + i), so every block is seen exactly once.
+func TestRingVisitsEveryBlockOnce(t *testing.T) {
+	for size := 1; size <= 4; size++ {
+		for _, manual := range []bool{true, false} {
+			size, manual := size, manual
+			t.Run(fmt.Sprintf("size%d/manual=%v", size, manual), func(t *testing.T) {
+				runRanks(t, size, nil, func(comm *diffcoll.Comm) error {
+					p, n := comm.Size(), comm.Rank()
+					k0, v0, k1, v1 := make([]float32, 6), make([]float32, 4), make([]float32, 6), make([]float32, 4)
+					for i := range k0 {
+						k0[i] = float32(n)
+					}
+					for i := range v0 {
+						v0[i] = float32(100*n + i)
+					}
+					bufs := [2][]*diffcoll.Tensor{
+						{must(diffcoll.NewTensor(k0, 2, 3)), must(diffcoll.NewTensor(v0))},
+						{must(diffcoll.NewTensor(k1, 2, 3)), must(diffcoll.NewTensor(v1))},
+					}
+					data := [2][2][]float32{{k0, v0}, {k1, v1}}
+					ring, err := comm.NewRing(bufs[0], bufs[1])
+					if err != nil {
+						return err
+					}
+					defer ring.Close()
+					if ring.Current() != 0 || ring.Halves()[1][0] != bufs[1][0] || ring.Comm() != comm {
+						return fmt.Errorf("new ring: current %d, halves %v", ring.Current(), ring.Halves())
+					}
+					var seen []int
+					visit := func(step int, half []*diffcoll.Tensor) error {
+						cur := ring.Current()
+						if half[0] != bufs[cur][0] || half[1] != bufs[cur][1] {
+							return fmt.Errorf("step %d: the half given is not half %d", step, cur)
+						}
+						k, v := data[cur][0], data[cur][1]
+						owner := int(k[0])
+						for i := range k {
+							if k[i] != float32(owner) || i < len(v) && v[i] != float32(100*owner+i) {
+								return fmt.Errorf("step %d: block of rank %d is torn: k %v v %v", step, owner, k, v)
+							}
+						}
+						seen = append(seen, owner)
+						return nil
+					}
+					if manual {
+						for step := 0; step < p; step++ {
+							if step < p-1 {
+								if err := ring.Start(); err != nil {
+									return err
+								}
+							}
+							if err := visit(step, ring.CurrentHalf()); err != nil {
+								return err
+							}
+							if step < p-1 {
+								if cur, err := ring.Wait(); err != nil || cur != (step+1)%2 || cur != ring.Current() {
+									return fmt.Errorf("wait at step %d: %d %v", step, cur, err)
+								}
+							}
+						}
+					} else if err := ring.Steps(visit); err != nil {
+						return err
+					}
+					for s, owner := range seen {
+						if owner != ((n-s)%p+p)%p {
+							return fmt.Errorf("blocks seen %v", seen)
+						}
+					}
+					if len(seen) != p {
+						return fmt.Errorf("blocks seen %v", seen)
+					}
+					return nil
+				})
+			})
+		}
+	}
+}
+
+func TestRingErrors(t *testing.T) {
+	const create = "diffcoll_ring_create"
+	runRanks(t, 2, nil, func(comm *diffcoll.Comm) error {
+		mat := func(r, c int) *diffcoll.Tensor { return must(diffcoll.NewTensor(make([]float32, r*c), r, c)) }
+		one := func(t *diffcoll.Tensor) []*diffcoll.Tensor { return []*diffcoll.Tensor{t} }
+		_, err := comm.NewRing(one(mat(2, 3)), one(mat(3, 2)))
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "differ in shape"); err != nil {
+			return err
+		}
+		_, err = comm.NewRing(one(must(mat(3, 2).Permute(1, 0))), one(must(mat(3, 2).Permute(1, 0))))
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "contiguous"); err != nil {
+			return err
+		}
+		_, err = comm.NewRing(one(mat(2, 3)), nil)
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "buffer0 has 1 tensors but buffer1 0"); err != nil {
+			return err
+		}
+		ring, err := comm.NewRing(one(mat(2, 3)), one(mat(2, 3)))
+		if err != nil {
+			return err
+		}
+		_, err = ring.Wait()
+		if err := wantError(err, diffcoll.ErrInvalidArgument, "diffcoll_ring_wait", "no step is in flight"); err != nil {
+			return err
+		}
+		if err := ring.Start(); err != nil {
+			return err
+		}
+		if err := wantError(ring.Start(), diffcoll.ErrInvalidArgument, "diffcoll_ring_start", "not waited for"); err != nil {
+			return err
+		}
+		if _, err := ring.Wait(); err != nil {
+			return err
+		}
+		if err := ring.Close(); err != nil {
+			return err
+		}
+		if err := ring.Close(); err != nil { // idempotent
+			return err
+		}
+		return wantError(ring.Start(), diffcoll.ErrInvalidHandle, "diffcoll_ring_start", "")
+	})
+}
