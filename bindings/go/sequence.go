@@ -216,3 +216,90 @@ func (r *Ring) Steps(fn func(step int, half []*Tensor) error) error {
 	}
 	return nil
 }
+
+// UspDegrees are the degrees of a USP mesh (diffcoll_usp_degrees_t); their
+// product is the parent's size. A zero field takes its default: 1 for
+// Ulysses, Ring and Cfg; for Data, the rest (the parent's size divided by
+// Ulysses * Ring * Cfg).
+type UspDegrees struct {
+	Ulysses, Ring, Cfg, Data int
+}
+
+// UspMesh is this rank's groups of a USP (Unified Sequence Parallelism) mesh
+// (diffcoll_usp_mesh_create), each an ordinary Comm. Ranks are ordered as
+// xDiT / yunchang order them: parent rank n has the coordinates u = n % U,
+// r = (n / U) % R, c = (n / (U*R)) % C, d = n / (U*R*C), and each group holds
+// the ranks that share the other coordinates, its local rank being the
+// rank's own coordinate.
+//
+// The mesh owns its five communicators: Close closes them all (local). Each
+// may also be closed on its own (closing twice is a no-op); a group used
+// after its mesh is closed fails with ErrInvalidHandle. The parent is not
+// owned and may be closed before or after the mesh.
+type UspMesh struct {
+	Ulysses *Comm // U consecutive ranks, local rank u
+	Ring    *Comm // R ranks U apart, local rank r
+	SP      *Comm // the U*R consecutive ranks of one (c, d), local rank u + U*r
+	Cfg     *Comm // C ranks U*R apart, local rank c
+	Data    *Comm // D ranks U*R*C apart, local rank d
+	// Degrees are the degrees the mesh was built with (defaults filled in).
+	Degrees UspDegrees
+}
+
+// NewUspMesh builds this rank's groups of a USP mesh over c. Collective over
+// c: every rank passes the same degrees. A degree < 1 or degrees whose
+// product is not c.Size() give ErrInvalidArgument before any communication.
+func (c *Comm) NewUspMesh(degrees UspDegrees) (*UspMesh, error) {
+	d := degrees
+	for _, f := range []*int{&d.Ulysses, &d.Ring, &d.Cfg} {
+		if *f == 0 {
+			*f = 1
+		}
+	}
+	if p := d.Ulysses * d.Ring * d.Cfg; d.Data == 0 && p > 0 {
+		d.Data = c.size / p
+	}
+	cd := capi.NewDiffcoll_usp_degrees_t() // DIFFCOLL_USP_DEGREES_INIT
+	defer capi.DeleteDiffcoll_usp_degrees_t(cd)
+	cd.SetUlysses(d.Ulysses)
+	cd.SetRing(d.Ring)
+	cd.SetCfg(d.Cfg)
+	cd.SetData(d.Data)
+	cm := capi.NewDiffcoll_usp_mesh_t() // DIFFCOLL_USP_MESH_INIT
+	defer capi.DeleteDiffcoll_usp_mesh_t(cm)
+	if err := call("diffcoll_usp_mesh_create", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_usp_mesh_create(c.h, cd, cm)
+	}); err != nil {
+		return nil, err
+	}
+	// Each Comm takes over one handle (destroyed with diffcoll_comm_destroy,
+	// which the header allows instead of diffcoll_usp_mesh_destroy).
+	handles := []capi.Struct_SS_diffcoll_comm{cm.GetUlysses(), cm.GetRing(), cm.GetSp(), cm.GetCfg(), cm.GetData()}
+	comms := make([]*Comm, len(handles))
+	for i, h := range handles {
+		comm, err := wrapComm(capi.SwigcptrStruct_SS_diffcoll_comm(h.Swigcptr()))
+		if err != nil { // wrapComm destroyed handle i; release the others
+			for _, done := range comms[:i] {
+				_ = done.Close()
+			}
+			for _, rest := range handles[i+1:] {
+				capi.Diffcoll_comm_destroy(rest)
+			}
+			return nil, err
+		}
+		comms[i] = comm
+	}
+	return &UspMesh{Ulysses: comms[0], Ring: comms[1], SP: comms[2], Cfg: comms[3], Data: comms[4], Degrees: d}, nil
+}
+
+// Close closes every group (local). Closing twice is a no-op. It returns the
+// first error.
+func (m *UspMesh) Close() error {
+	var first error
+	for _, comm := range []*Comm{m.Ulysses, m.Ring, m.SP, m.Cfg, m.Data} {
+		if err := comm.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

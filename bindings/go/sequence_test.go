@@ -237,3 +237,102 @@ func TestRingErrors(t *testing.T) {
 		return wantError(ring.Start(), diffcoll.ErrInvalidHandle, "diffcoll_ring_start", "")
 	})
 }
+
+// The groups of a USP mesh hold the ranks the header's formula gives, in its
+// order, and work (an all-reduce over the sp group).
+func TestUspMeshGroupsFollowTheDocumentedOrder(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		deg  diffcoll.UspDegrees
+		want diffcoll.UspDegrees
+	}{
+		{8, diffcoll.UspDegrees{Ulysses: 2, Ring: 2, Cfg: 2}, diffcoll.UspDegrees{Ulysses: 2, Ring: 2, Cfg: 2, Data: 1}}, // the header's example
+		{8, diffcoll.UspDegrees{Ulysses: 2, Ring: 1, Cfg: 2, Data: 2}, diffcoll.UspDegrees{Ulysses: 2, Ring: 1, Cfg: 2, Data: 2}},
+		{6, diffcoll.UspDegrees{Ulysses: 3, Ring: 2}, diffcoll.UspDegrees{Ulysses: 3, Ring: 2, Cfg: 1, Data: 1}},
+		{4, diffcoll.UspDegrees{Ring: 2, Data: 2}, diffcoll.UspDegrees{Ulysses: 1, Ring: 2, Cfg: 1, Data: 2}},
+	} {
+		tc := tc
+		t.Run(fmt.Sprintf("%d/%+v", tc.size, tc.deg), func(t *testing.T) {
+			U, R, C, D := tc.want.Ulysses, tc.want.Ring, tc.want.Cfg, tc.want.Data
+			runRanks(t, tc.size, nil, func(comm *diffcoll.Comm) error {
+				mesh, err := comm.NewUspMesh(tc.deg)
+				if err != nil {
+					return err
+				}
+				defer mesh.Close()
+				if mesh.Degrees != tc.want {
+					return fmt.Errorf("degrees %+v, want %+v", mesh.Degrees, tc.want)
+				}
+				n := comm.Rank()
+				u, r, c, d := n%U, n/U%R, n/(U*R)%C, n/(U*R*C)
+				rankOf := func(u, r, c, d int) int { return u + U*(r+R*(c+C*d)) }
+				groups := []struct {
+					name  string
+					comm  *diffcoll.Comm
+					local int
+					rank  func(i int) int
+					size  int
+				}{
+					{"ulysses", mesh.Ulysses, u, func(i int) int { return rankOf(i, r, c, d) }, U},
+					{"ring", mesh.Ring, r, func(i int) int { return rankOf(u, i, c, d) }, R},
+					{"sp", mesh.SP, u + U*r, func(i int) int { return rankOf(i%U, i/U, c, d) }, U * R},
+					{"cfg", mesh.Cfg, c, func(i int) int { return rankOf(u, r, i, d) }, C},
+					{"data", mesh.Data, d, func(i int) int { return rankOf(u, r, c, i) }, D},
+				}
+				for _, g := range groups {
+					if g.comm.Size() != g.size || g.comm.Rank() != g.local {
+						return fmt.Errorf("%s: rank %d of %d, want %d of %d", g.name, g.comm.Rank(), g.comm.Size(), g.local, g.size)
+					}
+					for i := 0; i < g.size; i++ {
+						if gr, err := g.comm.GlobalRank(i); err != nil || gr != g.rank(i) {
+							return fmt.Errorf("%s: local rank %d is world rank %d (%v), want %d", g.name, i, gr, err, g.rank(i))
+						}
+					}
+				}
+				x := []int64{int64(n)}
+				if err := mesh.SP.AllReduce(must(diffcoll.NewTensor(x)), diffcoll.Sum); err != nil {
+					return err
+				}
+				want := 0
+				for i := 0; i < U*R; i++ {
+					want += groups[2].rank(i)
+				}
+				if x[0] != int64(want) {
+					return fmt.Errorf("sum over sp = %d, want %d", x[0], want)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestUspMeshOwnershipAndErrors(t *testing.T) {
+	const create = "diffcoll_usp_mesh_create"
+	runRanks(t, 2, nil, func(comm *diffcoll.Comm) error {
+		_, err := comm.NewUspMesh(diffcoll.UspDegrees{Ulysses: 3, Data: 1})
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "= 3 must equal the communicator's size 2"); err != nil {
+			return err
+		}
+		_, err = comm.NewUspMesh(diffcoll.UspDegrees{Ulysses: -1, Data: 2})
+		if err := wantError(err, diffcoll.ErrInvalidArgument, create, "ulysses -1"); err != nil {
+			return err
+		}
+		mesh, err := comm.NewUspMesh(diffcoll.UspDegrees{Ulysses: 2})
+		if err != nil {
+			return err
+		}
+		if err := mesh.Ring.Close(); err != nil { // a group may be closed on its own ...
+			return err
+		}
+		if err := mesh.Close(); err != nil { // ... and the mesh closes the rest
+			return err
+		}
+		if err := mesh.Close(); err != nil {
+			return err
+		}
+		if err := wantError(mesh.Ulysses.Barrier(), diffcoll.ErrInvalidHandle, "diffcoll_barrier", ""); err != nil {
+			return err
+		}
+		return comm.Barrier() // the parent is not the mesh's
+	})
+}
