@@ -295,6 +295,9 @@ func (c *Comm) NewUspMesh(degrees UspDegrees) (*UspMesh, error) {
 // Close closes every group (local). Closing twice is a no-op. It returns the
 // first error.
 func (m *UspMesh) Close() error {
+	if m == nil {
+		return nil
+	}
 	var first error
 	for _, comm := range []*Comm{m.Ulysses, m.Ring, m.SP, m.Cfg, m.Data} {
 		if err := comm.Close(); err != nil && first == nil {
