@@ -271,10 +271,8 @@ func (p *CfgPolicy) CombineSerial(preds []*Tensor, out *Tensor, step int) error 
 // (a cudaStream_t as a uintptr; ignored for host tensors).
 func (p *CfgPolicy) CombineSerialOnStream(preds []*Tensor, out *Tensor, step int, stream uintptr) error {
 	const op = "diffcoll_cfg_combine_serial"
-	for i, t := range preds {
-		if t == nil {
-			return argError(op, "preds[%d] is nil", i)
-		}
+	if err := nonNil(op, "preds", preds); err != nil {
+		return err
 	}
 	arr := newTensorArray(preds)
 	defer arr.free()
@@ -299,10 +297,8 @@ func (c *Comm) CfgCombine(policy *CfgPolicy, local []*Tensor, out *Tensor, step 
 	if policy == nil {
 		return &Error{Status: ErrInvalidHandle, Message: "policy is nil", Op: op}
 	}
-	for i, t := range local {
-		if t == nil {
-			return argError(op, "local[%d] is nil", i)
-		}
+	if err := nonNil(op, "local", local); err != nil {
+		return err
 	}
 	arr := newTensorArray(local)
 	defer arr.free()
