@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds diffcoll and runs the demo (4 ranks as
-# processes on the host backend).
+# Installs what is missing, builds diffcoll and runs the demo: one rank
+# (process) per GPU where there are GPUs, else 4 ranks on the host backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
