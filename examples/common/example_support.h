@@ -1,6 +1,7 @@
 // What the examples, benchmarks and test programs share: stopping with the
-// library's message on a failed call, a 1-D host tensor descriptor, and bf16
-// conversions for filling and checking tensors.
+// library's message on a failed call (and with CUDA's, where cuda_runtime.h
+// comes first), a 1-D host tensor descriptor, and bf16 conversions for
+// filling and checking tensors.
 #pragma once
 
 #include <diffcoll/diffcoll.h>
@@ -19,6 +20,17 @@
       std::exit(1);                                                                  \
     }                                                                                \
   } while (0)
+
+#ifdef CUDART_VERSION  // included after cuda_runtime.h: the same for CUDA calls
+#define CUDA(call)                                                            \
+  do {                                                                        \
+    cudaError_t e_ = (call);                                                  \
+    if (e_ != cudaSuccess) {                                                  \
+      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                           \
+    }                                                                         \
+  } while (0)
+#endif
 
 // Round to nearest even (inputs here are finite).
 inline uint16_t to_bf16(float f) {

@@ -17,29 +17,18 @@ constexpr int64_t kPad = 32;
 constexpr uint16_t kSentinel = 0x7fc1;  // a NaN no computation produces
 int latent_device = -1;
 
-#ifdef DIFFCOLL_DEMO_CUDA
-#define CUDA_CHECK(call)                                                           \
-  do {                                                                             \
-    cudaError_t e_ = (call);                                                       \
-    if (e_ != cudaSuccess) {                                                       \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_));      \
-      std::exit(1);                                                                \
-    }                                                                              \
-  } while (0)
-#endif
-
 }  // namespace
 
 void set_latent_device(int device) {
   latent_device = device;
 #ifdef DIFFCOLL_DEMO_CUDA
-  if (device >= 0) CUDA_CHECK(cudaSetDevice(device));
+  if (device >= 0) CUDA(cudaSetDevice(device));
 #endif
 }
 
 void wait_for_latent_device() {
 #ifdef DIFFCOLL_DEMO_CUDA
-  if (latent_device >= 0) CUDA_CHECK(cudaDeviceSynchronize());
+  if (latent_device >= 0) CUDA(cudaDeviceSynchronize());
 #endif
 }
 
@@ -103,7 +92,7 @@ Latent::Latent(std::vector<int64_t> shape, Layout layout) : shape_(std::move(sha
 #ifdef DIFFCOLL_DEMO_CUDA
   if (latent_device >= 0) {
     void* memory = nullptr;
-    CUDA_CHECK(cudaMalloc(&memory, storage_.size() * sizeof(uint16_t)));
+    CUDA(cudaMalloc(&memory, storage_.size() * sizeof(uint16_t)));
     device_.reset(memory, [](void* p) { cudaFree(p); });
     desc_.data = memory;
     desc_.device_type = DIFFCOLL_DEVICE_CUDA;
@@ -116,7 +105,7 @@ Latent::Latent(std::vector<int64_t> shape, Layout layout) : shape_(std::move(sha
 void Latent::upload() {
 #ifdef DIFFCOLL_DEMO_CUDA
   if (device_)
-    CUDA_CHECK(cudaMemcpy(device_.get(), storage_.data(), storage_.size() * sizeof(uint16_t),
+    CUDA(cudaMemcpy(device_.get(), storage_.data(), storage_.size() * sizeof(uint16_t),
                           cudaMemcpyHostToDevice));
 #endif
 }
@@ -124,7 +113,7 @@ void Latent::upload() {
 void Latent::download() const {
 #ifdef DIFFCOLL_DEMO_CUDA
   if (device_)
-    CUDA_CHECK(cudaMemcpy(storage_.data(), device_.get(), storage_.size() * sizeof(uint16_t),
+    CUDA(cudaMemcpy(storage_.data(), device_.get(), storage_.size() * sizeof(uint16_t),
                           cudaMemcpyDeviceToHost));
 #endif
 }

@@ -1,5 +1,6 @@
-// What the compiled benchmarks share: stopping on a failed CUDA or NCCL call,
-// and the command line every one of them takes,
+// What the compiled benchmarks share: stopping on a failed CUDA call
+// (example_support.h's check) or NCCL call, and the command line every one of
+// them takes,
 //   NAME [--ranks P] [--iters N] [--json FILE]
 // with one rank per GPU.
 #pragma once
@@ -12,14 +13,7 @@
 #include <cstdlib>
 #include <string>
 
-#define CUDA(call)                                                            \
-  do {                                                                        \
-    cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) {                                                  \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                           \
-    }                                                                         \
-  } while (0)
+#include "example_support.h"
 
 #define NCCL(call)                                                            \
   do {                                                                        \
