@@ -7,8 +7,6 @@
 // refused. Several GPUs (CfgMultiGpu.*): degrees 2..4 as one process per GPU,
 // against the serial combine and the double-precision reference.
 #include <cuda_runtime.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -18,7 +16,6 @@
 #include "cfg_test_support.h"
 #include "gpu_test_support.h"
 
-extern char** environ;
 
 namespace {
 
@@ -374,50 +371,13 @@ TEST_F(CfgGpu, BadInput) {
 
 // ---- several GPUs, one process each ------------------------------------------------------
 
-int gpu_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
-
-// Runs CfgMultiGpu.Worker as `degree` processes, rank r on GPU r.
-void run_workers(int degree) {
-  char dir[] = "/tmp/diffcoll-cfg-gpu-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::vector<pid_t> children;
-  for (int r = 0; r < degree; ++r) {
-    std::string filter = "--gtest_filter=CfgMultiGpu.Worker";
-    std::string rank = "DIFFCOLL_TEST_RANK=" + std::to_string(r);
-    std::string size = "DIFFCOLL_TEST_SIZE=" + std::to_string(degree);
-    std::string store = "DIFFCOLL_TEST_STORE=file://" + std::string(dir);
-    std::vector<char*> env;
-    for (char** e = environ; *e; ++e) env.push_back(*e);
-    env.push_back(rank.data());
-    env.push_back(size.data());
-    env.push_back(store.data());
-    env.push_back(nullptr);
-    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
-    pid_t pid;
-    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
-    children.push_back(pid);
-  }
-  for (int r = 0; r < degree; ++r) {
-    int status = 0;
-    waitpid(children[r], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
-  }
-}
-
 class CfgMultiGpu : public ::testing::TestWithParam<int> {};
 
 TEST_P(CfgMultiGpu, ParallelCombineAcrossProcesses) {
   const int degree = GetParam();
   if (gpu_count() < degree)
     GTEST_SKIP() << "needs " << degree << " GPUs, found " << gpu_count();
-  run_workers(degree);
+  run_worker_processes(degree, "CfgMultiGpu.Worker");
 }
 
 INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),

@@ -5,9 +5,6 @@
 // without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,8 +13,8 @@
 #include <vector>
 
 #include "fused_norm_support.h"
+#include "gpu_test_support.h"
 
-extern char** environ;
 
 namespace {
 
@@ -44,17 +41,6 @@ int visible_gpus() {
     cudaGetLastError();
     return 0;
   }
-  return n;
-}
-
-// Number of NVIDIA GPUs, read without initialising CUDA in this process (the
-// multi-process parent must not hold a CUDA context on its children's GPUs).
-int gpu_count() {
-  FILE* p = popen("nvidia-smi -L 2>/dev/null | grep -c '^GPU'", "r");
-  if (!p) return 0;
-  int n = 0;
-  if (fscanf(p, "%d", &n) != 1) n = 0;
-  pclose(p);
   return n;
 }
 
@@ -255,33 +241,11 @@ TEST_F(FusedNormGpu, WorkspaceTooSmall) {
 
 // ---- several GPUs: one process per GPU -----------------------------------------
 
-// Starts `n` copies of this program running FusedNormMultiGpu.Worker as ranks
-// of one world, with `mode` and any `extra_env`; expects all of them to pass.
-void spawn_ranks(int n, const char* mode, const std::vector<std::string>& extra_env) {
-  char dir[] = "/tmp/diffcoll-fn-gpu-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::vector<pid_t> children;
-  for (int r = 0; r < n; ++r) {
-    std::string filter = "--gtest_filter=FusedNormMultiGpu.Worker";
-    std::vector<std::string> vars = {"DIFFCOLL_TEST_RANK=" + std::to_string(r),
-                                     "DIFFCOLL_TEST_SIZE=" + std::to_string(n),
-                                     "DIFFCOLL_TEST_STORE=file://" + std::string(dir),
-                                     std::string("DIFFCOLL_TEST_MODE=") + mode};
-    vars.insert(vars.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> env;
-    for (char** e = environ; *e; ++e) env.push_back(*e);
-    for (std::string& v : vars) env.push_back(v.data());
-    env.push_back(nullptr);
-    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
-    pid_t pid;
-    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
-    children.push_back(pid);
-  }
-  for (int r = 0; r < n; ++r) {
-    int status = 0;
-    waitpid(children[r], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
-  }
+// Runs FusedNormMultiGpu.Worker as `n` ranks of one world, with `mode` and
+// any `extra_env`.
+void spawn_ranks(int n, const char* mode, std::vector<std::string> extra_env) {
+  extra_env.push_back(std::string("DIFFCOLL_TEST_MODE=") + mode);
+  run_worker_processes(n, "FusedNormMultiGpu.Worker", extra_env);
 }
 
 TEST(FusedNormMultiGpu, WorldSplitAndSubsetOnEveryPath) {

@@ -3,9 +3,6 @@
 // splitting are all observable. Two or more GPUs: the same collectives across
 // ranks as processes (MultiGpu.*). Every test skips without a GPU.
 #include <nccl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -15,7 +12,6 @@
 #include "gpu_test_support.h"
 #include "spin_kernel.h"
 
-extern char** environ;
 
 namespace {
 
@@ -218,43 +214,10 @@ TEST(Watchdog, HungOperationAbortsInsteadOfHanging) {
 
 // ---- several GPUs: one process per GPU -------------------------------------
 
-// Number of NVIDIA GPUs, read without initialising CUDA in this process.
-int gpu_count() {
-  FILE* p = popen("nvidia-smi -L 2>/dev/null | grep -c '^GPU'", "r");
-  if (!p) return 0;
-  int n = 0;
-  if (fscanf(p, "%d", &n) != 1) n = 0;
-  pclose(p);
-  return n;
-}
-
 TEST(MultiGpu, CollectivesAcrossProcesses) {
   const int n = std::min(gpu_count(), 4);
   if (n < 2) GTEST_SKIP() << "needs 2 or more GPUs, found " << n;
-  char dir[] = "/tmp/diffcoll-gpu-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::vector<pid_t> children;
-  for (int r = 0; r < n; ++r) {
-    std::string filter = "--gtest_filter=MultiGpu.Worker";
-    std::string rank = "DIFFCOLL_TEST_RANK=" + std::to_string(r);
-    std::string size = "DIFFCOLL_TEST_SIZE=" + std::to_string(n);
-    std::string store = "DIFFCOLL_TEST_STORE=file://" + std::string(dir);
-    std::vector<char*> env;
-    for (char** e = environ; *e; ++e) env.push_back(*e);
-    env.push_back(rank.data());
-    env.push_back(size.data());
-    env.push_back(store.data());
-    env.push_back(nullptr);
-    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
-    pid_t pid;
-    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
-    children.push_back(pid);
-  }
-  for (int r = 0; r < n; ++r) {
-    int status = 0;
-    waitpid(children[r], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
-  }
+  run_worker_processes(n, "MultiGpu.Worker");
 }
 
 TEST(MultiGpu, Worker) {

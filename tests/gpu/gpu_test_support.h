@@ -1,13 +1,23 @@
 // Helpers of the GPU tests: skip without a GPU, device buffers holding
-// strided views, and bf16 values that sum exactly.
+// strided views, bf16 values that sum exactly, and ranks as processes (one
+// per GPU) for the multi-GPU tests.
 #pragma once
 
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 #include <gtest/gtest.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
+
+extern char** environ;
 
 #define SKIP_WITHOUT_GPU(min_devices)                                              \
   do {                                                                             \
@@ -82,4 +92,46 @@ struct DeviceTensor {
 // Quarter-integers in [-4, 4]: sums and small products stay exact.
 inline float value_of(int rank, int64_t i) {
   return static_cast<float>(static_cast<int>((i * 7919 + rank * 104729) % 33) - 16) / 4.0f;
+}
+
+// The number of NVIDIA GPUs, read without initialising CUDA in this process
+// (a multi-process parent must not hold a CUDA context on its children's GPUs).
+inline int gpu_count() {
+  FILE* p = popen("nvidia-smi -L 2>/dev/null | grep -c '^GPU'", "r");
+  if (!p) return 0;
+  int n = 0;
+  if (fscanf(p, "%d", &n) != 1) n = 0;
+  pclose(p);
+  return n;
+}
+
+// Runs this test program again as `ranks` processes, each running only the
+// test `worker` with DIFFCOLL_TEST_RANK, DIFFCOLL_TEST_SIZE,
+// DIFFCOLL_TEST_STORE (a fresh file:// store) and `extra_env` set; expects
+// every one to exit 0.
+inline void run_worker_processes(int ranks, const std::string& worker,
+                                 const std::vector<std::string>& extra_env = {}) {
+  char dir[] = "/tmp/diffcoll-gpu-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::vector<pid_t> children;
+  for (int r = 0; r < ranks; ++r) {
+    std::string filter = "--gtest_filter=" + worker;
+    std::vector<std::string> vars = {"DIFFCOLL_TEST_RANK=" + std::to_string(r),
+                                     "DIFFCOLL_TEST_SIZE=" + std::to_string(ranks),
+                                     "DIFFCOLL_TEST_STORE=file://" + std::string(dir)};
+    vars.insert(vars.end(), extra_env.begin(), extra_env.end());
+    std::vector<char*> env;
+    for (char** e = environ; *e; ++e) env.push_back(*e);
+    for (std::string& v : vars) env.push_back(v.data());
+    env.push_back(nullptr);
+    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
+    pid_t pid;
+    ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
+    children.push_back(pid);
+  }
+  for (int r = 0; r < ranks; ++r) {
+    int status = 0;
+    waitpid(children[r], &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
+  }
 }
