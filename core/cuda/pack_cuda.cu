@@ -7,9 +7,15 @@
 //    shape (a multiply and a shift). Contiguous rows move as 16-byte vectors
 //    when their length and the pointers allow.
 //  - tiled: when the view's innermost dimension is strided but another
-//    dimension has stride +-1 (a transpose, channels-last), 32x32 tiles pass
+//    dimension has stride +-1 (a transpose, channels-last), square tiles pass
 //    through shared memory so that the view and the dense buffer are both
 //    accessed along their stride-1 dimension.
+// Both loops are limited by the bytes each SM keeps in flight, not by the
+// width of one access: a thread issues all its loads (64 bytes, or 16 units,
+// of a tile) before the first store. Tiles are 64 x 64 units for units of
+// up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
+// fill 64), so a warp access is a run of 32 units and a 2-byte transpose
+// keeps 32 bytes per thread in flight instead of 8.
 // All index math on the device is 32-bit: the host cuts pieces into parts of
 // fewer than 2^31 units.
 #include "pack_cuda.h"
@@ -28,24 +34,22 @@ namespace {
 constexpr int kDims = kMaxViewDims + 1;  // the view's dimensions + the bytes of one element
 constexpr int kThreads = 256;
 constexpr uint64_t kMaxUnits = (uint64_t{1} << 31) - 1;  // per part, for 32-bit index math
-constexpr int kTile = 32;         // edge of a transposing tile, in units
-constexpr int kTileRows = kThreads / kTile;
+constexpr int kTileRows = kThreads / 32;  // warps of a block: rows of a tile moved at once
+constexpr int kSmallTile = 32;            // edge of a tile of 8-byte units or short dimensions
+constexpr int kLargeTile = 64;            // edge of a tile of units of up to 4 bytes
 constexpr int kTileMinEdge = 16;  // a smaller tile wastes more threads than it saves
 constexpr int kTileMaxUnit = 8;   // bytes; bounds the static shared memory
 constexpr int kMaxCachedDevices = 64;
 
-// Units a thread of the strided loop has in flight: 4, or 2 of 16 bytes.
+// Units a thread of the strided loop has in flight: 64 bytes, or 8 units
+// of fewer than 8 bytes (index math bounds the useful depth there).
 template <typename U>
-constexpr int kUnitsInFlight = sizeof(U) >= 16 ? 2 : 4;
+constexpr int kUnitsInFlight = sizeof(U) >= 8 ? 64 / static_cast<int>(sizeof(U)) : 8;
 
-// Resident blocks per SM asked of the register allocator: 6 (40 registers)
-// fits without spills on sm_80..sm_90, the targets; elsewhere 4 (sm_75 holds
-// only 1024 threads per SM, sm_100 and later spill at 40 registers).
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ < 800 || __CUDA_ARCH__ >= 1000)
+// Resident blocks per SM asked of the register allocator: 4 (64 registers,
+// 1024 threads) holds 64 KB of loads in flight per SM, which HBM's latency
+// asks for, without spills.
 constexpr int kMinBlocksPerSm = 4;
-#else
-constexpr int kMinBlocksPerSm = 6;
-#endif
 
 // The copy loops are __host__ __device__, so that they can be checked on a
 // machine without a GPU; the host compiler does not know `#pragma unroll`.
@@ -96,6 +100,7 @@ struct PackDesc {
   int32_t unit;             // bytes
   int32_t kind;
   int32_t tileDim;          // kTiled: the dimension of stride +-1
+  int32_t tileEdge;         // kTiled: kSmallTile or kLargeTile
   int64_t shape[kDims];
   int64_t stride[kDims];    // in units, any sign
   FastDiv div[kDims];       // shape[k] (kTiled: of the dimensions other than in and t)
@@ -148,9 +153,9 @@ __host__ __device__ void copyStrided(const PackDesc& d, uint32_t thread, uint32_
   }
 }
 
-// A tile covers up to kTile indices of the innermost dimension ("in", from
-// i0) and of dimension tileDim ("t", from t0), at one index of every other
-// dimension. In the view t has stride +-1; in the dense buffer in does.
+// A tile covers up to `edge` indices of the innermost dimension ("in",
+// from i0) and of dimension tileDim ("t", from t0), at one index of every
+// other dimension. In the view t has stride +-1; in the dense buffer in does.
 struct Tile {
   int64_t strided;  // units to element (t0, i0) in the view
   int64_t dense;    // ... and in the dense buffer
@@ -161,8 +166,9 @@ struct Tile {
 // Tile k, the tiles numbered row-major over (other dimensions, t, in).
 __host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k) {
   const int in = d.ndim - 1, t = d.tileDim;
-  const int64_t i0 = static_cast<int64_t>(d.tilesIn.divmod(k)) * kTile;
-  const int64_t t0 = static_cast<int64_t>(d.tilesT.divmod(k)) * kTile;
+  const int64_t edge = d.tileEdge;
+  const int64_t i0 = static_cast<int64_t>(d.tilesIn.divmod(k)) * edge;
+  const int64_t t0 = static_cast<int64_t>(d.tilesT.divmod(k)) * edge;
   Tile tile = {0, 0, 0, 0, 0};
   int64_t denseStride = 1;
   for (int j = in; j >= 0; --j) {
@@ -177,76 +183,106 @@ __host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k) {
   }
   tile.strided += t0 * d.stride[t] + i0 * d.stride[in];
   tile.dense += t0 * tile.tDense + i0;
-  tile.tCount = static_cast<int>(d.shape[t] - t0 < kTile ? d.shape[t] - t0 : kTile);
-  tile.iCount = static_cast<int>(d.shape[in] - i0 < kTile ? d.shape[in] - i0 : kTile);
+  tile.tCount = static_cast<int>(d.shape[t] - t0 < edge ? d.shape[t] - t0 : edge);
+  tile.iCount = static_cast<int>(d.shape[in] - i0 < edge ? d.shape[in] - i0 : edge);
   return tile;
 }
 
-// buf[i][t] holds element (t0 + t, i0 + i). Thread (lane, row) of a
-// kTile x kTileRows block moves rows row, row + kTileRows, ... of one side,
-// `lane` running along that side's stride-1 dimension so that each warp
-// access is one run of consecutive units. The +1 column keeps the transposed
-// accesses to buf clear of bank conflicts.
+// buf[i][t] holds element (t0 + t, i0 + i). Each row of buf is padded by one
+// 4-byte word (one unit for 8-byte units), so that a warp reading a column
+// (32 rows) touches 32 different banks: the transposed accesses are as fast
+// as the straight ones.
 template <typename U>
-using TileBuf = U (*)[kTile + 1];
+constexpr int kTilePad = sizeof(U) >= 4 ? 1 : 4 / static_cast<int>(sizeof(U));
+template <typename U, int kEdge>
+using TileBuf = U (*)[kEdge + kTilePad<U>];
+template <typename U, int kEdge>
+constexpr int kTileBytes = kEdge * (kEdge + kTilePad<U>) * static_cast<int>(sizeof(U));
 
-// Moves `rows` x `cols` of the tile, row-major in buf when kRowMajor:
-// buf[r][lane] <-> mem[lane * colStride + r * rowStride] for lane < cols.
-// A thread's loads all issue before their results are used.
-template <bool kLoad, bool kRowMajor, typename U>
+// Moves `rows` x `cols` of a kEdge x kEdge tile, row-major in buf when
+// kRowMajor: buf[r][c] <-> mem[c * colStride + r * rowStride] for c < cols,
+// r < rows. Thread (lane, warp) takes columns lane, lane + 32, ... and rows
+// warp, warp + kTileRows, ...: each warp access is a run of 32 consecutive
+// units of the side's stride-1 dimension. A thread's loads all issue before
+// their results are used.
+template <bool kLoad, bool kRowMajor, typename U, int kEdge>
 __host__ __device__ inline void tileRows(U* mem, int64_t colStride, int64_t rowStride, int rows,
-                                         int cols, TileBuf<U> buf, int lane, int row) {
-  constexpr int kRowsPerThread = kTile / kTileRows;
-  if (lane >= cols) return;
-  mem += lane * colStride + row * rowStride;
-  rowStride *= kTileRows;
-  U value[kRowsPerThread];
+                                         int cols, TileBuf<U, kEdge> buf, int lane, int warp) {
+  constexpr int kCols = kEdge / 32, kRows = kEdge / kTileRows;
+  const int64_t rowStep = rowStride * kTileRows;
+  U value[kCols][kRows];
   PACK_UNROLL
-  for (int k = 0; k < kRowsPerThread; ++k) {
-    const int r = row + k * kTileRows;
-    U& slot = kRowMajor ? buf[r][lane] : buf[lane][r];
-    if (r < rows) value[k] = kLoad ? mem[k * rowStride] : slot;
+  for (int j = 0; j < kCols; ++j) {
+    const int c = lane + 32 * j;
+    if (c >= cols) break;
+    const U* p = mem + c * colStride + warp * rowStride;
+    PACK_UNROLL
+    for (int k = 0; k < kRows; ++k) {
+      const int r = warp + k * kTileRows;
+      if (r < rows) value[j][k] = kLoad ? p[k * rowStep] : kRowMajor ? buf[r][c] : buf[c][r];
+    }
   }
   PACK_UNROLL
-  for (int k = 0; k < kRowsPerThread; ++k) {
-    const int r = row + k * kTileRows;
-    U& slot = kRowMajor ? buf[r][lane] : buf[lane][r];
-    if (r < rows) {
-      if (kLoad) slot = value[k];
-      else mem[k * rowStride] = value[k];
+  for (int j = 0; j < kCols; ++j) {
+    const int c = lane + 32 * j;
+    if (c >= cols) break;
+    U* p = mem + c * colStride + warp * rowStride;
+    PACK_UNROLL
+    for (int k = 0; k < kRows; ++k) {
+      const int r = warp + k * kTileRows;
+      if (r >= rows) break;
+      if (!kLoad) p[k * rowStep] = value[j][k];
+      else if (kRowMajor) buf[r][c] = value[j][k];
+      else buf[c][r] = value[j][k];
     }
   }
 }
 
 // One side of a tile into (kLoad) or out of buf: the view (rows along in,
-// lanes along t) or the dense buffer (rows along t, lanes along in).
-template <bool kLoad, typename U>
+// columns along t) or the dense buffer (rows along t, columns along in).
+template <bool kLoad, typename U, int kEdge>
 __host__ __device__ inline void tileSide(const PackDesc& d, const Tile& tile, bool view,
-                                         TileBuf<U> buf, int lane, int row) {
+                                         TileBuf<U, kEdge> buf, int lane, int warp) {
   if (view)
-    tileRows<kLoad, true>(reinterpret_cast<U*>(d.strided) + tile.strided, d.stride[d.tileDim],
-                          d.stride[d.ndim - 1], tile.iCount, tile.tCount, buf, lane, row);
+    tileRows<kLoad, true, U, kEdge>(reinterpret_cast<U*>(d.strided) + tile.strided,
+                                    d.stride[d.tileDim], d.stride[d.ndim - 1], tile.iCount,
+                                    tile.tCount, buf, lane, warp);
   else
-    tileRows<kLoad, false>(reinterpret_cast<U*>(d.dense) + tile.dense, int64_t{1}, tile.tDense,
-                           tile.tCount, tile.iCount, buf, lane, row);
+    tileRows<kLoad, false, U, kEdge>(reinterpret_cast<U*>(d.dense) + tile.dense, int64_t{1},
+                                     tile.tDense, tile.tCount, tile.iCount, buf, lane, warp);
 }
+
+// Block `block` of `blocks` moves tiles block, block + blocks, ...: each
+// thread reads its share of the source side into buf, the block meets, each
+// thread writes its share of the other side. The trip count depends on the
+// block only: every thread reaches the barriers.
+template <bool kPack, typename U, int kEdge>
+__device__ __forceinline__ void copyTiles(const PackDesc& d, uint32_t block, uint32_t blocks, void* smem) {
+  TileBuf<U, kEdge> buf = reinterpret_cast<TileBuf<U, kEdge>>(smem);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (uint32_t k = block; k < d.items; k += blocks) {
+    const Tile tile = tileAt(d, k);
+    tileSide<true, U, kEdge>(d, tile, kPack, buf, lane, warp);  // in from the source side
+    __syncthreads();
+    tileSide<false, U, kEdge>(d, tile, !kPack, buf, lane, warp);
+    __syncthreads();
+  }
+}
+
+// The largest tile buffer of any unit and edge.
+constexpr int kTileSmemBytes = kTileBytes<uint32_t, kLargeTile>;
+static_assert(kTileBytes<uint8_t, kLargeTile> <= kTileSmemBytes &&
+                  kTileBytes<uint16_t, kLargeTile> <= kTileSmemBytes &&
+                  kTileBytes<uint64_t, kSmallTile> <= kTileSmemBytes,
+              "the shared tile buffer holds every tile");
 
 template <bool kPack, typename U>
 __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, void* smem) {
   if constexpr (sizeof(U) <= kTileMaxUnit) {
     if (d.kind == kTiled) {
-      TileBuf<U> buf = reinterpret_cast<TileBuf<U>>(smem);
-      const int lane = threadIdx.x % kTile, row = threadIdx.x / kTile;
-      // The trip count depends on the block only: every thread reaches the
-      // barriers.
-      for (uint32_t k = block; k < d.items; k += blocks) {
-        const Tile tile = tileAt(d, k);
-        tileSide<true, U>(d, tile, kPack, buf, lane, row);  // in from the source side
-        __syncthreads();
-        tileSide<false, U>(d, tile, !kPack, buf, lane, row);
-        __syncthreads();
-      }
-      return;
+      if constexpr (sizeof(U) < 8)
+        if (d.tileEdge == kLargeTile) return copyTiles<kPack, U, kLargeTile>(d, block, blocks, smem);
+      return copyTiles<kPack, U, kSmallTile>(d, block, blocks, smem);
     }
   }
   copyStrided<kPack, U>(d, block * kThreads + threadIdx.x, blocks * kThreads);
@@ -255,7 +291,7 @@ __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, voi
 template <bool kPack>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
     packKernel(const __grid_constant__ PackArgs args) {
-  __shared__ alignas(16) unsigned char smem[kTile * (kTile + 1) * kTileMaxUnit];
+  __shared__ alignas(16) unsigned char smem[kTileSmemBytes];
   int p = 0;
   while (blockIdx.x >= static_cast<uint32_t>(args.blockEnd[p])) ++p;
   const uint32_t first = p ? args.blockEnd[p - 1] : 0;
@@ -364,8 +400,13 @@ void finish(PackDesc* d, uint64_t units) {
       if (magnitude(d->stride[k]) == 1 && d->shape[k] >= kTileMinEdge) d->tileDim = k;
   const int t = d->tileDim;
   if (t >= 0) {
-    const uint64_t tilesIn = (d->shape[in] + kTile - 1) / kTile;
-    const uint64_t tilesT = (d->shape[t] + kTile - 1) / kTile;
+    // 64 x 64 where both dimensions fill most of such a tile; 8-byte units
+    // already move 256 bytes per warp access on a 32 x 32 tile.
+    const int64_t edge = d->unit < 8 && std::min(d->shape[in], d->shape[t]) >= 48 ? kLargeTile
+                                                                                 : kSmallTile;
+    d->tileEdge = static_cast<int32_t>(edge);
+    const uint64_t tilesIn = (d->shape[in] + edge - 1) / edge;
+    const uint64_t tilesT = (d->shape[t] + edge - 1) / edge;
     d->kind = kTiled;
     d->items = static_cast<uint32_t>(units / (d->shape[t] * d->shape[in]) * tilesT * tilesIn);
     d->tilesIn.init(static_cast<uint32_t>(tilesIn));

@@ -19,9 +19,12 @@
 #include "core/cuda/pack_cuda.h"
 #include "core/error.h"
 #include "core/pack.h"
+#include "pack_test_layouts.h"
 
 namespace diffcoll {
 namespace {
+
+using namespace pack_test;
 
 constexpr unsigned char kPoison = 0xAB;
 constexpr size_t kGuard = 64;  // poisoned bytes on each side of a dense buffer
@@ -50,149 +53,6 @@ class DeviceBuffer {
  private:
   void* ptr_ = nullptr;
 };
-
-// ------------------------------------------------------------------ layouts
-
-// A view into a block of storage bytes; applied alike to a host and a device
-// copy of the storage.
-struct Layout {
-  std::string name;
-  DType dtype = DType::kFloat32;
-  size_t storageBytes = 0;
-  int64_t offset = 0;  // bytes from the storage start to element (0, ..., 0)
-  int ndim = 0;
-  int64_t shape[kMaxDims] = {};
-  int64_t strides[kMaxDims] = {};
-
-  // The view on `storage`; without storage, for its shape alone.
-  TensorView view(char* storage = nullptr, Device device = {}) const {
-    TensorView v;
-    v.data = storage ? storage + offset : nullptr;
-    v.dtype = dtype;
-    v.device = device;
-    v.ndim = ndim;
-    std::copy(shape, shape + ndim, v.shape);
-    std::copy(strides, strides + ndim, v.strides);
-    return v;
-  }
-  std::string describe() const {
-    return name + ": " + view().describe() + " at byte " + std::to_string(offset);
-  }
-};
-
-// How one storage dimension is sliced: elements start, start + step, ...,
-// `length` of them (-1: as many as fit), reversed when flip.
-struct Slice {
-  int64_t start = 0, step = 1, length = -1;
-  bool flip = false;
-};
-
-// A view of a contiguous `storage` block: dimension d sliced by slices[d]
-// (none: whole), then permuted so that view dimension j is storage dimension
-// perm[j] (none: identity). `shift` extra bytes precede the storage, to
-// misalign it.
-Layout build(std::string name, DType dtype, const std::vector<int64_t>& storage,
-             std::vector<Slice> slices = {}, std::vector<int> perm = {}, int64_t shift = 0) {
-  const int n = static_cast<int>(storage.size());
-  slices.resize(n);
-  if (perm.empty()) {
-    perm.resize(n);
-    std::iota(perm.begin(), perm.end(), 0);
-  }
-  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-  int64_t count = 1, offset = 0;
-  std::vector<int64_t> stride(n), length(n), step(n);
-  for (int d = n - 1; d >= 0; --d) {
-    stride[d] = count;
-    count *= storage[d];
-  }
-  for (int d = 0; d < n; ++d) {
-    const Slice& s = slices[d];
-    length[d] = s.length >= 0 ? s.length : (storage[d] - s.start + s.step - 1) / s.step;
-    if (length[d] > 0 && s.start + (length[d] - 1) * s.step >= storage[d])
-      throw std::logic_error("slice out of range in " + name);
-    step[d] = s.step * stride[d];
-    offset += s.start * stride[d];
-    if (s.flip && length[d] > 0) {
-      offset += (length[d] - 1) * step[d];
-      step[d] = -step[d];
-    }
-  }
-  Layout l;
-  l.name = std::move(name);
-  l.dtype = dtype;
-  l.storageBytes = static_cast<size_t>(count * es + shift);
-  l.offset = offset * es + shift;
-  l.ndim = n;
-  for (int j = 0; j < n; ++j) {
-    l.shape[j] = length[perm[j]];
-    l.strides[j] = step[perm[j]];
-  }
-  return l;
-}
-
-enum class Shape { kContiguous, kPermuted, kSliced, kNegative, kMixed };
-const char* shapeName(Shape s) {
-  static const char* names[] = {"contiguous", "permuted", "sliced", "negative", "mixed"};
-  return names[static_cast<int>(s)];
-}
-
-// Odd sizes mostly, some large enough for the tiled (transposing) path.
-std::vector<int64_t> randomSizes(std::mt19937_64& rng, int ndim, int64_t budget) {
-  static const int64_t kSmall[] = {1, 2, 3, 5, 7, 9};
-  std::vector<int64_t> sizes(ndim);
-  for (auto& s : sizes)
-    s = rng() % 4 == 0 ? 16 + static_cast<int64_t>(rng() % 40) : kSmall[rng() % 6];
-  for (;;) {
-    int64_t total = 1;
-    for (int64_t s : sizes) total *= s;
-    if (total <= budget) return sizes;
-    auto largest = std::max_element(sizes.begin(), sizes.end());
-    *largest = (*largest + 1) / 2;
-  }
-}
-
-Layout randomLayout(std::mt19937_64& rng, DType dtype, int ndim, Shape shape) {
-  std::vector<int64_t> storage = randomSizes(rng, ndim, 1 << 17);
-  std::vector<Slice> slices(ndim);
-  std::vector<int> perm(ndim);
-  std::iota(perm.begin(), perm.end(), 0);
-  const bool permute = shape == Shape::kPermuted || shape == Shape::kMixed;
-  const bool slice = shape == Shape::kSliced || shape == Shape::kMixed;
-  const bool flip = shape == Shape::kNegative || shape == Shape::kMixed;
-  if (permute) std::shuffle(perm.begin(), perm.end(), rng);
-  for (int d = 0; d < ndim; ++d) {
-    Slice& s = slices[d];
-    if (slice && storage[d] > 1 && rng() % 3 != 0) {
-      s.start = static_cast<int64_t>(rng() % (storage[d] / 2 + 1));
-      s.step = 1 + static_cast<int64_t>(rng() % 3);
-      const int64_t fit = (storage[d] - s.start + s.step - 1) / s.step;
-      s.length = 1 + static_cast<int64_t>(rng() % fit);
-    }
-    s.flip = flip && rng() % 2 == 0;
-  }
-  if (flip && ndim > 0) slices[rng() % ndim].flip = true;
-  return build(std::string(shapeName(shape)) + " " + std::to_string(ndim) + "d", dtype, storage,
-               slices, perm);
-}
-
-// NCHW (or NCDHW) logical order over NHWC (NDHWC) storage.
-Layout channelsLast(DType dtype, std::vector<int64_t> nchw) {
-  std::vector<int64_t> storage = {nchw[0]};
-  storage.insert(storage.end(), nchw.begin() + 2, nchw.end());
-  storage.push_back(nchw[1]);
-  std::vector<int> perm = {0, static_cast<int>(nchw.size()) - 1};
-  for (int d = 1; d + 1 < static_cast<int>(nchw.size()); ++d) perm.push_back(d);
-  return build("channels_last", dtype, storage, {}, perm);
-}
-
-// The Ulysses latent case: bf16 [2, 16, 21, 90, 160] with the last two
-// dimensions swapped.
-Layout transposedLatent() {
-  return build("latent^T", DType::kBFloat16, {2, 16, 21, 90, 160}, {}, {0, 1, 2, 4, 3});
-}
-
-const DType kDtypes[] = {DType::kUInt8, DType::kBFloat16, DType::kFloat32, DType::kFloat64};
 
 // ------------------------------------------------------------------ batches
 
@@ -406,6 +266,17 @@ TEST_F(PackCudaTest, Transposes) {
               5);
   }
   roundTrip({transposedLatent()}, 6);
+}
+
+// Sides around the 64-unit tile edge in every unit, channels-last with
+// enough channels for 64-wide tiles, and the benchmark's latent with gaps.
+TEST_F(PackCudaTest, LargeTilesAndRowsWithGaps) {
+  for (DType dtype : kDtypes)
+    for (int64_t rows : {47, 64, 65, 129})
+      for (int64_t cols : {48, 64, 70})
+        roundTrip({build("2d^T", dtype, {rows, cols}, {}, {1, 0})}, rows * 131 + cols);
+  for (DType dtype : kDtypes) roundTrip({channelsLast(dtype, {2, 96, 9, 11})}, 8);
+  roundTrip({slicedLatent()}, 9);
 }
 
 TEST_F(PackCudaTest, ChannelsLast) {
