@@ -1,60 +1,62 @@
 // The CUDA GroupNormMath: stream-ordered kernels on the caller's stream, no
-// host synchronisation, no allocation (the partials live in the staging the
-// caller hands in), so the whole GroupNorm is CUDA-graph capturable.
+// host synchronisation, no allocation (partials and tables live in the
+// workspace the caller hands in), so the whole GroupNorm is CUDA-graph
+// capturable.
 //
-//  local_moments  grid (pairs, splits): each block reduces a contiguous share
-//                 of one (sample, group). A thread accumulates shifted sums
-//                 (x - x0, (x - x0)^2, x0 its first element: no cancellation
-//                 for activations with an offset), turns them into
-//                 (count, mean, M2), and the block merges its threads' moments
-//                 pairwise in a fixed tree (warp shuffles, then the warps in
-//                 order): deterministic. A second tiny kernel merges the
-//                 splits of each pair in order.
-//  finish         one thread per pair merges the ranks' records in rank order.
-//  apply          dense tensors with equal input and output strides (in
-//                 place, contiguous, channels-last, any permutation) are
-//                 walked in memory order with 16-byte vectors where aligned;
-//                 others element by element through the strides.
+//  moments   channel_rows_kernel (channels at stride 1) or group_runs_kernel
+//            (anything else): each block reduces its share of the tensor to
+//            (count, mean, M2) per (sample, group) it touches. A thread
+//            accumulates shifted sums (x - x0, (x - x0)^2, x0 its first
+//            element: no cancellation for activations with an offset) over
+//            16-byte loads, four in flight, and turns them into moments; the
+//            block merges its threads' moments in a fixed tree.
+//  merge     one warp per (sample, group) merges the blocks' partials in a
+//            fixed tree (lanes in order, then shuffles): this rank's record.
+//            A rank alone (normalise_alone) writes the channel table here.
+//  table     one thread per (sample, channel) merges the ranks' records in
+//            rank order and writes (mean, rstd * weight[c]) and bias[c].
+//  apply     dense tensors with equal input and output strides (in place,
+//            contiguous, channels-last, any permutation) are walked in
+//            memory order with 16-byte vectors where aligned, four in flight
+//            per thread, the (sample, channel) of a vector found once;
+//            others element by element through the strides.
+// Every merge has a fixed order, so the statistics are deterministic and the
+// same on every rank; the table holds exactly the factors the host path
+// computes, (x - mean) * (rstd * w) + b.
 //
-// How a group's elements are read (runs, vectors) and when the apply may walk
-// memory in order: group_norm_layout.h, checked on the host by
+// How the tensors are walked: group_norm_layout.h, checked on the host by
 // tests/group_norm/group_norm_layout_test.cc.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "../ops/group_norm_math.h"
 #include "cuda_error.h"
+#include "float_vectors.cuh"
 #include "group_norm_layout.h"
 
 namespace diffcoll {
 namespace ops {
 namespace {
 
+using cuda::from_float;
+using cuda::Pack;
+using cuda::to_float;
+
 constexpr int kThreads = kGroupNormThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxApplyBlocks = 8192;  // grid-stride beyond this
+constexpr int kUnroll = kGroupNormUnroll;
+constexpr int kMaxCachedDevices = 64;
+// Resident blocks per SM asked of the register allocator: enough registers
+// for four 16-byte loads in flight per thread without spills (85 and 64;
+// the apply's per-element walk takes the moments' 85).
+constexpr int kMomentsBlocksPerSm = 3;
+constexpr int kApplyBlocksPerSm = 4;
+constexpr size_t kAlign = 256;
 
-template <typename T>
-__device__ inline float to_float(T v);
-template <>
-__device__ inline float to_float<float>(float v) { return v; }
-template <>
-__device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <>
-__device__ inline float to_float<__half>(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) { return v; }
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
+size_t room(size_t bytes) { return (bytes + kAlign - 1) & ~(kAlign - 1); }
 
 __device__ inline float load_param(const void* p, DType dtype, int64_t index) {
   switch (dtype) {
@@ -64,6 +66,25 @@ __device__ inline float load_param(const void* p, DType dtype, int64_t index) {
   }
 }
 
+// ShiftedSums with the shift taken before the loop (the thread's first
+// element, as ShiftedSums::add would) and the count kept by the caller.
+struct Accumulator {
+  float shift = 0, s = 0, ss = 0;
+  __device__ void add(float x) {
+    const float d = x - shift;
+    s += d;
+    ss += d * d;
+  }
+  __device__ GroupMoments moments(int64_t n) const {
+    ShiftedSums sums;
+    sums.n = n;
+    sums.shift = shift;
+    sums.s = s;
+    sums.ss = ss;
+    return sums.moments();
+  }
+};
+
 __device__ inline GroupMoments shuffle_down(GroupMoments m, int delta) {
   GroupMoments o;
   o.count = __shfl_down_sync(0xffffffffu, static_cast<long long>(m.count), delta);
@@ -72,100 +93,239 @@ __device__ inline GroupMoments shuffle_down(GroupMoments m, int delta) {
   return o;
 }
 
-// The block's moments (valid in thread 0), merged in a fixed order.
-__device__ GroupMoments block_moments(GroupMoments m) {
-  __shared__ GroupMoments warp_moments[kWarps];
+// Lane 0 gets the moments of lanes 0..31 merged in a fixed tree.
+__device__ inline GroupMoments warp_moments(GroupMoments m) {
   for (int delta = 16; delta > 0; delta /= 2) m = combine_moments(m, shuffle_down(m, delta));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) warp_moments[warp] = m;
-  __syncthreads();
-  if (threadIdx.x == 0)
-    for (int w = 1; w < kWarps; ++w) m = combine_moments(m, warp_moments[w]);
   return m;
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    moments_kernel(GroupNormGeometry g, GroupRuns runs, const T* input, GroupMoments* partials) {
-  const int64_t pair = blockIdx.x, splits = gridDim.y;
+// The block's moments (valid in thread 0): warps' trees, then the warps in order.
+__device__ GroupMoments block_moments(GroupMoments m) {
+  __shared__ GroupMoments per_warp[kWarps];
+  m = warp_moments(m);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) per_warp[warp] = m;
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int w = 1; w < kWarps; ++w) m = combine_moments(m, per_warp[w]);
+  return m;
+}
+
+// ------------------------------------------------------------------ moments
+
+// Block b = pair * splits + split reduces split `split` of the pair's loads.
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+    group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
+                      GroupMoments* partials) {
+  const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
-  split_range(runs.loads(), blockIdx.y, splits, &begin, &end);
-  ShiftedSums acc;
-  for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
-    const T* p = base + load_offset(g, runs, j);
-    if (runs.vec == 1) {
-      acc.add(to_float(*p));
-    } else {
-      const uint4 v = *reinterpret_cast<const uint4*>(p);
-      const T* e = reinterpret_cast<const T*>(&v);
-      for (int k = 0; k < static_cast<int>(sizeof(uint4) / sizeof(T)); ++k) acc.add(to_float(e[k]));
+  split_range(runs.loads(), split, splits, &begin, &end);
+  Accumulator acc;
+  int64_t loads = 0;
+  if (begin + threadIdx.x < end) acc.shift = to_float(base[load_offset(g, runs, begin + threadIdx.x)]);
+  for (int64_t j0 = begin + threadIdx.x; j0 < end; j0 += kThreads * kUnroll) {
+    Pack<T, V> v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = j0 + u * kThreads;
+      if (j < end) v[u] = cuda::load_pack<T, V>(base + load_offset(g, runs, j));
     }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (j0 + u * kThreads < end) {
+        ++loads;
+#pragma unroll
+        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].v[k]));
+      }
   }
-  const GroupMoments m = block_moments(acc.moments());
-  if (threadIdx.x == 0) partials[pair * splits + blockIdx.y] = m;
+  const GroupMoments m = block_moments(acc.moments(loads * V));
+  if (threadIdx.x == 0) partials[pair * splits + split] = m;
 }
 
-// out[pair] = the pair's `splits` partials merged in order.
-__global__ void merge_kernel(const GroupMoments* partials, int64_t splits, int64_t pairs,
-                             GroupMoments* out) {
-  const int64_t pair = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (pair >= pairs) return;
-  GroupMoments m = partials[pair * splits];
-  for (int64_t k = 1; k < splits; ++k) m = combine_moments(m, partials[pair * splits + k]);
-  out[pair] = m;
+// Block b = n * splits + split reduces positions split_range(S, split) of
+// sample n, whole rows of C channels; thread t keeps to column t % cols.
+// The block then merges, per group, its threads' moments (position rows,
+// then the group's columns) in a fixed segmented tree: `lanes` lanes per
+// group, a power of two, each merging entries lane, lane + lanes, ... in
+// order, then a shuffle tree within the lanes of the group.
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+    channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
+                        GroupMoments* partials) {
+  __shared__ GroupMoments thread_moments[kThreads];
+  const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
+  int64_t begin, end;
+  split_range(g.spatial, split, splits, &begin, &end);
+  const int t = threadIdx.x;
+  const bool active = t < rows.active();
+  const int64_t col = t % rows.cols, first = begin + t / rows.cols;
+  const T* base = input + n * g.in_n + col * V;
+  Accumulator acc;
+  int64_t loads = 0;
+  if (active && first < end) acc.shift = to_float(base[spatial_offset(g, first, g.in_sp_stride)]);
+  for (int64_t s0 = first; active && s0 < end; s0 += rows.rows * kUnroll) {
+    Pack<T, V> v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t s = s0 + u * rows.rows;
+      if (s < end) v[u] = cuda::load_pack<T, V>(base + spatial_offset(g, s, g.in_sp_stride));
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (s0 + u * rows.rows < end) {
+        ++loads;
+#pragma unroll
+        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].v[k]));
+      }
+  }
+  thread_moments[t] = acc.moments(loads * V);  // inactive threads: count 0, the identity
+  __syncthreads();
+
+  const int64_t G = g.groups, per_group = rows.vecs_per_group(g);
+  const int64_t entries = per_group * rows.rows;
+  int lanes = 1;
+  while (lanes < 32 && lanes < entries) lanes *= 2;
+  const int lane = t % 32, segments = 32 / lanes, j = lane % lanes;
+  for (int64_t g0 = (t / 32) * segments; g0 < G; g0 += kWarps * segments) {  // warp-uniform
+    const int64_t group = g0 + lane / lanes;
+    GroupMoments m = {0, 0.f, 0.f};
+    if (group < G)
+      for (int64_t e = j; e < entries; e += lanes)
+        m = combine_moments(
+            m, thread_moments[(e / per_group) * rows.cols + group * per_group + e % per_group]);
+    for (int delta = lanes / 2; delta > 0; delta /= 2) {
+      const GroupMoments other = shuffle_down(m, delta);
+      if (j + delta < lanes) m = combine_moments(m, other);
+    }
+    if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
+  }
 }
 
-__global__ void stats_kernel(const GroupMoments* records, int ranks, int64_t pairs, float eps,
-                             GroupStats* stats) {
-  const int64_t pair = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (pair >= pairs) return;
+// ------------------------------------------------------- statistics, table
+
+// Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
+// table[n * C + c] = (mean, rstd * weight[c]); bias[c].
+struct ChannelTable {
+  float2* factors = nullptr;
+  float* bias = nullptr;
+};
+
+__device__ inline void write_channel(const GroupNormGeometry& g, const GroupNormAffine& a,
+                                     GroupStats s, int64_t n, int64_t c, ChannelTable table) {
+  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
+  table.factors[n * g.channels + c] = make_float2(s.mean, s.rstd * w);
+  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+}
+
+// Warp w of the grid merges the partials of pair w (lanes in order, then a
+// tree) into out[pair]; with a table (a rank alone), its lanes also write
+// the pair's channels.
+__global__ void __launch_bounds__(kThreads)
+    merge_kernel(GroupNormGeometry g, const GroupMoments* partials, int64_t splits,
+                 GroupMoments* out, GroupNormAffine a, float eps, ChannelTable table) {
+  const int64_t pair = (blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (pair >= g.pairs()) return;  // whole warps
+  GroupMoments m = {0, 0.f, 0.f};
+  for (int64_t k = lane; k < splits; k += 32) m = combine_moments(m, partials[pair * splits + k]);
+  m = warp_moments(m);
+  // Every lane takes lane 0's record (the others' trees are partial).
+  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
+  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
+  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
+  if (lane == 0) out[pair] = m;
+  if (!table.factors) return;
+  const GroupStats s = stats_of(m, eps);
+  const int64_t n = pair / g.groups, cpg = g.channels_per_group();
+  for (int64_t k = lane; k < cpg; k += 32)
+    write_channel(g, a, s, n, (pair % g.groups) * cpg + k, table);
+}
+
+// One thread per (sample, channel): the ranks' records of its pair in rank order.
+__global__ void __launch_bounds__(kThreads)
+    table_kernel(GroupNormGeometry g, const GroupMoments* records, int ranks, GroupNormAffine a,
+                 float eps, ChannelTable table) {
+  const int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
+  if (nc >= g.batch * g.channels) return;
+  const int64_t n = nc / g.channels, c = nc % g.channels, pairs = g.pairs();
+  const int64_t pair = n * g.groups + c / g.channels_per_group();
   GroupMoments m = records[pair];
   for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + pair]);
-  stats[pair] = stats_of(m, eps);
+  write_channel(g, a, stats_of(m, eps), n, c, table);
 }
 
-// Index math in I: 32-bit where the tensor allows (far cheaper divisions).
-template <typename I>
-__device__ inline float normalise(float x, I n, I c, const GroupNormGeometry& g,
-                                  const GroupNormAffine& a, const GroupStats* stats) {
-  const GroupStats s =
-      stats[n * static_cast<I>(g.groups) + c / static_cast<I>(g.channels_per_group())];
-  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-  const float b = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
-  return (x - s.mean) * (s.rstd * w) + b;
+// -------------------------------------------------------------------- apply
+
+struct DenseArgs {
+  const void* in;
+  void* out;
+  int64_t numel, n_div, c_div, batch, channels;
+  ChannelTable table;
+};
+
+template <typename T>
+__device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
+                                        int64_t c) {
+  const float2 f = factors[nc];
+  return from_float<T>((to_float(x) - f.x) * f.y + bias[c]);
 }
 
-// Dense input and output with equal, positive strides: element p of memory
-// has channel (p / c_div) % C and sample (p / n_div) % N.
-template <typename T, typename I>
-__global__ void __launch_bounds__(kThreads)
-    apply_dense_kernel(GroupNormGeometry g, I numel, I c_div, I n_div, int vec, const T* in,
-                       T* out, GroupNormAffine a, const GroupStats* stats) {
-  const I C = static_cast<I>(g.channels), N = static_cast<I>(g.batch);
-  const I step = static_cast<I>(gridDim.x) * kThreads * vec;
-  for (I p = (static_cast<I>(blockIdx.x) * kThreads + threadIdx.x) * vec; p < numel; p += step) {
-    if (vec == 1) {
-      out[p] = from_float<T>(normalise(to_float(in[p]), (p / n_div) % N, (p / c_div) % C, g, a,
-                                       stats));
-    } else {
-      uint4 v = *reinterpret_cast<const uint4*>(in + p);
-      T* e = reinterpret_cast<T*>(&v);
-      for (int k = 0; k < static_cast<int>(sizeof(uint4) / sizeof(T)); ++k) {
-        const I q = p + k;
-        e[k] = from_float<T>(normalise(to_float(e[k]), (q / n_div) % N, (q / c_div) % C, g, a,
-                                       stats));
-      }
-      *reinterpret_cast<uint4*>(out + p) = v;
+// Vectors of V elements in memory order, kUnroll in flight per thread, then
+// (block 0) the elements after the last whole vector. Index math in I:
+// 32-bit where the tensor allows (far cheaper divisions).
+template <typename T, int V, DenseWalk W, typename I>
+__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
+                                                                   : kApplyBlocksPerSm)
+    dense_apply_kernel(DenseArgs a) {
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I numel = static_cast<I>(a.numel), n_div = static_cast<I>(a.n_div);
+  const I c_div = static_cast<I>(a.c_div), N = static_cast<I>(a.batch);
+  const I C = static_cast<I>(a.channels);
+  const float2* factors = a.table.factors;
+  const float* bias = a.table.bias;
+  const I vectors = numel / V;
+  const I step = static_cast<I>(gridDim.x) * kThreads * kUnroll;
+  for (I v0 = static_cast<I>(blockIdx.x) * kThreads * kUnroll + threadIdx.x; v0 < vectors;
+       v0 += step) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v < vectors) x[u] = cuda::load_pack<T, V>(in + v * V);
     }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v >= vectors) continue;
+      I n, c;  // of element 0, and (but per element) of the whole vector
+      dense_sample_channel<W, I>(v * V, 0, n_div, c_div, N, C, &n, &c);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        I nk = n, ck = c;
+        if (W == DenseWalk::kPerElement && k > 0)
+          dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
+        if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
+        x[u].v[k] = normalised<T>(x[u].v[k], factors, bias, nk * C + ck, ck);
+      }
+      cuda::store_pack<T, V>(out + v * V, x[u]);
+    }
+  }
+  if (blockIdx.x != 0) return;
+  for (I p = vectors * V + threadIdx.x; p < numel; p += kThreads) {
+    I n, c;
+    dense_sample_channel<DenseWalk::kPerElement, I>(p, 0, n_div, c_div, N, C, &n, &c);
+    out[p] = normalised<T>(in[p], factors, bias, n * C + c, c);
   }
 }
 
 // Any strides: element i of the logical [N, C, S] order.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    apply_strided_kernel(GroupNormGeometry g, int64_t numel, const T* in, T* out,
-                         GroupNormAffine a, const GroupStats* stats) {
+    strided_apply_kernel(GroupNormGeometry g, const T* in, T* out, ChannelTable table) {
+  const int64_t numel = g.batch * g.channels * g.spatial;
   const int64_t step = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; i < numel;
        i += step) {
@@ -173,95 +333,200 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t c = nc % g.channels, n = nc / g.channels;
     const T x = in[n * g.in_n + c * g.in_c + spatial_offset(g, s, g.in_sp_stride)];
     out[n * g.out_n + c * g.out_c + spatial_offset(g, s, g.out_sp_stride)] =
-        from_float<T>(normalise(to_float(x), n, c, g, a, stats));
+        normalised<T>(x, table.factors, table.bias, nc, c);
   }
 }
 
-bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-unsigned blocks_for(int64_t work) {
-  return static_cast<unsigned>(
-      std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, kMaxApplyBlocks)));
-}
+// ---------------------------------------------------------------- host side
 
 void check_launch() { DIFFCOLL_CUDA_CHECK(cudaGetLastError()); }
 
+unsigned blocks_for(int64_t threads) {
+  return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
+}
+
+// Blocks of kThreads resident on the current device at once (2048 threads
+// per SM), queried once per device: the apply's grid strides beyond that.
+int64_t resident_blocks() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  int device = 0;
+  DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < kMaxCachedDevices) {
+    const int cached = cache[device].load(std::memory_order_relaxed);
+    if (cached > 0) return cached;
+  }
+  int sms = 0;
+  DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int blocks = std::max(1, sms) * (2048 / kThreads);
+  if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
+  return blocks;
+}
+
+// The workspace: block partials, then the channel table.
+struct Workspace {
+  GroupMoments* partials;
+  ChannelTable table;
+};
+
+size_t partial_bytes(const GroupNormGeometry& g) {
+  return room(static_cast<size_t>(g.pairs() * max_splits(g)) * sizeof(GroupMoments));
+}
+size_t factor_bytes(const GroupNormGeometry& g) {
+  return room(static_cast<size_t>(g.batch * g.channels) * sizeof(float2));
+}
+
+Workspace carve(const GroupNormGeometry& g, void* workspace) {
+  char* base = static_cast<char*>(workspace);
+  Workspace w;
+  w.partials = reinterpret_cast<GroupMoments*>(base);
+  w.table.factors = reinterpret_cast<float2*>(base + partial_bytes(g));
+  w.table.bias = reinterpret_cast<float*>(base + partial_bytes(g) + factor_bytes(g));
+  return w;
+}
+
+// Block partials of the local moments into w.partials; returns splits per pair.
 template <typename T>
-void launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* out,
-                    GroupMoments* partials, cudaStream_t stream) {
+int64_t launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* partials,
+                       cudaStream_t stream) {
+  DIFFCOLL_REQUIRE(g.pairs() * max_splits(g) < (int64_t{1} << 31), Status::kUnsupported,
+                   "group_norm: ", g.pairs(), " (sample, group) pairs exceed a CUDA grid");
+  const T* in = static_cast<const T*>(input);
+  const ChannelRows rows = channel_rows(g, input, sizeof(T));
+  if (rows.vec > 0) {
+    const int64_t splits = row_splits(g);
+    const unsigned grid = static_cast<unsigned>(g.batch * splits);
+    constexpr int k16 = 16 / sizeof(T), k8 = 8 / sizeof(T);
+    if (rows.vec == k16)
+      channel_rows_kernel<T, k16><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
+    else if (rows.vec == k8)
+      channel_rows_kernel<T, k8><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
+    else
+      channel_rows_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
+    check_launch();
+    return splits;
+  }
   const GroupRuns runs = group_runs(g, input, sizeof(T));
   const int64_t splits = group_splits(g);
-  DIFFCOLL_REQUIRE(g.pairs() < (int64_t{1} << 31), Status::kUnsupported, "group_norm: ",
-                   g.pairs(), " (sample, group) pairs exceed a CUDA grid");
-  moments_kernel<T><<<dim3(static_cast<unsigned>(g.pairs()), static_cast<unsigned>(splits)),
-                      kThreads, 0, stream>>>(g, runs, static_cast<const T*>(input), partials);
+  const unsigned grid = static_cast<unsigned>(g.pairs() * splits);
+  if (runs.vec > 1)
+    group_runs_kernel<T, 16 / sizeof(T)><<<grid, kThreads, 0, stream>>>(g, runs, splits, in,
+                                                                        partials);
+  else
+    group_runs_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, runs, splits, in, partials);
   check_launch();
-  merge_kernel<<<blocks_for(g.pairs()), kThreads, 0, stream>>>(partials, splits, g.pairs(), out);
+  return splits;
+}
+
+// Moments, then the merge into out[pair] (and the table, when given one).
+template <typename T>
+void moments(const GroupNormGeometry& g, const void* input, GroupMoments* out, const Workspace& w,
+             const GroupNormAffine& a, float eps, ChannelTable table, cudaStream_t stream) {
+  const int64_t splits = launch_moments<T>(g, input, w.partials, stream);
+  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, w.partials, splits, out, a,
+                                                                  eps, table);
   check_launch();
 }
 
+template <typename T, int V, DenseWalk W>
+void launch_dense(const DenseArgs& a, cudaStream_t stream) {
+  const int64_t per_block = int64_t{kThreads} * kUnroll * V;
+  const unsigned grid =
+      static_cast<unsigned>(std::min(std::max<int64_t>(1, ceil_div(a.numel, per_block)),
+                                     resident_blocks()));
+  if (a.numel < (int64_t{1} << 31))
+    dense_apply_kernel<T, V, W, uint32_t><<<grid, kThreads, 0, stream>>>(a);
+  else
+    dense_apply_kernel<T, V, W, int64_t><<<grid, kThreads, 0, stream>>>(a);
+}
+
 template <typename T>
-void launch_apply(const GroupNormGeometry& g, const void* input, void* output,
-                  const GroupNormAffine& a, const GroupStats* stats, cudaStream_t stream) {
+void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
+           cudaStream_t stream) {
   const int64_t numel = g.batch * g.channels * g.spatial;
-  const T* in = static_cast<const T*>(input);
-  T* out = static_cast<T*>(output);
-  if (dense_same_layout(g)) {
-    const int vec = numel % (16 / sizeof(T)) == 0 && aligned(in) && aligned(out)
-                        ? static_cast<int>(16 / sizeof(T))
-                        : 1;
-    int64_t n_div, c_div;
-    dense_divisors(g, &n_div, &c_div);
-    const unsigned blocks = blocks_for(numel / vec);
-    if (numel < (int64_t{1} << 31))
-      apply_dense_kernel<T, uint32_t><<<blocks, kThreads, 0, stream>>>(
-          g, static_cast<uint32_t>(numel), static_cast<uint32_t>(c_div),
-          static_cast<uint32_t>(n_div), vec, in, out, a, stats);
-    else
-      apply_dense_kernel<T, int64_t><<<blocks, kThreads, 0, stream>>>(g, numel, c_div, n_div, vec,
-                                                                       in, out, a, stats);
-  } else {
-    apply_strided_kernel<T><<<blocks_for(numel), kThreads, 0, stream>>>(g, numel, in, out, a,
-                                                                        stats);
+  if (numel == 0) return;
+  if (!dense_same_layout(g)) {
+    const unsigned grid =
+        static_cast<unsigned>(std::min<int64_t>(blocks_for(numel), resident_blocks()));
+    strided_apply_kernel<T><<<grid, kThreads, 0, stream>>>(g, static_cast<const T*>(input),
+                                                            static_cast<T*>(output), table);
+    check_launch();
+    return;
+  }
+  constexpr int kVec = 16 / sizeof(T);
+  DenseArgs a;
+  a.in = input;
+  a.out = output;
+  a.numel = numel;
+  dense_divisors(g, &a.n_div, &a.c_div);
+  a.batch = g.batch;
+  a.channels = g.channels;
+  a.table = table;
+  const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
+  switch (dense_walk(g, vec)) {
+    case DenseWalk::kChannelOuter:
+      launch_dense<T, kVec, DenseWalk::kChannelOuter>(a, stream);
+      break;
+    case DenseWalk::kChannelInner:
+      launch_dense<T, kVec, DenseWalk::kChannelInner>(a, stream);
+      break;
+    default:
+      if (vec > 1)
+        launch_dense<T, kVec, DenseWalk::kPerElement>(a, stream);
+      else
+        launch_dense<T, 1, DenseWalk::kPerElement>(a, stream);
   }
   check_launch();
+}
+
+// Calls fn.template operator()<T>() with T the CUDA type of `dtype`.
+template <typename Fn>
+void by_dtype(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kBFloat16: return fn(__nv_bfloat16{});
+    case DType::kFloat16: return fn(__half{});
+    default: return fn(float{});
+  }
 }
 
 class CudaGroupNormMath : public GroupNormMath {
  public:
   size_t workspace_bytes(const GroupNormGeometry& g) const override {
-    return static_cast<size_t>(g.pairs() * group_splits(g)) * sizeof(GroupMoments);
+    return partial_bytes(g) + factor_bytes(g) + room(static_cast<size_t>(g.channels) * sizeof(float));
   }
 
   void local_moments(const GroupNormGeometry& g, DType dtype, const void* input,
                      GroupMoments* out, void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
-    auto s = static_cast<cudaStream_t>(stream);
-    auto* partials = static_cast<GroupMoments*>(workspace);
-    switch (dtype) {
-      case DType::kBFloat16: return launch_moments<__nv_bfloat16>(g, input, out, partials, s);
-      case DType::kFloat16: return launch_moments<__half>(g, input, out, partials, s);
-      default: return launch_moments<float>(g, input, out, partials, s);
-    }
+    const Workspace w = carve(g, workspace);
+    by_dtype(dtype, [&](auto t) {
+      moments<decltype(t)>(g, input, out, w, GroupNormAffine{}, 0.f, ChannelTable{},
+                           static_cast<cudaStream_t>(stream));
+    });
   }
 
-  void finish(const GroupNormGeometry& g, const GroupMoments* records, int ranks, float eps,
-              GroupStats* stats, void* stream) const override {
+  void normalise(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
+                 const GroupNormAffine& a, const GroupMoments* records, int ranks, float eps,
+                 void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
-    stats_kernel<<<blocks_for(g.pairs()), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        records, ranks, g.pairs(), eps, stats);
+    auto s = static_cast<cudaStream_t>(stream);
+    const Workspace w = carve(g, workspace);
+    table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, s>>>(g, records, ranks, a, eps,
+                                                                      w.table);
     check_launch();
+    by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, s); });
   }
 
-  void apply(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
-             const GroupNormAffine& a, const GroupStats* stats, void* stream) const override {
+  void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
+                       const GroupNormAffine& a, float eps, GroupMoments* records,
+                       void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
     auto s = static_cast<cudaStream_t>(stream);
-    switch (dtype) {
-      case DType::kBFloat16: return launch_apply<__nv_bfloat16>(g, input, output, a, stats, s);
-      case DType::kFloat16: return launch_apply<__half>(g, input, output, a, stats, s);
-      default: return launch_apply<float>(g, input, output, a, stats, s);
-    }
+    const Workspace w = carve(g, workspace);
+    by_dtype(dtype, [&](auto t) {
+      using T = decltype(t);
+      moments<T>(g, input, records, w, a, eps, w.table, s);
+      apply<T>(g, input, output, w.table, s);
+    });
   }
 };
 

@@ -1,13 +1,26 @@
 // How the CUDA GroupNorm kernels walk a tensor, as plain host/device
 // functions (no CUDA headers), so that the host tests can check on a machine
-// without a GPU that the loads of every (sample, group) cover exactly its
-// elements and that the dense apply finds every element's channel.
+// without a GPU that every element is read once, for the right (sample,
+// group), and written with its own channel's statistics.
 //
-// The elements of one (sample, group) are read as "runs": the whole group
-// when it is one contiguous block (contiguous NCHW), one run of cpg channels
-// per spatial position when channels have stride 1 (channels-last), single
-// elements otherwise; runs are read as vectors of `vec` elements (16 bytes)
-// when every run start is 16-byte aligned and runs hold whole vectors.
+// Moments, two walks:
+//  - channel rows: channels at stride 1 (channels-last, 2-D or 3-D, and
+//    their slabs): a block reads whole positions (C contiguous channels,
+//    16- or 8-byte loads), every thread keeps to one column of loads and
+//    so to one group, and the block reduces per group. Each block covers a
+//    range of positions of one sample: the reads are full lines.
+//  - group runs: anything else. The elements of one (sample, group) are
+//    "runs": the whole group when it is one contiguous block (contiguous
+//    NCHW), one run per channel when the spatial dimensions are dense
+//    (an NCHW slab of a taller buffer), one run of cpg channels per position
+//    when channels have stride 1 but are too many for one block's row,
+//    single elements otherwise; runs are read as 16-byte vectors when every
+//    run start is 16-byte aligned and runs hold whole vectors. Blocks cover
+//    a share of one (sample, group).
+// Apply: dense tensors with equal input and output strides are walked in
+// memory order, 16-byte vectors where aligned; the (sample, channel) of a
+// vector's elements is found once per vector when the channel is constant
+// along it (NCHW-like) or steps by one (channels-last), per element otherwise.
 #pragma once
 
 #include <algorithm>
@@ -18,28 +31,93 @@
 namespace diffcoll {
 namespace ops {
 
-// Threads of a moments block; a block reduces loads [begin, end) of its
-// split of one pair, thread t taking loads begin + t, begin + t + threads, ...
-constexpr int kGroupNormThreads = 256;
-constexpr int64_t kGroupNormElementsPerSplit = 8192;  // before splitting a pair further stops
-constexpr int64_t kGroupNormMaxSplits = 128;
+constexpr int kGroupNormThreads = 256;  // threads of every GroupNorm block
+constexpr int kGroupNormUnroll = 4;     // loads a moments thread has in flight
+// Elements a moments block reads at least, before splitting further stops.
+constexpr int64_t kGroupNormElementsPerBlock = 16384;
+// Block partials per call at most (16 bytes each): bounds the workspace.
+constexpr int64_t kGroupNormMaxPartials = 16384;
 
-// Blocks per (sample, group) of the moments kernel.
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Blocks over `elements`, each at least kGroupNormElementsPerBlock, with at
+// most kGroupNormMaxPartials partials for the g.pairs() pairs in all.
+inline int64_t splits_for(const GroupNormGeometry& g, int64_t elements) {
+  const int64_t cap = std::max<int64_t>(1, kGroupNormMaxPartials / std::max<int64_t>(1, g.pairs()));
+  return std::max<int64_t>(1, std::min(cap, ceil_div(elements, kGroupNormElementsPerBlock)));
+}
+
+// Blocks per (sample, group) of the group-runs walk.
 inline int64_t group_splits(const GroupNormGeometry& g) {
-  const int64_t per_pair = g.channels_per_group() * g.spatial;
-  return std::max<int64_t>(
-      1, std::min<int64_t>(kGroupNormMaxSplits, per_pair / kGroupNormElementsPerSplit));
+  return splits_for(g, g.channels_per_group() * g.spatial);
 }
 
-// Loads [begin, end) of split `split` of `splits` over `loads` loads.
-DIFFCOLL_HOST_DEVICE inline void split_range(int64_t loads, int64_t split, int64_t splits,
-                                             int64_t* begin, int64_t* end) {
-  *begin = loads * split / splits;
-  *end = loads * (split + 1) / splits;
+// Blocks per sample of the channel-rows walk (each writes one partial per group).
+inline int64_t row_splits(const GroupNormGeometry& g) {
+  return splits_for(g, g.channels * g.spatial);
 }
+
+// Partials either walk writes at most, per pair.
+inline int64_t max_splits(const GroupNormGeometry& g) {
+  return std::max(group_splits(g), row_splits(g));
+}
+
+// Items [begin, end) of split `split` of `splits` over `items` items.
+DIFFCOLL_HOST_DEVICE inline void split_range(int64_t items, int64_t split, int64_t splits,
+                                             int64_t* begin, int64_t* end) {
+  *begin = items * split / splits;
+  *end = items * (split + 1) / splits;
+}
+
+// ------------------------------------------------------------ channel rows
+
+struct ChannelRows {
+  int vec = 0;       // elements per load; 0: the walk does not apply
+  int64_t cols = 0;  // loads per position: C / vec, at most kGroupNormThreads
+  int64_t rows = 0;  // positions a block reads at once: kGroupNormThreads / cols
+  // Thread t reads column t % cols of positions t / cols, + rows, ... (t < rows * cols).
+  DIFFCOLL_HOST_DEVICE int64_t active() const { return rows * cols; }
+  // Loads per group and position: a thread's column belongs to group col / vecs_per_group.
+  DIFFCOLL_HOST_DEVICE int64_t vecs_per_group(const GroupNormGeometry& g) const {
+    return g.channels_per_group() / vec;
+  }
+};
+
+// Offset of element [n, c, position s] of the input.
+DIFFCOLL_HOST_DEVICE inline int64_t input_offset(const GroupNormGeometry& g, int64_t n, int64_t c,
+                                                 int64_t s) {
+  return n * g.in_n + c * g.in_c + spatial_offset(g, s, g.in_sp_stride);
+}
+
+inline bool aligned_to(const void* p, int64_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(bytes) == 0;
+}
+
+// The channel-rows walk of `g` for elements of `elem` bytes at `input`: the
+// widest load of 16 bytes, 8 bytes or one element that stays within a group
+// and is aligned at every position, if a row of loads fits a block.
+inline ChannelRows channel_rows(const GroupNormGeometry& g, const void* input, int64_t elem) {
+  ChannelRows r;
+  if (g.in_c != 1 || g.channels < 2) return r;
+  const int64_t cpg = g.channels_per_group();
+  for (int64_t bytes : {int64_t{16}, int64_t{8}, elem}) {
+    const int64_t vec = bytes / elem;
+    if (vec < 1 || cpg % vec != 0 || g.channels / vec > kGroupNormThreads) continue;
+    bool ok = aligned_to(input, bytes) && (g.batch == 1 || (g.in_n * elem) % bytes == 0);
+    for (int d = 0; d < g.nsp; ++d) ok = ok && (g.in_sp_stride[d] * elem) % bytes == 0;
+    if (!ok) continue;
+    r.vec = static_cast<int>(vec);
+    r.cols = g.channels / vec;
+    r.rows = kGroupNormThreads / r.cols;
+    return r;
+  }
+  return r;
+}
+
+// -------------------------------------------------------------- group runs
 
 struct GroupRuns {
-  enum Kind : int32_t { kOneBlock, kPerPosition, kSingle } kind;
+  enum Kind : int32_t { kOneBlock, kPerChannel, kPerPosition, kSingle } kind;
   int64_t run_len;
   int64_t nruns;
   int vec;  // elements per load
@@ -61,6 +139,8 @@ DIFFCOLL_HOST_DEVICE inline int64_t load_offset(const GroupNormGeometry& g, cons
   switch (runs.kind) {
     case GroupRuns::kOneBlock:
       return within;
+    case GroupRuns::kPerChannel:
+      return r * g.in_c + within;
     case GroupRuns::kPerPosition:
       return spatial_offset(g, r, g.in_sp_stride) + within;
     default: {
@@ -78,19 +158,23 @@ inline GroupRuns group_runs(const GroupNormGeometry& g, const void* input, int64
   const bool spatial_dense = g.nsp == 0 || (g.nsp == 1 && g.in_sp_stride[0] == 1);
   if (spatial_dense && (cpg == 1 || g.in_c == g.spatial))
     r = {GroupRuns::kOneBlock, cpg * g.spatial, 1, 1};
+  else if (spatial_dense)
+    r = {GroupRuns::kPerChannel, g.spatial, cpg, 1};
   else if (g.in_c == 1 || cpg == 1)
     r = {GroupRuns::kPerPosition, cpg, g.spatial, 1};
   else
     r = {GroupRuns::kSingle, 1, cpg * g.spatial, 1};
-  bool ok = r.kind != GroupRuns::kSingle && r.run_len % vec == 0 &&
-            reinterpret_cast<uintptr_t>(input) % 16 == 0 &&
+  bool ok = r.kind != GroupRuns::kSingle && r.run_len % vec == 0 && aligned_to(input, 16) &&
             (g.batch == 1 || (g.in_n * elem) % 16 == 0) &&
             (g.groups == 1 || (cpg * g.in_c * elem) % 16 == 0);
+  if (r.kind == GroupRuns::kPerChannel) ok = ok && (g.in_c * elem) % 16 == 0;
   if (r.kind == GroupRuns::kPerPosition)
     for (int d = 0; d < g.nsp; ++d) ok = ok && (g.in_sp_stride[d] * elem) % 16 == 0;
   if (ok) r.vec = vec;
   return r;
 }
+
+// ------------------------------------------------------------------- apply
 
 // True if input and output are dense with the same positive strides: then
 // element p of memory (from the data pointer) has sample (p / n_div) % N and
@@ -123,6 +207,34 @@ inline bool dense_same_layout(const GroupNormGeometry& g) {
 inline void dense_divisors(const GroupNormGeometry& g, int64_t* n_div, int64_t* c_div) {
   *n_div = g.batch > 1 ? g.in_n : 1;
   *c_div = g.channels > 1 ? g.in_c : 1;
+}
+
+// How the dense apply finds the (sample, channel) of element k of the
+// vector of `vec` elements at memory position p (a multiple of vec):
+//   kChannelOuter  one sample and channel for the whole vector (NCHW-like:
+//                  the channel's stride and the sample's are multiples of vec)
+//   kChannelInner  one sample, channels c, c + 1, ... (channels-last: the
+//                  channel's stride is 1, vec divides C and the sample's stride)
+//   kPerElement    divisions for every element
+enum class DenseWalk : int32_t { kChannelOuter, kChannelInner, kPerElement };
+
+inline DenseWalk dense_walk(const GroupNormGeometry& g, int vec) {
+  int64_t n_div, c_div;
+  dense_divisors(g, &n_div, &c_div);
+  const bool n_fixed = g.batch == 1 || n_div % vec == 0;
+  if (vec > 1 && n_fixed && c_div % vec == 0) return DenseWalk::kChannelOuter;
+  if (vec > 1 && n_fixed && c_div == 1 && g.channels % vec == 0) return DenseWalk::kChannelInner;
+  return DenseWalk::kPerElement;
+}
+
+// Sample and channel of element p + k (p a multiple of vec) under walk W.
+template <DenseWalk W, typename I>
+DIFFCOLL_HOST_DEVICE inline void dense_sample_channel(I p, int k, I n_div, I c_div, I N, I C,
+                                                      I* n, I* c) {
+  const I q = W == DenseWalk::kPerElement ? p + static_cast<I>(k) : p;
+  *n = (q / n_div) % N;
+  *c = (q / c_div) % C;
+  if (W == DenseWalk::kChannelInner) *c += static_cast<I>(k);
 }
 
 }  // namespace ops

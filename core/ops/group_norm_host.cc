@@ -2,6 +2,7 @@
 // squared deviations from it), stored as the f32 records every side shares;
 // the combine and the normalisation in f32, as the CUDA kernels do.
 #include <cstring>
+#include <vector>
 
 #include "group_norm_math.h"
 
@@ -77,19 +78,16 @@ class HostGroupNormMath : public GroupNormMath {
       }
   }
 
-  void finish(const GroupNormGeometry& g, const GroupMoments* records, int ranks, float eps,
-              GroupStats* stats, void*) const override {
-    const int64_t pairs = g.pairs();
+  void normalise(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
+                 const GroupNormAffine& a, const GroupMoments* records, int ranks, float eps,
+                 void*, void*) const override {
+    const int64_t pairs = g.pairs(), cpg = g.channels_per_group();
+    std::vector<GroupStats> stats(static_cast<size_t>(pairs));
     for (int64_t p = 0; p < pairs; ++p) {
       GroupMoments m = records[p];
       for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + p]);
       stats[p] = stats_of(m, eps);
     }
-  }
-
-  void apply(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
-             const GroupNormAffine& a, const GroupStats* stats, void*) const override {
-    const int64_t cpg = g.channels_per_group();
     for (int64_t n = 0; n < g.batch; ++n)
       for (int64_t c = 0; c < g.channels; ++c) {
         const GroupStats s = stats[n * g.groups + c / cpg];

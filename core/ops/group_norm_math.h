@@ -7,9 +7,9 @@
 // synchronise the host). Both follow the same steps:
 //
 //   local_moments  this rank's (count, mean, M2) of every (sample, group)
-//   finish         the P ranks' moments combined in rank order (Chan et al.)
-//                  into (mean, 1 / sqrt(var + eps)) per (sample, group)
-//   apply          y = (x - mean) * rstd * weight[c] + bias[c]
+//   normalise      the P ranks' moments combined in rank order (Chan et al.)
+//                  into (mean, 1 / sqrt(var + eps)) per (sample, group), then
+//                  y = (x - mean) * (rstd * weight[c]) + bias[c]
 //
 // Every rank combines the same records in the same order with the same
 // arithmetic, so every rank normalises with bit-identical statistics.
@@ -137,7 +137,8 @@ class GroupNormMath {
  public:
   virtual ~GroupNormMath() = default;
 
-  // Scratch memory local_moments needs (0 on the host), same memory as the data.
+  // Scratch memory local_moments and normalise need (0 on the host), in the
+  // data's memory.
   virtual size_t workspace_bytes(const GroupNormGeometry& g) const = 0;
 
   // out[pair] = moments of this rank's elements of (sample, group) `pair`
@@ -145,16 +146,23 @@ class GroupNormMath {
   virtual void local_moments(const GroupNormGeometry& g, DType dtype, const void* input,
                              GroupMoments* out, void* workspace, void* stream) const = 0;
 
-  // stats[pair] = stats_of(combine of records[r * pairs + pair] for r = 0..ranks-1
-  // in that order, eps), pairs = g.pairs().
-  virtual void finish(const GroupNormGeometry& g, const GroupMoments* records, int ranks,
-                      float eps, GroupStats* stats, void* stream) const = 0;
+  // output = (input - mean) * (rstd * weight[c]) + bias[c], rounded once to
+  // dtype, with (mean, rstd) = stats_of(combine of records[r * pairs + pair]
+  // for r = 0..ranks-1 in that order, eps), pairs = g.pairs(). output may be
+  // input itself (same strides).
+  virtual void normalise(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
+                         const GroupNormAffine& affine, const GroupMoments* records, int ranks,
+                         float eps, void* workspace, void* stream) const = 0;
 
-  // output = (input - mean) * rstd * weight[c] + bias[c], rounded once to
-  // dtype; output may be input itself (same strides).
-  virtual void apply(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
-                     const GroupNormAffine& affine, const GroupStats* stats,
-                     void* stream) const = 0;
+  // One rank's whole GroupNorm, nothing exchanged: local_moments into
+  // `moments` (pairs records), then normalise with those records alone. The
+  // CUDA math does it in fewer launches, with the same result.
+  virtual void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input,
+                               void* output, const GroupNormAffine& affine, float eps,
+                               GroupMoments* moments, void* workspace, void* stream) const {
+    local_moments(g, dtype, input, moments, workspace, stream);
+    normalise(g, dtype, input, output, affine, moments, 1, eps, workspace, stream);
+  }
 };
 
 const GroupNormMath& host_group_norm_math();

@@ -1,14 +1,16 @@
 // Distributed GroupNorm on CUDA tensors: the host tests' cases
 // (group_norm_cases.h) through device memory on a CUDA stream, checked
 // against whole-tensor GroupNorm and against the host path on the same data;
-// a case large enough for split blocks and 16-byte vectors; CUDA graph
-// capture; and chains and a 2x2 grid over several GPUs (one rank per GPU,
+// a case large enough for split blocks and 16-byte vectors; every walk of
+// the kernels (layouts, load widths, halo-padded slabs) against the host
+// path on the same data; CUDA graph capture; and chains and a 2x2 grid over several GPUs (one rank per GPU,
 // ranks as threads), which skip with fewer GPUs. Every test skips without a GPU.
 #define GN_TEST_CUDA 1
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -127,6 +129,202 @@ TEST(GpuGroupNorm, CapturesIntoACudaGraph) {
     cudaGraphDestroy(graph);
     cudaFree(in);
     cudaFree(out);
+  });
+}
+
+// A view of a storage buffer: the walks of the CUDA kernels (channel rows
+// with 16-byte, 8-byte and element loads; group runs whole, per channel and
+// single; the dense apply's three walks and its tail; the strided apply).
+struct View {
+  std::string name;
+  int dtype;
+  std::vector<int64_t> shape, strides;
+  int64_t storage;  // elements
+  int64_t offset;   // elements from the storage start to element [0, ...]
+  int groups;
+};
+
+std::vector<int64_t> nchw_strides(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int d = static_cast<int>(shape.size()) - 2; d >= 0; --d) s[d] = s[d + 1] * shape[d + 1];
+  return s;
+}
+
+// Channels-last strides of `shape` [N, C, spatial...] over storage [N, spatial..., C].
+std::vector<int64_t> nhwc_strides(const std::vector<int64_t>& shape) {
+  const int nd = static_cast<int>(shape.size());
+  std::vector<int64_t> s(nd);
+  s[1] = 1;
+  int64_t step = shape[1];
+  for (int d = nd - 1; d >= 2; --d) {
+    s[d] = step;
+    step *= shape[d];
+  }
+  s[0] = step;
+  return s;
+}
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t e : shape) n *= e;
+  return n;
+}
+
+View whole(std::string name, int dtype, std::vector<int64_t> shape, bool channels_last,
+           int groups, int64_t misalign = 0) {
+  const std::vector<int64_t> strides = channels_last ? nhwc_strides(shape) : nchw_strides(shape);
+  return {std::move(name), dtype, shape, strides, numel_of(shape) + misalign, misalign, groups};
+}
+
+// Rows [2, 2 + rows) of a buffer [N, C, rows + 4, W], NCHW or channels-last:
+// a halo-padded slab's interior.
+View window(std::string name, int dtype, int64_t N, int64_t C, int64_t rows, int64_t W,
+            bool channels_last, int groups) {
+  const std::vector<int64_t> parent = {N, C, rows + 4, W};
+  const std::vector<int64_t> strides = channels_last ? nhwc_strides(parent) : nchw_strides(parent);
+  return {std::move(name), dtype, {N, C, rows, W}, strides, numel_of(parent), 2 * strides[2],
+          groups};
+}
+
+double load_any(int dtype, const uint8_t* p) {
+  if (dtype == DIFFCOLL_FLOAT16) {
+    _Float16 h;
+    std::memcpy(&h, p, 2);
+    return static_cast<double>(h);
+  }
+  return halo_test::load(dtype, p);
+}
+
+void store_any(int dtype, uint8_t* p, double v) {
+  if (dtype == DIFFCOLL_FLOAT16) {
+    const _Float16 h = static_cast<_Float16>(v);
+    std::memcpy(p, &h, 2);
+    return;
+  }
+  halo_test::store(dtype, p, v);
+}
+
+// The view normalised in place on the device and by the host path on the
+// same data (f32 weight and bias): equal within the dtype's tolerance, and
+// no byte outside the view changed.
+void check_view(const View& v, diffcoll_comm_t* comm, int device, cudaStream_t stream) {
+  SCOPED_TRACE(v.name);
+  const size_t es = v.dtype == DIFFCOLL_FLOAT32 ? 4 : 2;
+  const int64_t C = v.shape[1];
+  std::vector<uint8_t> storage(v.storage * es);
+  for (int64_t i = 0; i < v.storage; ++i)
+    store_any(v.dtype, &storage[i * es], 3 + noise(i, 11) * (1 + (i / 7) % 3));
+  std::vector<float> params(2 * C);
+  for (int64_t c = 0; c < C; ++c) {
+    params[c] = static_cast<float>(1 + 0.5 * noise(c, 12));
+    params[C + c] = static_cast<float>(noise(c, 13));
+  }
+  diffcoll_tensor_t t{};
+  t.dtype = v.dtype;
+  t.ndim = static_cast<int32_t>(v.shape.size());
+  for (int d = 0; d < t.ndim; ++d) {
+    t.shape[d] = v.shape[d];
+    t.strides[d] = v.strides[d];
+  }
+  diffcoll_tensor_t w{};
+  w.dtype = DIFFCOLL_FLOAT32;
+  w.ndim = 1;
+  w.shape[0] = C;
+  w.strides[0] = 1;
+  diffcoll_tensor_t b = w;
+
+  std::vector<uint8_t> host = storage;
+  t.data = host.data() + v.offset * es;
+  w.data = params.data();
+  b.data = params.data() + C;
+  ASSERT_EQ(diffcoll_group_norm(comm, &t, nullptr, &w, &b, v.groups, 1e-5, nullptr),
+            DIFFCOLL_SUCCESS)
+      << diffcoll_last_error();
+
+  void *dstorage, *dparams;
+  ASSERT_EQ(cudaMalloc(&dstorage, storage.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dparams, params.size() * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(dstorage, storage.data(), storage.size(), cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(dparams, params.data(), params.size() * sizeof(float),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  for (diffcoll_tensor_t* d : {&t, &w, &b}) {
+    d->device_type = DIFFCOLL_DEVICE_CUDA;
+    d->device_id = device;
+  }
+  t.data = static_cast<uint8_t*>(dstorage) + v.offset * es;
+  w.data = dparams;
+  b.data = static_cast<float*>(dparams) + C;
+  ASSERT_EQ(diffcoll_group_norm(comm, &t, nullptr, &w, &b, v.groups, 1e-5, stream),
+            DIFFCOLL_SUCCESS)
+      << diffcoll_last_error();
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  std::vector<uint8_t> device_result(storage.size());
+  ASSERT_EQ(cudaMemcpy(device_result.data(), dstorage, storage.size(), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  cudaFree(dstorage);
+  cudaFree(dparams);
+
+  std::vector<bool> in_view(v.storage, false);
+  const int64_t n = numel_of(v.shape);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rest = i, off = v.offset;
+    for (int d = t.ndim - 1; d >= 0; --d) {
+      off += (rest % v.shape[d]) * v.strides[d];
+      rest /= v.shape[d];
+    }
+    in_view[off] = true;
+  }
+  int bad = 0;
+  for (int64_t k = 0; k < v.storage; ++k) {
+    const uint8_t* got = &device_result[k * es];
+    if (!in_view[k]) {
+      if (std::memcmp(got, &storage[k * es], es) != 0 && bad++ < 3)
+        ADD_FAILURE() << "element " << k << " outside the view changed";
+      continue;
+    }
+    const double want = load_any(v.dtype, &host[k * es]), have = load_any(v.dtype, got);
+    const int tol_dtype = v.dtype == DIFFCOLL_FLOAT32 ? DIFFCOLL_FLOAT32 : DIFFCOLL_BFLOAT16;
+    if (!(std::fabs(have - want) <= 2 * tolerance(tol_dtype, want)) && bad++ < 3)
+      ADD_FAILURE() << "storage element " << k << ": device " << have << ", host " << want;
+  }
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
+  SKIP_WITHOUT_GPUS(1);
+  const int bf16 = DIFFCOLL_BFLOAT16, f32 = DIFFCOLL_FLOAT32, f16 = DIFFCOLL_FLOAT16;
+  const std::vector<View> views = {
+      // The benchmark's activation, smaller: 16-byte loads, splits, both dense walks.
+      whole("contiguous bf16 cpg 8", bf16, {1, 256, 30, 40}, false, 32),
+      whole("channels-last bf16 cpg 8", bf16, {1, 256, 30, 40}, true, 32),
+      whole("channels-last f16 cpg 8", f16, {1, 256, 30, 40}, true, 32),
+      // 8-byte row loads (4 bf16 channels per group), two samples.
+      whole("channels-last bf16 cpg 4, N 2", bf16, {2, 128, 20, 24}, true, 32),
+      // Element row loads (3 channels per group), in both dtypes.
+      whole("channels-last bf16 cpg 3", bf16, {1, 96, 10, 12}, true, 32),
+      whole("channels-last f32 cpg 3", f32, {1, 96, 10, 12}, true, 32),
+      // Video, channels-last 3-D: 2 channels per group (bf16 elements, f32 8 bytes).
+      whole("channels-last-3d bf16 cpg 2", bf16, {1, 64, 5, 24, 40}, true, 32),
+      whole("channels-last-3d f32 cpg 2", f32, {1, 64, 5, 24, 40}, true, 32),
+      whole("contiguous-3d bf16", bf16, {1, 64, 5, 24, 40}, false, 32),
+      // Odd spatial size: scalar runs, the apply's per-element walk and its tail.
+      whole("contiguous bf16 7x9", bf16, {1, 64, 7, 9}, false, 32),
+      whole("channels-last bf16 C 36", bf16, {1, 36, 7, 9}, true, 4),
+      // Many splits of few pairs; a misaligned pointer (no vectors anywhere).
+      whole("contiguous f32 G 8", f32, {2, 64, 128, 128}, false, 8),
+      whole("contiguous bf16 misaligned", bf16, {1, 64, 16, 16}, false, 32, 1),
+      whole("channels-last bf16 misaligned", bf16, {1, 64, 16, 16}, true, 32, 3),
+      // More channels than one block's row of loads: per-position runs.
+      whole("channels-last bf16 C 4096", bf16, {1, 4096, 4, 5}, true, 32),
+      // Halo-padded slabs: per-channel runs and channel rows, the strided apply.
+      window("NCHW window bf16", bf16, 1, 128, 30, 40, false, 32),
+      window("channels-last window bf16", bf16, 1, 128, 30, 40, true, 32),
+      window("NCHW window f32", f32, 2, 64, 9, 24, false, 16),
+  };
+  run_gpu_ranks(1, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+    for (const View& v : views) check_view(v, comm, r, stream);
   });
 }
 

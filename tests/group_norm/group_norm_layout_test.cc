@@ -25,8 +25,9 @@ struct Layout {
   std::string name;
   std::vector<int64_t> shape, strides;
   int64_t misalign = 0;  // elements added to an aligned data pointer
-  bool vectors = false;  // the moments kernel may load 16-byte vectors (when runs hold whole ones)
+  bool vectors = false;  // the moments may load vectors (when runs or groups hold whole ones)
   bool dense = false;    // the apply should walk memory in order
+  bool rows = false;     // the moments should read whole channel rows
 };
 
 TensorView view(const Layout& l, DType dtype) {
@@ -61,64 +62,118 @@ std::vector<Layout> layouts() {
   const int64_t N = 2, C = 16, H = 6, W = 8, T = 3;
   std::vector<Layout> l;
   l.push_back({"contiguous", {N, C, H, W}, {C * H * W, H * W, W, 1}, 0, true, true});
-  l.push_back({"channels_last", {N, C, H, W}, {C * H * W, 1, W * C, C}, 0, true, true});
+  l.push_back({"channels_last", {N, C, H, W}, {C * H * W, 1, W * C, C}, 0, true, true, true});
   l.push_back({"channels_last_3d", {N, C, T, H, W},
-               {C * T * H * W, 1, H * W * C, W * C, C}, 0, true, true});
+               {C * T * H * W, 1, H * W * C, W * C, C}, 0, true, true, true});
   l.push_back({"contiguous_5d", {N, C, T, H, W},
                {C * T * H * W, T * H * W, H * W, W, 1}, 0, true, true});
   l.push_back({"misaligned", {N, C, H, W}, {C * H * W, H * W, W, 1}, 1, false, true});
   // Rows 2..5 of a channels-last [N, C, 9, W]: a halo-padded slab's interior.
   l.push_back({"channels_last_window", {N, C, 4, W}, {C * 9 * W, 1, W * C, C}, 2 * W * C, true,
-               false});
+               false, true});
+  // Rows 2..5 of a contiguous [N, C, 9, W]: one run per channel.
+  l.push_back({"nchw_window", {N, C, 4, W}, {C * 9 * W, 9 * W, W, 1}, 2 * W, true, false});
   l.push_back({"gapped", {N, C, H, W}, {C * H * 2 * W, H * 2 * W, 2 * W, 2}, 0, false, false});
   l.push_back({"w_flipped", {N, C, H, W}, {C * H * W, H * W, W, -1}, W - 1, false, false});
   l.push_back({"hw_transposed", {N, C, H, W}, {C * H * W, H * W, 1, H}, 0, false, true});
-  l.push_back({"nc_only", {N, C}, {C, 1}, 0, true, true});
+  l.push_back({"nc_only", {N, C}, {C, 1}, 0, true, true, true});
   l.push_back({"batch_inner", {N, C, H, W}, {1, H * W * N, W * N, N}, 0, false, true});
+  l.push_back({"channels_last_odd", {1, 6, 5, 3}, {90, 1, 18, 6}, 0, false, true, true});
   return l;
 }
 
+// The load of the channel-rows walk: the widest of 16 bytes, 8 bytes and one
+// element that divides the channels per group (the layouts here are aligned).
+int64_t expected_row_vector(int64_t cpg, int64_t elem) {
+  for (int64_t bytes : {int64_t{16}, int64_t{8}})
+    if (cpg % (bytes / elem) == 0) return bytes / elem;
+  return 1;
+}
 
 TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
   for (const Layout& l : layouts())
     for (DType dtype : {DType::kBFloat16, DType::kFloat32})
-      for (int64_t groups : {1, 4, 16}) {
+      for (int64_t groups : {1, 2, 4, 16}) {
+        if (l.shape[1] % groups != 0) continue;
         SCOPED_TRACE(l.name + (dtype == DType::kFloat32 ? " f32" : " bf16") + " groups " +
                      std::to_string(groups));
         const TensorView t = view(l, dtype);
+        const int64_t elem = static_cast<int64_t>(t.element_size());
         const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, groups);
         const std::vector<int64_t> off = offsets(t);
         std::map<int64_t, int64_t> element_at;  // memory offset -> logical index
         for (int64_t i = 0; i < t.numel(); ++i) element_at[off[i]] = i;
         const int64_t C = t.shape[1], S = t.numel() / (t.shape[0] * C), cpg = C / groups;
-
-        const ops::GroupRuns runs =
-            ops::group_runs(g, t.data, static_cast<int64_t>(t.element_size()));
-        // Vectors wherever the layout allows them and runs hold whole vectors.
-        const bool whole_vectors = runs.run_len * static_cast<int64_t>(t.element_size()) % 16 == 0;
-        EXPECT_EQ(runs.vec > 1, l.vectors && whole_vectors) << "vector loads";
         std::vector<int> hits(t.numel(), 0);
-        for (int64_t pair = 0; pair < g.pairs(); ++pair)
-          for (int64_t j = 0; j < runs.loads(); ++j)
-            for (int k = 0; k < runs.vec; ++k) {
-              const int64_t o = ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k;
-              auto it = element_at.find(o);
-              ASSERT_NE(it, element_at.end()) << "pair " << pair << " load " << j
-                                              << " reads offset " << o << ", no element";
-              const int64_t i = it->second, n = i / (C * S), c = (i / S) % C;
-              ASSERT_EQ(n * groups + c / cpg, pair) << "element " << i << " read for pair " << pair;
-              ++hits[i];
+        // Element at offset o read for (sample, group) `pair`.
+        auto read = [&](int64_t o, int64_t pair) {
+          auto it = element_at.find(o);
+          ASSERT_NE(it, element_at.end()) << "reads offset " << o << ", no element";
+          const int64_t i = it->second, n = i / (C * S), c = (i / S) % C;
+          ASSERT_EQ(n * groups + c / cpg, pair) << "element " << i << " read for pair " << pair;
+          ++hits[i];
+        };
+
+        const ops::ChannelRows rows = ops::channel_rows(g, t.data, elem);
+        EXPECT_EQ(rows.vec > 0, l.rows) << "channel rows";
+        if (rows.vec > 0) {
+          EXPECT_EQ(rows.vec, expected_row_vector(cpg, elem)) << "row load width";
+          EXPECT_EQ(rows.cols * rows.vec, C);
+          EXPECT_LE(rows.active(), ops::kGroupNormThreads);
+          const int64_t splits = ops::row_splits(g);
+          for (int64_t n = 0; n < g.batch; ++n)
+            for (int64_t split = 0; split < splits; ++split) {
+              int64_t begin, end;
+              ops::split_range(g.spatial, split, splits, &begin, &end);
+              for (int64_t th = 0; th < rows.active(); ++th) {
+                const int64_t col = th % rows.cols;
+                // The thread's group, the one its block partial goes to.
+                const int64_t pair = n * groups + col / rows.vecs_per_group(g);
+                for (int64_t s = begin + th / rows.cols; s < end; s += rows.rows)
+                  for (int k = 0; k < rows.vec; ++k)
+                    read(ops::input_offset(g, n, col * rows.vec + k, s), pair);
+              }
             }
+        } else {
+          const ops::GroupRuns runs = ops::group_runs(g, t.data, elem);
+          // Vectors wherever the layout allows them and runs hold whole vectors.
+          const bool whole_vectors = runs.run_len * elem % 16 == 0;
+          EXPECT_EQ(runs.vec > 1, l.vectors && whole_vectors) << "vector loads";
+          for (int64_t pair = 0; pair < g.pairs(); ++pair)
+            for (int64_t j = 0; j < runs.loads(); ++j)
+              for (int k = 0; k < runs.vec; ++k)
+                read(ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k, pair);
+        }
         for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
 
         EXPECT_EQ(ops::dense_same_layout(g), l.dense) << "dense apply";
-        if (ops::dense_same_layout(g)) {
-          int64_t n_div, c_div;
-          ops::dense_divisors(g, &n_div, &c_div);
+        if (!ops::dense_same_layout(g)) continue;
+        int64_t n_div, c_div;
+        ops::dense_divisors(g, &n_div, &c_div);
+        for (int vec : {1, static_cast<int>(16 / elem)}) {
+          const ops::DenseWalk walk = ops::dense_walk(g, vec);
+          if (l.name == "contiguous" && vec > 1)
+            EXPECT_EQ(walk, ops::DenseWalk::kChannelOuter);
+          if (l.name.rfind("channels_last", 0) == 0 && vec > 1 && C % vec == 0)
+            EXPECT_EQ(walk, ops::DenseWalk::kChannelInner);
           for (int64_t i = 0; i < t.numel(); ++i) {
-            const int64_t p = off[i];
-            ASSERT_EQ((p / c_div) % C, (i / S) % C) << "channel of offset " << p;
-            ASSERT_EQ((p / n_div) % t.shape[0], i / (C * S)) << "sample of offset " << p;
+            const int64_t p = off[i], v = p / vec * vec, k = p % vec;
+            int64_t n, c;
+            switch (walk) {
+              case ops::DenseWalk::kChannelOuter:
+                ops::dense_sample_channel<ops::DenseWalk::kChannelOuter>(
+                    v, static_cast<int>(k), n_div, c_div, t.shape[0], C, &n, &c);
+                break;
+              case ops::DenseWalk::kChannelInner:
+                ops::dense_sample_channel<ops::DenseWalk::kChannelInner>(
+                    v, static_cast<int>(k), n_div, c_div, t.shape[0], C, &n, &c);
+                break;
+              default:
+                ops::dense_sample_channel<ops::DenseWalk::kPerElement>(
+                    v, static_cast<int>(k), n_div, c_div, t.shape[0], C, &n, &c);
+            }
+            ASSERT_EQ(c, (i / S) % C) << "channel of offset " << p << " (vectors of " << vec << ")";
+            ASSERT_EQ(n, i / (C * S)) << "sample of offset " << p << " (vectors of " << vec << ")";
           }
         }
       }
@@ -132,26 +187,99 @@ TEST(GroupNormLayout, DifferentOutputLayoutIsNotDense) {
   EXPECT_TRUE(ops::dense_same_layout(ops::group_norm_geometry(in, in, 4)));
 }
 
-// The moments kernel's arithmetic, emulated on the host in the kernel's
-// order: per-thread shifted sums over the kernel's load assignment, the warp
-// tree (shuffle-down by 16, 8, 4, 2, 1), the warps in order, the splits in
-// order, then the ranks in order. An activation of mean 1000 and spread of
-// order 1 must keep its variance, which E[x^2] - E[x]^2 in f32 does not.
-ops::GroupMoments block_moments(const std::vector<ops::GroupMoments>& threads) {
-  std::vector<ops::GroupMoments> warp_results;
-  for (size_t w = 0; w < threads.size(); w += 32) {
-    std::vector<ops::GroupMoments> lane(threads.begin() + w, threads.begin() + w + 32);
-    for (int delta = 16; delta > 0; delta /= 2) {
-      std::vector<ops::GroupMoments> next(32);
-      for (int l = 0; l < 32; ++l)  // out-of-range shuffles return the lane's own value
-        next[l] = ops::combine_moments(lane[l], lane[l + delta < 32 ? l + delta : l]);
-      lane = next;
-    }
-    warp_results.push_back(lane[0]);
+// The moments kernels' arithmetic, emulated on the host in the kernels'
+// order: per-thread shifted sums over the kernel's loads, the block's fixed
+// tree (group runs: warp trees of shuffles down by 16, 8, 4, 2, 1, then the
+// warps in order; channel rows: per group, lanes folding entries in order,
+// then a shuffle tree within the group's lanes), the merge of the splits
+// (lanes folding partials in order, then a warp tree), then the ranks in
+// order. An activation of mean 1000 and spread of order 1 must keep its
+// variance, which E[x^2] - E[x]^2 in f32 does not.
+using Moments = std::vector<ops::GroupMoments>;
+
+// Lane 0 of a shuffle-down tree over `lanes` lanes (a power of two); lanes
+// whose partner is out of range keep their value (a full warp's shuffle
+// returns the lane's own, which lane 0's tree never reads).
+ops::GroupMoments tree(Moments lane) {
+  for (size_t delta = lane.size() / 2; delta > 0; delta /= 2) {
+    Moments next = lane;
+    for (size_t l = 0; l + delta < lane.size(); ++l)
+      next[l] = ops::combine_moments(lane[l], lane[l + delta]);
+    lane = next;
   }
-  ops::GroupMoments m = warp_results[0];
-  for (size_t w = 1; w < warp_results.size(); ++w) m = ops::combine_moments(m, warp_results[w]);
+  return lane[0];
+}
+
+// `lanes` lanes each folding entries lane, lane + lanes, ... in order, then a tree.
+ops::GroupMoments fold_then_tree(const Moments& entries, size_t lanes) {
+  Moments lane(lanes, ops::GroupMoments{0, 0.f, 0.f});
+  for (size_t e = 0; e < entries.size(); ++e)
+    lane[e % lanes] = ops::combine_moments(lane[e % lanes], entries[e]);
+  return tree(lane);
+}
+
+ops::GroupMoments block_moments(const Moments& threads) {
+  Moments warps;
+  for (size_t w = 0; w < threads.size(); w += 32)
+    warps.push_back(tree(Moments(threads.begin() + w, threads.begin() + w + 32)));
+  ops::GroupMoments m = warps[0];
+  for (size_t w = 1; w < warps.size(); ++w) m = ops::combine_moments(m, warps[w]);
   return m;
+}
+
+// This rank's record of every pair, as the kernels compute it, from `mem`
+// (the slab's memory, indexed by element offset).
+Moments emulated_moments(const ops::GroupNormGeometry& g, const std::vector<float>& mem) {
+  const ops::ChannelRows rows = ops::channel_rows(g, reinterpret_cast<void*>(uintptr_t{1} << 32), 4);
+  const int64_t pairs = g.pairs();
+  std::vector<Moments> partials(pairs);  // per pair, in split order
+  if (rows.vec > 0) {
+    const int64_t splits = ops::row_splits(g);
+    EXPECT_GT(splits, 1) << "the case should exercise split blocks";
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t split = 0; split < splits; ++split) {
+        int64_t begin, end;
+        ops::split_range(g.spatial, split, splits, &begin, &end);
+        Moments threads(ops::kGroupNormThreads, ops::GroupMoments{0, 0.f, 0.f});
+        for (int64_t th = 0; th < rows.active(); ++th) {
+          ops::ShiftedSums acc;
+          for (int64_t s = begin + th / rows.cols; s < end; s += rows.rows)
+            for (int k = 0; k < rows.vec; ++k)
+              acc.add(mem[ops::input_offset(g, n, (th % rows.cols) * rows.vec + k, s)]);
+          threads[th] = acc.moments();
+        }
+        const int64_t per_group = rows.vecs_per_group(g), entries = per_group * rows.rows;
+        size_t lanes = 1;
+        while (lanes < 32 && static_cast<int64_t>(lanes) < entries) lanes *= 2;
+        for (int64_t group = 0; group < g.groups; ++group) {
+          Moments mine;
+          for (int64_t e = 0; e < entries; ++e)
+            mine.push_back(threads[(e / per_group) * rows.cols + group * per_group + e % per_group]);
+          partials[n * g.groups + group].push_back(fold_then_tree(mine, lanes));
+        }
+      }
+  } else {
+    const ops::GroupRuns runs = ops::group_runs(g, reinterpret_cast<void*>(uintptr_t{1} << 32), 4);
+    const int64_t splits = ops::group_splits(g);
+    EXPECT_GT(splits, 1) << "the case should exercise split blocks";
+    for (int64_t pair = 0; pair < pairs; ++pair)
+      for (int64_t split = 0; split < splits; ++split) {
+        int64_t begin, end;
+        ops::split_range(runs.loads(), split, splits, &begin, &end);
+        Moments threads;
+        for (int th = 0; th < ops::kGroupNormThreads; ++th) {
+          ops::ShiftedSums acc;
+          for (int64_t j = begin + th; j < end; j += ops::kGroupNormThreads)
+            for (int k = 0; k < runs.vec; ++k)
+              acc.add(mem[ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k]);
+          threads.push_back(acc.moments());
+        }
+        partials[pair].push_back(block_moments(threads));
+      }
+  }
+  Moments records;
+  for (const Moments& p : partials) records.push_back(fold_then_tree(p, 32));
+  return records;
 }
 
 TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
@@ -161,61 +289,50 @@ TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
     h ^= h >> 29;
     return static_cast<float>(1000.0 + static_cast<double>(h >> 11) / 9007199254740992.0 * 4 - 2);
   };
-  std::vector<float> whole(C * H * W);
+  std::vector<float> whole(C * H * W);  // [1, C, H, W] row-major
   for (size_t i = 0; i < whole.size(); ++i) whole[i] = value(static_cast<int64_t>(i));
-  std::vector<ops::GroupMoments> per_rank(ranks * G);
-  for (int64_t r = 0; r < ranks; ++r) {
-    const int64_t start = H * r / ranks, rows = H * (r + 1) / ranks - start;
-    const Layout l{"slab", {1, C, rows, W}, {C * H * W, H * W, W, 1}};
-    TensorView t = view(l, DType::kFloat32);
-    const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, G);
-    const ops::GroupRuns runs = ops::group_runs(g, t.data, 4);
-    const int64_t splits = ops::group_splits(g);
-    ASSERT_GT(splits, 1) << "the case should exercise split blocks";
-    for (int64_t pair = 0; pair < G; ++pair) {
-      std::vector<ops::GroupMoments> partials;
-      for (int64_t split = 0; split < splits; ++split) {
-        int64_t begin, end;
-        ops::split_range(runs.loads(), split, splits, &begin, &end);
-        std::vector<ops::GroupMoments> threads;
-        for (int th = 0; th < ops::kGroupNormThreads; ++th) {
-          ops::ShiftedSums acc;
-          for (int64_t j = begin + th; j < end; j += ops::kGroupNormThreads)
-            for (int k = 0; k < runs.vec; ++k) {
-              // The slab's element offset, then its place in the whole tensor.
-              const int64_t o = ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k;
-              acc.add(whole[start * W + o]);
-            }
-          threads.push_back(acc.moments());
-        }
-        partials.push_back(block_moments(threads));
+  for (bool channels_last : {false, true}) {
+    SCOPED_TRACE(channels_last ? "channels-last slabs (channel rows)" : "NCHW slabs (group runs)");
+    Moments per_rank;
+    for (int64_t r = 0; r < ranks; ++r) {
+      const int64_t start = H * r / ranks, rows = H * (r + 1) / ranks - start;
+      const Layout l = channels_last
+                           ? Layout{"slab", {1, C, rows, W}, {C * rows * W, 1, W * C, C}}
+                           : Layout{"slab", {1, C, rows, W}, {C * rows * W, rows * W, W, 1}};
+      const TensorView t = view(l, DType::kFloat32);
+      const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, G);
+      EXPECT_EQ(ops::channel_rows(g, t.data, 4).vec > 0, channels_last);
+      std::vector<float> mem(C * rows * W);
+      const std::vector<int64_t> off = offsets(t);
+      for (int64_t i = 0; i < t.numel(); ++i) {  // slab element (c, y, x) is whole (c, start + y, x)
+        const int64_t c = i / (rows * W), y = i / W % rows, x = i % W;
+        mem[off[i]] = whole[(c * H + start + y) * W + x];
       }
-      ops::GroupMoments m = partials[0];
-      for (size_t k = 1; k < partials.size(); ++k) m = ops::combine_moments(m, partials[k]);
-      per_rank[r * G + pair] = m;
+      const Moments mine = emulated_moments(g, mem);
+      per_rank.insert(per_rank.end(), mine.begin(), mine.end());
     }
-  }
-  const int64_t per_group = C / G * H * W;
-  for (int64_t pair = 0; pair < G; ++pair) {
-    ops::GroupMoments m = per_rank[pair];
-    for (int64_t r = 1; r < ranks; ++r) m = ops::combine_moments(m, per_rank[r * G + pair]);
-    double sum = 0, sq = 0;
-    float naive_sum = 0, naive_sq = 0;
-    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i) {
-      sum += whole[i];
-      naive_sum += whole[i];
-      naive_sq += whole[i] * whole[i];
+    const int64_t per_group = C / G * H * W;
+    for (int64_t pair = 0; pair < G; ++pair) {
+      ops::GroupMoments m = per_rank[pair];
+      for (int64_t r = 1; r < ranks; ++r) m = ops::combine_moments(m, per_rank[r * G + pair]);
+      double sum = 0, sq = 0;
+      float naive_sum = 0, naive_sq = 0;
+      for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i) {
+        sum += whole[i];
+        naive_sum += whole[i];
+        naive_sq += whole[i] * whole[i];
+      }
+      const double mean = sum / per_group;
+      for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i)
+        sq += (whole[i] - mean) * (whole[i] - mean);
+      const double var = sq / per_group;
+      const float naive_mean = naive_sum / per_group;
+      const double naive_var = naive_sq / per_group - naive_mean * naive_mean;
+      ASSERT_EQ(m.count, per_group);
+      EXPECT_NEAR(m.mean, mean, 1e-4);
+      EXPECT_NEAR(m.m2 / m.count, var, 1e-5 * var) << "pair " << pair;
+      EXPECT_GT(std::fabs(naive_var - var), 1e-2 * var) << "the case is not hard enough";
     }
-    const double mean = sum / per_group;
-    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i)
-      sq += (whole[i] - mean) * (whole[i] - mean);
-    const double var = sq / per_group;
-    const float naive_mean = naive_sum / per_group;
-    const double naive_var = naive_sq / per_group - naive_mean * naive_mean;
-    ASSERT_EQ(m.count, per_group);
-    EXPECT_NEAR(m.mean, mean, 1e-4);
-    EXPECT_NEAR(m.m2 / m.count, var, 1e-5 * var) << "pair " << pair;
-    EXPECT_GT(std::fabs(naive_var - var), 1e-2 * var) << "the case is not hard enough";
   }
 }
 

@@ -897,9 +897,10 @@ DIFFCOLL_API diffcoll_status_t diffcoll_gather_slabs(diffcoll_comm_t* comm,
  * stream-ordered on `stream` (local statistics, the NCCL all-gather, the
  * combine and the normalisation are kernels and one NCCL call on it), never
  * synchronises the host, and is CUDA-graph capturable once the staging arena
- * holds (P + 1) * N * G * 16 + N * G * 8 bytes plus at most N * G * 2048 of
- * per-block partials (diffcoll_comm_reserve(comm, 1 << 20) before capturing
- * covers N * G <= 256).
+ * holds (P + 1) * N * G * 16 bytes of records, at most 256 KiB of per-block
+ * partials and N * C * 8 + C * 4 bytes of per-channel factors
+ * (diffcoll_comm_reserve(comm, 1 << 20) before capturing covers N * G <= 256
+ * with N * C <= 32K).
  * Used by one thread at a time per communicator, like every collective.
  *
  * Errors (DIFFCOLL_ERR_INVALID_ARGUMENT, with a message naming the problem):
