@@ -11,16 +11,15 @@ namespace diffcoll {
 namespace {
 
 using fused_norm_cuda::kThreads;
+constexpr int64_t kMaxEpilogueCtas = 65535;  // one CTA per row up to here, then rows loop
 
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, fused_norm_cuda::kMinCtasPerSm)
     epilogue_kernel(const T* residual, const T* weight, T* y, T* residual_out, int64_t tokens,
                     int64_t hidden, float eps) {
   for (int64_t row = blockIdx.x; row < tokens; row += gridDim.x) {
     T* y_row = y + row * hidden;
-    auto sum_of = [&](int64_t e, float(&v)[V]) {
-      fused_norm_cuda::load<T, V>(y_row + e, v);
-    };
+    auto sum_of = [&](int64_t e) { return elementwise::load_pack<T, V>(y_row + e); };
     fused_norm_cuda::norm_row<T, V>(sum_of, residual ? residual + row * hidden : nullptr, weight,
                                     residual_out ? residual_out + row * hidden : nullptr, y_row,
                                     hidden, eps);
@@ -29,7 +28,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T, int V>
 void launch(const ops::FusedNormCall& c, cudaStream_t stream) {
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(c.tokens, 65535));
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(c.tokens, kMaxEpilogueCtas));
   epilogue_kernel<T, V><<<grid, kThreads, 0, stream>>>(
       static_cast<const T*>(c.residual), static_cast<const T*>(c.weight), static_cast<T*>(c.y),
       static_cast<T*>(c.residual_out), c.tokens, c.hidden, c.eps);

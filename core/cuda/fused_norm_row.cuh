@@ -3,68 +3,35 @@
 // V elements per memory access (16 bytes when the rows are aligned).
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
+
+#include "float_vectors.cuh"
 
 namespace diffcoll {
 namespace fused_norm_cuda {
 
+using elementwise::Pack;
+
 constexpr int kThreads = 256;  // threads of every fused-norm CTA
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v);
-template <>
-__device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-
-// `v` as the dtype would store it.
-template <typename T>
-__device__ __forceinline__ float round_to(float v) {
-  return to_float<T>(from_float<T>(v));
-}
-
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
-template <typename T, int V>
-__device__ __forceinline__ void load(const T* p, float (&out)[V]) {
-  const Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(p);
-#pragma unroll
-  for (int k = 0; k < V; ++k) out[k] = to_float<T>(pack.v[k]);
-}
-
-template <typename T, int V>
-__device__ __forceinline__ void store(T* p, const float (&in)[V]) {
-  Pack<T, V> pack;
-#pragma unroll
-  for (int k = 0; k < V; ++k) pack.v[k] = from_float<T>(in[k]);
-  *reinterpret_cast<Pack<T, V>*>(p) = pack;
-}
+// Resident CTAs per SM asked of the register allocator: 85 registers hold a
+// thread's cached sums, residuals and weights (all loaded before the first
+// store) without spills.
+constexpr int kMinCtasPerSm = 3;
 
 template <typename T, int V>
 __device__ __forceinline__ void copy_row(const T* src, T* dst, int64_t hidden) {
-  for (int64_t e = static_cast<int64_t>(threadIdx.x) * V; e < hidden; e += kThreads * V)
-    *reinterpret_cast<Pack<T, V>*>(dst + e) = *reinterpret_cast<const Pack<T, V>*>(src + e);
+  // Four accesses in flight per thread before the first store.
+  constexpr int kInFlight = 4;
+  constexpr int64_t kStride = static_cast<int64_t>(kThreads) * V;
+  for (int64_t e0 = static_cast<int64_t>(threadIdx.x) * V; e0 < hidden; e0 += kStride * kInFlight) {
+    Pack<T, V> v[kInFlight];
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i)
+      if (e0 + i * kStride < hidden) v[i] = elementwise::load_pack<T, V>(src + e0 + i * kStride);
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i)
+      if (e0 + i * kStride < hidden) elementwise::store_pack<T, V>(dst + e0 + i * kStride, v[i]);
+  }
 }
 
 // The sum of `v` over the CTA, on every thread.
@@ -86,73 +53,97 @@ __device__ __forceinline__ float cta_sum(float v) {
 // are read once; longer rows re-read the rest from where pass 1 stored it.
 constexpr int kCachedVectors = 4;
 
-// One row: sum_of(e, v) fills v with allreduce(x) at elements e..e+V-1 of the
-// row, already rounded to T. residual_out = round(sum + residual) is stored
-// (if wanted) and the norm taken of those rounded values; y gets the result.
-// Every element is read and written by one thread in both passes, so y and
-// residual_out may be the buffer sum_of reads, and residual_out may be
-// `residual`. Elements beyond the register cache wait in residual_out, or in
-// y when there is no residual_out, between the passes.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> ones() {
+  Pack<T, V> p;
+#pragma unroll
+  for (int k = 0; k < V; ++k) p.set(k, elementwise::from_float<T>(1.0f));
+  return p;
+}
+
+// round(sum + residual) (without a residual: sum), the residual stream as
+// stored; adds its squares to `squares`.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> residual_stream(const Pack<T, V>& sum, bool has_residual,
+                                                      const Pack<T, V>& residual, float& squares) {
+  Pack<T, V> out;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    float v = elementwise::to_float<T>(sum.get(k));
+    if (has_residual) v += elementwise::to_float<T>(residual.get(k));
+    out.set(k, elementwise::from_float<T>(v));
+    const float r = elementwise::to_float<T>(out.get(k));
+    squares += r * r;
+  }
+  return out;
+}
+
+// y = v * scale * w, rounded.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> scaled(const Pack<T, V>& v, const Pack<T, V>& w,
+                                             float scale) {
+  Pack<T, V> out;
+#pragma unroll
+  for (int k = 0; k < V; ++k)
+    out.set(k, elementwise::from_float<T>(elementwise::to_float<T>(v.get(k)) * scale * elementwise::to_float<T>(w.get(k))));
+  return out;
+}
+
+// One row: sum_of(e) returns allreduce(x) at elements e..e+V-1 of the row,
+// already rounded to T. residual_out = round(sum + residual) is stored (if
+// wanted) and the norm taken of those rounded values; y gets the result.
+// Every element is read and written by one thread in both passes, and a
+// thread issues all its loads of the cached part (sums, residual, weight)
+// before its first store, so y and residual_out may be the buffer sum_of
+// reads, and residual_out may be `residual`. Elements beyond the register
+// cache wait in residual_out, or in y when there is no residual_out, between
+// the passes. Arithmetic and rounding are those of the host reference.
 template <typename T, int V, typename SumOf>
 __device__ __forceinline__ void norm_row(SumOf sum_of, const T* residual, const T* weight,
                                          T* residual_out, T* y, int64_t hidden, float eps) {
   const int64_t first = static_cast<int64_t>(threadIdx.x) * V;
   constexpr int64_t kStride = static_cast<int64_t>(kThreads) * V;
   T* stash = residual_out ? residual_out : y;
-  float cache[kCachedVectors][V];
-  float squares = 0;
-  // Pass 1 on element e: the rounded residual stream, into v.
-  auto pass1 = [&](int64_t e, float(&v)[V]) {
-    sum_of(e, v);
-    if (residual) {
-      float r[V];
-      load<T, V>(residual + e, r);
-#pragma unroll
-      for (int k = 0; k < V; ++k) v[k] += r[k];
-    }
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      v[k] = round_to<T>(v[k]);
-      squares += v[k] * v[k];
-    }
-  };
+  Pack<T, V> cache[kCachedVectors], res[kCachedVectors];
 #pragma unroll
   for (int i = 0; i < kCachedVectors; ++i) {
     const int64_t e = first + i * kStride;
-    if (e < hidden) {
-      pass1(e, cache[i]);
-      if (residual_out) store<T, V>(residual_out + e, cache[i]);
-    }
+    if (e >= hidden) break;
+    cache[i] = sum_of(e);
+    if (residual) res[i] = elementwise::load_pack<T, V>(residual + e);
+  }
+  float squares = 0;
+#pragma unroll
+  for (int i = 0; i < kCachedVectors; ++i) {
+    const int64_t e = first + i * kStride;
+    if (e >= hidden) break;
+    cache[i] = residual_stream<T, V>(cache[i], residual != nullptr, res[i], squares);
+    if (residual_out) elementwise::store_pack<T, V>(residual_out + e, cache[i]);
   }
   for (int64_t e = first + kCachedVectors * kStride; e < hidden; e += kStride) {
-    float v[V];
-    pass1(e, v);
-    store<T, V>(stash + e, v);
+    Pack<T, V> r;
+    if (residual) r = elementwise::load_pack<T, V>(residual + e);
+    elementwise::store_pack<T, V>(stash + e, residual_stream<T, V>(sum_of(e), residual != nullptr, r,
+                                                            squares));
+  }
+  // The weight (one row, shared by all, cache-resident) loads while the CTA meets.
+  Pack<T, V> w[kCachedVectors];
+#pragma unroll
+  for (int i = 0; i < kCachedVectors; ++i) {
+    const int64_t e = first + i * kStride;
+    if (e >= hidden) break;
+    w[i] = weight ? elementwise::load_pack<T, V>(weight + e) : ones<T, V>();
   }
   const float scale = rsqrtf(cta_sum(squares) / static_cast<float>(hidden) + eps);
-  // Pass 2 on element e holding v: y = v * scale * weight.
-  auto pass2 = [&](int64_t e, const float(&v)[V]) {
-    float w[V];
-    if (weight) {
-      load<T, V>(weight + e, w);
-    } else {
-#pragma unroll
-      for (int k = 0; k < V; ++k) w[k] = 1.0f;
-    }
-    float out[V];
-#pragma unroll
-    for (int k = 0; k < V; ++k) out[k] = v[k] * scale * w[k];
-    store<T, V>(y + e, out);
-  };
 #pragma unroll
   for (int i = 0; i < kCachedVectors; ++i) {
     const int64_t e = first + i * kStride;
-    if (e < hidden) pass2(e, cache[i]);
+    if (e >= hidden) break;
+    elementwise::store_pack<T, V>(y + e, scaled<T, V>(cache[i], w[i], scale));
   }
   for (int64_t e = first + kCachedVectors * kStride; e < hidden; e += kStride) {
-    float v[V];
-    load<T, V>(stash + e, v);
-    pass2(e, v);
+    const Pack<T, V> wv = weight ? elementwise::load_pack<T, V>(weight + e) : ones<T, V>();
+    elementwise::store_pack<T, V>(y + e, scaled<T, V>(elementwise::load_pack<T, V>(stash + e), wv, scale));
   }
 }
 

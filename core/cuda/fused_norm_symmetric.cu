@@ -20,6 +20,11 @@ struct SymmetricNorm::Resources {
 namespace {
 
 using fused_norm_cuda::kThreads;
+using fused_norm_cuda::Pack;
+// Resident CTAs per SM asked of the register allocator: the peers' sums of
+// a thread's cached vectors (all loads before the first store) take up to
+// 128 registers without spills.
+constexpr int kLsaCtasPerSm = 2;
 
 struct Params {
   ncclDevComm dev;
@@ -47,19 +52,22 @@ __device__ __forceinline__ T* in_window(const Params& p, Region region, int peer
 // allreduce(x) at elements row_start + e .. + V - 1: every peer's copy of x,
 // summed in float in LSA rank order (the same order on every rank, so that
 // all ranks get the same bits), rounded to T as an all-reduce returns it.
+// All peers' loads issue before the first add.
 template <typename T, int V>
-__device__ __forceinline__ void sum_over_peers(const Params& p, int64_t row_start, int64_t e,
-                                               float (&v)[V]) {
+__device__ __forceinline__ Pack<T, V> sum_over_peers(const Params& p, int64_t row_start, int64_t e) {
+  float v[V];
 #pragma unroll
   for (int k = 0; k < V; ++k) v[k] = 0;
   for (int peer = 0; peer < p.dev.lsaSize; ++peer) {
     float t[V];
-    fused_norm_cuda::load<T, V>(in_window<T>(p, kX, peer, row_start + e), t);
+    elementwise::load<T, V>(in_window<T>(p, kX, peer, row_start + e), t);
 #pragma unroll
     for (int k = 0; k < V; ++k) v[k] += t[k];
   }
+  Pack<T, V> out;
 #pragma unroll
-  for (int k = 0; k < V; ++k) v[k] = fused_norm_cuda::round_to<T>(v[k]);
+  for (int k = 0; k < V; ++k) out.set(k, elementwise::from_float<T>(v[k]));
+  return out;
 }
 
 // Normalises `row`, reading x from every peer's window; writes the row's
@@ -68,7 +76,7 @@ template <typename T, int V>
 __device__ __forceinline__ void reduce_row(const Params& p, int64_t row, T* residual_out_row,
                                            T* y_row) {
   const int64_t start = row * p.hidden;
-  auto sum_of = [&](int64_t e, float(&v)[V]) { sum_over_peers<T, V>(p, start, e, v); };
+  auto sum_of = [&](int64_t e) { return sum_over_peers<T, V>(p, start, e); };
   const T* residual = p.residual ? static_cast<const T*>(p.residual) + start : nullptr;
   fused_norm_cuda::norm_row<T, V>(sum_of, residual, static_cast<const T*>(p.weight),
                                   residual_out_row, y_row, p.hidden, p.eps);
@@ -84,7 +92,7 @@ __device__ __forceinline__ int64_t share_begin(int64_t tokens, int s, int ranks)
 // the peers' CTA b at the barriers; the last barrier keeps a rank from
 // overwriting its window while a peer still reads it.
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads) one_shot_kernel(Params p) {
+__global__ void __launch_bounds__(kThreads, kLsaCtasPerSm) one_shot_kernel(Params p) {
   ncclLsaBarrierSession<ncclCoopCta> barrier(ncclCoopCta(), p.dev, ncclTeamTagLsa(), blockIdx.x);
   const T* x = static_cast<const T*>(p.x);
   const int me = p.dev.lsaRank;
@@ -106,7 +114,7 @@ __global__ void __launch_bounds__(kThreads) one_shot_kernel(Params p) {
 // rank's next kernel starts only after all its CTAs passed the second
 // barrier, i.e. after every peer finished reading its x region.
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads) two_shot_kernel(Params p) {
+__global__ void __launch_bounds__(kThreads, kLsaCtasPerSm) two_shot_kernel(Params p) {
   ncclLsaBarrierSession<ncclCoopCta> barrier(ncclCoopCta(), p.dev, ncclTeamTagLsa(), blockIdx.x);
   const T* x = static_cast<const T*>(p.x);
   const int me = p.dev.lsaRank, ranks = p.dev.lsaSize;

@@ -42,8 +42,11 @@ class SymmetricNorm {
   void one_shot(const ops::FusedNormCall& call, void* stream);
   void two_shot(const ops::FusedNormCall& call, void* stream);
 
-  // CTAs per kernel at most (one LSA barrier each).
-  static constexpr int kMaxCtas = 128;
+  // CTAs per kernel at most (one LSA barrier each): one row per CTA up to
+  // 512 rows, about four CTAs of 256 threads per SM of an H100/H200. (128
+  // made a 1K-token call loop eight rows deep per CTA, one row's latency
+  // after another.)
+  static constexpr int kMaxCtas = 512;
 
  private:
   void launch_kernel(const ops::FusedNormCall& call, bool two_shot, unsigned grid, void* stream);

@@ -41,9 +41,9 @@ namespace diffcoll {
 namespace ops {
 namespace {
 
-using cuda::from_float;
-using cuda::Pack;
-using cuda::to_float;
+using elementwise::from_float;
+using elementwise::Pack;
+using elementwise::to_float;
 
 constexpr int kThreads = kGroupNormThreads;
 constexpr int kWarps = kThreads / 32;
@@ -130,14 +130,14 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t j = j0 + u * kThreads;
-      if (j < end) v[u] = cuda::load_pack<T, V>(base + load_offset(g, runs, j));
+      if (j < end) v[u] = elementwise::load_pack<T, V>(base + load_offset(g, runs, j));
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       if (j0 + u * kThreads < end) {
         ++loads;
 #pragma unroll
-        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].v[k]));
+        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].get(k)));
       }
   }
   const GroupMoments m = block_moments(acc.moments(loads * V));
@@ -170,14 +170,14 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t s = s0 + u * rows.rows;
-      if (s < end) v[u] = cuda::load_pack<T, V>(base + spatial_offset(g, s, g.in_sp_stride));
+      if (s < end) v[u] = elementwise::load_pack<T, V>(base + spatial_offset(g, s, g.in_sp_stride));
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       if (s0 + u * rows.rows < end) {
         ++loads;
 #pragma unroll
-        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].v[k]));
+        for (int k = 0; k < V; ++k) acc.add(to_float(v[u].get(k)));
       }
   }
   thread_moments[t] = acc.moments(loads * V);  // inactive threads: count 0, the identity
@@ -294,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomen
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const I v = v0 + static_cast<I>(u) * kThreads;
-      if (v < vectors) x[u] = cuda::load_pack<T, V>(in + v * V);
+      if (v < vectors) x[u] = elementwise::load_pack<T, V>(in + v * V);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -308,9 +308,9 @@ __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomen
         if (W == DenseWalk::kPerElement && k > 0)
           dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
         if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
-        x[u].v[k] = normalised<T>(x[u].v[k], factors, bias, nk * C + ck, ck);
+        x[u].set(k, normalised<T>(x[u].get(k), factors, bias, nk * C + ck, ck));
       }
-      cuda::store_pack<T, V>(out + v * V, x[u]);
+      elementwise::store_pack<T, V>(out + v * V, x[u]);
     }
   }
   if (blockIdx.x != 0) return;

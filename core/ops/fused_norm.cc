@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 #include "../error.h"
@@ -148,16 +149,29 @@ const char* fused_norm_path_name(FusedNormPath path) {
   return "?";
 }
 
+// The table of crossovers reads as intended: groups in increasing size, each
+// one-shot bound within its two-shot bound, within the symmetric window.
+constexpr bool crossovers_consistent() {
+  int previous = 0;
+  for (const FusedNormCrossover& c : kFusedNormCrossovers) {
+    if (c.max_ranks <= previous || c.one_shot_max > c.two_shot_max ||
+        c.two_shot_max > kFusedNormTwoShotMaxBytes)
+      return false;
+    previous = c.max_ranks;
+  }
+  return true;
+}
+static_assert(crossovers_consistent(), "kFusedNormCrossovers is out of order");
+
 FusedNormPath choose_fused_norm_path(size_t bytes, int ranks) {
-  // One-shot reads (ranks - 1) x bytes from the peers into every rank and
-  // needs no second round; two-shot reads and gathers about 2 x bytes in
-  // all, with one more barrier. Past the symmetric window (and where CTA-per-
-  // row loads cannot keep NVLink busy) NCCL's tuned algorithms win. The
-  // crossovers are a first guess, to be tuned on the benchmark
-  // (docs/FUSED_NORM.md).
-  if (ranks <= 2 ? bytes <= (size_t{512} << 10) : bytes <= (size_t{256} << 10))
-    return FusedNormPath::kOneShot;
-  if (bytes <= kFusedNormTwoShotMaxBytes) return FusedNormPath::kTwoShot;
+  const FusedNormCrossover* row = std::end(kFusedNormCrossovers) - 1;
+  for (const FusedNormCrossover& c : kFusedNormCrossovers)
+    if (ranks <= c.max_ranks) {
+      row = &c;
+      break;
+    }
+  if (bytes <= row->one_shot_max) return FusedNormPath::kOneShot;
+  if (bytes <= row->two_shot_max) return FusedNormPath::kTwoShot;
   return FusedNormPath::kNcclKernel;
 }
 

@@ -72,8 +72,30 @@ std::unique_ptr<FusedNormDevice> make_fused_norm_device(Comm& comm, const FusedN
 // symmetric window holds this much per region); larger ones take NCCL.
 constexpr size_t kFusedNormTwoShotMaxBytes = size_t{32} << 20;
 
+// kAuto's crossovers, all in this table so that measurements can retune
+// them (tests/bench/fused_norm_bench prints every path at every size): for
+// groups of up to `max_ranks` ranks, one-shot for calls of up to
+// `one_shot_max` bytes of x, two-shot up to `two_shot_max`, NCCL + kernel
+// beyond; larger groups take the last row.
+//  - One rank: one-shot moves what NCCL's copy and the epilogue move (x in,
+//    the window out, the epilogue's four passes) and saves NCCL's launch,
+//    which matters while launches dominate; two-shot only adds a gather.
+//  - Two or more: first guesses from the shape of published numbers (one
+//    rank's reads from every peer against two rounds and a barrier); to be
+//    measured on the lent machines with NVLink.
+struct FusedNormCrossover {
+  int max_ranks;
+  size_t one_shot_max;
+  size_t two_shot_max;
+};
+inline constexpr FusedNormCrossover kFusedNormCrossovers[] = {
+    {1, size_t{1} << 20, size_t{1} << 20},
+    {2, size_t{512} << 10, kFusedNormTwoShotMaxBytes},
+    {8, size_t{256} << 10, kFusedNormTwoShotMaxBytes},
+};
+
 // kAuto's choice for a call of `bytes` bytes on a group of `ranks`, when the
-// one-kernel paths are available.
+// one-kernel paths are available (kFusedNormCrossovers).
 FusedNormPath choose_fused_norm_path(size_t bytes, int ranks);
 
 // The tensors of one call, as the caller passed them.

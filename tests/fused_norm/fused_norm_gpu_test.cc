@@ -198,6 +198,24 @@ TEST_F(FusedNormGpu, EveryPathMatchesTheReference) {
   }
 }
 
+// More rows than the one-kernel paths have CTAs (512: CTAs then loop over
+// rows), and rows longer than a thread's register cache (8192 16-bit
+// elements: the rest waits in residual_out or y between the passes), in
+// every form.
+TEST_F(FusedNormGpu, ManyRowsAndLongRows) {
+  for (int dtype : {DIFFCOLL_BFLOAT16, DIFFCOLL_FLOAT32}) {
+    diffcoll_fused_norm_workspace_t* ws = workspace(1100, 12288, dtype);
+    ASSERT_NE(ws, nullptr);
+    for (int path : kPaths) {
+      expect_call(ws, stream_, 0, 0, {0}, 513, 5120, dtype, path);
+      expect_call(ws, stream_, 0, 0, {0}, 1100, 2048, dtype, path);
+      for (const Forms& f : fn_test::optional_forms())
+        expect_call(ws, stream_, 0, 0, {0}, 3, 12288, dtype, path, f);
+    }
+    EXPECT_EQ(diffcoll_fused_norm_workspace_destroy(ws), DIFFCOLL_SUCCESS);
+  }
+}
+
 TEST_F(FusedNormGpu, OptionalAndInPlaceForms) {
   diffcoll_fused_norm_workspace_t* ws = workspace(128, 2048, DIFFCOLL_FLOAT32);
   ASSERT_NE(ws, nullptr);
