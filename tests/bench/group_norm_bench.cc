@@ -1,10 +1,17 @@
 // diffcoll side of the GroupNorm benchmark of issue 11: microseconds per
 // distributed GroupNorm on CUDA tensors, one rank per GPU (ranks as threads
-// of this process). The whole activation is bf16 [1,512,90,160] with 32
-// groups, split along H (uneven when P does not divide 90); each rank
-// normalises its slab in place, contiguous and channels-last, with an f32
-// affine. Prints a table and one JSON object per layout and mode (eager
-// calls, and the same calls replayed from a CUDA graph) to --json FILE.
+// of this process; with more ranks than GPUs, processes sharing them, whose
+// timings mean nothing but whose results are still checked). The whole
+// activation is bf16 [1,512,90,160] with 32 groups, split along H (uneven
+// when P does not divide 90); each rank normalises its slab in place,
+// contiguous and channels-last, with an f32 affine. Before timing, each
+// layout's result is checked against the host path on the same data.
+// Prints a table with the fraction of the limit, the bytes a GroupNorm must
+// move (its slab read twice and written once) at the device-to-device copy
+// bandwidth measured in the same run, and one JSON object per layout and
+// mode (eager calls, and the same calls replayed from a CUDA graph) to
+// --json FILE. (A slab of 14.7 MB fits in an H100/H200's L2, so fractions
+// above 1 can appear; kernels_bench times the kernels on rotating buffers.)
 //
 //   group_norm_bench [--ranks P] [--iters N] [--json FILE]
 //
@@ -14,12 +21,11 @@
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 
-#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bench_support.h"
@@ -31,12 +37,13 @@ constexpr int64_t kN = 1, kC = 512, kH = 90, kW = 160;
 constexpr int kGroups = 32;
 
 // A bf16 slab [1, 512, rows, 160], contiguous or channels-last.
-diffcoll_tensor_t slab_desc(void* data, int64_t rows, bool channels_last, int device) {
+diffcoll_tensor_t slab_desc(void* data, int64_t rows, bool channels_last, int device_type,
+                            int device) {
   diffcoll_tensor_t d;
   std::memset(&d, 0, sizeof d);
   d.data = data;
   d.dtype = DIFFCOLL_BFLOAT16;
-  d.device_type = DIFFCOLL_DEVICE_CUDA;
+  d.device_type = device_type;
   d.device_id = device;
   d.ndim = 4;
   const int64_t shape[4] = {kN, kC, rows, kW};
@@ -49,10 +56,163 @@ diffcoll_tensor_t slab_desc(void* data, int64_t rows, bool channels_last, int de
   return d;
 }
 
+// f32 [C] at `data`, on the host or a device.
+diffcoll_tensor_t params_desc(float* data, int device_type, int device) {
+  diffcoll_tensor_t t;
+  std::memset(&t, 0, sizeof t);
+  t.data = data;
+  t.dtype = DIFFCOLL_FLOAT32;
+  t.device_type = device_type;
+  t.device_id = device;
+  t.ndim = 1;
+  t.shape[0] = kC;
+  t.strides[0] = 1;
+  return t;
+}
+
 struct Result {
   const char* layout;
   double eager_us, graph_us;
 };
+
+int run_rank(const BenchRank& me, const BenchArgs& args) {
+  const int r = me.rank, ranks = me.ranks, iters = args.iters;
+  CUDA(cudaSetDevice(me.device));
+  diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
+  cfg.device_id = me.device;
+  diffcoll_comm_t* comm;
+  CHECK(diffcoll_comm_create(me.rendezvous.c_str(), r, ranks, &cfg, &comm));
+  CHECK(diffcoll_comm_reserve(comm, 1 << 20));
+  cudaStream_t stream;
+  CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  int64_t start, rows;
+  CHECK(diffcoll_split_extent(kH, ranks, r, &start, &rows));
+  const size_t bytes = kN * kC * rows * kW * 2;
+  void* data;
+  CUDA(cudaMalloc(&data, bytes));
+  std::vector<uint16_t> initial(bytes / 2), host(bytes / 2), device_result(bytes / 2);
+  for (size_t i = 0; i < initial.size(); ++i)
+    initial[i] = to_bf16(static_cast<float>((i * 2654435761u + r * 7919u) % 1000) / 250.f - 2.f);
+  std::vector<float> params(2 * kC);
+  for (int64_t c = 0; c < kC; ++c) {
+    params[c] = 1.f + static_cast<float>(c % 7) / 8.f;
+    params[kC + c] = static_cast<float>(c % 5) / 4.f - 0.5f;
+  }
+  float* dparams;
+  CUDA(cudaMalloc(&dparams, params.size() * sizeof(float)));
+  CUDA(cudaMemcpy(dparams, params.data(), params.size() * sizeof(float), cudaMemcpyHostToDevice));
+  const diffcoll_tensor_t w = params_desc(dparams, DIFFCOLL_DEVICE_CUDA, me.device);
+  const diffcoll_tensor_t b = params_desc(dparams + kC, DIFFCOLL_DEVICE_CUDA, me.device);
+  const diffcoll_tensor_t hw = params_desc(params.data(), DIFFCOLL_DEVICE_CPU, 0);
+  const diffcoll_tensor_t hb = params_desc(params.data() + kC, DIFFCOLL_DEVICE_CPU, 0);
+  cudaEvent_t t0, t1;
+  CUDA(cudaEventCreate(&t0));
+  CUDA(cudaEventCreate(&t1));
+  std::vector<Result> results;
+  int failures = 0;
+  for (bool channels_last : {false, true}) {
+    const char* layout = channels_last ? "channels_last" : "contiguous";
+    diffcoll_tensor_t t = slab_desc(data, rows, channels_last, DIFFCOLL_DEVICE_CUDA, me.device);
+    // The result first: the device path against the host path on the same slab.
+    CUDA(cudaMemcpy(data, initial.data(), bytes, cudaMemcpyHostToDevice));
+    CHECK(diffcoll_group_norm(comm, &t, nullptr, &w, &b, kGroups, 1e-6, stream));
+    CUDA(cudaStreamSynchronize(stream));
+    CUDA(cudaMemcpy(device_result.data(), data, bytes, cudaMemcpyDeviceToHost));
+    host = initial;
+    diffcoll_tensor_t ht = slab_desc(host.data(), rows, channels_last, DIFFCOLL_DEVICE_CPU, 0);
+    CHECK(diffcoll_group_norm(comm, &ht, nullptr, &hw, &hb, kGroups, 1e-6, nullptr));
+    int bad = 0;
+    for (size_t i = 0; i < host.size(); ++i) {
+      const float want = from_bf16(host[i]), got = from_bf16(device_result[i]);
+      if (!(std::fabs(got - want) <= 1e-2f * std::fabs(want) + 2e-2f) && bad++ < 3)
+        std::fprintf(stderr, "group_norm_bench: rank %d %s element %zu: device %g, host %g\n", r,
+                     layout, i, got, want);
+    }
+    failures += bad > 0;
+
+    auto call = [&] { CHECK(diffcoll_group_norm(comm, &t, nullptr, &w, &b, kGroups, 1e-6, stream)); };
+    for (int i = 0; i < 20; ++i) call();
+    CUDA(cudaStreamSynchronize(stream));
+    CHECK(diffcoll_barrier(comm, nullptr));
+    CUDA(cudaEventRecord(t0, stream));
+    for (int i = 0; i < iters; ++i) call();
+    CUDA(cudaEventRecord(t1, stream));
+    CUDA(cudaEventSynchronize(t1));
+    float eager_ms = 0;
+    CUDA(cudaEventElapsedTime(&eager_ms, t0, t1));
+    // Graph: 10 calls captured once, replayed.
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < 10; ++i) call();
+    CUDA(cudaStreamEndCapture(stream, &graph));
+    CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA(cudaGraphLaunch(exec, stream));
+    CUDA(cudaStreamSynchronize(stream));
+    CHECK(diffcoll_barrier(comm, nullptr));
+    CUDA(cudaEventRecord(t0, stream));
+    for (int i = 0; i < iters / 10; ++i) CUDA(cudaGraphLaunch(exec, stream));
+    CUDA(cudaEventRecord(t1, stream));
+    CUDA(cudaEventSynchronize(t1));
+    float graph_ms = 0;
+    CUDA(cudaEventElapsedTime(&graph_ms, t0, t1));
+    results.push_back({layout, 1000.0 * eager_ms / iters, 1000.0 * graph_ms / (iters / 10 * 10)});
+    CUDA(cudaGraphExecDestroy(exec));
+    CUDA(cudaGraphDestroy(graph));
+  }
+  CHECK(diffcoll_barrier(comm, nullptr));
+  const double copy = r == 0 ? copy_gbps(stream) : 0;
+  CUDA(cudaFree(data));
+  CUDA(cudaFree(dparams));
+  CHECK(diffcoll_barrier(comm, nullptr));
+  CHECK(diffcoll_comm_destroy(comm));
+  if (failures) {
+    std::fprintf(stderr, "group_norm_bench: rank %d: device results differ from the host path\n",
+                 r);
+    return 1;
+  }
+  if (r != 0) return 0;
+
+  int gpus = 0;
+  CUDA(cudaGetDeviceCount(&gpus));
+  // Rank 0's slab read twice (moments, apply) and written once.
+  const double moved = 3.0 * static_cast<double>(bytes);
+  auto fraction = [&](double us) { return moved / (us * 1e-6) / 1e9 / copy; };
+  print_shared_note(me, gpus);
+  std::printf("distributed GroupNorm, bf16 [%lld,%lld,%lld,%lld] split along H over %d ranks, "
+              "%d groups, in place, f32 affine (rank 0's CUDA-event time); results checked\n",
+              (long long)kN, (long long)kC, (long long)kH, (long long)kW, ranks, kGroups);
+  std::printf("limit: rank 0's slab read twice and written once, %.1f MB, at the copy "
+              "bandwidth %.0f GB/s (cudaMemcpy D2D of 256 MiB, read + write): %.2f us\n",
+              moved / 1e6, copy, moved / copy / 1e3);
+  std::printf("%-14s %10s %10s %12s %12s\n", "layout", "eager us", "graph us", "eager/limit",
+              "graph/limit");
+  for (const Result& res : results)
+    std::printf("%-14s %10.2f %10.2f %12.2f %12.2f\n", res.layout, res.eager_us, res.graph_us,
+                fraction(res.eager_us), fraction(res.graph_us));
+  if (!args.json.empty()) {
+    FILE* f = std::fopen(args.json.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "group_norm_bench: cannot write %s\n", args.json.c_str());
+      return 1;
+    }
+    std::fprintf(f, "[\n");
+    for (size_t i = 0; i < results.size(); ++i)
+      std::fprintf(f,
+                   "  {\"op\": \"group_norm\", \"impl\": \"diffcoll\", \"ranks\": %d, \"gpus\": %d, "
+                   "\"shared_gpus\": %s, \"whole\": [%lld,%lld,%lld,%lld], \"groups\": %d, "
+                   "\"dtype\": \"bf16\", \"split\": \"H\", \"layout\": \"%s\", \"eager_us\": %.2f, "
+                   "\"graph_us\": %.2f, \"bytes_moved\": %.0f, \"copy_gbps\": %.1f, "
+                   "\"eager_fraction_of_copy\": %.3f, \"graph_fraction_of_copy\": %.3f}%s\n",
+                   ranks, gpus, me.shared ? "true" : "false", (long long)kN, (long long)kC,
+                   (long long)kH, (long long)kW, kGroups, results[i].layout, results[i].eager_us,
+                   results[i].graph_us, moved, copy, fraction(results[i].eager_us),
+                   fraction(results[i].graph_us), i + 1 < results.size() ? "," : "");
+    std::fprintf(f, "]\n");
+    std::fclose(f);
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -60,115 +220,8 @@ int main(int argc, char** argv) {
   BenchArgs args;
   args.iters = 200;
   args.json = "";
+  args.shared_gpus_allowed = true;
   if (int status = parse_bench_args(argc, argv, "group_norm_bench", &args); status >= 0) return status;
-  const int ranks = args.ranks, iters = args.iters;
-  const std::string json = args.json;
-  std::vector<Result> results;
-  const std::string rendezvous = "local://group-norm-bench";
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r)
-    threads.emplace_back([&, r] {
-      CUDA(cudaSetDevice(r));
-      diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
-      cfg.device_id = r;
-      diffcoll_comm_t* comm;
-      CHECK(diffcoll_comm_create(rendezvous.c_str(), r, ranks, &cfg, &comm));
-      CHECK(diffcoll_comm_reserve(comm, 1 << 20));
-      cudaStream_t stream;
-      CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-      int64_t start, rows;
-      CHECK(diffcoll_split_extent(kH, ranks, r, &start, &rows));
-      const size_t bytes = kN * kC * rows * kW * 2;
-      void* data;
-      CUDA(cudaMalloc(&data, bytes));
-      std::vector<uint16_t> host(bytes / 2);
-      for (size_t i = 0; i < host.size(); ++i)
-        host[i] = to_bf16(static_cast<float>((i * 2654435761u) % 1000) / 250.f - 2.f);
-      CUDA(cudaMemcpy(data, host.data(), bytes, cudaMemcpyHostToDevice));
-      std::vector<float> params(2 * kC, 1.f);
-      for (int64_t c = 0; c < kC; ++c) params[kC + c] = 0.f;
-      float* dparams;
-      CUDA(cudaMalloc(&dparams, params.size() * sizeof(float)));
-      CUDA(cudaMemcpy(dparams, params.data(), params.size() * sizeof(float),
-                      cudaMemcpyHostToDevice));
-      diffcoll_tensor_t w;
-      std::memset(&w, 0, sizeof w);
-      w.data = dparams;
-      w.dtype = DIFFCOLL_FLOAT32;
-      w.device_type = DIFFCOLL_DEVICE_CUDA;
-      w.device_id = r;
-      w.ndim = 1;
-      w.shape[0] = kC;
-      w.strides[0] = 1;
-      diffcoll_tensor_t b = w;
-      b.data = dparams + kC;
-      cudaEvent_t t0, t1;
-      CUDA(cudaEventCreate(&t0));
-      CUDA(cudaEventCreate(&t1));
-      for (bool channels_last : {false, true}) {
-        diffcoll_tensor_t t = slab_desc(data, rows, channels_last, r);
-        auto call = [&] { CHECK(diffcoll_group_norm(comm, &t, nullptr, &w, &b, kGroups, 1e-6, stream)); };
-        for (int i = 0; i < 20; ++i) call();
-        CUDA(cudaStreamSynchronize(stream));
-        CHECK(diffcoll_barrier(comm, nullptr));
-        CUDA(cudaEventRecord(t0, stream));
-        for (int i = 0; i < iters; ++i) call();
-        CUDA(cudaEventRecord(t1, stream));
-        CUDA(cudaEventSynchronize(t1));
-        float eager_ms = 0;
-        CUDA(cudaEventElapsedTime(&eager_ms, t0, t1));
-        // Graph: 10 calls captured once, replayed.
-        cudaGraph_t graph;
-        cudaGraphExec_t exec;
-        CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-        for (int i = 0; i < 10; ++i) call();
-        CUDA(cudaStreamEndCapture(stream, &graph));
-        CUDA(cudaGraphInstantiate(&exec, graph, 0));
-        CUDA(cudaGraphLaunch(exec, stream));
-        CUDA(cudaStreamSynchronize(stream));
-        CHECK(diffcoll_barrier(comm, nullptr));
-        CUDA(cudaEventRecord(t0, stream));
-        for (int i = 0; i < iters / 10; ++i) CUDA(cudaGraphLaunch(exec, stream));
-        CUDA(cudaEventRecord(t1, stream));
-        CUDA(cudaEventSynchronize(t1));
-        float graph_ms = 0;
-        CUDA(cudaEventElapsedTime(&graph_ms, t0, t1));
-        if (r == 0)
-          results.push_back({channels_last ? "channels_last" : "contiguous",
-                             1000.0 * eager_ms / iters, 1000.0 * graph_ms / (iters / 10 * 10)});
-        CUDA(cudaGraphExecDestroy(exec));
-        CUDA(cudaGraphDestroy(graph));
-      }
-      CUDA(cudaFree(data));
-      CUDA(cudaFree(dparams));
-      CHECK(diffcoll_barrier(comm, nullptr));
-      CHECK(diffcoll_comm_destroy(comm));
-    });
-  for (auto& t : threads) t.join();
-
-  std::printf("distributed GroupNorm, bf16 [%lld,%lld,%lld,%lld] split along H over %d GPUs, "
-              "%d groups, in place, f32 affine (rank 0's CUDA-event time)\n",
-              (long long)kN, (long long)kC, (long long)kH, (long long)kW, ranks, kGroups);
-  std::printf("%-14s %10s %10s\n", "layout", "eager us", "graph us");
-  for (const Result& res : results)
-    std::printf("%-14s %10.2f %10.2f\n", res.layout, res.eager_us, res.graph_us);
-  if (!json.empty()) {
-    FILE* f = std::fopen(json.c_str(), "w");
-    if (!f) {
-      std::fprintf(stderr, "group_norm_bench: cannot write %s\n", json.c_str());
-      return 1;
-    }
-    std::fprintf(f, "[\n");
-    for (size_t i = 0; i < results.size(); ++i)
-      std::fprintf(f,
-                   "  {\"op\": \"group_norm\", \"impl\": \"diffcoll\", \"ranks\": %d, \"whole\": "
-                   "[%lld,%lld,%lld,%lld], \"groups\": %d, \"dtype\": \"bf16\", \"split\": \"H\", "
-                   "\"layout\": \"%s\", \"eager_us\": %.2f, \"graph_us\": %.2f}%s\n",
-                   ranks, (long long)kN, (long long)kC, (long long)kH, (long long)kW, kGroups,
-                   results[i].layout, results[i].eager_us, results[i].graph_us,
-                   i + 1 < results.size() ? "," : "");
-    std::fprintf(f, "]\n");
-    std::fclose(f);
-  }
-  return 0;
+  return run_bench_ranks(argv, "group_norm_bench", args,
+                         [&](const BenchRank& me) { return run_rank(me, args); });
 }
