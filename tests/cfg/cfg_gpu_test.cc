@@ -369,15 +369,13 @@ TEST_F(CfgGpu, BadInput) {
             DIFFCOLL_ERR_INVALID_ARGUMENT);
 }
 
-// ---- several GPUs, one process each ------------------------------------------------------
+// ---- several ranks, one process each (sharing GPUs where there are fewer) -------------------
 
 class CfgMultiGpu : public ::testing::TestWithParam<int> {};
 
 TEST_P(CfgMultiGpu, ParallelCombineAcrossProcesses) {
-  const int degree = GetParam();
-  if (gpu_count() < degree)
-    GTEST_SKIP() << "needs " << degree << " GPUs, found " << gpu_count();
-  run_worker_processes(degree, "CfgMultiGpu.Worker");
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a CUDA device";
+  run_worker_processes(GetParam(), "CfgMultiGpuWorker.DISABLED_Run");  // sharing GPUs where there are fewer
 }
 
 INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),
@@ -387,13 +385,14 @@ INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),
 
 // One rank of CfgMultiGpu: 1..5 branches (d > n, d == n, d < n), every
 // configuration and dtype; each rank's share on its GPU in strided layouts.
-TEST(CfgMultiGpu, Worker) {
+TEST(CfgMultiGpuWorker, DISABLED_Run) {
   const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
   if (!rank_env) GTEST_SKIP() << "runs only as a rank of CfgMultiGpu.ParallelCombineAcrossProcesses";
   const int rank = std::atoi(rank_env), degree = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
-  ASSERT_CUDA(cudaSetDevice(rank));
+  const int device = test_device();
+  ASSERT_CUDA(cudaSetDevice(device));
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
-  config.device_id = rank;
+  config.device_id = device;
   config.timeout_ms = 60000;
   config.check = 1;
   diffcoll_comm_t* comm = nullptr;
@@ -420,11 +419,11 @@ TEST(CfgMultiGpu, Worker) {
         std::vector<std::unique_ptr<DeviceMirror>> dev;
         std::vector<diffcoll_tensor_t> local_d;
         for (int32_t b : shares[rank]) {
-          dev.push_back(std::make_unique<DeviceMirror>(c.preds[b], rank));
+          dev.push_back(std::make_unique<DeviceMirror>(c.preds[b], device));
           local_d.push_back(dev.back()->desc());
         }
         Tensor out(dtype, kShape, rank % 2 ? Layout::kGapped : Layout::kContiguous);
-        DeviceMirror out_mirror(out, rank);
+        DeviceMirror out_mirror(out, device);
         diffcoll_tensor_t od = out_mirror.desc();
         ASSERT_EQ(diffcoll_cfg_combine_parallel(comm, policy.p,
                                                 local_d.empty() ? nullptr : local_d.data(),
