@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""diffcoll on PyTorch CUDA tensors, one process per GPU.
+"""diffcoll on PyTorch CUDA tensors, one process per rank.
 
   torchrun --nproc-per-node=N examples/python/torch_gpu.py
+
+Rank r runs on GPU r % GPUs: with more ranks than GPUs they share them, each
+rank its own NCCL host joined to the others over loopback sockets (NCCL
+refuses two ranks of one communicator on one GPU of one host).
 
 diffcoll wraps the NCCL communicator of PyTorch's default process group
 (``Comm.from_torch``), so both share one NCCL communicator, and every call is
@@ -88,9 +92,15 @@ def main() -> None:
     rank = int(os.environ.get("RANK", 0))
     size = int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", size))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29513")
-    device = torch.device("cuda", local)
+    gpus = torch.cuda.device_count()
+    if local_size > gpus:  # before NCCL starts
+        os.environ["NCCL_HOSTID"] = f"diffcoll-example-rank-{rank}"
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
+        os.environ.setdefault("NCCL_IB_DISABLE", "1")
+    device = torch.device("cuda", local % gpus)
     torch.cuda.set_device(device)
     dist.init_process_group("nccl", rank=rank, world_size=size, device_id=device)
     box = [os.environ.get("DIFFCOLL_STORE") or "file://" + tempfile.mkdtemp(prefix="diffcoll-")]
