@@ -5,7 +5,7 @@
 // call may invalidate a capture in any capture mode (global, PyTorch's
 // default; thread-local; relaxed), while eager work is still in flight and
 // the watchdog polls it. One rank deterministically (the eager work is held
-// behind a spinning kernel for as long as each capture lasts), then 2-4 ranks
+// behind a kernel that spins longer than each capture lasts), then 2-4 ranks
 // (sharing GPUs where there are fewer) capturing and replaying many times.
 #include <chrono>
 #include <cstdlib>
@@ -92,8 +92,9 @@ cudaGraphExec_t capture(CapturedWork& work, diffcoll_comm_t* comm, cudaStream_t 
   return exec;
 }
 
-// One rank: an eager all-reduce waits behind a spinning kernel, so the
-// watchdog finds it pending and polls it throughout each 300 ms capture.
+// One rank: an eager all-reduce waits behind a kernel that spins for 600 ms,
+// so the watchdog finds it pending and polls it throughout each 300 ms
+// capture (and NCCL has eager work outstanding when the capture starts).
 TEST(Capture, NoModeIsInvalidatedWhileTheWatchdogPolls) {
   SKIP_WITHOUT_GPU(1);
   ASSERT_CUDA(cudaSetDevice(0));
@@ -103,22 +104,18 @@ TEST(Capture, NoModeIsInvalidatedWhileTheWatchdogPolls) {
   ASSERT_CUDA(cudaStreamCreateWithFlags(&eager, cudaStreamNonBlocking));
   ASSERT_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
   ASSERT_OK(diffcoll_comm_reserve(comm, 1 << 20));
-  int* flag = nullptr;
-  ASSERT_CUDA(cudaHostAlloc(&flag, sizeof(int), cudaHostAllocMapped));
-  int* device_flag = nullptr;
-  ASSERT_CUDA(cudaHostGetDevicePointer(&device_flag, flag, 0));
   for (cudaStreamCaptureMode mode : kModes) {
     SCOPED_TRACE(mode_name(mode));
     CapturedWork held(0), work(0);
-    *flag = 0;
-    launch_spin_until(device_flag, eager);
-    ASSERT_OK(diffcoll_all_reduce(comm, &held.dense.desc, DIFFCOLL_SUM, 1.0, eager));
+    ASSERT_CUDA(cudaDeviceSynchronize());  // the uploads are done
+    launch_spin_for(std::chrono::milliseconds(600), eager);
+    ASSERT_OK(diffcoll_all_reduce(comm, &held.gapped.desc, DIFFCOLL_SUM, 1.0, eager));
     cudaGraphExec_t exec = capture(work, comm, side, mode, std::chrono::milliseconds(300));
-    __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
     ASSERT_CUDA(cudaStreamSynchronize(eager));
     ASSERT_NE(exec, nullptr);
     for (int round = 0; round < 2; ++round) {
       work.load(0, round);
+      ASSERT_CUDA(cudaDeviceSynchronize());
       ASSERT_CUDA(cudaGraphLaunch(exec, side));
       ASSERT_CUDA(cudaStreamSynchronize(side));
       EXPECT_EQ(work.check(1, round), "") << "replay " << round;
@@ -126,7 +123,6 @@ TEST(Capture, NoModeIsInvalidatedWhileTheWatchdogPolls) {
     cudaGraphExecDestroy(exec);
   }
   EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
-  cudaFreeHost(flag);
   cudaStreamDestroy(eager);
   cudaStreamDestroy(side);
 }
@@ -180,6 +176,7 @@ TEST(CaptureWorker, DISABLED_Run) {
     cudaGraphExec_t exec = capture(work, comm, side, mode, std::chrono::milliseconds(round % 4));
     ASSERT_NE(exec, nullptr);
     work.load(rank, round);
+    ASSERT_CUDA(cudaDeviceSynchronize());  // the pageable uploads reached the device
     // Replays run after the eager work, in the same order on every rank.
     ASSERT_CUDA(cudaEventRecord(eager_done, eager));
     ASSERT_CUDA(cudaStreamWaitEvent(side, eager_done, 0));

@@ -37,8 +37,11 @@ inline void run_gpu_ranks(int p,
     run_rank(
         rendezvous, rank, p,
         [&](int r, diffcoll_comm_t* comm) {
+          // A blocking stream: the tests upload with cudaMemcpy from pageable
+          // memory, which may return before the copy reaches the device; work
+          // on a blocking stream waits for it, on a non-blocking one it races.
           cudaStream_t stream;
-          ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+          ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
           fn(r, comm, stream);
           EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
           cudaStreamDestroy(stream);
