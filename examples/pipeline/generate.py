@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 import torch
 
-from exchange import Exchange
+from exchange import Exchange, LocalExchange
 from mesh import Sizes
 from vae_toy import TinyVae
 from wan_toy import TinyWan, flow_sigmas, patchify, rotary_tables, unpatchify
@@ -106,3 +106,30 @@ def difference(video: torch.Tensor, reference: torch.Tensor):
     peak = float(reference.max() - reference.min())
     psnr = float("inf") if mse == 0 else 10 * math.log10(peak * peak / mse)
     return float(diff.abs().max()), psnr
+
+
+#: float32 runs must match one rank to this PSNR (rounding differences only).
+MIN_PSNR_F32 = 100.0
+#: bfloat16 runs may differ from one rank by twice the error (6 dB) that
+#: bfloat16 itself makes.
+BF16_MARGIN_DB = 6.0
+
+
+class Reference(NamedTuple):
+    video: torch.Tensor
+    timings: Timings
+    min_psnr: float  # what a parallel run must reach against video
+    bf16_psnr: Optional[float]  # bfloat16 video against the float32 one (bfloat16 jobs)
+
+
+def reference(job: Job) -> Reference:
+    """The 1-rank video (no communication at all) and the tolerance of
+    parallel runs: MIN_PSNR_F32 in float32; in bfloat16, BF16_MARGIN_DB below
+    the PSNR of the 1-rank bfloat16 video against the 1-rank float32 one."""
+    video, timings = generate(job, LocalExchange(job.sizes, job.dtype, job.device))
+    if job.dtype == torch.float32:
+        return Reference(video, timings, MIN_PSNR_F32, None)
+    f32 = Job(job.sizes, torch.float32, job.device)
+    video32, _ = generate(f32, LocalExchange(job.sizes, torch.float32, job.device))
+    floor = difference(video, video32)[1]
+    return Reference(video, timings, floor - BF16_MARGIN_DB, floor)

@@ -116,9 +116,9 @@ _ALIASES = {"cfg": "cfg", "c": "cfg", "ulysses": "ulysses", "u": "ulysses", "rin
 
 
 def parse_degrees(spec: str, world: int, frames: int) -> Degrees:
-    """Degrees from ``"cfg2xulysses2"``, ``"ring2xulysses2xvae2"``, ``"u3"``
-    (missing degrees are 1; the VAE split defaults to as many ranks as the
-    frames allow, at most the world)."""
+    """Degrees from ``"cfg2xulysses2"``, ``"ring2xulysses2xvae3"``, ``"u3"``
+    (missing degrees are 1; the VAE split defaults to the most ranks, at most
+    the world, that split the frames evenly into slabs of two or more)."""
     values = {"cfg": 1, "ulysses": 1, "ring": 1}
     vae = None
     for part in filter(None, spec.lower().replace("*", "x").split("x")):
@@ -134,7 +134,7 @@ def parse_degrees(spec: str, world: int, frames: int) -> Degrees:
     if product != world:
         raise ValueError(f"layout {spec!r}: cfg x ulysses x ring = {product}, but there are {world} ranks")
     if vae is None:
-        vae = max(1, min(world, frames // 2))
+        vae = max(v for v in range(1, max(1, min(world, frames // 2)) + 1) if frames % v == 0)
     if not 1 <= vae <= world:
         raise ValueError(f"layout {spec!r}: the VAE split {vae} must be between 1 and {world}")
     return Degrees(values["cfg"], values["ulysses"], values["ring"], vae)

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 import diffcoll
-from exchange import Exchange, LocalExchange
+from exchange import Exchange
 from mesh import Degrees, Sizes
 
 #: Bound on every blocking diffcoll call: rank 0 computes the reference while
@@ -96,7 +96,7 @@ class Rank:
         return self._diffcoll
 
     def exchange(self, impl: str, sizes: Sizes, degrees: Degrees, dtype: torch.dtype) -> Exchange:
-        """The exchange of ``impl`` ("diffcoll", "torch" or "local") for a layout."""
+        """The exchange of ``impl`` ("diffcoll" or "torch") for a layout."""
         if impl == "diffcoll":
             from exchange_diffcoll import DiffcollExchange
 
@@ -106,8 +106,6 @@ class Rank:
 
             self.torch_world()
             return TorchExchange(sizes, degrees, dtype, self.device)
-        if impl == "local":
-            return LocalExchange(sizes, dtype, self.device)
         raise ValueError(f"unknown implementation {impl!r} (diffcoll, torch)")
 
     def close(self) -> None:

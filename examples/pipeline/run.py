@@ -22,8 +22,8 @@ the same run): a parallel run may differ from one rank by twice the error
 that bfloat16 itself makes, no more.
 
 Layouts: ``cfg2``, ``ulysses3``, ``cfg2xulysses2``, ``ring2xulysses2xvae2``,
-... (missing degrees are 1; ``vae`` defaults to as many ranks as the frames
-allow). Default: every factorisation of N. Uneven splits (tokens, heads,
+... (missing degrees are 1; ``vae`` defaults to the most ranks that split
+the latent frames evenly, two or more each). Default: every factorisation of N. Uneven splits (tokens, heads,
 frames, guidance branches over CFG ranks) are allowed for diffcoll; the torch
 baseline skips them, as engines cannot run them.
 
@@ -53,12 +53,6 @@ sys.path.insert(0, HERE)
 from mesh import PRESETS  # noqa: E402  (no torch: the launcher stays light)
 
 DTYPES = ("bfloat16", "float32")
-#: float32 runs must match one rank to this PSNR (rounding only).
-MIN_PSNR_F32 = 100.0
-#: bfloat16 runs may differ from one rank by twice the error (6 dB) that
-#: bfloat16 itself makes: the 1-rank bfloat16 video against the 1-rank
-#: float32 one, measured in the same run.
-BF16_MARGIN_DB = 6.0
 
 
 def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -130,28 +124,19 @@ def run_layouts(me: "Rank", job: "Job", layouts: List[str], impls: List[str]) ->
 
 
 def report(args, me: "Rank", job: "Job", runs: List[Run]) -> int:
-    import torch
-    from generate import Job, difference, generate
-    from mesh import Degrees
+    from generate import difference, reference
 
-    ref, ref_t = generate(job, me.exchange("local", job.sizes, Degrees(1, 1, 1, 1), job.dtype))
+    ref = reference(job)
     s = job.sizes
     print(f"# pipeline, preset {args.preset}: {s.tokens} tokens, {s.heads} heads x {s.head_dim}, "
           f"{s.layers} layers, {s.steps} steps, {s.branches} guidance branches, video "
-          f"{tuple(ref.shape)} in [{float(ref.min()):.2f}, {float(ref.max()):.2f}]; "
+          f"{tuple(ref.video.shape)} in [{float(ref.video.min()):.2f}, {float(ref.video.max()):.2f}]; "
           f"{args.dtype} on {me.device.type}, {me.world} ranks"
           f"{' sharing GPUs' if me.shares_gpu else ''}; times of rank 0")
-    if args.min_psnr is not None:
-        min_psnr = args.min_psnr
-    elif args.dtype == "float32":
-        min_psnr = MIN_PSNR_F32
-    else:
-        f32 = Job(job.sizes, torch.float32, me.device)
-        ref32, _ = generate(f32, me.exchange("local", s, Degrees(1, 1, 1, 1), torch.float32))
-        floor = difference(ref, ref32)[1]
-        min_psnr = floor - BF16_MARGIN_DB
-        print(f"# bfloat16 tolerance: the 1-rank video is {floor:.1f} dB from the float32 one; "
-              f"a run passes at >= {min_psnr:.1f} dB")
+    min_psnr = ref.min_psnr if args.min_psnr is None else args.min_psnr
+    if ref.bf16_psnr is not None:
+        print(f"# bfloat16 tolerance: the 1-rank video is {ref.bf16_psnr:.1f} dB from the float32 "
+              f"one; a run passes at >= {min_psnr:.1f} dB")
     print(f"{'layout':<30}{'impl':>9}{'max|diff|':>11}{'PSNR dB':>9}{'ms/step':>9}"
           f"{'decode ms':>10}{'total ms':>10}  result")
 
@@ -160,14 +145,14 @@ def report(args, me: "Rank", job: "Job", runs: List[Run]) -> int:
         print(f"{name:<30}{impl:>9}{diff:>11.2e}{psnr:>9.1f}{ms_step:>9.1f}"
               f"{1e3 * t.decode:>10.1f}{1e3 * t.total:>10.1f}  {verdict}")
 
-    line("reference (1 rank)", "local", ref_t, 0.0, float("inf"), "")
+    line("reference (1 rank)", "local", ref.timings, 0.0, float("inf"), "")
     rows, failed = [], 0
     for run in runs:
         if run.skipped:
             print(f"{run.layout:<30}{run.impl:>9}  skipped: {run.skipped}")
             rows.append(dict(layout=run.layout, impl=run.impl, skipped=run.skipped))
             continue
-        diff, psnr = difference(run.video, ref)
+        diff, psnr = difference(run.video, ref.video)
         ok = psnr >= min_psnr
         failed += not ok
         line(run.layout, run.impl, run.timings, diff, psnr,
