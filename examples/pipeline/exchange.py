@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from mesh import Coordinates, Degrees, Sizes, check_frames, coordinates, split_extent
+from mesh import Coordinates, Degrees, Sizes, check_frames, coordinates, split_extent, token_range
 from wan_toy import attention, guide
 
 #: Zero padding of a causal 3x3x3 convolution's input, as F.pad takes it:
@@ -40,8 +40,7 @@ class Exchange:
         self.sizes, self.degrees, self.rank = sizes, degrees, rank
         self.dtype, self.device = dtype, device  # of the model's tensors
         self.coords: Coordinates = coordinates(rank, degrees)
-        self.tokens: Tuple[int, int] = split_extent(
-            sizes.tokens, degrees.ulysses * degrees.ring, self.coords.sp)
+        self.tokens: Tuple[int, int] = token_range(sizes.tokens, degrees, self.coords.sp)
         self.decodes = rank < degrees.vae
         self.frames: Tuple[int, int] = (
             split_extent(sizes.frames, degrees.vae, rank) if self.decodes else (0, 0))

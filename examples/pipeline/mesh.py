@@ -116,12 +116,14 @@ _ALIASES = {"cfg": "cfg", "c": "cfg", "ulysses": "ulysses", "u": "ulysses", "rin
 
 
 def parse_degrees(spec: str, world: int, frames: int) -> Degrees:
-    """Degrees from ``"cfg2xulysses2"``, ``"ring2xulysses2xvae3"``, ``"u3"``
-    (missing degrees are 1; the VAE split defaults to the most ranks, at most
-    the world, that split the frames evenly into slabs of two or more)."""
+    """Degrees from ``"cfg2xulysses2"``, ``"ring2xulysses2xvae3"``, ``"u3"``,
+    ``"single"`` (missing degrees are 1; the VAE split defaults to the most
+    ranks, at most the world, that split the frames evenly into slabs of two
+    or more)."""
     values = {"cfg": 1, "ulysses": 1, "ring": 1}
     vae = None
-    for part in filter(None, spec.lower().replace("*", "x").split("x")):
+    parts = spec.lower().replace("*", "x").split("x")
+    for part in filter(None, [] if parts == ["single"] else parts):
         name = part.rstrip("0123456789")
         number = part[len(name):]
         if name not in _ALIASES or not number:

@@ -6,8 +6,8 @@ and starting N of them on one machine.
 A rank learns its identity either from the command line (``--rank R --world
 N --store DIR``, as :func:`launch` starts them: diffcoll and torch.distributed
 meet in files under DIR) or from torchrun's environment (RANK, WORLD_SIZE,
-LOCAL_RANK; the store directory then comes from DIFFCOLL_STORE or from rank 0
-through torch.distributed).
+LOCAL_RANK; rank 0 then makes the store directory and tells the others
+through torch.distributed, and removes it at the end).
 
 On GPUs a rank uses device ``local_rank % GPUs``. When there are more ranks
 than GPUs, ranks share GPUs: each rank process gets its own NCCL host identity
@@ -44,6 +44,7 @@ class Rank:
     def __init__(self, rank: int, world: int, local_rank: int, store: Optional[str],
                  device: str) -> None:
         self.rank, self.world, self.store = rank, world, store
+        self._torchrun = store is None  # else started by launch(): meet in files under store
         self.shares_gpu = False
         if device == "cuda":
             gpus = torch.cuda.device_count()
@@ -55,9 +56,13 @@ class Rank:
                                   NCCL_IB_DISABLE="1")
             self.device = torch.device("cuda", local_rank % gpus)
             torch.cuda.set_device(self.device)
+            # float32 means float32 (the tolerance's reference): no TF32.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         else:
             self.device = torch.device("cpu")
         self._diffcoll: Optional[diffcoll.Comm] = None
+        self._own_store = False  # rank 0 under torchrun: remove the store at the end
 
     @classmethod
     def from_args(cls, rank: Optional[int], world: Optional[int], store: Optional[str],
@@ -66,13 +71,12 @@ class Rank:
         if rank is not None:
             return cls(rank, world, rank, store, device)
         env = os.environ
-        me = cls(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
-                 env.get("DIFFCOLL_STORE"), device)
-        if me.store is None:  # rank 0 picks a directory and tells the others
-            me.torch_world()
-            box = [tempfile.mkdtemp(prefix="diffcoll-pipeline-") if me.rank == 0 else None]
-            dist.broadcast_object_list(box, src=0)
-            me.store = box[0]
+        me = cls(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)), None,
+                 device)
+        me.torch_world()
+        box = [tempfile.mkdtemp(prefix="diffcoll-pipeline-") if me.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        me.store, me._own_store = box[0], me.rank == 0
         return me
 
     def torch_world(self) -> None:
@@ -80,7 +84,7 @@ class Rank:
         if dist.is_initialized():
             return
         backend = "nccl" if self.device.type == "cuda" else "gloo"
-        if self.store is not None and "MASTER_ADDR" not in os.environ:
+        if not self._torchrun:
             dist.init_process_group(backend, init_method=f"file://{self.store}/torch",
                                     rank=self.rank, world_size=self.world)
         else:
@@ -112,7 +116,10 @@ class Rank:
         if self._diffcoll is not None:
             self._diffcoll.close()
         if dist.is_initialized():
+            dist.barrier()  # every rank is done with the store
             dist.destroy_process_group()
+        if self._own_store:
+            shutil.rmtree(self.store, ignore_errors=True)
 
 
 def _rank_process(main: Callable[[int, int, str], int], rank: int, world: int, store: str) -> None:

@@ -108,7 +108,7 @@ def run_layouts(me: "Rank", job: "Job", layouts: List[str], impls: List[str]) ->
 
     runs = []
     for spec in layouts:
-        degrees = parse_degrees("" if spec == "single" else spec, me.world, job.sizes.frames)
+        degrees = parse_degrees(spec, me.world, job.sizes.frames)
         for impl in impls:
             try:
                 ex = me.exchange(impl, job.sizes, degrees, job.dtype)

@@ -102,7 +102,7 @@ def main():
 
     rows = []
     for spec in layouts:
-        degrees = parse_degrees("" if spec == "single" else spec, me.world, sizes.frames)
+        degrees = parse_degrees(spec, me.world, sizes.frames)
         for impl in IMPLS:
             try:
                 ex = me.exchange(impl, sizes, degrees, job.dtype)
