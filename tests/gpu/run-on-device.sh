@@ -6,7 +6,8 @@
 #     fewer GPUs, sharing them (each rank its own NCCL host over loopback);
 #   - the Python suites on PyTorch CUDA tensors;
 #   - examples/python/torch_gpu.py under torchrun at 1, 2 and
-#     4 ranks (sharing GPUs where there are fewer);
+#     4 ranks (sharing GPUs where there are fewer), and the end-to-end
+#     pipeline (examples/pipeline) at 3 and 4 ranks against its 1-rank video;
 # and print passed / failed / skipped counts. Logs and JUnit reports go to $OUT.
 #   eval "$(bash .devdeps/unpack-debs.sh)"; bash tests/gpu/run-on-device.sh [CTEST_REGEX]
 set -uo pipefail
@@ -40,6 +41,19 @@ for n in 1 2 4; do
     echo "torch_gpu.py at $n ranks FAILED:"; tail -15 "$out/torch-example-$n.log"
   fi
 done
-echo "examples/python/torch_gpu.py: $examples_passed passed, $examples_failed failed"
+# The end-to-end pipeline (examples/pipeline) against its 1-rank video, on
+# diffcoll and on torch.distributed, at 3 and 4 ranks.
+for n in 3 4; do
+  layouts=$([ "$n" = 3 ] && echo ulysses3,cfg3xvae3,ring3 || echo cfg2xulysses2,ulysses4,cfg2xring2,ulysses2xring2)
+  if python3 examples/pipeline/run.py --device cuda --ranks "$n" --preset gpu --branches 2 \
+      --impl diffcoll,torch --layouts "$layouts" --json "$out/pipeline-gpu-$n.json" \
+      >"$out/pipeline-gpu-$n.log" 2>&1; then
+    examples_passed=$((examples_passed + 1))
+  else
+    examples_failed=$((examples_failed + 1)); rc=1
+    echo "pipeline at $n ranks FAILED:"; tail -15 "$out/pipeline-gpu-$n.log"
+  fi
+done
+echo "examples (torch_gpu.py at 1, 2, 4 ranks; pipeline at 3, 4): $examples_passed passed, $examples_failed failed"
 python3 tests/gpu/summarize.py "$out"/ctest-gpu.xml "$out"/python-torch.xml || rc=1
 exit $rc
