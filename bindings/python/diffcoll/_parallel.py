@@ -133,7 +133,8 @@ class ParallelState:
         return cls._owning(world, degrees)
 
     @classmethod
-    def from_env(cls, *, device_id: int = -1, timeout_ms: int = DEFAULT_TIMEOUT_MS, **degrees: int) -> "ParallelState":
+    def from_env(cls, *, device_id: int = -1, timeout_ms: int = DEFAULT_TIMEOUT_MS,
+                 **degrees: int) -> "ParallelState":
         """The state over the world of :meth:`Comm.from_env` (torchrun's
         RANK, WORLD_SIZE and DIFFCOLL_STORE); ``degrees`` as for the constructor."""
         world = Comm.from_env(device_id=device_id, timeout_ms=timeout_ms)

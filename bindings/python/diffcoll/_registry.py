@@ -53,7 +53,8 @@ def handle(obj: Any) -> int:
         if number is not None:
             return number
         if getattr(obj, "_handle", None) is None:
-            raise InvalidHandleError(f"{obj!r} is closed or is not a diffcoll object", function="diffcoll.handle")
+            raise InvalidHandleError(f"{obj!r} is closed or is not a diffcoll object",
+                                     function="diffcoll.handle")
         size, rank = (obj.size, obj.rank) if isinstance(obj, Comm) else (-1, -1)
         number = next(_numbers)
         _entries[number] = _Entry(weakref.ref(obj, lambda _, n=number: _forget(n)), size, rank)
