@@ -43,52 +43,58 @@ from torch import nn
 import diffcoll
 import diffcoll.torch as dct
 
-BATCH, SEQ, HEADS, HEAD_DIM = 2, 250, 8, 32  # 250 tokens: uneven over 3 or 4 ranks
-HIDDEN = HEADS * HEAD_DIM
+BATCH, SEQ, HEADS, HIDDEN = 2, 250, 8, 256  # 250 tokens: uneven over 3 or 4 ranks
 EPS = 1e-6
 
 
 class DiffcollExchange:
     """The block's communication, as diffcoll.torch operators on handles."""
 
-    def __init__(self, ps: diffcoll.ParallelState, workspace: diffcoll.FusedNormWorkspace) -> None:
+    def __init__(self, ps: diffcoll.ParallelState, workspace: diffcoll.FusedNormWorkspace, seq_len: int,
+                 eps: float) -> None:
         self.ulysses = ps.handles.ulysses
         self.workspace = diffcoll.handle(workspace)
+        self.seq_len, self.eps = seq_len, eps
 
     def seq_to_head(self, qkv: List[torch.Tensor]) -> List[torch.Tensor]:
-        return dct.ulysses_all_to_all(qkv, self.ulysses, seq_axis=1, head_axis=2, gathered=[SEQ] * 3)
+        """[B, s, H, D] views (this rank's tokens) -> [B, S, H_r, D]."""
+        return dct.ulysses_all_to_all(qkv, self.ulysses, seq_axis=1, head_axis=2, gathered=[self.seq_len] * 3)
 
     def head_to_seq(self, o: torch.Tensor, heads: int) -> torch.Tensor:
+        """[B, S, H_r, D] (any strides) -> [B, s, H, D]."""
         return dct.ulysses_all_to_all([o], self.ulysses, 1, 2, "head_to_seq", gathered=[heads])[0]
 
     def add_rmsnorm(self, y: torch.Tensor, residual: torch.Tensor,
                     weight: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return dct.fused_add_rmsnorm(y, residual, weight, self.workspace, EPS)
+        """(rmsnorm(allreduce(y) + residual) * weight, allreduce(y) + residual)."""
+        return dct.fused_add_rmsnorm(y, residual, weight, self.workspace, self.eps)
 
 
-def full_weights(seed: int, device: torch.device, dtype: torch.dtype) -> dict:
+def full_weights(hidden: int, seed: int, device: torch.device, dtype: torch.dtype) -> dict:
     """The whole block's weights, the same on every rank."""
     g = torch.Generator().manual_seed(seed)
 
     def w(*shape: int, scale: float) -> torch.Tensor:
         return (torch.randn(*shape, generator=g) * scale).to(device, dtype)
 
-    return {"qkv": w(3 * HIDDEN, HIDDEN, scale=HIDDEN ** -0.5), "qkv_bias": w(3 * HIDDEN, scale=0.1),
-            "out": w(HIDDEN, HIDDEN, scale=HIDDEN ** -0.5), "out_bias": w(HIDDEN, scale=0.1),
-            "norm": 1 + w(HIDDEN, scale=0.1)}
+    return {"qkv": w(3 * hidden, hidden, scale=hidden ** -0.5), "qkv_bias": w(3 * hidden, scale=0.1),
+            "out": w(hidden, hidden, scale=hidden ** -0.5), "out_bias": w(hidden, scale=0.1),
+            "norm": 1 + w(hidden, scale=0.1)}
 
 
 class DiTBlock(nn.Module):
-    """This rank's part of the block: its tensor-parallel share of the heads
-    (QKV rows and output-projection columns of heads ``tp_rank * H/T`` ...),
-    the output bias on tensor-parallel rank 0 only (the all-reduce adds it once)."""
+    """This rank's part of the block: its tensor-parallel share of the
+    ``heads`` (QKV rows and output-projection columns of heads ``tp_rank *
+    heads/tp`` on), with the output bias on tensor-parallel rank 0 only (the
+    all-reduce adds it once). ``exchange`` does the communication."""
 
-    def __init__(self, weights: dict, tp: int, tp_rank: int, exchange) -> None:
+    def __init__(self, weights: dict, heads: int, tp: int, tp_rank: int, exchange) -> None:
         super().__init__()
-        self.heads = HEADS // tp
-        rows = slice(tp_rank * self.heads * HEAD_DIM, (tp_rank + 1) * self.heads * HEAD_DIM)
-        qkv = weights["qkv"].view(3, HIDDEN, HIDDEN)[:, rows].reshape(-1, HIDDEN)
-        qkv_bias = weights["qkv_bias"].view(3, HIDDEN)[:, rows].reshape(-1)
+        hidden = weights["out"].shape[0]
+        self.heads, self.head_dim = heads // tp, hidden // heads
+        rows = slice(tp_rank * self.heads * self.head_dim, (tp_rank + 1) * self.heads * self.head_dim)
+        qkv = weights["qkv"].view(3, hidden, hidden)[:, rows].reshape(-1, hidden)
+        qkv_bias = weights["qkv_bias"].view(3, hidden)[:, rows].reshape(-1)
         self.qkv = nn.Parameter(qkv.contiguous(), requires_grad=False)
         self.qkv_bias = nn.Parameter(qkv_bias.contiguous(), requires_grad=False)
         self.out = nn.Parameter(weights["out"][:, rows].contiguous(), requires_grad=False)
@@ -99,7 +105,7 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         b, s, _ = x.shape  # this rank's tokens
-        qkv = F.linear(x, self.qkv, self.qkv_bias).view(b, s, 3, self.heads, HEAD_DIM)
+        qkv = F.linear(x, self.qkv, self.qkv_bias).view(b, s, 3, self.heads, self.head_dim)
         q, k, v = self.exchange.seq_to_head(list(qkv.unbind(2)))  # strided views in, [B, S, H_r, D] out
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         o = self.exchange.head_to_seq(o.transpose(1, 2), self.heads)  # [B, s, H/T, D]
@@ -107,17 +113,19 @@ class DiTBlock(nn.Module):
         return self.exchange.add_rmsnorm(y, residual, self.norm)
 
 
-def reference_block(weights: dict, x: torch.Tensor, residual: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+def reference_block(weights: dict, heads: int, x: torch.Tensor, residual: torch.Tensor,
+                    eps: float) -> Tuple[torch.Tensor, ...]:
     """The whole block on one process: every token, every head, no communication."""
-    b, s, _ = x.shape
-    q, k, v = F.linear(x, weights["qkv"], weights["qkv_bias"]).view(b, s, 3, HEADS, HEAD_DIM).unbind(2)
-    o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-    y = F.linear(o.transpose(1, 2).reshape(b, s, HIDDEN), weights["out"], weights["out_bias"])
-    res = y + residual
-    return res * torch.rsqrt(res.pow(2).mean(-1, keepdim=True) + EPS) * weights["norm"], res
+    b, s, hidden = x.shape
+    qkv = F.linear(x, weights["qkv"], weights["qkv_bias"]).view(b, s, 3, heads, hidden // heads)
+    q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
+    o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, s, hidden)
+    res = F.linear(o, weights["out"], weights["out_bias"]) + residual
+    return res * torch.rsqrt(res.pow(2).mean(-1, keepdim=True) + eps) * weights["norm"], res
 
 
 def inputs(seed: int, device: torch.device, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(x, residual) of the whole sequence."""
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(BATCH, SEQ, HIDDEN, generator=g).to(device, dtype),
             torch.randn(BATCH, SEQ, HIDDEN, generator=g).to(device, dtype))
@@ -138,10 +146,9 @@ def share_gpus(local_rank: int, local_size: int) -> torch.device:
 
 def run(ps: diffcoll.ParallelState, device: torch.device) -> None:
     dtype = torch.float32
-    weights = full_weights(0, device, dtype)
-    tp = ps.degrees.tp
+    weights = full_weights(HIDDEN, 0, device, dtype)
     with diffcoll.FusedNormWorkspace(ps.groups.tp, BATCH * SEQ, HIDDEN, dtype) as ws:
-        block = DiTBlock(weights, tp, ps.coords.tp, DiffcollExchange(ps, ws))
+        block = DiTBlock(weights, HEADS, ps.degrees.tp, ps.coords.tp, DiffcollExchange(ps, ws, SEQ, EPS))
         start, length = ps.split_extent(SEQ)  # this rank's tokens
 
         def mine(t: torch.Tensor) -> torch.Tensor:
@@ -150,7 +157,7 @@ def run(ps: diffcoll.ParallelState, device: torch.device) -> None:
         x_all, r_all = inputs(1, device, dtype)
         x, residual = mine(x_all), mine(r_all)
         eager = block(x, residual)
-        want = [mine(t) for t in reference_block(weights, x_all, r_all)]
+        want = [mine(t) for t in reference_block(weights, HEADS, x_all, r_all, EPS)]
         for got, ref in zip(eager, want):
             torch.testing.assert_close(got, ref, rtol=2e-4, atol=2e-4)
 

@@ -23,7 +23,7 @@ from .._errors import InvalidArgumentError
 from .._halo import HaloPlan
 from .._handle import _check
 from .._native import c
-from .._norm import FusedNormWorkspace
+from .._norm import FusedNormWorkspace, fused_norm_options
 from .._tensor import TensorDesc, _torch_seen, torch_desc, torch_stream
 from .._types import DeviceType, UlyssesDirection
 from .._usp import Ring
@@ -124,8 +124,7 @@ def _fused_norm(x: Tensor, residual: Optional[Tensor], weight: Optional[Tensor],
     wd = None if weight is None else torch_desc(weight, "weight")
     yd = xd if y is x else torch_desc(y, "y")
     od = rd if residual_out is residual else torch_desc(residual_out, "residual_out")
-    options = c.diffcoll_fused_norm_options_t()
-    options.path = path
+    options = fused_norm_options(path)
     _check(c.diffcoll_fused_norm(ws, xd, rd, wd, eps, yd, od, options, _stream(xd)), "diffcoll_fused_norm")
 
 
@@ -135,7 +134,9 @@ def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Ring:
     fill memory the graph never reads) and ``current`` its current half."""
     r = _registry.lookup(ring, Ring, f"diffcoll::{op}")
     own = r.halves[0] + r.halves[1]
-    if len(buffers) != len(own) or any(b.data_ptr() != o.data_ptr() for b, o in zip(buffers, own)):
+    moved = len(buffers) != len(own) or any(
+        b is not o and b.data_ptr() != o.data_ptr() for b, o in zip(buffers, own))
+    if moved:
         raise InvalidArgumentError(
             "buffers must be the ring's own halves, buffer0 then buffer1 (the tensors the ring "
             "was created with, not copies)", function=f"diffcoll::{op}")
@@ -147,13 +148,13 @@ def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Ring:
 
 
 def ring_start(buffers: List[Tensor], ring: int, current: int) -> None:
-    r = _ring(ring, buffers, current, "ring_start")
-    r.start(_stream(torch_desc(buffers[0], "buffers[0]")))
+    b = buffers[0]
+    _ring(ring, buffers, current, "ring_start").start(torch_stream(b.get_device()) if b.is_cuda else None)
 
 
 def ring_wait(buffers: List[Tensor], ring: int, current: int) -> None:
-    r = _ring(ring, buffers, current, "ring_wait")
-    r.wait(_stream(torch_desc(buffers[0], "buffers[0]")))
+    b = buffers[0]
+    _ring(ring, buffers, current, "ring_wait").wait(torch_stream(b.get_device()) if b.is_cuda else None)
 
 
 # ---------------------------------------------------------------- new outputs
