@@ -10,7 +10,9 @@ torch.distributed, in one run.
 
 One process per GPU. Sections:
   host   host time per call of every operator on small tensors (1 KiB for
-         the collectives), issued back to back: the diffcoll.torch function
+         the collectives), issued back to back (GPUs: the median of
+         Harness.host_us; host runs: the minimum over repetitions, steadier on
+         a shared CPU): the diffcoll.torch function
          (eager: the kernel called directly), the operator through PyTorch's
          dispatcher (torch.ops.diffcoll.*, what a compiled graph calls), the
          Comm method on the same tensors, and torch.distributed doing the
@@ -28,10 +30,9 @@ Prints tables on rank 0 and writes JSON.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
+import timeit
 
 import torch
 import torch.distributed as dist
@@ -57,22 +58,13 @@ def import_diffcoll(lib):
                     os.path.join(ROOT, "examples", "python")]
 
 
-def host_us(fn, sync, calls=200):
-    """Host time to issue one call, calls back to back without waiting (median
-    of 5 repetitions). Harness.host_us's method, with the synchronisation a
-    parameter so that it also runs on a PyTorch without CUDA."""
-    for _ in range(10):
-        fn()
-    sync()
+def min_host_us(fn, calls=1000, repeats=20):
+    """Host time per call of a host run: the minimum over repetitions of
+    ``calls`` calls, which on a shared CPU says what a call costs better than
+    the median Harness.host_us takes on the GPU machines."""
+    fn()
     dist.barrier()
-    reps = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        reps.append((time.perf_counter() - t0) * 1e6 / calls)
-        sync()
-    return statistics.median(reps)
+    return min(timeit.repeat(fn, number=calls, repeat=repeats)) / calls * 1e6
 
 
 # ---------------------------------------------------------------- torch.distributed, as engines write it
@@ -154,14 +146,14 @@ class Bench:
 
             self.h = Harness(args)  # one GPU per rank, NCCL process group, timing helpers
             self.rank, self.size, self.dev = self.h.rank, self.h.size, self.h.dev
-            self.sync = torch.cuda.synchronize
+            self.host_us = self.h.host_us
         else:
             self.rank, self.size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", "29519")
             dist.init_process_group("gloo", rank=self.rank, world_size=self.size)
             self.dev = torch.device("cpu")
-            self.sync = lambda: None
+            self.host_us = min_host_us
         import_diffcoll(args.lib)
         import diffcoll
         import diffcoll.torch as dct
@@ -355,9 +347,10 @@ class Bench:
         for name, *fns in rows:
             row = {"section": "host", "op": name}
             for who, fn in zip(("diffcoll_torch", "dispatcher", "comm", "torch"), fns):
-                row[who + "_us"] = self.maybe(f"{name} ({who})", lambda: host_us(fn, self.sync)) if fn else None
+                row[who + "_us"] = self.maybe(f"{name} ({who})", lambda: self.host_us(fn)) if fn else None
             self.record(**row)
-        self.sync()
+        if self.cuda:
+            torch.cuda.synchronize()
         for obj in reversed(keep):
             obj.close()
 
@@ -415,7 +408,8 @@ class Bench:
             return
         where = torch.cuda.get_device_name(self.dev) if self.cuda else "CPU (host ranks, gloo)"
         fmt = lambda v: f"{v:>11.1f}" if v is not None else f"{'-':>11}"  # noqa: E731
-        print(f"# {self.size} x {where}: host time per call, microseconds (median)")
+        how = "median" if self.cuda else "minimum"
+        print(f"# {self.size} x {where}: host time per call, microseconds ({how})")
         print(f"{'operator':<24}{'dc.torch':>11}{'dispatcher':>11}{'Comm':>11}{'torch':>11}{'dc/torch':>10}")
         for r in self.rows:
             if r["section"] == "host":
