@@ -67,7 +67,8 @@ def test_every_operator_compiles_whole_and_equals_eager(tmp_path, ranks):
     assert out.count("rank 0: ok ") == 15 - (ranks == 1), out  # send/recv needs two ranks
 
 
-@pytest.mark.parametrize("ranks,args", [(1, ()), (2, ()), (2, ("--tp", "2")), (4, ()), (4, ("--tp", "2"))])
+@pytest.mark.parametrize("ranks,args", [(1, ()), (2, ("--tp", "2")), (4, ()), (4, ("--tp", "2"))],
+                         ids=["1", "2-tp2", "4-ulysses4", "4-tp2-ulysses2"])
 def test_compiled_dit_block_replays_in_a_cuda_graph(tmp_path, ranks, args):
     out = torchrun(tmp_path, ranks, EXAMPLE, *args)
     assert "0 graph breaks; compiled equals eager; CUDA graph replay equals eager" in out, out
