@@ -18,6 +18,11 @@ generated from the public header):
 * sequence parallelism -- :meth:`Comm.ulysses_all_to_all`, :class:`UspMesh`
   (the Ulysses / ring / sp / CFG / data groups of a rank) and :class:`Ring`
   (the double-buffered block exchange of ring attention);
+* :class:`ParallelState` -- every group of a USP + tensor-parallel mesh, this
+  rank's place in each and the shard helpers a model needs;
+* :mod:`diffcoll.torch` (imported on its own) -- every operation as a PyTorch
+  custom operator that torch.compile and CUDA graphs take whole, its objects
+  named by the small integers of :func:`handle`;
 * exceptions -- :class:`DiffcollError` and one subclass per status, carrying
   the status and the library's message;
 * enums -- :class:`ReduceOp`, :class:`DType`, :class:`DeviceType`, :class:`Status`,
@@ -62,6 +67,8 @@ from ._errors import (
 )
 from ._native import c as _c
 from ._norm import FusedNormWorkspace
+from ._parallel import GROUPS, ParallelDims, ParallelState
+from ._registry import handle, release as release_handle
 from ._usp import Ring, UspDegrees, UspMesh
 from ._tensor import StreamLike, Tensor, TensorLike
 from ._types import (
@@ -115,6 +122,11 @@ __all__ = [
     "UspMesh",
     "UspDegrees",
     "Ring",
+    "ParallelState",
+    "ParallelDims",
+    "GROUPS",
+    "handle",
+    "release_handle",
     "Tensor",
     "TensorLike",
     "StreamLike",
