@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -125,6 +126,7 @@ class CfgGpu : public ::testing::Test {
     ASSERT_OK(diffcoll_comm_create(name.c_str(), 0, 1, &config, &comm_));
   }
   void sync() { ASSERT_CUDA(cudaStreamSynchronize(stream_)); }
+  void capture_and_replay(const Config& cfg);
 
   cudaStream_t stream_ = nullptr;
   diffcoll_comm_t* comm_ = nullptr;
@@ -265,10 +267,16 @@ TEST_F(CfgGpu, ParallelCombineEqualsHostAndSerial) {
 
 // Both combines captured into CUDA graphs and replayed on fresh inputs
 // written into the same device buffers: every replay equals the host combine
-// of those inputs, bit for bit.
+// of those inputs, bit for bit; PARALLEL and TORCH order, every post-process.
 TEST_F(CfgGpu, GraphCaptureAndReplay) {
   make_comm();
-  Config cfg = configs().back();  // parallel + zero* + rescale + per-sample norm
+  for (const char* name : {"parallel+zero*+rescale+norm/sample", "torch+zero*+rescale+norm"})
+    capture_and_replay(*std::find_if(configs().begin(), configs().end(),
+                                     [&](const Config& c) { return std::string(c.name) == name; }));
+}
+
+void CfgGpu::capture_and_replay(const Config& cfg) {
+  SCOPED_TRACE(cfg.name);
   const int dtype = DIFFCOLL_BFLOAT16;
   Case c(3, cfg, dtype, kShape, 900);
   Policy policy(c.spec);

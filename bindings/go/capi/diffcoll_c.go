@@ -190,6 +190,7 @@ extern uintptr_t _wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(void);
 extern void _wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(uintptr_t arg1);
 extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f(void);
 extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_dffac9562f9dc31f(void);
 extern void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_21 arg2);
 extern swig_type_22 _wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
 extern void _wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
@@ -1427,6 +1428,13 @@ func _swig_getDIFFCOLL_CFG_ORDER_PARALLEL() (_swig_ret Enum_SS_diffcoll_cfg_orde
 }
 
 var DIFFCOLL_CFG_ORDER_PARALLEL Enum_SS_diffcoll_cfg_order_t = _swig_getDIFFCOLL_CFG_ORDER_PARALLEL()
+func _swig_getDIFFCOLL_CFG_ORDER_TORCH() (_swig_ret Enum_SS_diffcoll_cfg_order_t) {
+	var swig_r Enum_SS_diffcoll_cfg_order_t
+	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_dffac9562f9dc31f())
+	return swig_r
+}
+
+var DIFFCOLL_CFG_ORDER_TORCH Enum_SS_diffcoll_cfg_order_t = _swig_getDIFFCOLL_CFG_ORDER_TORCH()
 type SwigcptrDiffcoll_cfg_options_t uintptr
 
 func (p SwigcptrDiffcoll_cfg_options_t) Swigcptr() uintptr {

@@ -1958,6 +1958,18 @@ intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f() {
 }
 
 
+intgo _wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_dffac9562f9dc31f() {
+  enum diffcoll_cfg_order_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_CFG_ORDER_TORCH;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
 void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   size_t arg2 ;

@@ -396,9 +396,7 @@ DIFFCOLL_API diffcoll_status_t diffcoll_barrier(diffcoll_comm_t* comm, void* str
 /*                                                                           */
 /* Predictions are float16, bfloat16 or float32 tensors of one shape whose   */
 /* dimension 0 is the batch ("per sample" below means per index of          */
-/* dimension 0; a 0-d tensor is one sample). Host tensors are supported; the */
-/* CUDA implementation is not there yet: CUDA tensors get                    */
-/* DIFFCOLL_ERR_UNSUPPORTED.                                                 */
+/* dimension 0; a 0-d tensor is one sample), in host or CUDA memory.         */
 /*                                                                           */
 /* A policy is immutable once created: it may be used by several threads at  */
 /* once (queries and combines), but must not be destroyed while in use.      */
@@ -438,8 +436,9 @@ typedef struct diffcoll_cfg_term_t {
 /** Arithmetic order of the combine (see diffcoll_cfg_options_t::order). */
 typedef enum diffcoll_cfg_order_t {
   /** As written: acc = pred[base]; acc += scale_k * (pred[plus_k] - pred[minus_k]) for
-   * k = 0, 1, ... in float32, rounded once to the dtype at the end. What engines
-   * compute on one GPU, e.g. uncond + g * (cond - uncond). */
+   * k = 0, 1, ... in float32, rounded once to the dtype at the end: the formula of
+   * e.g. uncond + g * (cond - uncond) with one rounding (what a fused kernel computes;
+   * PyTorch eager rounds after every operation: DIFFCOLL_CFG_ORDER_TORCH). */
   DIFFCOLL_CFG_ORDER_SERIAL = 0,
   /** As a weighted sum with a rounding after every operation, in branch index
    * order: acc = round(w_0 * pred_0); acc = round(acc + round(w_i * pred_i)),
@@ -447,7 +446,22 @@ typedef enum diffcoll_cfg_order_t {
    * g * cond + (1 - g) * uncond. This is exactly what the parallel combine
    * computes when each rank holds one branch, hence bitwise reproducible
    * across serial and parallel runs (see diffcoll_cfg_combine_parallel). */
-  DIFFCOLL_CFG_ORDER_PARALLEL = 1
+  DIFFCOLL_CFG_ORDER_PARALLEL = 1,
+  /** What PyTorch eager computes for the same formula written in Python,
+   * acc = pred[base]; acc = acc + scale_k * (pred[plus_k] - pred[minus_k]), with
+   * tensors of the dtype and Python float scales: every operation in float32
+   * (PyTorch's opmath; scales as float32) and rounded to the dtype, e.g. bf16
+   * pos = 1.0, neg = 0.1, scale 7 gives 6.375 where SERIAL gives 6.40625.
+   * Post-processing follows the engines' code in the dtype: CFG-zero* as
+   * diffusers' cfg_zero_star_scale (float32 scale rounded to the dtype, then
+   * uncond * alpha), CFG normalization then guidance rescale as SGLang's
+   * CFGPolicy (diffusers' rescale_noise_cfg). The elementwise chain equals
+   * PyTorch bit for bit; per-sample statistics (std, norms, CFG-zero* sums)
+   * are computed in double and rounded where PyTorch rounds its float32
+   * result, so they may differ by one unit in the last place of that result
+   * (docs/CFG.md). Across ranks every rank gathers the predictions and runs
+   * this chain (see diffcoll_cfg_combine_parallel). */
+  DIFFCOLL_CFG_ORDER_TORCH = 2
 } diffcoll_cfg_order_t;
 
 /**
@@ -468,7 +482,9 @@ typedef enum diffcoll_cfg_order_t {
  *  4. Zero init (zero_init_steps = n > 0): the output is all zeros while the
  *     combine's step < n (independent of zero_star).
  * Statistics accumulate in double; rescale and normalization are folded into
- * one per-sample factor applied in float32 (one rounding).
+ * one per-sample factor applied in float32 (one rounding). The TORCH order
+ * instead computes them as PyTorch engines do, in the dtype, normalization
+ * before rescale (see DIFFCOLL_CFG_ORDER_TORCH).
  */
 typedef struct diffcoll_cfg_options_t {
   /** sizeof(diffcoll_cfg_options_t) as the caller compiled it. */
@@ -616,11 +632,15 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_po
  * give an inner product of tensors on different ranks, so the ranks all-gather
  * the predictions (each receives the d - 1 others' blocks: with d = 2 as many
  * bytes as the all-reduce it replaces, (d-1)/(2(d-1)/d) = d/2 times more for
- * larger d) and every rank runs the serial combine locally.
+ * larger d) and every rank runs the serial combine locally. So do the ranks
+ * of a DIFFCOLL_CFG_ORDER_TORCH policy whose branches are on more than one
+ * rank: no sum of partials rounds like PyTorch's serial chain. A group of one
+ * rank runs the serial combine and communicates nothing.
  *
- * Serial and parallel results agree BITWISE when the policy's order is
+ * Serial and parallel results agree BITWISE at degree 1 and with the TORCH
+ * order (any degree), and when the policy's order is
  * DIFFCOLL_CFG_ORDER_PARALLEL and either one rank holds every branch
- * (degree 1, or a single branch) or every rank holds at most one branch and at
+ * (e.g. a single branch) or every rank holds at most one branch and at
  * most two ranks hold branches (n <= 2 <= d, e.g. d == n == 2): a sum of two
  * values is the same in either order, and ranks without a branch add -0, the
  * exact identity, whatever order the all-reduce adds in. The all-gather path

@@ -710,6 +710,7 @@ fn bindgen_test_layout_diffcoll_cfg_term_t() {
 }
 pub const DIFFCOLL_CFG_ORDER_SERIAL: diffcoll_cfg_order_t = 0;
 pub const DIFFCOLL_CFG_ORDER_PARALLEL: diffcoll_cfg_order_t = 1;
+pub const DIFFCOLL_CFG_ORDER_TORCH: diffcoll_cfg_order_t = 2;
 pub type diffcoll_cfg_order_t = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
