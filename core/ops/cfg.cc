@@ -68,8 +68,7 @@ bool dtype_supported(DType dtype) {
   return dtype == DType::kFloat16 || dtype == DType::kBFloat16 || dtype == DType::kFloat32;
 }
 
-void check_out(const TensorView& out, const char* op) {
-  std::string what = std::string(op) + " out";
+void check_out(const TensorView& out, const std::string& what) {
   out.validate(what.c_str());
   DIFFCOLL_REQUIRE(dtype_supported(out.dtype), Status::kInvalidArgument, what, " ",
                    out.describe(), ": the CFG combine takes float16, bfloat16 or float32");
@@ -92,11 +91,11 @@ void check_pred(const TensorView& pred, const TensorView& out, const std::string
                    " (every branch must have the same shape)");
 }
 
+// What error messages call prediction `index` of a call (built once per call:
+// the success path is host time per combine).
 std::string pred_name(const CfgPolicy& policy, int branch, const char* kind, size_t index) {
-  std::ostringstream os;
-  os << kind << "[" << index << "] (branch " << branch << " '" << policy.branch(branch).name
-     << "')";
-  return os.str();
+  return std::string(kind) + "[" + std::to_string(index) + "] (branch " + std::to_string(branch) +
+         " '" + policy.branch(branch).name + "')";
 }
 
 CfgExtent extent_of(const TensorView& t) {
@@ -344,12 +343,17 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
   DIFFCOLL_REQUIRE(preds.size() == static_cast<size_t>(n), Status::kInvalidArgument, op,
                    ": the policy has ", n, " branches but ", preds.size(),
                    " predictions were passed");
-  check_out(out, op);
-  for (int i = 0; i < n; ++i) check_pred(preds[i], out, pred_name(policy, i, "preds", i));
+  const std::string out_name = std::string(op) + " out";
+  check_out(out, out_name);
+  std::vector<std::string> names(n);
+  for (int i = 0; i < n; ++i) {
+    names[i] = pred_name(policy, i, "preds", i);
+    check_pred(preds[i], out, names[i]);
+  }
   check_step_and_extent(policy, step, out, op);
   const CfgMath& math = math_for(out.device);
-  math.check_memory(out, std::string(op) + " out");
-  for (int i = 0; i < n; ++i) math.check_memory(preds[i], pred_name(policy, i, "preds", i));
+  math.check_memory(out, out_name);
+  for (int i = 0; i < n; ++i) math.check_memory(preds[i], names[i]);
   const DType dt = out.dtype;
   const CfgExtent extent = extent_of(out);
   const size_t bytes = out.nbytes();
@@ -401,15 +405,18 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
          ") runs ", mine.size(), " branch(es) [", list.str(),
          "] (see diffcoll_cfg_dispatch) but local_count is ", local.size());
   }
-  check_out(out, op);
-  for (size_t k = 0; k < local.size(); ++k)
-    check_pred(local[k], out, pred_name(policy, mine[k], "local_preds", k));
+  const std::string out_name = std::string(op) + " out";
+  check_out(out, out_name);
+  std::vector<std::string> names(local.size());
+  for (size_t k = 0; k < local.size(); ++k) {
+    names[k] = pred_name(policy, mine[k], "local_preds", k);
+    check_pred(local[k], out, names[k]);
+  }
   check_step_and_extent(policy, step, out, op);
   comm.side_for(out.device);  // refuses CUDA tensors on a communicator without a device side
   const CfgMath& math = math_for(out.device);
-  math.check_memory(out, std::string(op) + " out");
-  for (size_t k = 0; k < local.size(); ++k)
-    math.check_memory(local[k], pred_name(policy, mine[k], "local_preds", k));
+  math.check_memory(out, out_name);
+  for (size_t k = 0; k < local.size(); ++k) math.check_memory(local[k], names[k]);
 
   run(comm, op, [&] {
     TensorView shape_only = out;  // ranks may use different strides
