@@ -86,6 +86,12 @@
  * destroy (diffcoll_usp_mesh_destroy, or diffcoll_comm_destroy each):
  * dropping the struct does not destroy them. */
 %extend diffcoll_usp_mesh_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_usp_mesh_t, DIFFCOLL_USP_MESH_INIT) }
+%extend diffcoll_ulysses_options_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_ulysses_options_t, DIFFCOLL_ULYSSES_OPTIONS_INIT)
+}
+%extend diffcoll_all_gather_options_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_all_gather_options_t, DIFFCOLL_ALL_GATHER_OPTIONS_INIT)
+}
 /* A branch made from the target language owns a copy of its name (arrays
  * made with the *_array helpers below copy the struct, not the name: keep
  * the branch objects alive until the call returns). */

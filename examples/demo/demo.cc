@@ -91,6 +91,8 @@ class Demo {
     fused_norm();  // whole rows: contiguous only
     ring_exchange();
     usp_mesh();
+    ulysses_gqa(DIFFCOLL_WIRE_NATIVE);
+    ulysses_gqa(DIFFCOLL_WIRE_FP8_E4M3);
   }
 
   // Reduces every rank's verdicts and timings; true if all rows passed.
@@ -552,6 +554,100 @@ class Demo {
               for (int t = 0; t < 3; ++t) {
                 const std::vector<float> sent = in[t].values();
                 ok = ok && back[t].first_mismatch([&](int64_t i) { return sent[i]; }) < 0;
+              }
+              return ok;
+            });
+  }
+
+  // Grouped-query attention: q with 12 heads, k and v with 3 (4 q heads per
+  // k/v head), sequence-sharded -> head-sharded in one call that sends each
+  // k/v head only to the ranks whose q heads attend it (rank r's k/v output
+  // holds diffcoll_ulysses_kv_heads(12, 3, P, r) heads; no copy of k/v up
+  // to 12 heads). Natively checked bit for bit against the whole tensors;
+  // with FP8 e4m3 on the wire, each element that crossed between ranks
+  // within the documented bound 2^-4 |x| + 2^-10 amax/448 + bf16 rounding
+  // (amax: the largest magnitude of its block of 32 tokens of one head),
+  // the rank's own tokens exactly.
+  void ulysses_gqa(int32_t wire) {
+    const int64_t kv_heads = 3, block = 32;
+    const std::vector<int64_t> whole[3] = {kAttn, {1, kAttn[1], kv_heads, kAttn[3]},
+                                           {1, kAttn[1], kv_heads, kAttn[3]}};
+    int64_t s0, s_len, h0[3], h_len[3];
+    CHECK(diffcoll_split_extent(kAttn[1], size_, rank_, &s0, &s_len));
+    CHECK(diffcoll_split_extent(kAttn[2], size_, rank_, &h0[0], &h_len[0]));
+    CHECK(diffcoll_ulysses_kv_heads(kAttn[2], kv_heads, size_, rank_, &h0[1], &h_len[1]));
+    h0[2] = h0[1];
+    h_len[2] = h_len[1];
+    auto value = [&](int t, const std::vector<int64_t>& c) {
+      return input_value(400 + t, ravel(c, whole[t]));
+    };
+    std::vector<Latent> in, out;
+    std::vector<diffcoll_tensor_t> din, dout;
+    uint64_t bytes = 0;
+    for (int t = 0; t < 3; ++t) {
+      in.emplace_back(std::vector<int64_t>{1, s_len, whole[t][2], kAttn[3]}, Layout::kContiguous);
+      in.back().fill([&](int64_t i) {
+        std::vector<int64_t> c = unravel(i, {1, s_len, whole[t][2], kAttn[3]});
+        c[1] += s0;
+        return value(t, c);
+      });
+      out.emplace_back(std::vector<int64_t>{1, kAttn[1], h_len[t], kAttn[3]}, Layout::kContiguous);
+      bytes += in.back().bytes();
+    }
+    for (int t = 0; t < 3; ++t) {
+      din.push_back(in[t].desc());
+      dout.push_back(out[t].desc());
+    }
+    diffcoll_ulysses_options_t options = DIFFCOLL_ULYSSES_OPTIONS_INIT;
+    options.query_heads = kAttn[2];
+    options.wire_format = wire;
+    options.scale_block = static_cast<int32_t>(block);
+    // The tokens [first, end) of the rank that held token s (FP8 blocks start
+    // at first).
+    auto shard_of = [&](int64_t s, int64_t* first, int64_t* end) {
+      for (int r = 0; r < size_; ++r) {
+        int64_t length;
+        CHECK(diffcoll_split_extent(kAttn[1], size_, r, first, &length));
+        *end = *first + length;
+        if (s < *end) return;
+      }
+    };
+    measure(wire == DIFFCOLL_WIRE_NATIVE ? "ulysses gqa" : "ulysses gqa fp8", Layout::kContiguous,
+            bytes,
+            [&] {
+              CHECK(diffcoll_ulysses_all_to_all_ex(comm_, din.data(), dout.data(), 3, 1, 2,
+                                                   DIFFCOLL_ULYSSES_SEQ_TO_HEAD, &options,
+                                                   nullptr));
+            },
+            [&] {
+              bool ok = true;
+              for (int t = 0; t < 3; ++t) {
+                const std::vector<int64_t> shape = {1, kAttn[1], h_len[t], kAttn[3]};
+                const std::vector<float> got = out[t].values();
+                std::vector<float> amax(static_cast<size_t>(kAttn[1] * h_len[t]), -1.0f);
+                for (int64_t i = 0; ok && i < static_cast<int64_t>(got.size()); ++i) {
+                  std::vector<int64_t> c = unravel(i, shape);
+                  c[2] += h0[t];
+                  const float want = value(t, c);
+                  int64_t first, end;
+                  shard_of(c[1], &first, &end);
+                  if (wire == DIFFCOLL_WIRE_NATIVE || first == s0) {
+                    ok = got[i] == want;
+                    continue;
+                  }
+                  const int64_t lo = first + (c[1] - first) / block * block;
+                  float& a = amax[static_cast<size_t>(lo * h_len[t] + c[2] - h0[t])];
+                  if (a < 0) {  // this group's largest magnitude, once
+                    a = 0;
+                    for (int64_t s = lo; s < std::min(lo + block, end); ++s)
+                      for (int64_t d = 0; d < kAttn[3]; ++d)
+                        a = std::max(a, std::fabs(value(t, {0, s, c[2], d})));
+                  }
+                  const float bound = std::fabs(want) / 16 + a / 448 / 1024 +
+                                      std::fabs(got[i]) / 256 + 1e-6f * std::fabs(want);
+                  ok = std::fabs(got[i] - want) <= bound;
+                }
+                ok = ok && out[t].first_mismatch([&](int64_t i) { return got[i]; }) < 0;
               }
               return ok;
             });
