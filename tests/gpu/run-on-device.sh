@@ -22,13 +22,14 @@ cmake --build build-gpu -j16 >"$out/build.log" 2>&1 || { grep -m20 -E "error|Err
 rc=0
 filter=()
 [ $# -gt 0 ] && filter=(-R "$1")
-# Tests run four at a time: the GPU has room, and multi-rank tests spend most
+# Tests run six at a time: the GPU has room, and multi-rank tests spend most
 # of their time in the socket transport.
-ctest --test-dir build-gpu -L gpu "${filter[@]}" -j4 --output-on-failure \
+ctest --test-dir build-gpu -L gpu "${filter[@]}" -j6 --output-on-failure \
   --output-junit "$out/ctest-gpu.xml" >"$out/gpu-tests.log" 2>&1 || rc=1
 grep -E "tests passed|tests failed|\*\*\*Failed|Timeout|Not Run" "$out/gpu-tests.log" | tail -30
 export PYTHONPATH="$PWD/bindings/python:$PWD/build-gpu/bindings/python" PYTHONUNBUFFERED=1
-python3 -m pytest -q bindings/python/tests/test_torch_cuda.py --junitxml="$out/python-torch.xml" \
+python3 -m pytest -q -rs bindings/python/tests/test_torch_cuda.py \
+  bindings/python/tests/test_cfg_torch.py bindings/python/tests/test_torch_ops.py --junitxml="$out/python-torch.xml" \
   >"$out/python-torch.log" 2>&1 || rc=1
 tail -3 "$out/python-torch.log"
 examples_passed=0 examples_failed=0

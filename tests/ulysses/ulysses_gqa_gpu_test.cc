@@ -32,7 +32,7 @@ class GpuGqa : public ::testing::TestWithParam<int> {};
 
 TEST_P(GpuGqa, DeviceResultsEqualTheHostBitForBit) {
   if (gpu_count() < 1) GTEST_SKIP() << "needs a CUDA device";
-  run_worker_processes(GetParam(), "GpuGqa.Worker");
+  run_worker_processes(GetParam(), "GpuGqaWorker.DISABLED_Run");
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, GpuGqa, ::testing::Range(1, 5),
@@ -101,27 +101,21 @@ void graph_replay(diffcoll_comm_t* comm, int rank, int p, int device, cudaStream
 }
 
 // One rank of GpuGqa.DeviceResultsEqualTheHostBitForBit.
-TEST(GpuGqa, Worker) {
+TEST(GpuGqaWorker, DISABLED_Run) {
   const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
   if (!rank_env) GTEST_SKIP() << "runs only as a rank of GpuGqa.DeviceResultsEqualTheHostBitForBit";
   const int rank = std::atoi(rank_env), p = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
-  int gpus = 0;
-  ASSERT_CUDA(cudaGetDeviceCount(&gpus));
-  const int device = rank % gpus;
-  if (p > gpus) {  // ranks share a GPU: each is its own NCCL host
-    const std::string host_id = "diffcoll-gqa-rank-" + std::to_string(rank);
-    setenv("NCCL_HOSTID", host_id.c_str(), 0);
-    setenv("NCCL_SOCKET_IFNAME", "lo", 0);
-    setenv("NCCL_IB_DISABLE", "1", 0);
-  }
+  const int device = test_device();  // sharing GPUs where there are fewer (rank_processes.h)
   ASSERT_CUDA(cudaSetDevice(device));
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
   config.device_id = device;
   config.timeout_ms = 120000;
   diffcoll_comm_t* comm = nullptr;
   ASSERT_OK(diffcoll_comm_create(std::getenv("DIFFCOLL_TEST_STORE"), rank, p, &config, &comm));
+  // A blocking stream: the Mirrors upload with pageable cudaMemcpy, which may
+  // return before the data reaches the device (see halo_gpu_support.h).
   cudaStream_t stream;
-  ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  ASSERT_CUDA(cudaStreamCreate(&stream));
   const Where where{device, stream};
 
   uint64_t salt = 500;
