@@ -75,6 +75,9 @@ diffcoll_api_t make_api_v1() {
   t.diffcoll_ring_destroy = &diffcoll_ring_destroy;
   t.diffcoll_ring_start = &diffcoll_ring_start;
   t.diffcoll_ring_wait = &diffcoll_ring_wait;
+  t.diffcoll_ulysses_all_to_all_ex = &diffcoll_ulysses_all_to_all_ex;
+  t.diffcoll_ulysses_kv_heads = &diffcoll_ulysses_kv_heads;
+  t.diffcoll_all_gather_ex = &diffcoll_all_gather_ex;
   return t;
 }
 

@@ -41,7 +41,8 @@ ops::CfgOptions read_options(const diffcoll_cfg_options_t* options) {
     c = read_extensible(*options, c, &O::order, &O::zero_star, &O::rescale_phi, &O::norm_k,
                         &O::norm_per_sample, &O::zero_init_steps);
   }
-  DIFFCOLL_REQUIRE(c.order == DIFFCOLL_CFG_ORDER_SERIAL || c.order == DIFFCOLL_CFG_ORDER_PARALLEL,
+  DIFFCOLL_REQUIRE(c.order == DIFFCOLL_CFG_ORDER_SERIAL || c.order == DIFFCOLL_CFG_ORDER_PARALLEL ||
+                       c.order == DIFFCOLL_CFG_ORDER_TORCH,
                    Status::kInvalidArgument, "options->order ", c.order,
                    " is not a diffcoll_cfg_order_t");
   ops::CfgOptions o;

@@ -1,10 +1,15 @@
 // Collective and point-to-point entry points.
 #include "../core/ops/collectives.h"
 
+#include <cstddef>
+
+#include "extensible.h"
 #include "handles.h"
 #include "tensor.h"
+#include "wire_format.h"
 
 using diffcoll::Comm;
+using diffcoll::Fp8Wire;
 using diffcoll::Reduction;
 using diffcoll::RedOp;
 using diffcoll::Status;
@@ -54,6 +59,28 @@ diffcoll_status_t diffcoll_all_gather(diffcoll_comm_t* comm, const diffcoll_tens
   return guarded([&] {
     Comm& c = live_comm(comm, "comm");
     ops::all_gather(c, to_view(input, "input"), to_view(output, "output"), axis, stream);
+  });
+}
+
+diffcoll_status_t diffcoll_all_gather_ex(diffcoll_comm_t* comm, const diffcoll_tensor_t* input,
+                                         const diffcoll_tensor_t* output, int32_t axis,
+                                         const diffcoll_all_gather_options_t* options,
+                                         void* stream) {
+  return guarded([&] {
+    Comm& c = live_comm(comm, "comm");
+    diffcoll_all_gather_options_t o = DIFFCOLL_ALL_GATHER_OPTIONS_INIT;
+    if (options) {
+      using T = diffcoll_all_gather_options_t;
+      DIFFCOLL_REQUIRE(options->struct_size >= offsetof(T, scale_block) + sizeof(int32_t),
+                       Status::kVersion, "options->struct_size ", options->struct_size,
+                       " is too small: initialise the options with "
+                       "DIFFCOLL_ALL_GATHER_OPTIONS_INIT");
+      o = read_extensible(*options, o, &T::wire_format, &T::scale_block);
+    }
+    Fp8Wire fp8;
+    const bool use_fp8 = read_wire_format(o.wire_format, o.scale_block, "options", &fp8);
+    ops::all_gather(c, to_view(input, "input"), to_view(output, "output"), axis, stream,
+                    use_fp8 ? &fp8 : nullptr);
   });
 }
 

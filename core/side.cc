@@ -14,6 +14,14 @@ void HostSide::unpack(const void* dense, const TensorView& view, void*) {
   unpack_host(dense, view);
 }
 
+void HostSide::pack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void*) {
+  for (int i = 0; i < count; ++i) fp8_pack_host(pieces[i].view, pieces[i].wire, wire);
+}
+
+void HostSide::unpack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void*) {
+  for (int i = 0; i < count; ++i) fp8_unpack_host(pieces[i].wire, pieces[i].view, wire);
+}
+
 void* HostSide::staging(size_t bytes, void*) {
   reserve(bytes);
   return storage_.get();

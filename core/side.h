@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "backend.h"
+#include "fp8_wire.h"
 #include "tensor.h"
 
 namespace diffcoll {
@@ -25,6 +26,12 @@ class Side {
   // Gather `view` into the dense buffer `dense` / scatter it back.
   virtual void pack(const TensorView& view, void* dense, void* stream) = 0;
   virtual void unpack(const void* dense, const TensorView& view, void* stream) = 0;
+  // Quantise each piece's view into its FP8 wire buffer / dequantise it back
+  // (fp8_wire.h); a device side moves a batch in one kernel launch.
+  virtual void pack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire,
+                        void* stream) = 0;
+  virtual void unpack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire,
+                          void* stream) = 0;
   // Staging memory of at least `bytes`, valid until the next call. May grow
   // the arena; a device side refuses to grow inside a graph capture.
   virtual void* staging(size_t bytes, void* stream) = 0;
@@ -43,6 +50,8 @@ class HostSide : public Side {
   Backend& backend() override { return backend_; }
   void pack(const TensorView& view, void* dense, void* stream) override;
   void unpack(const void* dense, const TensorView& view, void* stream) override;
+  void pack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void* stream) override;
+  void unpack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void* stream) override;
   void* staging(size_t bytes, void* stream) override;
   void reserve(size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes, void* stream) override;

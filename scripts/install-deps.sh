@@ -8,6 +8,7 @@ packages=(
   libgloo-dev libhiredis-dev redis-server   # host backend, Redis rendezvous store
   libgtest-dev libgmock-dev                 # C++ tests
   swig python3-dev python3-numpy python3-pytest golang-go bindgen   # bindings
+  python3-torch                             # examples/pipeline (CPU PyTorch)
   doxygen abigail-tools lintian rpm dpkg-dev file binutils        # packaging, ABI
   clang                                                            # fuzzing (libFuzzer)
   iproute2 valgrind                                                # many-host and soak tests

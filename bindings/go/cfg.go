@@ -29,6 +29,10 @@ const (
 	// branch order: what the parallel combine computes, so serial and
 	// parallel combines agree bit for bit (e.g. two ranks, one branch each).
 	CfgOrderParallel CfgOrder = 1
+	// CfgOrderTorch is what PyTorch eager computes for the formula written in
+	// Python: every operation in float32, rounded to the dtype, and the
+	// engines' post-processing (docs/CFG.md); bitwise equal across ranks.
+	CfgOrderTorch CfgOrder = 2
 )
 
 // CfgBranch is one guidance branch: a unique, non-empty name and a role.

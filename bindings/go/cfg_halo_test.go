@@ -133,6 +133,33 @@ func TestCfgCombineTwoRanksBitwise(t *testing.T) {
 	})
 }
 
+// TORCH order: the option round-trips, and on float32 tensors the combine is
+// PyTorch's chain uncond + g*(cond - uncond), every step rounded to float32.
+func TestCfgTorchOrder(t *testing.T) {
+	const b, n = 2, 7
+	cond, uncond := waves(b*n, 0.3), waves(b*n, 2.1)
+	p, err := diffcoll.NewStandardCfgPolicy(5.3, &diffcoll.CfgOptions{Order: diffcoll.CfgOrderTorch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if o, err := p.Options(); err != nil || o.Order != diffcoll.CfgOrderTorch {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	out := make([]float32, b*n)
+	preds := []*diffcoll.Tensor{must(diffcoll.NewTensor(cond, b, n)), must(diffcoll.NewTensor(uncond, b, n))}
+	if err := p.CombineSerial(preds, must(diffcoll.NewTensor(out, b, n)), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		// The conversions keep Go from fusing.
+		want := float32(uncond[i] + float32(float32(5.3)*float32(cond[i]-uncond[i])))
+		if math.Float32bits(out[i]) != math.Float32bits(want) {
+			t.Fatalf("element %d: %v, want %v", i, out[i], want)
+		}
+	}
+}
+
 // A chain of 3 ranks along H of an [N, H, W] tensor: every padded slab equals
 // the matching rows of the whole tensor padded once; GatherSlabs reassembles it.
 func TestHaloChainThreeRanks(t *testing.T) {

@@ -73,6 +73,126 @@ func (c *Comm) UlyssesAllToAll(inputs, outputs []*Tensor, seqAxis, headAxis int,
 	})
 }
 
+// WireFormat is how an all-to-all or all-gather moves values between ranks
+// (diffcoll_wire_format_t).
+type WireFormat int32
+
+// Wire formats (values fixed by the header).
+const (
+	// WireNative: the tensors' own dtype, bit for bit (the default).
+	WireNative WireFormat = 0
+	// WireFP8E4M3: FP8 e4m3 with one float scale per token block and head;
+	// |x' - x| <= 2^-4 |x| + 2^-10 scale + the rounding to the dtype.
+	WireFP8E4M3 WireFormat = 1
+	// WireFP8E5M2: FP8 e5m2 (more range, less precision);
+	// |x' - x| <= 2^-3 |x| + 2^-17 scale + the rounding to the dtype.
+	WireFP8E5M2 WireFormat = 2
+)
+
+// String is the format's name ("native", "fp8_e4m3", "fp8_e5m2").
+func (w WireFormat) String() string {
+	switch w {
+	case WireNative:
+		return "native"
+	case WireFP8E4M3:
+		return "fp8_e4m3"
+	case WireFP8E5M2:
+		return "fp8_e5m2"
+	}
+	return fmt.Sprintf("WireFormat(%d)", int32(w))
+}
+
+// UlyssesOptions are the options of UlyssesAllToAllWithOptions
+// (diffcoll_ulysses_options_t). The zero value is the default.
+type UlyssesOptions struct {
+	// QueryHeads, if > 0, is the query head count Q of grouped-query
+	// attention: a tensor with K != Q heads (K divides Q) is k/v, and rank r
+	// receives exactly the k/v heads UlyssesKVHeads(Q, K, P, r) its query
+	// heads attend to, each sent once to each rank that needs it.
+	QueryHeads int
+	// Wire selects FP8 transport (WireNative by default).
+	Wire WireFormat
+	// ScaleBlock is the number of tokens per FP8 scale; 0 means 32.
+	ScaleBlock int
+}
+
+// UlyssesAllToAllWithOptions is UlyssesAllToAll with grouped-query k/v heads
+// and FP8 transport (diffcoll_ulysses_all_to_all_ex). A k/v tensor of a GQA
+// call holds UlyssesKVHeads(Q, K, P, r)'s length of heads on the head-sharded
+// side; on rank r, local query head i attends local k/v head
+// (qs+i)/(Q/K) - start, qs being its first query head and start its first
+// k/v head. opts nil is UlyssesAllToAll, bit for bit.
+func (c *Comm) UlyssesAllToAllWithOptions(inputs, outputs []*Tensor, seqAxis, headAxis int, dir UlyssesDirection, opts *UlyssesOptions) error {
+	const op = "diffcoll_ulysses_all_to_all_ex"
+	if len(inputs) != len(outputs) {
+		return argError(op, "%d inputs but %d outputs", len(inputs), len(outputs))
+	}
+	if err := nonNil(op, "inputs", inputs); err != nil {
+		return err
+	}
+	if err := nonNil(op, "outputs", outputs); err != nil {
+		return err
+	}
+	o := capi.NewDiffcoll_ulysses_options_t() // DIFFCOLL_ULYSSES_OPTIONS_INIT
+	defer capi.DeleteDiffcoll_ulysses_options_t(o)
+	if opts != nil {
+		o.SetQuery_heads(int64(opts.QueryHeads))
+		o.SetWire_format(int(opts.Wire))
+		if opts.ScaleBlock != 0 {
+			o.SetScale_block(opts.ScaleBlock)
+		}
+	}
+	ins, outs := newTensorArray(inputs), newTensorArray(outputs)
+	defer ins.free()
+	defer outs.free()
+	return call(op, func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ulysses_all_to_all_ex(c.h, ins.arr, outs.arr, len(inputs), seqAxis, headAxis, int(dir), o, c.stream)
+	})
+}
+
+// UlyssesKVHeads returns the k/v heads [start, start+length) that rank index
+// of parts holds after a grouped-query Ulysses all-to-all with queryHeads
+// query and kvHeads k/v heads (diffcoll_ulysses_kv_heads): those its query
+// heads SplitExtent(queryHeads, parts, index) attend to.
+func UlyssesKVHeads(queryHeads, kvHeads, parts, index int) (start, length int, err error) {
+	var s, l int64
+	err = call("diffcoll_ulysses_kv_heads", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_ulysses_kv_heads(int64(queryHeads), int64(kvHeads), parts, index, &s, &l)
+	})
+	return int(s), int(l), err
+}
+
+// AllGatherOptions are the options of AllGatherWithOptions
+// (diffcoll_all_gather_options_t). The zero value is the default.
+type AllGatherOptions struct {
+	// Wire selects FP8 transport (WireNative by default).
+	Wire WireFormat
+	// ScaleBlock is the number of rows along the gather axis per FP8 scale;
+	// 0 means 32.
+	ScaleBlock int
+}
+
+// AllGatherWithOptions is AllGather with FP8 transport
+// (diffcoll_all_gather_ex): each rank's block travels as FP8 and every rank,
+// the sender too, gets the dequantised values, so all outputs agree. opts nil
+// is AllGather, bit for bit.
+func (c *Comm) AllGatherWithOptions(in, out *Tensor, axis int, opts *AllGatherOptions) error {
+	o := capi.NewDiffcoll_all_gather_options_t() // DIFFCOLL_ALL_GATHER_OPTIONS_INIT
+	defer capi.DeleteDiffcoll_all_gather_options_t(o)
+	if opts != nil {
+		o.SetWire_format(int(opts.Wire))
+		if opts.ScaleBlock != 0 {
+			o.SetScale_block(opts.ScaleBlock)
+		}
+	}
+	ci, co := in.toC(), out.toC()
+	defer ci.free()
+	defer co.free()
+	return call("diffcoll_all_gather_ex", func() capi.Enum_SS_diffcoll_status_t {
+		return capi.Diffcoll_all_gather_ex(c.h, ci.c, co.c, axis, o, c.stream)
+	})
+}
+
 // Ring is a ring exchange (diffcoll_ring_create), the double buffer of ring
 // attention: half 0 (buffer0, current at first) and half 1 (buffer1) each
 // hold the same number of contiguous tensors (e.g. k and v), buffer0[t] and

@@ -21,6 +21,10 @@
  *  - the function table diffcoll_api_t is read-only (struct_size and
  *    version only);
  *  - Python only: diffcoll_swig_dlpack_describe() reads a DLPack capsule.
+ *  - Python only: a tensor descriptor (alone or in the arrays above) may be
+ *    a plain tuple (data, dtype, device_type, device_id, shape, strides),
+ *    converted in C: the bindings' per-call path, far cheaper than a
+ *    diffcoll_tensor_t object.
  *
  * Every wrapped function keeps its C name and returns the diffcoll_status_t
  * as an integer; the language layers (bindings/python/diffcoll,
@@ -82,6 +86,12 @@
  * destroy (diffcoll_usp_mesh_destroy, or diffcoll_comm_destroy each):
  * dropping the struct does not destroy them. */
 %extend diffcoll_usp_mesh_t { DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_usp_mesh_t, DIFFCOLL_USP_MESH_INIT) }
+%extend diffcoll_ulysses_options_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_ulysses_options_t, DIFFCOLL_ULYSSES_OPTIONS_INIT)
+}
+%extend diffcoll_all_gather_options_t {
+  DIFFCOLL_INIT_CONSTRUCTOR(diffcoll_all_gather_options_t, DIFFCOLL_ALL_GATHER_OPTIONS_INIT)
+}
 /* A branch made from the target language owns a copy of its name (arrays
  * made with the *_array helpers below copy the struct, not the name: keep
  * the branch objects alive until the call returns). */
@@ -356,7 +366,82 @@ static int diffcoll_swig_term_from_tuple(PyObject* t, void* dst) {
   term->minus = minus;
   return 1;
 }
+
+/* A tensor descriptor may also be a tuple (data, dtype, device_type,
+ * device_id, shape, strides): what the Python layer builds for every call,
+ * because making and filling a diffcoll_tensor_t object costs more than the
+ * call itself. data is an integer address (None: NULL), shape and strides are
+ * sequences of at most DIFFCOLL_MAX_DIMS ints of one length (strides in
+ * elements). Returns 0 with a Python exception set when the tuple is not
+ * one. */
+static int diffcoll_swig_dims(PyObject* input, int64_t* dims, int32_t* ndim, const char* what) {
+  PyObject* seq = PySequence_Fast(input, "a tensor tuple's shape and strides must be sequences");
+  if (!seq) return 0;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  if (n > DIFFCOLL_MAX_DIMS) {
+    Py_DECREF(seq);
+    PyErr_Format(PyExc_ValueError, "a tensor tuple's %s has %zd entries, at most %d", what, n,
+                 DIFFCOLL_MAX_DIMS);
+    return 0;
+  }
+  for (Py_ssize_t i = 0; i < DIFFCOLL_MAX_DIMS; ++i) {
+    if (i >= n) {
+      dims[i] = 0;
+      continue;
+    }
+    long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    if (v == -1 && PyErr_Occurred()) {
+      Py_DECREF(seq);
+      return 0;
+    }
+    dims[i] = (int64_t)v;
+  }
+  Py_DECREF(seq);
+  *ndim = (int32_t)n;
+  return 1;
+}
+
+static int diffcoll_swig_tensor_from_tuple(PyObject* t, void* dst) {
+  diffcoll_tensor_t* d = (diffcoll_tensor_t*)dst;
+  if (PyTuple_GET_SIZE(t) != 6) {
+    PyErr_SetString(PyExc_TypeError,
+                    "a tensor tuple is (data, dtype, device_type, device_id, shape, strides)");
+    return 0;
+  }
+  PyObject* data = PyTuple_GET_ITEM(t, 0);
+  d->data = data == Py_None ? NULL : PyLong_AsVoidPtr(data);
+  d->dtype = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
+  d->device_type = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(t, 2));
+  d->device_id = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(t, 3));
+  if (PyErr_Occurred()) return 0;
+  int32_t nstrides = 0;
+  if (!diffcoll_swig_dims(PyTuple_GET_ITEM(t, 4), d->shape, &d->ndim, "shape") ||
+      !diffcoll_swig_dims(PyTuple_GET_ITEM(t, 5), d->strides, &nstrides, "strides"))
+    return 0;
+  if (nstrides != d->ndim) {
+    PyErr_Format(PyExc_ValueError, "a tensor tuple has %d dimensions but %d strides",
+                 (int)d->ndim, (int)nstrides);
+    return 0;
+  }
+  return 1;
+}
 %}
+
+/* const diffcoll_tensor_t* (one tensor): a tensor tuple (see above), a
+ * diffcoll_tensor_t object, or None (NULL). */
+%typemap(in) const diffcoll_tensor_t* (diffcoll_tensor_t temp, void* argp = NULL, int res = 0) {
+  if (PyTuple_Check($input)) {
+    if (!diffcoll_swig_tensor_from_tuple($input, &temp)) SWIG_fail;
+    $1 = &temp;
+  } else {
+    res = SWIG_ConvertPtr($input, &argp, $1_descriptor, 0);
+    if (!SWIG_IsOK(res)) {
+      SWIG_exception_fail(SWIG_ArgError(res),
+                          "in method '$symname', argument $argnum: expected a tensor tuple, a diffcoll_tensor_t or None");
+    }
+    $1 = ($1_ltype)argp;
+  }
+}
 %define DIFFCOLL_PY_IN_ARRAY(TYPE, NAME, COUNT, FROM_TUPLE)
 %typemap(in) (const TYPE* NAME, int32_t COUNT) (void* buf = NULL, PyObject* keep = NULL) {
   buf = diffcoll_swig_array($input, sizeof(TYPE), $1_descriptor, FROM_TUPLE, &$2, &keep);
@@ -373,23 +458,23 @@ static int diffcoll_swig_term_from_tuple(PyObject* t, void* dst) {
 %enddef
 DIFFCOLL_PY_IN_ARRAY(diffcoll_cfg_branch_t, branches, num_branches, diffcoll_swig_branch_from_tuple)
 DIFFCOLL_PY_IN_ARRAY(diffcoll_cfg_term_t, terms, num_terms, diffcoll_swig_term_from_tuple)
-DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, preds, num_preds, NULL)
-DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, local_preds, local_count, NULL)
+DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, preds, num_preds, diffcoll_swig_tensor_from_tuple)
+DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, local_preds, local_count, diffcoll_swig_tensor_from_tuple)
 
 /* Two input arrays of one count (const T* A, const T* B, int32_t count):
  * one argument, a pair (A, B) of sequences of equal length. (SWIG's Python
  * module converts one target-language argument per typemap, so the two
  * sequences travel as one pair.) */
-%define DIFFCOLL_PY_IN_ARRAY_PAIR(TYPE, NAME_A, NAME_B, COUNT)
+%define DIFFCOLL_PY_IN_ARRAY_PAIR(TYPE, NAME_A, NAME_B, COUNT, FROM_TUPLE)
 %typemap(in) (const TYPE* NAME_A, const TYPE* NAME_B, int32_t COUNT)
     (void* buf_a = NULL, PyObject* keep_a = NULL, void* buf_b = NULL, PyObject* keep_b = NULL) {
   PyObject* a;
   PyObject* b;
   int32_t count_b = 0;
   if (!PyArg_ParseTuple($input, "OO:$symname", &a, &b)) SWIG_fail;
-  buf_a = diffcoll_swig_array(a, sizeof(TYPE), $1_descriptor, NULL, &$3, &keep_a);
+  buf_a = diffcoll_swig_array(a, sizeof(TYPE), $1_descriptor, FROM_TUPLE, &$3, &keep_a);
   if (!buf_a && PyErr_Occurred()) SWIG_fail;
-  buf_b = diffcoll_swig_array(b, sizeof(TYPE), $2_descriptor, NULL, &count_b, &keep_b);
+  buf_b = diffcoll_swig_array(b, sizeof(TYPE), $2_descriptor, FROM_TUPLE, &count_b, &keep_b);
   if (!buf_b && PyErr_Occurred()) SWIG_fail;
   if (count_b != $3) {
     PyErr_Format(PyExc_ValueError, "$symname: %d $1_name but %d $2_name", (int)$3, (int)count_b);
@@ -408,8 +493,8 @@ DIFFCOLL_PY_IN_ARRAY(diffcoll_tensor_t, local_preds, local_count, NULL)
   $1 = (PyTuple_Check($input) && PyTuple_GET_SIZE($input) == 2) ? 1 : 0;
 }
 %enddef
-DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, inputs, outputs, count)
-DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, buffer0, buffer1, count)
+DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, inputs, outputs, count, diffcoll_swig_tensor_from_tuple)
+DIFFCOLL_PY_IN_ARRAY_PAIR(diffcoll_tensor_t, buffer0, buffer1, count, diffcoll_swig_tensor_from_tuple)
 
 
 /* DLPack: read a "dltensor" capsule without taking ownership (the capsule

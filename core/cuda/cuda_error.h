@@ -20,14 +20,20 @@ class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {
     DIFFCOLL_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (previous_ != device) DIFFCOLL_CUDA_CHECK(cudaSetDevice(device));
+    changed_ = previous_ != device;
+    if (changed_) DIFFCOLL_CUDA_CHECK(cudaSetDevice(device));
   }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
+  // Only a device that was changed is set back: the common case (the caller
+  // is on the communicator's device already) costs one cudaGetDevice.
+  ~DeviceGuard() {
+    if (changed_) cudaSetDevice(previous_);
+  }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 
  private:
   int previous_ = 0;
+  bool changed_ = false;
 };
 
 // True if `stream` is being captured into a CUDA graph.

@@ -6,6 +6,7 @@
 
 #include "../device_side.h"
 #include "cuda_error.h"
+#include "fp8_wire_cuda.h"
 #include "pack_cuda.h"
 
 namespace diffcoll {
@@ -26,6 +27,17 @@ void CudaSide::unpack(const void* dense, const TensorView& view, void* stream) {
   DeviceGuard guard(backend_->device());
   PackPiece piece{view, const_cast<void*>(dense)};
   unpack_cuda(&piece, 1, stream);
+}
+
+void CudaSide::pack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void* stream) {
+  DeviceGuard guard(backend_->device());
+  fp8_pack_cuda(pieces, count, wire, stream);
+}
+
+void CudaSide::unpack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire,
+                          void* stream) {
+  DeviceGuard guard(backend_->device());
+  fp8_unpack_cuda(pieces, count, wire, stream);
 }
 
 void* CudaSide::staging(size_t bytes, void* stream) {

@@ -17,6 +17,8 @@ class CudaSide : public Side {
   NcclBackend& nccl() { return *backend_; }
   void pack(const TensorView& view, void* dense, void* stream) override;
   void unpack(const void* dense, const TensorView& view, void* stream) override;
+  void pack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void* stream) override;
+  void unpack_fp8(const Fp8Piece* pieces, int count, const Fp8Wire& wire, void* stream) override;
   // Grows the arena outside a graph capture only: inside one it fails with
   // kInCapture and says how much to reserve beforehand.
   void* staging(size_t bytes, void* stream) override;

@@ -11,6 +11,7 @@
 #include "cuda_side.h"
 #include "fused_norm_epilogue.h"
 #include "fused_norm_symmetric.h"
+#include "load_store_reach.h"
 
 namespace diffcoll {
 namespace {
@@ -32,6 +33,14 @@ class CudaFusedNormDevice : public ops::FusedNormDevice {
       : nccl_(static_cast<CudaSide&>(*comm.device_side()).nccl()) {
     const size_t max_bytes =
         static_cast<size_t>(limits.max_tokens * limits.max_hidden) * dtype_size(limits.dtype);
+    // A failed device-API set-up would leave the NCCL communicator broken, so
+    // it is tried only where every GPU can reach the others.
+    const std::string reach = load_store_reach(comm, nccl_.device());
+    if (!reach.empty()) {
+      unavailable_ = "the one-kernel paths need every GPU of the group to reach the others by "
+                     "load/store, but " + reach;
+      return;
+    }
     auto symmetric = std::make_unique<SymmetricNorm>(nccl_);
     // Each step on every rank, then agreement over the control plane, so
     // that all ranks take the same paths (a collective step is only tried

@@ -34,6 +34,12 @@ void Watchdog::track(cudaStream_t stream) {
 
 void Watchdog::run() {
   cudaSetDevice(device_);
+  // While any thread captures a CUDA graph in the global mode (PyTorch's
+  // default), a "potentially unsafe" call such as cudaEventQuery from another
+  // thread in that mode invalidates the capture. Relaxed mode exempts this
+  // thread: it never touches the capturing streams.
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&mode);
   // Poll often enough that an abort lands within about a tenth of the
   // timeout after it is due, and at least every 100 ms.
   const auto period = std::min(std::chrono::milliseconds(100),

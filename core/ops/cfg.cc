@@ -68,8 +68,7 @@ bool dtype_supported(DType dtype) {
   return dtype == DType::kFloat16 || dtype == DType::kBFloat16 || dtype == DType::kFloat32;
 }
 
-void check_out(const TensorView& out, const char* op) {
-  std::string what = std::string(op) + " out";
+void check_out(const TensorView& out, const std::string& what) {
   out.validate(what.c_str());
   DIFFCOLL_REQUIRE(dtype_supported(out.dtype), Status::kInvalidArgument, what, " ",
                    out.describe(), ": the CFG combine takes float16, bfloat16 or float32");
@@ -92,11 +91,11 @@ void check_pred(const TensorView& pred, const TensorView& out, const std::string
                    " (every branch must have the same shape)");
 }
 
+// What error messages call prediction `index` of a call (built once per call:
+// the success path is host time per combine).
 std::string pred_name(const CfgPolicy& policy, int branch, const char* kind, size_t index) {
-  std::ostringstream os;
-  os << kind << "[" << index << "] (branch " << branch << " '" << policy.branch(branch).name
-     << "')";
-  return os.str();
+  return std::string(kind) + "[" + std::to_string(index) + "] (branch " + std::to_string(branch) +
+         " '" + policy.branch(branch).name + "')";
 }
 
 CfgExtent extent_of(const TensorView& t) {
@@ -161,26 +160,6 @@ class Carve {
   size_t used_ = 0;
 };
 
-// Per-sample doubles: cond statistics [B x 2], CFG-zero* scale [B], the
-// post-processing work area [B x 2 + B] and the chunk partials of the
-// statistics (cfg_partials_doubles).
-struct Scalars {
-  double* cond_stats;
-  double* zero_star;
-  double* work;
-  double* partials;
-  static size_t bytes(CfgExtent extent) {
-    return (static_cast<size_t>(extent.batch) * (2 * kCfgStatColumns + 2) +
-            static_cast<size_t>(cfg_partials_doubles(extent))) *
-           sizeof(double);
-  }
-  Scalars(void* base, CfgExtent extent)
-      : cond_stats(static_cast<double*>(base)),
-        zero_star(cond_stats + extent.batch * kCfgStatColumns),
-        work(zero_star + extent.batch),
-        partials(work + extent.batch * (kCfgStatColumns + 1)) {}
-};
-
 // Memory from CfgMath::allocate, given back when the scope ends.
 class Allocation {
  public:
@@ -197,35 +176,36 @@ class Allocation {
   void* stream_;
 };
 
-// The whole combine on images of all n branches: statistics of the inputs
-// first (out may alias one of them), then the combine in the policy's order,
-// then post-processing. Shared by the serial combine and the all-gather path
-// of the parallel one, which therefore agree bit for bit.
+// The whole combine on images of all n branches, in the policy's order:
+// the CFG-zero* pass when it is on (with cond's statistics), the combine
+// with the statistics post-processing needs, then the post-processing pass.
+// Shared by the serial combine, the all-gather path of the parallel one and
+// a CFG group of one rank, which therefore agree bit for bit.
 void combine_all(const CfgMath& math, const CfgPolicy& policy, DType dtype,
                  const std::vector<const void*>& preds, void* out, CfgExtent extent,
-                 const Scalars& scalars, void* stream) {
+                 const CfgScalars& scalars, void* stream) {
   const CfgOptions& o = policy.options();
   const CfgPost post = policy.post();
-  if (post.any())
-    math.branch_stats(dtype, preds[policy.cond()], extent, scalars.cond_stats, scalars.partials,
-                      stream);
-  int scaled = -1;
-  const double* sample_scale = nullptr;
+  math.begin(scalars, stream);
+  CfgCombine c;
+  c.order = o.order;
+  c.inputs = preds.data();
+  c.count = policy.num_branches();
+  c.weights = policy.weights().data();
+  c.base = policy.base();
+  c.terms = policy.terms().data();
+  c.num_terms = static_cast<int>(policy.terms().size());
+  c.final_output = true;
+  c.post = post;
   if (o.zero_star) {
-    math.zero_star_scale(dtype, preds[policy.cond()], preds[policy.uncond()], extent,
-                         scalars.zero_star, scalars.partials, stream);
-    scaled = policy.uncond();
-    sample_scale = scalars.zero_star;
+    math.input_stats(dtype, preds[policy.cond()], preds[policy.uncond()], post.any(), o.order,
+                     extent, scalars, stream);
+    c.scaled = policy.uncond();
+  } else if (post.any()) {
+    c.cond = policy.cond();
   }
-  if (o.order == CfgOrder::kSerial)
-    math.serial_sum(dtype, preds.data(), policy.base(), policy.terms().data(),
-                    static_cast<int>(policy.terms().size()), scaled, sample_scale, extent, out,
-                    stream);
-  else
-    math.weighted_sum(dtype, preds.data(), policy.weights().data(), policy.num_branches(),
-                      scaled, sample_scale, extent, out, stream);
-  math.post_process(dtype, out, extent, scalars.cond_stats, post, scalars.work,
-                    scalars.partials, stream);
+  math.combine(dtype, c, extent, out, scalars, stream);
+  math.post_process(dtype, out, o.order, post, extent, scalars, stream);
 }
 
 bool zero_init(const CfgPolicy& policy, int step) {
@@ -270,7 +250,8 @@ CfgPolicy::CfgPolicy(std::vector<CfgBranch> branches, int base, std::vector<CfgT
     weights_[t.plus] += t.scale;
     weights_[t.minus] -= t.scale;
   }
-  DIFFCOLL_REQUIRE(options_.order == CfgOrder::kSerial || options_.order == CfgOrder::kParallel,
+  DIFFCOLL_REQUIRE(options_.order == CfgOrder::kSerial || options_.order == CfgOrder::kParallel ||
+                       options_.order == CfgOrder::kTorch,
                    Status::kInvalidArgument, "options.order ",
                    static_cast<int32_t>(options_.order), " is not a diffcoll_cfg_order_t");
   DIFFCOLL_REQUIRE(std::isfinite(options_.rescale_phi) && options_.rescale_phi >= 0 &&
@@ -362,18 +343,23 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
   DIFFCOLL_REQUIRE(preds.size() == static_cast<size_t>(n), Status::kInvalidArgument, op,
                    ": the policy has ", n, " branches but ", preds.size(),
                    " predictions were passed");
-  check_out(out, op);
-  for (int i = 0; i < n; ++i) check_pred(preds[i], out, pred_name(policy, i, "preds", i));
+  const std::string out_name = std::string(op) + " out";
+  check_out(out, out_name);
+  std::vector<std::string> names(n);
+  for (int i = 0; i < n; ++i) {
+    names[i] = pred_name(policy, i, "preds", i);
+    check_pred(preds[i], out, names[i]);
+  }
   check_step_and_extent(policy, step, out, op);
   const CfgMath& math = math_for(out.device);
-  math.check_memory(out, std::string(op) + " out");
-  for (int i = 0; i < n; ++i) math.check_memory(preds[i], pred_name(policy, i, "preds", i));
+  math.check_memory(out, out_name);
+  for (int i = 0; i < n; ++i) math.check_memory(preds[i], names[i]);
   const DType dt = out.dtype;
   const CfgExtent extent = extent_of(out);
   const size_t bytes = out.nbytes();
   const bool out_in_place = out.is_contiguous();
   std::vector<bool> direct(n);
-  size_t total = room(Scalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
+  size_t total = room(CfgScalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
   for (int i = 0; i < n; ++i) {
     direct[i] = readable_in_place(preds[i], out, out_in_place);
     if (!direct[i]) total += room(bytes);
@@ -382,7 +368,7 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
   // allocator (stream-ordered on a device, so the combine stays capturable).
   Allocation storage(math, total, stream);
   Carve carve(storage.get());
-  Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
+  CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
   void* image = out_in_place ? out.data : carve.take(bytes);
   if (zero_init(policy, step) || extent.numel() == 0) {
     math.fill_zero(dt, image, extent.numel(), false, stream);
@@ -419,15 +405,18 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
          ") runs ", mine.size(), " branch(es) [", list.str(),
          "] (see diffcoll_cfg_dispatch) but local_count is ", local.size());
   }
-  check_out(out, op);
-  for (size_t k = 0; k < local.size(); ++k)
-    check_pred(local[k], out, pred_name(policy, mine[k], "local_preds", k));
+  const std::string out_name = std::string(op) + " out";
+  check_out(out, out_name);
+  std::vector<std::string> names(local.size());
+  for (size_t k = 0; k < local.size(); ++k) {
+    names[k] = pred_name(policy, mine[k], "local_preds", k);
+    check_pred(local[k], out, names[k]);
+  }
   check_step_and_extent(policy, step, out, op);
   comm.side_for(out.device);  // refuses CUDA tensors on a communicator without a device side
   const CfgMath& math = math_for(out.device);
-  math.check_memory(out, std::string(op) + " out");
-  for (size_t k = 0; k < local.size(); ++k)
-    math.check_memory(local[k], pred_name(policy, mine[k], "local_preds", k));
+  math.check_memory(out, out_name);
+  for (size_t k = 0; k < local.size(); ++k) math.check_memory(local[k], names[k]);
 
   run(comm, op, [&] {
     TensorView shape_only = out;  // ranks may use different strides
@@ -459,20 +448,25 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
 
     const std::vector<int> owner = policy.owners(degree);
     const CfgOptions& o = policy.options();
-    if (o.zero_star && owner[policy.cond()] != owner[policy.uncond()]) {
+    const bool several_holders =
+        std::any_of(owner.begin(), owner.end(), [&](int r) { return r != owner[0]; });
+    if ((o.zero_star && owner[policy.cond()] != owner[policy.uncond()]) ||
+        (o.order == CfgOrder::kTorch && several_holders)) {
       // CFG-zero* needs <cond, uncond> per sample, and no scalar summary of
-      // cond on one rank and of uncond on another gives it: every rank
-      // gathers all predictions and runs the serial combine locally.
+      // cond on one rank and of uncond on another gives it; the TORCH order
+      // rounds after every operation of the serial chain, which no sum of
+      // per-rank partials reproduces: every rank gathers all predictions and
+      // runs the serial combine locally.
       std::vector<int> held(degree, 0), slot(n);
       for (int i = 0; i < n; ++i) slot[i] = held[owner[i]]++;
       const int slots = *std::max_element(held.begin(), held.end());
       const size_t block = static_cast<size_t>(slots) * bytes;
       const bool send_direct = local.size() == 1 && slots == 1 && local[0].is_contiguous();
-      Carve carve(side.staging(room(Scalars::bytes(extent)) +
+      Carve carve(side.staging(room(CfgScalars::bytes(extent)) +
                                    (send_direct ? 0 : room(block)) +
                                    room(block * degree) + (out_in_place ? 0 : room(bytes)),
                                stream));
-      Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
+      CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
       const void* send = send_direct ? local[0].data : nullptr;
       if (!send_direct) {
         char* buffer = static_cast<char*>(carve.take(block));
@@ -497,20 +491,18 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
       return;
     }
 
-    // The weighted all-reduce: each rank's PARALLEL-order partial, one sum.
+    // The local images: read in place where they can be, packed otherwise.
     const int count = static_cast<int>(local.size());
     std::vector<bool> direct(count);
-    size_t total = room(Scalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
+    size_t total = room(CfgScalars::bytes(extent)) + (out_in_place ? 0 : room(bytes));
     for (int k = 0; k < count; ++k) {
       direct[k] = readable_in_place(local[k], out, out_in_place);
       if (!direct[k]) total += room(bytes);
     }
     Carve carve(side.staging(total, stream));
-    Scalars scalars(carve.take(Scalars::bytes(extent)), extent);
+    CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
     void* image = out_in_place ? out.data : carve.take(bytes);
     std::vector<const void*> images(count);
-    std::vector<double> weights(count);
-    int local_cond = -1, local_uncond = -1;
     for (int k = 0; k < count; ++k) {
       if (direct[k]) {
         images[k] = local[k].data;
@@ -519,30 +511,39 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
         pack(local[k], packed);
         images[k] = packed;
       }
+    }
+    if (degree == 1) {  // every branch is here, in branch order: the serial combine
+      combine_all(math, policy, dt, images, image, extent, scalars, stream);
+      finish(image);
+      return;
+    }
+
+    // The weighted all-reduce: each rank's PARALLEL-order partial, one sum.
+    std::vector<double> weights(count);
+    int local_cond = -1, local_uncond = -1;
+    for (int k = 0; k < count; ++k) {
       weights[k] = policy.weights()[mine[k]];
       if (mine[k] == policy.cond()) local_cond = k;
       if (mine[k] == policy.uncond()) local_uncond = k;
     }
-    // Statistics of the inputs before the partial is written: out may alias one.
     const CfgPost post = policy.post();
-    if (post.any()) {
-      if (local_cond >= 0)
-        math.branch_stats(dt, images[local_cond], extent, scalars.cond_stats, scalars.partials,
-                          stream);
-      else
-        math.fill_zero(DType::kFloat64, scalars.cond_stats, extent.batch * kCfgStatColumns,
-                       false, stream);
-    }
-    int scaled = -1;
-    const double* sample_scale = nullptr;
+    math.begin(scalars, stream);
+    CfgCombine c;
+    c.order = CfgOrder::kParallel;
+    c.inputs = images.data();
+    c.count = count;
+    c.weights = weights.data();
     if (o.zero_star && local_uncond >= 0) {  // cond is here too (checked above)
-      math.zero_star_scale(dt, images[local_cond], images[local_uncond], extent,
-                           scalars.zero_star, scalars.partials, stream);
-      scaled = local_uncond;
-      sample_scale = scalars.zero_star;
+      math.input_stats(dt, images[local_cond], images[local_uncond], post.any(), o.order, extent,
+                       scalars, stream);
+      c.scaled = local_uncond;
+    } else if (post.any() && local_cond >= 0) {
+      c.cond = local_cond;  // its statistics before the partial is written: out may alias it
     }
-    math.weighted_sum(dt, images.data(), weights.data(), count, scaled, sample_scale, extent,
-                      image, stream);
+    if (post.any() && local_cond < 0)
+      math.fill_zero(DType::kFloat64, scalars.cond_stats, extent.batch * kCfgStatColumns, false,
+                     stream);
+    math.combine(dt, c, extent, image, scalars, stream);
     // The partials and, for post-processing, the cond statistics (the rank
     // holding cond contributes them, the others zeros) in one batch: NCCL
     // runs both in one launch, so the few doubles add no latency of their own.
@@ -551,9 +552,10 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
         {scalars.cond_stats, static_cast<size_t>(extent.batch * kCfgStatColumns),
          DType::kFloat64, Reduction{RedOp::kSum, 1.0}}};
     side.backend().all_reduce_batch(sums, post.any() ? 2 : 1, stream);
-    if (post.any())
-      math.post_process(dt, image, extent, scalars.cond_stats, post, scalars.work,
-                        scalars.partials, stream);
+    if (post.any()) {
+      math.output_stats(dt, image, o.order, post, extent, scalars, stream);
+      math.post_process(dt, image, o.order, post, extent, scalars, stream);
+    }
     finish(image);
   });
 }

@@ -23,9 +23,6 @@ enum class CfgRole : int32_t { kCond = 1, kUncond = 2, kPerturbed = 3, kModality
 bool cfg_role_valid(int32_t value);
 const char* cfg_role_name(CfgRole role);
 
-// Values equal diffcoll_cfg_order_t.
-enum class CfgOrder : int32_t { kSerial = 0, kParallel = 1 };
-
 struct CfgBranch {
   std::string name;
   CfgRole role = CfgRole::kOther;

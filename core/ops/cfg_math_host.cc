@@ -1,251 +1,245 @@
-// Host implementation of the CFG math (see cfg_math.h for the exact
-// arithmetic every function must reproduce). Single-threaded loops over
-// dense row-major images; the CUDA twin lives next to the other kernels.
-#include <algorithm>
-#include <array>
-#include <cmath>
-#include <cstring>
-#include <new>
-#include <vector>
-
-#include "../error.h"
-#include "../pack.h"
-#include "cfg_math.h"
+// Host implementation of the CFG math: the passes of cfg_math.h as
+// single-threaded loops that walk every sample in the reduction order
+// (chunk, lane, vector, element), with every formula from cfg_arith.h, which
+// the CUDA kernels share; hence bitwise the device's results.
 
 // a * b + c must stay a rounded product and a rounded sum: the all-reduce of
-// the parallel combine adds rounded products, so a fused multiply-add here
-// would break the serial == parallel guarantee on machines with FMA.
+// the parallel combine adds rounded products, and the CUDA twin rounds every
+// operation; a fused multiply-add here would break both agreements on
+// machines with FMA.
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "../error.h"
+#include "../pack.h"
+#include "cfg_arith.h"
+
 namespace diffcoll {
 namespace ops {
 namespace {
 
-// Element access through f32.
-struct Bf16 {
-  using Storage = uint16_t;
-  static float load(uint16_t v) { return bf16_to_float(v); }
-  static uint16_t store(float v) { return float_to_bf16(v); }
-  static float round(float v) { return bf16_to_float(float_to_bf16(v)); }
-  static uint16_t negative_zero() { return 0x8000u; }
-};
-struct F16 {
-  using Storage = uint16_t;
-  static float load(uint16_t v) { return f16_to_float(v); }
-  static uint16_t store(float v) { return float_to_f16(v); }
-  static float round(float v) { return f16_to_float(float_to_f16(v)); }
-  static uint16_t negative_zero() { return 0x8000u; }
-};
-struct F32 {
-  using Storage = float;
-  static float load(float v) { return v; }
-  static float store(float v) { return v; }
-  static float round(float v) { return v; }
-  static float negative_zero() { return -0.0f; }
-};
+using cfg::Partial;
 
 template <typename Fn>
 void dispatch(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::kFloat16: fn(F16{}); return;
-    case DType::kBFloat16: fn(Bf16{}); return;
-    case DType::kFloat32: fn(F32{}); return;
+    case DType::kFloat16: fn(cfg::F16{}); return;
+    case DType::kBFloat16: fn(cfg::Bf16{}); return;
+    case DType::kFloat32: fn(cfg::F32{}); return;
     default:
       fail(Status::kInternal, "CFG math called with dtype ", dtype_name(dtype));
   }
 }
 
-// v[0] after the pairwise fold of kCfgReduceLanes lanes (cfg_math.h, step 2).
-double fold(double* v) {
+using Lanes = std::array<Partial, kCfgReduceLanes>;
+
+// Step 3 of the reduction order: v[0] after the pairwise merge of the lanes.
+void fold(Lanes& v) {
   for (int s = kCfgReduceLanes / 2; s >= 1; s /= 2)
-    for (int l = 0; l < s; ++l) v[l] = v[l] + v[l + s];
-  return v[0];
+    for (int l = 0; l < s; ++l) cfg::merge_into(v[l], v[l + s]);
 }
 
-// K per-sample sums over j = 0..n-1 of the terms term(j, t) writes into
-// t[0..K), in the reduction order of cfg_math.h. Chunk partials go straight
-// into the lanes of the final reduction, in increasing chunk order, which is
-// the order a lane of that reduction adds them in.
-template <int K, typename Term>
-std::array<double, K> ordered_sum(int64_t n, Term&& term) {
-  constexpr int L = kCfgReduceLanes;
-  std::vector<double> outer(static_cast<size_t>(K) * L, 0.0), lane(static_cast<size_t>(K) * L);
+// The elements of one lane: sample-relative indices in the lane's order.
+struct Lane {
+  int64_t index[cfg::kLaneElements];
+  int count = 0;
+};
+
+// The merged record of one sample of `n` elements: lane(const Lane&) returns
+// each lane's record, called for every lane of every chunk in turn.
+template <typename E, typename LaneFn>
+Partial reduce_sample(int64_t n, LaneFn&& lane_fn) {
+  constexpr int kVectors = cfg::kLaneElements / E::kVector;
   const int64_t chunks = cfg_reduce_chunks(n);
-  double t[K];
+  Lanes outer, lanes;
+  outer.fill(cfg::empty_partial());
   for (int64_t c = 0; c < chunks; ++c) {
-    std::fill(lane.begin(), lane.end(), 0.0);
-    const int64_t begin = c * kCfgReduceChunk, end = std::min(n, begin + kCfgReduceChunk);
-    for (int64_t j = begin; j < end; ++j) {
-      term(j, t);
-      const int64_t l = (j - begin) % L;
-      for (int k = 0; k < K; ++k) lane[k * L + l] += t[k];
+    for (int l = 0; l < kCfgReduceLanes; ++l) {
+      Lane lane;
+      for (int v = 0; v < kVectors; ++v)
+        for (int t = 0; t < E::kVector; ++t) {
+          const int64_t e =
+              c * kCfgReduceChunk + (l + int64_t{v} * kCfgReduceLanes) * E::kVector + t;
+          if (e < n) lane.index[lane.count++] = e;
+        }
+      lanes[l] = lane_fn(lane);
     }
-    for (int k = 0; k < K; ++k) outer[k * L + c % L] += fold(&lane[k * L]);
+    fold(lanes);
+    cfg::merge_into(outer[c % kCfgReduceLanes], lanes[0]);
   }
-  std::array<double, K> sums;
-  for (int k = 0; k < K; ++k) sums[k] = fold(&outer[k * L]);
-  return sums;
+  fold(outer);
+  return outer[0];
+}
+
+// Runs a statistics pass: reduce(b) merges sample b, then the last step.
+template <typename E, typename Reduce>
+void statistics_pass(const cfg::FinishArgs& finish, Reduce&& reduce) {
+  for (int64_t b = 0; b < finish.batch; ++b) cfg::finish_sample<E>(finish, b, reduce(b));
+  cfg::finish_all<E>(finish);
+}
+
+cfg::FinishArgs finish_args(cfg::Finish kind, CfgOrder order, const CfgPost& post,
+                            CfgExtent extent, const CfgScalars& scalars) {
+  cfg::FinishArgs f;
+  f.kind = kind;
+  f.order = order;
+  f.post = post;
+  f.batch = extent.batch;
+  f.scalars = scalars;
+  return f;
 }
 
 template <typename E>
-const typename E::Storage* as(const void* p) {
-  return static_cast<const typename E::Storage*>(p);
+const typename E::S* as(const void* p) {
+  return static_cast<const typename E::S*>(p);
+}
+
+// The record of a lane of one sample `x` of the output: its moments (slot b).
+template <typename E>
+Partial output_lane(const typename E::S* x, const Lane& lane) {
+  float v[cfg::kLaneElements];
+  for (int i = 0; i < lane.count; ++i) v[i] = E::load(x[lane.index[i]]);
+  Partial p = cfg::empty_partial();
+  p.b = cfg::lane_moments(v, lane.count);
+  return p;
 }
 
 class HostCfgMath final : public CfgMath {
  public:
-  void weighted_sum(DType dtype, const void* const* inputs, const double* weights, int count,
-                    int scaled, const double* sample_scale, CfgExtent extent, void* out,
-                    void*) const override {
-    if (count == 0) {
+  void begin(const CfgScalars&, void*) const override {}
+
+  void input_stats(DType dtype, const void* cond, const void* uncond, bool moments,
+                   CfgOrder order, CfgExtent extent, const CfgScalars& scalars,
+                   void*) const override {
+    cfg::FinishArgs finish = finish_args(cfg::Finish::kInputs, order, CfgPost{}, extent, scalars);
+    finish.cond_moments = moments;
+    finish.zero_star = uncond != nullptr;
+    const int64_t n = extent.per_sample;
+    dispatch(dtype, [&](auto e) {
+      using E = decltype(e);
+      statistics_pass<E>(finish, [&](int64_t b) {
+        const auto* c = as<E>(cond) + b * n;
+        const auto* u = uncond ? as<E>(uncond) + b * n : nullptr;
+        return reduce_sample<E>(n, [&](const Lane& lane) {
+          Partial p = cfg::empty_partial();
+          float cv[cfg::kLaneElements], uv[cfg::kLaneElements];
+          for (int i = 0; i < lane.count; ++i) {
+            cv[i] = E::load(c[lane.index[i]]);
+            uv[i] = u ? E::load(u[lane.index[i]]) : 0.0f;
+          }
+          if (moments) p.a = cfg::lane_moments(cv, lane.count);
+          if (u) cfg::lane_products(cv, uv, lane.count, &p.dot, &p.uu);
+          return p;
+        });
+      });
+    });
+  }
+
+  void combine(DType dtype, const CfgCombine& c, CfgExtent extent, void* out,
+               const CfgScalars& scalars, void*) const override {
+    if (c.count == 0) {
       fill_zero(dtype, out, extent.numel(), true, nullptr);
       return;
     }
+    const bool output_moments = c.final_output && c.post.any();
+    cfg::FinishArgs finish = finish_args(output_moments ? cfg::Finish::kOutput
+                                         : c.cond >= 0  ? cfg::Finish::kCondOnly
+                                                        : cfg::Finish::kNone,
+                                         c.order, c.post, extent, scalars);
+    finish.cond_moments = c.cond >= 0;
+    const int64_t n = extent.per_sample;
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
-      using S = typename E::Storage;
-      const int64_t n = extent.per_sample;
-      std::vector<const S*> in(count);
-      std::vector<float> w(count);
-      for (int i = 0; i < count; ++i) in[i] = as<E>(inputs[i]);
+      using S = typename E::S;
       S* o = static_cast<S*>(out);
-      for (int64_t b = 0; b < extent.batch; ++b) {
-        for (int i = 0; i < count; ++i) {
-          double wi = weights[i];
-          if (i == scaled && sample_scale) wi *= sample_scale[b];
-          w[i] = static_cast<float>(wi);
+      if (finish.kind == cfg::Finish::kNone) {  // no statistics: any order of elements
+        for (int64_t b = 0; b < extent.batch; ++b) {
+          const Formula<E> formula(c, scalars, b);
+          for (int64_t j = b * n; j < (b + 1) * n; ++j) o[j] = E::store(formula(j));
         }
-        for (int64_t j = b * n; j < (b + 1) * n; ++j) {
-          float acc = E::round(w[0] * E::load(in[0][j]));
-          for (int i = 1; i < count; ++i) {
-            const float term = E::round(w[i] * E::load(in[i][j]));
-            acc = E::round(acc + term);
+        return;
+      }
+      statistics_pass<E>(finish, [&](int64_t b) {
+        const Formula<E> formula(c, scalars, b);
+        return reduce_sample<E>(n, [&](const Lane& lane) {
+          float cv[cfg::kLaneElements], ov[cfg::kLaneElements];
+          for (int i = 0; i < lane.count; ++i) {
+            const int64_t j = b * n + lane.index[i];
+            if (c.cond >= 0) cv[i] = E::load(as<E>(c.inputs[c.cond])[j]);  // before out[j] is written
+            o[j] = E::store(formula(j));
+            ov[i] = E::load(o[j]);
           }
-          o[j] = E::store(acc);
-        }
-      }
-    });
-  }
-
-  void serial_sum(DType dtype, const void* const* preds, int base, const CfgTerm* terms,
-                  int num_terms, int scaled, const double* sample_scale, CfgExtent extent,
-                  void* out, void*) const override {
-    dispatch(dtype, [&](auto e) {
-      using E = decltype(e);
-      using S = typename E::Storage;
-      const int64_t n = extent.per_sample;
-      std::vector<float> s(num_terms);
-      for (int k = 0; k < num_terms; ++k) s[k] = static_cast<float>(terms[k].scale);
-      S* o = static_cast<S*>(out);
-      for (int64_t b = 0; b < extent.batch; ++b) {
-        const bool scaling = sample_scale != nullptr && scaled >= 0;
-        const float f = scaling ? static_cast<float>(sample_scale[b]) : 1.0f;
-        auto p = [&](int i, int64_t j) {
-          const float v = E::load(as<E>(preds[i])[j]);
-          return (scaling && i == scaled) ? f * v : v;
-        };
-        for (int64_t j = b * n; j < (b + 1) * n; ++j) {
-          float acc = p(base, j);
-          for (int k = 0; k < num_terms; ++k) {
-            const float diff = p(terms[k].plus, j) - p(terms[k].minus, j);
-            const float term = s[k] * diff;
-            acc = acc + term;
-          }
-          o[j] = E::store(acc);
-        }
-      }
-    });
-  }
-
-  void branch_stats(DType dtype, const void* x, CfgExtent extent, double* stats, double*,
-                    void*) const override {
-    dispatch(dtype, [&](auto e) {
-      using E = decltype(e);
-      const auto* v = as<E>(x);
-      const int64_t n = extent.per_sample;
-      for (int64_t b = 0; b < extent.batch; ++b) {
-        const auto* s = v + b * n;
-        const double sum =
-            ordered_sum<1>(n, [&](int64_t j, double* t) { t[0] = E::load(s[j]); })[0];
-        const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
-        const auto dev = ordered_sum<2>(n, [&](int64_t j, double* t) {
-          const double xj = E::load(s[j]);
-          t[0] = (xj - mean) * (xj - mean);
-          t[1] = xj * xj;
+          Partial p = cfg::empty_partial();
+          if (c.cond >= 0) p.a = cfg::lane_moments(cv, lane.count);
+          if (output_moments) p.b = cfg::lane_moments(ov, lane.count);
+          return p;
         });
-        stats[b * kCfgStatColumns + kCfgStatStd] =
-            n > 1 ? std::sqrt(dev[0] / static_cast<double>(n - 1)) : 0.0;
-        stats[b * kCfgStatColumns + kCfgStatSumSq] = dev[1];
-      }
+      });
     });
   }
 
-  void zero_star_scale(DType dtype, const void* cond, const void* uncond, CfgExtent extent,
-                       double* scale, double*, void*) const override {
+  void output_stats(DType dtype, const void* out, CfgOrder order, const CfgPost& post,
+                    CfgExtent extent, const CfgScalars& scalars, void*) const override {
+    const cfg::FinishArgs finish = finish_args(cfg::Finish::kOutput, order, post, extent, scalars);
+    const int64_t n = extent.per_sample;
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
-      const int64_t n = extent.per_sample;
-      for (int64_t b = 0; b < extent.batch; ++b) {
-        const auto* c = as<E>(cond) + b * n;
-        const auto* u = as<E>(uncond) + b * n;
-        const auto sums = ordered_sum<2>(n, [&](int64_t j, double* t) {
-          const double cj = E::load(c[j]), uj = E::load(u[j]);
-          t[0] = cj * uj;
-          t[1] = uj * uj;
-        });
-        scale[b] = sums[0] / (sums[1] + kCfgZeroStarEps);
-      }
+      statistics_pass<E>(finish, [&](int64_t b) {
+        return reduce_sample<E>(
+            n, [&](const Lane& lane) { return output_lane<E>(as<E>(out) + b * n, lane); });
+      });
     });
   }
 
-  void post_process(DType dtype, void* out, CfgExtent extent, const double* cond_stats,
-                    const CfgPost& post, double* work, double* partials,
-                    void* stream) const override {
+  void post_process(DType dtype, void* out, CfgOrder order, const CfgPost& post,
+                    CfgExtent extent, const CfgScalars& scalars, void*) const override {
     if (!post.any() || extent.numel() == 0) return;
-    const int64_t batch = extent.batch;
-    double* out_stats = work;
-    double* factor = work + batch * kCfgStatColumns;
-    branch_stats(dtype, out, extent, out_stats, partials, stream);
-    auto col = [](const double* stats, int64_t b, int c) { return stats[b * kCfgStatColumns + c]; };
-    for (int64_t b = 0; b < batch; ++b) {
-      factor[b] = 1.0;
-      const double std_out = col(out_stats, b, kCfgStatStd);
-      if (post.rescale_phi != 0 && std_out > 0)
-        factor[b] = post.rescale_phi * col(cond_stats, b, kCfgStatStd) / std_out +
-                    (1.0 - post.rescale_phi);
-    }
-    if (post.norm_k != 0) {
-      if (post.norm_per_sample) {
-        for (int64_t b = 0; b < batch; ++b) {
-          const double n = factor[b] * std::sqrt(col(out_stats, b, kCfgStatSumSq));
-          const double c = std::sqrt(col(cond_stats, b, kCfgStatSumSq));
-          if (n > post.norm_k * c) factor[b] *= post.norm_k * c / n;
-        }
-      } else {
-        double nn = 0, cc = 0;
-        for (int64_t b = 0; b < batch; ++b) {
-          nn += factor[b] * factor[b] * col(out_stats, b, kCfgStatSumSq);
-          cc += col(cond_stats, b, kCfgStatSumSq);
-        }
-        const double n = std::sqrt(nn), c = std::sqrt(cc);
-        if (n > post.norm_k * c)
-          for (int64_t b = 0; b < batch; ++b) factor[b] *= post.norm_k * c / n;
-      }
-    }
+    const int64_t n = extent.per_sample;
+    const double* params = scalars.post;
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
-      using S = typename E::Storage;
+      using S = typename E::S;
       S* o = static_cast<S*>(out);
-      const int64_t n = extent.per_sample;
-      for (int64_t b = 0; b < batch; ++b) {
-        if (factor[b] == 1.0) continue;
-        const float f = static_cast<float>(factor[b]);
-        for (int64_t j = b * n; j < (b + 1) * n; ++j) o[j] = E::store(E::load(o[j]) * f);
+      auto scale = [&](int64_t b, int64_t j) {
+        const float f = cfg::f32(params[b * kCfgPostColumns + kCfgPostFactor]);
+        o[j] = E::store(cfg::apply_factor<E>(E::load(o[j]), f));
+      };
+      auto rescale = [&](int64_t b, int64_t j) {
+        const float r = cfg::f32(params[b * kCfgPostColumns + kCfgPostRescale]);
+        o[j] = E::store(cfg::torch_rescale<E>(E::load(o[j]), r, cfg::f32(post.rescale_phi),
+                                              cfg::f32(1.0 - post.rescale_phi)));
+      };
+      auto factor_is_one = [&](int64_t b) {
+        return params[b * kCfgPostColumns + kCfgPostFactor] == 1.0;
+      };
+      const bool torch = order == CfgOrder::kTorch;
+      if (!torch || post.rescale_phi == 0) {  // one pass of factors
+        for (int64_t b = 0; b < extent.batch; ++b)
+          if (!factor_is_one(b))
+            for (int64_t j = b * n; j < (b + 1) * n; ++j) scale(b, j);
+        return;
       }
+      if (post.norm_k != 0) {  // TORCH normalization, then rescale on its result
+        statistics_pass<E>(finish_args(cfg::Finish::kNormalized, order, post, extent, scalars),
+                           [&](int64_t b) {
+          return reduce_sample<E>(n, [&](const Lane& lane) {
+            if (!factor_is_one(b))
+              for (int i = 0; i < lane.count; ++i) scale(b, b * n + lane.index[i]);
+            return output_lane<E>(o + b * n, lane);
+          });
+        });
+      }
+      for (int64_t b = 0; b < extent.batch; ++b)
+        for (int64_t j = b * n; j < (b + 1) * n; ++j) rescale(b, j);
     });
   }
 
@@ -255,21 +249,14 @@ class HostCfgMath final : public CfgMath {
       std::memset(out, 0, static_cast<size_t>(count) * dtype_size(dtype));
       return;
     }
-    switch (dtype) {
-      case DType::kFloat64: {
-        double* o = static_cast<double*>(out);
-        for (int64_t i = 0; i < count; ++i) o[i] = -0.0;
-        return;
-      }
-      default:
-        dispatch(dtype, [&](auto e) {
-          using E = decltype(e);
-          using S = typename E::Storage;
-          S* o = static_cast<S*>(out);
-          const S z = E::negative_zero();
-          for (int64_t i = 0; i < count; ++i) o[i] = z;
-        });
+    if (dtype == DType::kFloat64) {
+      std::fill_n(static_cast<double*>(out), count, -0.0);
+      return;
     }
+    dispatch(dtype, [&](auto e) {
+      using E = decltype(e);
+      std::fill_n(static_cast<typename E::S*>(out), count, E::kNegativeZero);
+    });
   }
 
   void* allocate(size_t bytes, void*) const override {
@@ -288,6 +275,55 @@ class HostCfgMath final : public CfgMath {
   }
 
   void check_memory(const TensorView&, const std::string&) const override {}
+
+ private:
+  // The guidance formula of one sample, element by element.
+  template <typename E>
+  class Formula {
+   public:
+    Formula(const CfgCombine& c, const CfgScalars& scalars, int64_t b) : c_(c) {
+      const bool scaling = c.scaled >= 0;
+      const double s = scaling ? scalars.zero_star[b] : 1.0;
+      weights_.resize(c.count);
+      for (int i = 0; i < c.count; ++i)
+        weights_[i] = c.order == CfgOrder::kParallel && scaling && i == c.scaled
+                          ? cfg::parallel_scaled_weight(c.weights[i], s)
+                      : c.order == CfgOrder::kParallel ? cfg::f32(c.weights[i])
+                                                       : 0.0f;
+      scales_.resize(c.num_terms);
+      for (int k = 0; k < c.num_terms; ++k) scales_[k] = cfg::f32(c.terms[k].scale);
+      sample_scale_ = cfg::f32(s);
+    }
+
+    float operator()(int64_t j) const {
+      if (c_.order == CfgOrder::kParallel) {
+        float acc = cfg::parallel_first<E>(weights_[0], value(0, j));
+        for (int i = 1; i < c_.count; ++i) acc = cfg::parallel_next<E>(acc, weights_[i], value(i, j));
+        return acc;
+      }
+      float acc = p(c_.base, j);
+      for (int k = 0; k < c_.num_terms; ++k) {
+        const float plus = p(c_.terms[k].plus, j), minus = p(c_.terms[k].minus, j);
+        acc = c_.order == CfgOrder::kTorch ? cfg::torch_term<E>(acc, scales_[k], plus, minus)
+                                           : cfg::serial_term(acc, scales_[k], plus, minus);
+      }
+      return acc;
+    }
+
+   private:
+    float value(int i, int64_t j) const { return E::load(as<E>(c_.inputs[i])[j]); }
+    // An input of the SERIAL / TORCH chain, CFG-zero*-scaled where it applies.
+    float p(int i, int64_t j) const {
+      const float x = value(i, j);
+      if (i != c_.scaled) return x;
+      return c_.order == CfgOrder::kTorch ? cfg::torch_scaled<E>(sample_scale_, x)
+                                          : cfg::serial_scaled(sample_scale_, x);
+    }
+
+    const CfgCombine& c_;
+    std::vector<float> weights_, scales_;
+    float sample_scale_ = 1.0f;
+  };
 };
 
 }  // namespace

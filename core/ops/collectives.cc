@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "../error.h"
 #include "agreement.h"
@@ -108,6 +109,39 @@ void unpack(Comm& comm, Side& side, const void* dense, const TensorView& view, v
   comm.stats.bytes_unpacked += view.nbytes();
 }
 
+// One message per rank: the input quantised once, all-gathered as bytes,
+// then every rank's block (the own one too, so that all ranks agree)
+// dequantised into its place in the output by one batched unpack.
+void all_gather_fp8(Comm& comm, const TensorView& in, const TensorView& out, int axis,
+                    const Fp8Wire& fp8, void* stream) {
+  DIFFCOLL_REQUIRE(fp8.block >= 1, Status::kInvalidArgument, "all_gather: FP8 scale_block ",
+                   fp8.block, " must be >= 1");
+  DIFFCOLL_REQUIRE(fp8_wire_supports(in.dtype), Status::kInvalidArgument, "all_gather: ",
+                   dtype_name(in.dtype),
+                   " cannot travel as FP8 (float16, bfloat16 and float32 can)");
+  run(comm, "all_gather", [&] {
+    verify_agreement(comm, signature("all_gather_fp8", in, axis,
+                                     static_cast<int64_t>(fp8.format), fp8.block));
+    Side& side = comm.side_for(in.device);
+    const int p = comm.size();
+    const TensorView wire_in = fp8_wire_view(in, axis, -1);
+    const size_t message = fp8_layout(wire_in, fp8.block).bytes;
+    Staging staging(side, Staging::room(message) + message * p, stream);
+    void* send = staging.take(message);
+    char* recv = static_cast<char*>(staging.take(message * p));
+    const Fp8Piece mine{wire_in, send};
+    side.pack_fp8(&mine, 1, fp8, stream);
+    comm.stats.bytes_packed += in.nbytes();
+    side.backend().all_gather(send, recv, message, stream);
+    std::vector<Fp8Piece> blocks;
+    const int64_t rows = in.shape[axis];
+    for (int r = 0; r < p; ++r)
+      blocks.push_back({fp8_wire_view(out.slab(axis, r * rows, rows), axis, -1), recv + r * message});
+    side.unpack_fp8(blocks.data(), p, fp8, stream);
+    comm.stats.bytes_unpacked += out.nbytes();
+  });
+}
+
 // ---- execution --------------------------------------------------------------
 
 
@@ -172,13 +206,17 @@ void reduce(Comm& comm, const TensorView& t, Reduction red, int root, void* stre
 }
 
 void all_gather(Comm& comm, const TensorView& in, const TensorView& out, int axis,
-                void* stream) {
+                void* stream, const Fp8Wire* fp8) {
   check_tensor(in, "all_gather input", false);
   check_tensor(out, "all_gather output", true);
   check_same_place(in, out);
   check_axis(in, axis, "all_gather axis");
   const int p = comm.size();
   check_shape(in, out, axis, p, -1, 1, "output.shape[axis] must be input.shape[axis] * group size");
+  if (fp8) {
+    all_gather_fp8(comm, in, out, axis, *fp8, stream);
+    return;
+  }
   run(comm, "all_gather", [&] {
     verify_agreement(comm, signature("all_gather", in, axis));
     Side& side = comm.side_for(in.device);

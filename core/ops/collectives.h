@@ -4,6 +4,7 @@
 #pragma once
 
 #include "../comm.h"
+#include "../fp8_wire.h"
 #include "../reduction.h"
 #include "../tensor.h"
 
@@ -13,8 +14,10 @@ namespace ops {
 void all_reduce(Comm& comm, const TensorView& tensor, Reduction red, void* stream);
 void broadcast(Comm& comm, const TensorView& tensor, int root, void* stream);
 void reduce(Comm& comm, const TensorView& tensor, Reduction red, int root, void* stream);
+// With `fp8` the blocks travel in FP8 form (fp8_wire.h; tokens = `axis`),
+// every rank's block, its own included, dequantised into the output.
 void all_gather(Comm& comm, const TensorView& input, const TensorView& output, int axis,
-                void* stream);
+                void* stream, const Fp8Wire* fp8 = nullptr);
 void reduce_scatter(Comm& comm, const TensorView& input, const TensorView& output, int axis,
                     Reduction red, void* stream);
 void all_to_all(Comm& comm, const TensorView& input, const TensorView& output,

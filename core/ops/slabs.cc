@@ -112,19 +112,17 @@ size_t Mover::take(size_t bytes) {
   return offset;
 }
 
-size_t Mover::add_send(const TensorView& view) {
-  Wire w{view, true, !view.is_contiguous()};
-  if (w.staged) w.offset = take(view.nbytes());
+size_t Mover::add_wire(const TensorView& view, bool is_send) {
+  Wire w{view, is_send, fp8_ || !view.is_contiguous(),
+         fp8_ ? fp8_layout(view, fp8_->block).bytes : view.nbytes()};
+  if (w.staged) w.offset = take(w.bytes);
   wires_.push_back(w);
   return wires_.size() - 1;
 }
 
-size_t Mover::add_recv(const TensorView& view) {
-  Wire w{view, false, !view.is_contiguous()};
-  if (w.staged) w.offset = take(view.nbytes());
-  wires_.push_back(w);
-  return wires_.size() - 1;
-}
+size_t Mover::add_send(const TensorView& view) { return add_wire(view, true); }
+
+size_t Mover::add_recv(const TensorView& view) { return add_wire(view, false); }
 
 int Mover::add_phase() {
   phases_.emplace_back();
@@ -199,19 +197,33 @@ void Mover::allocate() {
   for (Wire& w : wires_) w.buffer = w.staged ? base_ + w.offset : w.view.data;
 }
 
-void Mover::pack_sends() {
-  std::vector<Piece> pieces;
+void Mover::move_staged(bool sends) {
+  if (!fp8_) {
+    std::vector<Piece> pieces;
+    for (const Wire& w : wires_)
+      if (w.is_send == sends && w.staged && w.view.numel() > 0) pieces.push_back({w.view, w.buffer});
+    batch(comm_, side_, pieces, sends, stream_);
+    return;
+  }
+  std::vector<Fp8Piece> pieces;
+  uint64_t bytes = 0;
   for (const Wire& w : wires_)
-    if (w.is_send && w.staged && w.view.numel() > 0) pieces.push_back({w.view, w.buffer});
-  batch(comm_, side_, pieces, true, stream_);
+    if (w.is_send == sends && w.view.numel() > 0) {
+      pieces.push_back({w.view, w.buffer});
+      bytes += w.view.nbytes();
+    }
+  if (pieces.empty()) return;
+  const int n = static_cast<int>(pieces.size());
+  if (sends)
+    side_.pack_fp8(pieces.data(), n, *fp8_, stream_);
+  else
+    side_.unpack_fp8(pieces.data(), n, *fp8_, stream_);
+  (sends ? comm_.stats.bytes_packed : comm_.stats.bytes_unpacked) += bytes;
 }
 
-void Mover::unpack_recvs() {
-  std::vector<Piece> pieces;
-  for (const Wire& w : wires_)
-    if (!w.is_send && w.staged && w.view.numel() > 0) pieces.push_back({w.view, w.buffer});
-  batch(comm_, side_, pieces, false, stream_);
-}
+void Mover::pack_sends() { move_staged(true); }
+
+void Mover::unpack_recvs() { move_staged(false); }
 
 void Mover::run_phase(int phase) {
   const Phase& ph = phases_.at(phase);

@@ -48,10 +48,14 @@ bool spans_overlap(const TensorView& a, const TensorView& b);
 //  - phases of moves (copies between views, zero fills) run in order; within
 //    a phase every move reads only what no move of the phase writes.
 // Elements travel in the row-major order of the views given; callers that
-// want memory order pass permuted views.
+// want memory order pass permuted views. With an FP8 wire, every wire buffer
+// is staged in FP8 form (fp8_wire.h): the views given to add_send and
+// add_recv are wire views, packing quantises and unpacking dequantises;
+// copies (phases) stay exact.
 class Mover {
  public:
-  Mover(Comm& comm, Side& side, void* stream) : comm_(comm), side_(side), stream_(stream) {}
+  Mover(Comm& comm, Side& side, void* stream, const Fp8Wire* fp8 = nullptr)
+      : comm_(comm), side_(side), stream_(stream), fp8_(fp8) {}
 
   // Planning. Indices of wire buffers are returned for buffer().
   size_t add_send(const TensorView& view);
@@ -71,7 +75,7 @@ class Mover {
   // One staging request for everything planned. Call once, after planning.
   void allocate();
   void* buffer(size_t index) const { return wires_[index].buffer; }
-  size_t bytes(size_t index) const { return wires_[index].view.nbytes(); }
+  size_t bytes(size_t index) const { return wires_[index].bytes; }
 
   void pack_sends();    // one batched pack of the staged sends
   void unpack_recvs();  // one batched unpack of the staged receives
@@ -84,6 +88,7 @@ class Mover {
     TensorView view;
     bool is_send;
     bool staged;
+    size_t bytes;  // on the wire
     size_t offset = 0;
     void* buffer = nullptr;
   };
@@ -100,10 +105,14 @@ class Mover {
   };
 
   size_t take(size_t bytes);
+  size_t add_wire(const TensorView& view, bool is_send);
+  // The staged wires of one direction, packed (sends) or unpacked.
+  void move_staged(bool sends);
 
   Comm& comm_;
   Side& side_;
   void* stream_;
+  const Fp8Wire* fp8_;
   std::vector<Wire> wires_;
   std::vector<Phase> phases_;
   size_t room_ = 0;

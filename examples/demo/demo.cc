@@ -1,6 +1,7 @@
-// diffcoll demo: ranks as processes, one per GPU on the CUDA backend where
-// there are GPUs (and diffcoll was built with CUDA), else 4 on the host
-// backend, run every collective, a CFG-parallel combine, a halo exchange and a distributed
+// diffcoll demo: ranks as processes, on the CUDA backend where there are GPUs
+// (and diffcoll was built with CUDA: one rank per GPU by default; with more
+// ranks than GPUs, rank r on GPU r % gpus, each rank its own NCCL host joined
+// over loopback sockets), else 4 on the host backend, run every collective, a CFG-parallel combine, a halo exchange and a distributed
 // GroupNorm on a bf16 video latent [2,16,21,90,160] in three layouts
 // (contiguous, transposed = dense, sliced = with gaps), the Ulysses
 // all-to-all of q, k, v [1,378,12,64] in those layouts, a parallel VAE decode
@@ -67,8 +68,8 @@ struct Row {
 
 class Demo {
  public:
-  Demo(diffcoll_comm_t* comm, int rank, int size, bool on_gpus)
-      : comm_(comm), rank_(rank), size_(size), on_gpus_(on_gpus) {}
+  Demo(diffcoll_comm_t* comm, int rank, int size, int gpus)
+      : comm_(comm), rank_(rank), size_(size), on_gpus_(gpus > 0), gpus_(gpus) {}
 
   void run_all() {
     for (Layout layout : {Layout::kContiguous, Layout::kTransposed, Layout::kSliced}) {
@@ -90,6 +91,8 @@ class Demo {
     fused_norm();  // whole rows: contiguous only
     ring_exchange();
     usp_mesh();
+    ulysses_gqa(DIFFCOLL_WIRE_NATIVE);
+    ulysses_gqa(DIFFCOLL_WIRE_FP8_E4M3);
   }
 
   // Reduces every rank's verdicts and timings; true if all rows passed.
@@ -97,9 +100,14 @@ class Demo {
     bool all_ok = true;
     if (rank_ == 0) {
       const unsigned v = diffcoll_version();
+      const std::string backend =
+          !on_gpus_ ? "host backend"
+          : size_ <= gpus_
+              ? "CUDA backend (NCCL), one GPU per rank"
+              : "CUDA backend (NCCL), " + std::to_string(size_) + " ranks sharing " +
+                    std::to_string(gpus_) + " GPU(s) over sockets: times are not meaningful";
       std::printf("\ndiffcoll %u.%u.%u demo: %d ranks (processes), %s, bf16 latent [2,16,21,90,160]\n",
-                  v / 10000, v / 100 % 100, v % 100, size_,
-                  on_gpus_ ? "CUDA backend (NCCL), one GPU per rank" : "host backend");
+                  v / 10000, v / 100 % 100, v % 100, size_, backend.c_str());
       std::printf("%-15s %-11s %12s %10s %14s  %s\n", "operation", "layout", "bytes", "time ms",
                   "bytes packed", "OK");
     }
@@ -551,6 +559,100 @@ class Demo {
             });
   }
 
+  // Grouped-query attention: q with 12 heads, k and v with 3 (4 q heads per
+  // k/v head), sequence-sharded -> head-sharded in one call that sends each
+  // k/v head only to the ranks whose q heads attend it (rank r's k/v output
+  // holds diffcoll_ulysses_kv_heads(12, 3, P, r) heads; no copy of k/v up
+  // to 12 heads). Natively checked bit for bit against the whole tensors;
+  // with FP8 e4m3 on the wire, each element that crossed between ranks
+  // within the documented bound 2^-4 |x| + 2^-10 amax/448 + bf16 rounding
+  // (amax: the largest magnitude of its block of 32 tokens of one head),
+  // the rank's own tokens exactly.
+  void ulysses_gqa(int32_t wire) {
+    const int64_t kv_heads = 3, block = 32;
+    const std::vector<int64_t> whole[3] = {kAttn, {1, kAttn[1], kv_heads, kAttn[3]},
+                                           {1, kAttn[1], kv_heads, kAttn[3]}};
+    int64_t s0, s_len, h0[3], h_len[3];
+    CHECK(diffcoll_split_extent(kAttn[1], size_, rank_, &s0, &s_len));
+    CHECK(diffcoll_split_extent(kAttn[2], size_, rank_, &h0[0], &h_len[0]));
+    CHECK(diffcoll_ulysses_kv_heads(kAttn[2], kv_heads, size_, rank_, &h0[1], &h_len[1]));
+    h0[2] = h0[1];
+    h_len[2] = h_len[1];
+    auto value = [&](int t, const std::vector<int64_t>& c) {
+      return input_value(400 + t, ravel(c, whole[t]));
+    };
+    std::vector<Latent> in, out;
+    std::vector<diffcoll_tensor_t> din, dout;
+    uint64_t bytes = 0;
+    for (int t = 0; t < 3; ++t) {
+      in.emplace_back(std::vector<int64_t>{1, s_len, whole[t][2], kAttn[3]}, Layout::kContiguous);
+      in.back().fill([&](int64_t i) {
+        std::vector<int64_t> c = unravel(i, {1, s_len, whole[t][2], kAttn[3]});
+        c[1] += s0;
+        return value(t, c);
+      });
+      out.emplace_back(std::vector<int64_t>{1, kAttn[1], h_len[t], kAttn[3]}, Layout::kContiguous);
+      bytes += in.back().bytes();
+    }
+    for (int t = 0; t < 3; ++t) {
+      din.push_back(in[t].desc());
+      dout.push_back(out[t].desc());
+    }
+    diffcoll_ulysses_options_t options = DIFFCOLL_ULYSSES_OPTIONS_INIT;
+    options.query_heads = kAttn[2];
+    options.wire_format = wire;
+    options.scale_block = static_cast<int32_t>(block);
+    // The tokens [first, end) of the rank that held token s (FP8 blocks start
+    // at first).
+    auto shard_of = [&](int64_t s, int64_t* first, int64_t* end) {
+      for (int r = 0; r < size_; ++r) {
+        int64_t length;
+        CHECK(diffcoll_split_extent(kAttn[1], size_, r, first, &length));
+        *end = *first + length;
+        if (s < *end) return;
+      }
+    };
+    measure(wire == DIFFCOLL_WIRE_NATIVE ? "ulysses gqa" : "ulysses gqa fp8", Layout::kContiguous,
+            bytes,
+            [&] {
+              CHECK(diffcoll_ulysses_all_to_all_ex(comm_, din.data(), dout.data(), 3, 1, 2,
+                                                   DIFFCOLL_ULYSSES_SEQ_TO_HEAD, &options,
+                                                   nullptr));
+            },
+            [&] {
+              bool ok = true;
+              for (int t = 0; t < 3; ++t) {
+                const std::vector<int64_t> shape = {1, kAttn[1], h_len[t], kAttn[3]};
+                const std::vector<float> got = out[t].values();
+                std::vector<float> amax(static_cast<size_t>(kAttn[1] * h_len[t]), -1.0f);
+                for (int64_t i = 0; ok && i < static_cast<int64_t>(got.size()); ++i) {
+                  std::vector<int64_t> c = unravel(i, shape);
+                  c[2] += h0[t];
+                  const float want = value(t, c);
+                  int64_t first, end;
+                  shard_of(c[1], &first, &end);
+                  if (wire == DIFFCOLL_WIRE_NATIVE || first == s0) {
+                    ok = got[i] == want;
+                    continue;
+                  }
+                  const int64_t lo = first + (c[1] - first) / block * block;
+                  float& a = amax[static_cast<size_t>(lo * h_len[t] + c[2] - h0[t])];
+                  if (a < 0) {  // this group's largest magnitude, once
+                    a = 0;
+                    for (int64_t s = lo; s < std::min(lo + block, end); ++s)
+                      for (int64_t d = 0; d < kAttn[3]; ++d)
+                        a = std::max(a, std::fabs(value(t, {0, s, c[2], d})));
+                  }
+                  const float bound = std::fabs(want) / 16 + a / 448 / 1024 +
+                                      std::fabs(got[i]) / 256 + 1e-6f * std::fabs(want);
+                  ok = std::fabs(got[i] - want) <= bound;
+                }
+                ok = ok && out[t].first_mismatch([&](int64_t i) { return got[i]; }) < 0;
+              }
+              return ok;
+            });
+  }
+
   // Ring attention's k/v rotation over all ranks: at step s every rank holds
   // rank (r - s) mod P's block, so after P - 1 steps it has seen them all.
   void ring_exchange() {
@@ -617,19 +719,27 @@ class Demo {
   diffcoll_comm_t* comm_;
   int rank_, size_;
   bool on_gpus_;
+  int gpus_;
   std::vector<Row> rows_;
 };
 
-int run_rank(const std::string& store, int rank, int size, bool on_gpus) {
+int run_rank(const std::string& store, int rank, int size, int gpus) {
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
   config.timeout_ms = 120000;
-  if (on_gpus) {
-    set_latent_device(rank);
-    config.device_id = rank;
+  if (gpus > 0) {
+    if (size > gpus) {
+      // NCCL refuses two ranks of one communicator on one GPU of one host:
+      // each rank is its own host to NCCL, joined through sockets on loopback.
+      setenv("NCCL_HOSTID", ("diffcoll-demo-rank-" + std::to_string(rank)).c_str(), 1);
+      setenv("NCCL_SOCKET_IFNAME", "lo", 1);
+      setenv("NCCL_IB_DISABLE", "1", 1);
+    }
+    set_latent_device(rank % gpus);
+    config.device_id = rank % gpus;
   }
   diffcoll_comm_t* comm = nullptr;
   CHECK(diffcoll_comm_create(store.c_str(), rank, size, &config, &comm));
-  Demo demo(comm, rank, size, on_gpus);
+  Demo demo(comm, rank, size, gpus);
   demo.run_all();
   bool ok = demo.report();
   CHECK(diffcoll_comm_destroy(comm));
@@ -649,13 +759,9 @@ int main(int argc, char** argv) {
     else size = -1;
   }
   const int gpus = host ? 0 : count_latent_devices();
-  const bool on_gpus = gpus > 0;
-  if (size == 0) size = on_gpus ? gpus : 4;
-  if (size < 1 || (on_gpus && size > gpus)) {
-    std::fprintf(stderr,
-                 "usage: %s [--ranks N] [--store file:///DIR] [--host]\n"
-                 "(one rank per GPU: at most %d ranks here without --host)\n",
-                 argv[0], gpus);
+  if (size == 0) size = gpus > 0 ? gpus : 4;
+  if (size < 1) {
+    std::fprintf(stderr, "usage: %s [--ranks N] [--store file:///DIR] [--host]\n", argv[0]);
     return 2;
   }
   char dir[] = "/tmp/diffcoll-demo-XXXXXX";
@@ -668,7 +774,7 @@ int main(int argc, char** argv) {
   for (int r = 0; r < size; ++r) {
     pid_t pid = fork();
     if (pid == 0) {
-      int code = run_rank(store, r, size, on_gpus);
+      int code = run_rank(store, r, size, gpus);
       std::fflush(stdout);  // _exit does not flush stdio
       _exit(code);
     }

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""diffcoll on PyTorch CUDA tensors, one process per GPU.
+"""diffcoll on PyTorch CUDA tensors, one process per rank.
 
   torchrun --nproc-per-node=N examples/python/torch_gpu.py
+
+Rank r runs on GPU r % GPUs: with more ranks than GPUs they share them, each
+rank its own NCCL host joined to the others over loopback sockets (NCCL
+refuses two ranks of one communicator on one GPU of one host).
 
 diffcoll wraps the NCCL communicator of PyTorch's default process group
 (``Comm.from_torch``), so both share one NCCL communicator, and every call is
 enqueued on PyTorch's current stream. Each step is checked against PyTorch:
 
 * an in-place all-reduce of a channels-last-3d latent (a dense view: no copy),
-  equal to ``dist.all_reduce`` of a contiguous copy;
+  equal to ``dist.all_reduce`` of a copy in the same layout;
 * a halo exchange of a latent split along H into padded slabs, equal to the
   matching rows of the whole latent padded once with zeros;
 * a CFG-parallel combine: each rank runs its own guidance branch and diffcoll
@@ -43,7 +47,10 @@ def channels_last_3d(t: torch.Tensor) -> torch.Tensor:
 
 def all_reduce(comm: diffcoll.Comm, rank: int, device: torch.device) -> None:
     x = channels_last_3d(latent(rank, device))
-    expected = x.contiguous()
+    # torch reduces a dense tensor in its memory order too; from 3 ranks on,
+    # the order in which NCCL adds the ranks' values depends on an element's
+    # place in the buffer, so only the same layout gives the same bits.
+    expected = x.clone()  # keeps channels_last_3d
     dist.all_reduce(expected)
     stream = torch.cuda.current_stream().cuda_stream
     comm.reset_stats()
@@ -88,9 +95,15 @@ def main() -> None:
     rank = int(os.environ.get("RANK", 0))
     size = int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", size))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29513")
-    device = torch.device("cuda", local)
+    gpus = torch.cuda.device_count()
+    if local_size > gpus:  # before NCCL starts
+        os.environ["NCCL_HOSTID"] = f"diffcoll-example-rank-{rank}"
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
+        os.environ.setdefault("NCCL_IB_DISABLE", "1")
+    device = torch.device("cuda", local % gpus)
     torch.cuda.set_device(device)
     dist.init_process_group("nccl", rank=rank, world_size=size, device_id=device)
     box = [os.environ.get("DIFFCOLL_STORE") or "file://" + tempfile.mkdtemp(prefix="diffcoll-")]

@@ -13,15 +13,37 @@ import torch.distributed as dist
 from bench_ctypes import DiffcollComm, RawNccl, find_nccl, load_diffcoll
 
 
+def place_rank():
+    """This rank's CUDA device (LOCAL_RANK modulo the GPUs) and whether ranks
+    share GPUs. With more local ranks than GPUs each rank becomes its own NCCL
+    host, joined to the others over loopback sockets (NCCL refuses two ranks of
+    one communicator on one GPU of one host): results stay checkable, timings
+    mean nothing. Call before NCCL starts."""
+    rank = int(os.environ.get("RANK", 0))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1)))
+    gpus = torch.cuda.device_count()
+    shared = local_size > gpus
+    if shared:
+        os.environ["NCCL_HOSTID"] = f"diffcoll-bench-rank-{rank}"
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
+        os.environ.setdefault("NCCL_IB_DISABLE", "1")
+    device = local % gpus
+    torch.cuda.set_device(device)
+    return torch.device("cuda", device), shared
+
+
 class Harness:
     def __init__(self, args):
         self.rank = int(os.environ.get("RANK", 0))
         self.size = int(os.environ.get("WORLD_SIZE", 1))
-        local = int(os.environ.get("LOCAL_RANK", 0))
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29511")
-        torch.cuda.set_device(local)
-        self.dev = torch.device("cuda", local)
+        self.dev, self.shared = place_rank()
+        local = self.dev.index
+        if self.shared and self.rank == 0:
+            print(f"{self.size} ranks share {torch.cuda.device_count()} GPU(s) over NCCL's socket "
+                  "transport: results are checked, timings are NOT meaningful")
         dist.init_process_group("nccl", rank=self.rank, world_size=self.size, device_id=self.dev)
         self.iters = args.iters
         self.rows = []
@@ -111,7 +133,8 @@ class Harness:
     def write_json(self, path):
         gpu = torch.cuda.get_device_name(self.dev)
         with open(path, "w") as f:
-            json.dump({"gpu": gpu, "world_size": self.size, "rows": self.rows}, f, indent=1)
+            json.dump({"gpu": gpu, "world_size": self.size, "shared_gpus": self.shared,
+                       "rows": self.rows}, f, indent=1)
         print(f"\nwrote {path}")
 
     def close(self):

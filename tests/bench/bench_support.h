@@ -1,11 +1,11 @@
 // What the compiled benchmarks share: stopping on a failed CUDA call
-// (example_support.h's check) or NCCL call, and the command line every one of
+// (example_support.h's check) or NCCL call, the command line every one of
 // them takes,
 //   NAME [--ranks P] [--iters N] [--json FILE]
-// with one rank per GPU; for benchmarks that allow it, more ranks than GPUs
-// (run_bench_ranks: the ranks then share the GPUs); a raw NCCL communicator
-// over a diffcoll one's ranks; and the copy bandwidth that kernels are
-// measured against.
+// with one rank per GPU (or, for a benchmark that allows it, more ranks than
+// GPUs sharing them: run_bench_ranks), a raw NCCL communicator over a
+// diffcoll one's ranks, and the device-to-device copy bandwidth that kernel
+// timings are compared with.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -41,20 +41,21 @@ struct BenchArgs {
   int ranks = 0;      // default: min(visible GPUs, 2)
   int iters = 0;
   std::string json;   // where the JSON goes; empty: none
-  bool shared_gpus_allowed = false;  // set by benchmarks that run_bench_ranks
+  int gpus = 0;       // visible GPUs (set by parse_bench_args)
+  bool share_gpus = false;  // set before parsing to accept more ranks than GPUs
 };
 
 // Parses the command line into `args` (whose iters and json are the
 // defaults). Returns -1 to go on, else the exit status: 0 with no GPU (a
 // benchmark has nothing to measure; it says so), 2 for a bad command line, 1
-// for more ranks than GPUs (unless shared_gpus_allowed) or fewer than 10
-// iterations.
+// for more ranks than GPUs (unless args->share_gpus) or fewer than 10 iterations.
 inline int parse_bench_args(int argc, char** argv, const char* name, BenchArgs* args) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) {
     std::fprintf(stderr, "%s: no CUDA device\n", name);
     return 0;
   }
+  args->gpus = devices;
   args->ranks = std::min(devices, 2);
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -69,8 +70,7 @@ inline int parse_bench_args(int argc, char** argv, const char* name, BenchArgs* 
       return 2;
     }
   }
-  if (args->ranks < 1 || (args->ranks > devices && !args->shared_gpus_allowed) ||
-      args->iters < 10) {
+  if (args->ranks < 1 || (args->ranks > devices && !args->share_gpus) || args->iters < 10) {
     std::fprintf(stderr, "%s: %d ranks need as many GPUs (found %d), and iters must be >= 10\n",
                  name, args->ranks, devices);
     return 1;
@@ -78,8 +78,53 @@ inline int parse_bench_args(int argc, char** argv, const char* name, BenchArgs* 
   return -1;
 }
 
+// Extra environment of rank `rank` of `ranks` on `gpus` GPUs (rank r runs on
+// GPU r % gpus): none with a GPU per rank; with fewer GPUs NCCL would refuse
+// two ranks of one communicator on one GPU of one host, so every rank becomes
+// its own NCCL host, joined to the others over loopback sockets. Results stay
+// checkable there; timings mean nothing.
+inline std::vector<std::string> shared_gpu_environment(int rank, int ranks, int gpus) {
+  if (ranks <= gpus) return {};
+  return {"NCCL_HOSTID=diffcoll-bench-rank-" + std::to_string(rank), "NCCL_SOCKET_IFNAME=lo",
+          "NCCL_IB_DISABLE=1"};
+}
+
+// Device-to-device copy bandwidth of the current device in bytes per second,
+// counting bytes read plus bytes written: the median of `iters` timed
+// cudaMemcpyAsync of `bytes` (choose it well above the L2 size to measure
+// memory, not cache).
+inline double copy_bandwidth(size_t bytes, cudaStream_t stream, int iters) {
+  void *src = nullptr, *dst = nullptr;
+  CUDA(cudaMalloc(&src, bytes));
+  CUDA(cudaMalloc(&dst, bytes));
+  CUDA(cudaMemsetAsync(src, 1, bytes, stream));
+  cudaEvent_t start, stop;
+  CUDA(cudaEventCreate(&start));
+  CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms(iters);
+  for (int i = -3; i < iters; ++i) {  // three warm-up copies
+    CUDA(cudaEventRecord(start, stream));
+    CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    CUDA(cudaEventRecord(stop, stream));
+    CUDA(cudaEventSynchronize(stop));
+    if (i >= 0) CUDA(cudaEventElapsedTime(&ms[i], start, stop));
+  }
+  std::sort(ms.begin(), ms.end());
+  CUDA(cudaEventDestroy(start));
+  CUDA(cudaEventDestroy(stop));
+  CUDA(cudaFree(src));
+  CUDA(cudaFree(dst));
+  return 2.0 * static_cast<double>(bytes) / (1e-3 * ms[iters / 2]);
+}
+
+// The copy bandwidth above in GB/s, over 256 MiB (several times the L2 of
+// current GPUs: the HBM rate, the limit of every memory-bound kernel).
+inline double copy_gbps(cudaStream_t stream) {
+  return copy_bandwidth(size_t{256} << 20, stream, 20) / 1e9;
+}
+
 // ---------------------------------------------------------------------------
-// More ranks than GPUs.
+// Ranks as threads or as processes sharing GPUs.
 
 // One rank of a benchmark.
 struct BenchRank {
@@ -96,27 +141,24 @@ inline void print_shared_note(const BenchRank& me, int gpus) {
                 me.ranks, gpus);
 }
 
-// Runs body(rank) for every rank; returns the exit status (0 if every body
-// returned 0). With at least as many GPUs as ranks, the ranks are threads of
-// this process, rank r on GPU r. With more ranks, they are processes (this
-// program again, with `argv`) sharing the GPUs round-robin (GPU r % GPUs),
-// each its own NCCL "host" (NCCL_HOSTID=diffcoll-rank-<r>,
-// NCCL_SOCKET_IFNAME=lo, NCCL_IB_DISABLE=1) so that NCCL joins them through
-// its socket transport; their diffcoll rendezvous is a fresh file store.
+// Runs body(rank) for every rank of `args` (parsed with share_gpus set);
+// returns the exit status (0 if every body returned 0). With a GPU per rank,
+// the ranks are threads of this process, rank r on GPU r. With fewer GPUs
+// they are processes (this program again, with `argv`), rank r on GPU
+// r % gpus with shared_gpu_environment, their diffcoll rendezvous a fresh
+// file store.
 inline int run_bench_ranks(char** argv, const char* name, const BenchArgs& args,
                            const std::function<int(const BenchRank&)>& body) {
-  int gpus = 0;
-  CUDA(cudaGetDeviceCount(&gpus));
   BenchRank me;
   me.ranks = args.ranks;
   if (const char* rank = std::getenv("DIFFCOLL_BENCH_RANK")) {  // a spawned rank
     me.rank = std::atoi(rank);
-    me.device = me.rank % gpus;
+    me.device = me.rank % args.gpus;
     me.shared = true;
     me.rendezvous = std::string("file://") + std::getenv("DIFFCOLL_BENCH_STORE");
     return body(me);
   }
-  if (args.ranks <= gpus) {
+  if (args.ranks <= args.gpus) {
     std::vector<int> status(args.ranks, 0);
     std::vector<std::thread> threads;
     for (int r = 0; r < args.ranks; ++r)
@@ -139,9 +181,8 @@ inline int run_bench_ranks(char** argv, const char* name, const BenchArgs& args,
   std::vector<pid_t> children;
   for (int r = 0; r < args.ranks; ++r) {
     std::vector<std::string> vars = {"DIFFCOLL_BENCH_RANK=" + std::to_string(r),
-                                     "DIFFCOLL_BENCH_STORE=" + std::string(dir),
-                                     "NCCL_HOSTID=diffcoll-rank-" + std::to_string(r),
-                                     "NCCL_SOCKET_IFNAME=lo", "NCCL_IB_DISABLE=1"};
+                                     "DIFFCOLL_BENCH_STORE=" + std::string(dir)};
+    for (std::string& v : shared_gpu_environment(r, args.ranks, args.gpus)) vars.push_back(v);
     auto overridden = [&](const char* entry) {
       for (const std::string& v : vars)
         if (std::strncmp(entry, v.c_str(), v.find('=') + 1) == 0) return true;
@@ -179,38 +220,4 @@ inline ncclComm_t raw_nccl_comm(diffcoll_comm_t* comm, const BenchRank& me) {
   ncclComm_t nccl;
   NCCL(ncclCommInitRank(&nccl, me.ranks, id, me.rank));
   return nccl;
-}
-
-// ---------------------------------------------------------------------------
-// The limit of memory-bound kernels.
-
-// Device-to-device copy bandwidth of the current GPU in GB/s, counting bytes
-// read plus bytes written: the median of 5 timings of `iters` back-to-back
-// cudaMemcpyAsync of `bytes` on `stream`. The default 256 MiB is several
-// times the L2 of current GPUs: the HBM rate.
-inline double copy_gbps(cudaStream_t stream, size_t bytes = size_t{256} << 20, int iters = 20) {
-  void *src, *dst;
-  CUDA(cudaMalloc(&src, bytes));
-  CUDA(cudaMalloc(&dst, bytes));
-  CUDA(cudaMemsetAsync(src, 1, bytes, stream));
-  cudaEvent_t start, stop;
-  CUDA(cudaEventCreate(&start));
-  CUDA(cudaEventCreate(&stop));
-  std::vector<float> ms(5);
-  for (int i = 0; i < 3; ++i)
-    CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
-  for (float& m : ms) {
-    CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < iters; ++i)
-      CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
-    CUDA(cudaEventRecord(stop, stream));
-    CUDA(cudaEventSynchronize(stop));
-    CUDA(cudaEventElapsedTime(&m, start, stop));
-  }
-  std::sort(ms.begin(), ms.end());
-  CUDA(cudaEventDestroy(start));
-  CUDA(cudaEventDestroy(stop));
-  CUDA(cudaFree(src));
-  CUDA(cudaFree(dst));
-  return 2.0 * static_cast<double>(bytes) * iters / (ms[2] * 1e-3) / 1e9;
 }

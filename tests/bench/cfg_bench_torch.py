@@ -9,7 +9,8 @@ guidance rescale (phi = 0.7, torch.std per sample as engines compute it):
 Times are the median of CUDA events around one call, like the anchor.
 
 Run: torchrun --nproc-per-node=2 tests/bench/cfg_bench_torch.py [--iters N] [--json PATH]
-Prints a table and writes JSON (rank 0).
+Prints a table and writes JSON (rank 0). More ranks than GPUs share them
+(bench_common.place_rank): the timings then mean nothing, and the table says so.
 """
 import argparse
 import json
@@ -18,6 +19,8 @@ import statistics
 
 import torch
 import torch.distributed as dist
+
+from bench_common import place_rank
 
 G_SCALE = 5.0
 PHI = 0.7
@@ -57,9 +60,7 @@ def main():
     args = parser.parse_args()
     rank = int(os.environ["RANK"])
     ws = int(os.environ["WORLD_SIZE"])
-    local = int(os.environ["LOCAL_RANK"])
-    torch.cuda.set_device(local)
-    dev = torch.device("cuda", local)
+    dev, shared = place_rank()
     dist.init_process_group("nccl", device_id=dev)
     dims = tuple(range(1, len(SHAPE)))
     lat = torch.randn(*SHAPE, dtype=torch.bfloat16, device=dev)  # this rank's branch
@@ -93,11 +94,15 @@ def main():
     if rank == 0:
         print(f"PyTorch CFG-parallel combine, bf16 {list(SHAPE)}, g={G_SCALE}, "
               f"phi={PHI}, {ws} rank(s), {args.iters} iterations")
+        if shared:
+            print(f"{ws} ranks share {torch.cuda.device_count()} GPU(s) over NCCL's socket "
+                  "transport: timings are NOT meaningful")
         print(f"{'procedure':<32} {'median us':>10}")
         for name, us in rows.items():
             print(f"{name:<32} {us:>10.1f}")
         with open(args.json, "w") as f:
-            json.dump({"op": "cfg_combine_parallel_torch", "ranks": ws, "shape": list(SHAPE),
+            json.dump({"op": "cfg_combine_parallel_torch", "ranks": ws, "shared_gpus": shared,
+                       "shape": list(SHAPE),
                        "dtype": "bf16", "guidance": G_SCALE, "rescale_phi": PHI,
                        "iters": args.iters, "median_us": rows}, f)
             f.write("\n")

@@ -220,8 +220,7 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
   }
   if (r != 0) return 0;
 
-  int gpus = 0;
-  CUDA(cudaGetDeviceCount(&gpus));
+  const int gpus = args.gpus;
   cudaDeviceProp prop;
   CUDA(cudaGetDeviceProperties(&prop, me.device));
   print_shared_note(me, gpus);
@@ -284,7 +283,7 @@ int main(int argc, char** argv) {
   BenchArgs args;
   args.iters = 100;
   args.json = "fused_norm_bench.json";
-  args.shared_gpus_allowed = true;
+  args.share_gpus = true;
   if (int status = parse_bench_args(argc, argv, "fused_norm_bench", &args); status >= 0) return status;
   return run_bench_ranks(argv, "fused_norm_bench", args,
                          [&](const BenchRank& me) { return run_rank(me, args); });

@@ -173,8 +173,7 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
   }
   if (r != 0) return 0;
 
-  int gpus = 0;
-  CUDA(cudaGetDeviceCount(&gpus));
+  const int gpus = args.gpus;
   // Rank 0's slab read twice (moments, apply) and written once.
   const double moved = 3.0 * static_cast<double>(bytes);
   auto fraction = [&](double us) { return moved / (us * 1e-6) / 1e9 / copy; };
@@ -220,7 +219,7 @@ int main(int argc, char** argv) {
   BenchArgs args;
   args.iters = 200;
   args.json = "";
-  args.shared_gpus_allowed = true;
+  args.share_gpus = true;
   if (int status = parse_bench_args(argc, argv, "group_norm_bench", &args); status >= 0) return status;
   return run_bench_ranks(argv, "group_norm_bench", args,
                          [&](const BenchRank& me) { return run_rank(me, args); });

@@ -415,7 +415,7 @@ int main(int argc, char** argv) {
   BenchArgs args;
   args.iters = 50;
   args.json = "kernels_bench.json";
-  args.shared_gpus_allowed = true;
+  args.share_gpus = true;
   if (int status = parse_bench_args(argc, argv, "kernels_bench", &args); status >= 0) return status;
   try {
     CUDA(cudaSetDevice(kDevice));

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On a lent GPU machine, after tests/gpu/run-on-device.sh has built build-gpu:
-# every benchmark, one process (or rank) per visible GPU:
+# every benchmark, one process (or rank) per visible GPU, or RANKS of them
+# (RANKS=4 on one GPU: the ranks share it, results are checked and the
+# timings are not meaningful):
 #   tests/bench/*_bench.py      diffcoll, raw NCCL and PyTorch in one torchrun job
 #   build-gpu/tests/bench/*     the compiled ones (diffcoll against raw NCCL)
 #   tests/bench/*_torch.py      PyTorch baselines of the compiled ones
@@ -10,6 +12,7 @@ set -uo pipefail
 out=${OUT:-/tmp/diffcoll-out}
 mkdir -p "$out"
 gpus=$(nvidia-smi -L | wc -l)
+ranks=${RANKS:-$gpus}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 wanted() {
   [ $# -gt 1 ] || return 0
@@ -17,7 +20,7 @@ wanted() {
   for w in "$@"; do [[ $name == "$w"* ]] && return 0; done
   return 1
 }
-torchrun=(python3 -m torch.distributed.run --nproc-per-node="$gpus")
+torchrun=(python3 -m torch.distributed.run --nproc-per-node="$ranks")
 rc=0
 for script in tests/bench/*_bench.py tests/bench/*_torch.py; do
   name=$(basename "$script" .py)
@@ -30,6 +33,6 @@ for program in build-gpu/tests/bench/*_bench; do
   [ -x "$program" ] || continue
   name=$(basename "$program")
   wanted "$name" "$@" || continue
-  "$program" --ranks "$gpus" --json "$out/$name-cc.json" 2>&1 | tee "$out/$name-cc.log" || rc=1
+  "$program" --ranks "$ranks" --json "$out/$name-cc.json" 2>&1 | tee "$out/$name-cc.log" || rc=1
 done
 exit $rc

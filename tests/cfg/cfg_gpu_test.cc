@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -125,6 +126,7 @@ class CfgGpu : public ::testing::Test {
     ASSERT_OK(diffcoll_comm_create(name.c_str(), 0, 1, &config, &comm_));
   }
   void sync() { ASSERT_CUDA(cudaStreamSynchronize(stream_)); }
+  void capture_and_replay(const Config& cfg);
 
   cudaStream_t stream_ = nullptr;
   diffcoll_comm_t* comm_ = nullptr;
@@ -265,10 +267,16 @@ TEST_F(CfgGpu, ParallelCombineEqualsHostAndSerial) {
 
 // Both combines captured into CUDA graphs and replayed on fresh inputs
 // written into the same device buffers: every replay equals the host combine
-// of those inputs, bit for bit.
+// of those inputs, bit for bit; PARALLEL and TORCH order, every post-process.
 TEST_F(CfgGpu, GraphCaptureAndReplay) {
   make_comm();
-  Config cfg = configs().back();  // parallel + zero* + rescale + per-sample norm
+  for (const char* name : {"parallel+zero*+rescale+norm/sample", "torch+zero*+rescale+norm"})
+    capture_and_replay(*std::find_if(configs().begin(), configs().end(),
+                                     [&](const Config& c) { return std::string(c.name) == name; }));
+}
+
+void CfgGpu::capture_and_replay(const Config& cfg) {
+  SCOPED_TRACE(cfg.name);
   const int dtype = DIFFCOLL_BFLOAT16;
   Case c(3, cfg, dtype, kShape, 900);
   Policy policy(c.spec);
@@ -369,15 +377,13 @@ TEST_F(CfgGpu, BadInput) {
             DIFFCOLL_ERR_INVALID_ARGUMENT);
 }
 
-// ---- several GPUs, one process each ------------------------------------------------------
+// ---- several ranks, one process each (sharing GPUs where there are fewer) -------------------
 
 class CfgMultiGpu : public ::testing::TestWithParam<int> {};
 
 TEST_P(CfgMultiGpu, ParallelCombineAcrossProcesses) {
-  const int degree = GetParam();
-  if (gpu_count() < degree)
-    GTEST_SKIP() << "needs " << degree << " GPUs, found " << gpu_count();
-  run_worker_processes(degree, "CfgMultiGpu.Worker");
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a CUDA device";
+  run_worker_processes(GetParam(), "CfgMultiGpuWorker.DISABLED_Run");  // sharing GPUs where there are fewer
 }
 
 INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),
@@ -387,13 +393,14 @@ INSTANTIATE_TEST_SUITE_P(Degrees, CfgMultiGpu, ::testing::Range(2, 5),
 
 // One rank of CfgMultiGpu: 1..5 branches (d > n, d == n, d < n), every
 // configuration and dtype; each rank's share on its GPU in strided layouts.
-TEST(CfgMultiGpu, Worker) {
+TEST(CfgMultiGpuWorker, DISABLED_Run) {
   const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
   if (!rank_env) GTEST_SKIP() << "runs only as a rank of CfgMultiGpu.ParallelCombineAcrossProcesses";
   const int rank = std::atoi(rank_env), degree = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
-  ASSERT_CUDA(cudaSetDevice(rank));
+  const int device = test_device();
+  ASSERT_CUDA(cudaSetDevice(device));
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
-  config.device_id = rank;
+  config.device_id = device;
   config.timeout_ms = 60000;
   config.check = 1;
   diffcoll_comm_t* comm = nullptr;
@@ -420,11 +427,11 @@ TEST(CfgMultiGpu, Worker) {
         std::vector<std::unique_ptr<DeviceMirror>> dev;
         std::vector<diffcoll_tensor_t> local_d;
         for (int32_t b : shares[rank]) {
-          dev.push_back(std::make_unique<DeviceMirror>(c.preds[b], rank));
+          dev.push_back(std::make_unique<DeviceMirror>(c.preds[b], device));
           local_d.push_back(dev.back()->desc());
         }
         Tensor out(dtype, kShape, rank % 2 ? Layout::kGapped : Layout::kContiguous);
-        DeviceMirror out_mirror(out, rank);
+        DeviceMirror out_mirror(out, device);
         diffcoll_tensor_t od = out_mirror.desc();
         ASSERT_EQ(diffcoll_cfg_combine_parallel(comm, policy.p,
                                                 local_d.empty() ? nullptr : local_d.data(),

@@ -136,7 +136,7 @@ TEST(CfgPolicy, BadCreation) {
   { auto t = s; t.names[1] = ""; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "empty name"); }
   { auto t = s; t.roles[1] = 0; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "role 0"); }
   { auto t = s; t.roles[0] = 6; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "role 6"); }
-  { auto t = s; t.options.order = 2; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "order 2"); }
+  { auto t = s; t.options.order = 3; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "order 3"); }
   { auto t = s; t.options.rescale_phi = 1.5; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "rescale_phi"); }
   { auto t = s; t.options.rescale_phi = -0.1; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "rescale_phi"); }
   { auto t = s; t.options.norm_k = -1; fails(t, DIFFCOLL_ERR_INVALID_ARGUMENT, "norm_k"); }

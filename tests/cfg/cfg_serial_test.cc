@@ -1,5 +1,5 @@
-// The serial combine through the C API: every formula, both arithmetic
-// orders (checked against the documented rounding, bit for bit, and against
+// The serial combine through the C API: every formula, every arithmetic
+// order (checked against the documented rounding, bit for bit, and against
 // a double-precision reference), every post-process, strided and in-place
 // tensors, and bad input.
 #include <algorithm>
@@ -60,10 +60,11 @@ Tensor check_serial(const PolicySpec& s, int dtype, const Shape& shape, uint32_t
 }
 
 const Shape kShape = {3, 4, 6, 5};
+const int kOrders[] = {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL, DIFFCOLL_CFG_ORDER_TORCH};
 
-TEST(CfgSerial, EveryFormulaBothOrdersEveryDtype) {
+TEST(CfgSerial, EveryFormulaEveryOrderEveryDtype) {
   for (int n = 1; n <= 5; ++n)
-    for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL})
+    for (int order : kOrders)
       for (int dtype : float_dtypes())
         for (int64_t batch : {1, 3}) {
           PolicySpec s = policy_of(n);
@@ -84,7 +85,7 @@ TEST(CfgSerial, OrdersRoundExactlyAsDocumented) {
         return static_cast<float>(load(dtype, b));
       };
       Inputs in = make_inputs(n, dtype, kShape, 7 + n);
-      for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL}) {
+      for (int order : kOrders) {
         s.options.order = order;
         Policy policy(s);
         Tensor out(dtype, kShape);
@@ -103,6 +104,13 @@ TEST(CfgSerial, OrdersRoundExactlyAsDocumented) {
               acc = acc + term;
             }
             acc = rnd(acc);
+          } else if (order == DIFFCOLL_CFG_ORDER_TORCH) {  // rounded after every operation
+            acc = p(s.base);
+            for (const auto& t : s.terms) {
+              const float diff = rnd(p(t.plus) - p(t.minus));
+              const float term = rnd(static_cast<float>(t.scale) * diff);
+              acc = rnd(acc + term);
+            }
           } else {
             acc = rnd(static_cast<float>(w[0]) * p(0));
             for (int i = 1; i < n; ++i) {
@@ -123,7 +131,7 @@ TEST(CfgSerial, OrdersRoundExactlyAsDocumented) {
 TEST(CfgSerial, GuidanceRescale) {
   for (int n : {2, 4, 5})
     for (double phi : {0.7, 1.0})
-      for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL})
+      for (int order : kOrders)
         for (int dtype : float_dtypes()) {
           PolicySpec s = policy_of(n);
           s.options.rescale_phi = phi;
@@ -178,7 +186,7 @@ TEST(CfgSerial, CfgNormalizationPerSample) {
     ASSERT_GT(r[1] / r[0], 1.1);
     s.options.norm_k = std::sqrt(r[0] * r[1]);  // some samples above k, some below
     s.options.norm_per_sample = 1;
-    for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL}) {
+    for (int order : kOrders) {
       s.options.order = order;
       Policy p2(s);
       Tensor out(dtype, kShape);
@@ -198,7 +206,7 @@ TEST(CfgSerial, CfgNormalizationPerSample) {
 
 TEST(CfgSerial, CfgZeroStar) {
   for (int n : {2, 3, 5})
-    for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL})
+    for (int order : kOrders)
       for (int dtype : float_dtypes()) {
         PolicySpec s = policy_of(n);
         s.options.zero_star = 1;
@@ -233,7 +241,7 @@ TEST(CfgSerial, ZeroInitSteps) {
 
 TEST(CfgSerial, AllPostProcessesTogether) {
   for (int n : {2, 4, 5})
-    for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL})
+    for (int order : kOrders)
       for (int dtype : float_dtypes()) {
         PolicySpec s = policy_of(n);
         s.options.order = order;

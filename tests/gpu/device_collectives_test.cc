@@ -212,21 +212,28 @@ TEST(Watchdog, HungOperationAbortsInsteadOfHanging) {
   cudaStreamDestroy(stream);
 }
 
-// ---- several GPUs: one process per GPU -------------------------------------
+// ---- several ranks: one process each, on their own GPUs or sharing them ----
 
-TEST(MultiGpu, CollectivesAcrossProcesses) {
-  const int n = std::min(gpu_count(), 4);
-  if (n < 2) GTEST_SKIP() << "needs 2 or more GPUs, found " << n;
-  run_worker_processes(n, "MultiGpu.Worker");
+class MultiGpu : public ::testing::TestWithParam<int> {};
+
+TEST_P(MultiGpu, CollectivesAcrossProcesses) {
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a CUDA device";
+  run_worker_processes(GetParam(), "MultiGpuWorker.DISABLED_Run");
 }
 
-TEST(MultiGpu, Worker) {
+INSTANTIATE_TEST_SUITE_P(Ranks, MultiGpu, ::testing::Range(2, 5),
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return "r" + std::to_string(i.param);
+                         });
+
+TEST(MultiGpuWorker, DISABLED_Run) {
   const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
   if (!rank_env) GTEST_SKIP() << "runs only as a rank of MultiGpu.CollectivesAcrossProcesses";
   const int rank = std::atoi(rank_env), size = std::atoi(std::getenv("DIFFCOLL_TEST_SIZE"));
-  ASSERT_CUDA(cudaSetDevice(rank));
+  const int device = test_device();
+  ASSERT_CUDA(cudaSetDevice(device));
   diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
-  config.device_id = rank;
+  config.device_id = device;
   config.timeout_ms = 60000;
   diffcoll_comm_t* comm;
   ASSERT_OK(diffcoll_comm_create(std::getenv("DIFFCOLL_TEST_STORE"), rank, size, &config, &comm));
@@ -235,20 +242,20 @@ TEST(MultiGpu, Worker) {
   for (const Layout& layout : kLayouts) {
     SCOPED_TRACE(layout.name);
     // all_reduce sum and pre-multiplied sum (scalar rank + 1)
-    DeviceTensor t(kShape, layout.strides, layout.physical, rank);
+    DeviceTensor t(kShape, layout.strides, layout.physical, device);
     t.fill([&](int64_t i) { return value_of(rank, i); });
     ASSERT_OK(diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_PREMUL_SUM, rank + 1.0, stream));
     // all_gather along axis 1 into the same layout family
     std::vector<int64_t> gshape = {4, 6 * size, 10};
     std::vector<int64_t> gstrides = layout.dense ? std::vector<int64_t>{60 * size, 10, 1}
                                                  : std::vector<int64_t>{96 * size, 16, 1};
-    DeviceTensor src(kShape, layout.strides, layout.physical, rank);
+    DeviceTensor src(kShape, layout.strides, layout.physical, device);
     src.fill([&](int64_t i) { return value_of(rank, i); });
-    DeviceTensor g(gshape, gstrides, layout.dense ? 240 * size : 384 * size, rank);
+    DeviceTensor g(gshape, gstrides, layout.dense ? 240 * size : 384 * size, device);
     g.fill([](int64_t) { return 0.0f; });
     ASSERT_OK(diffcoll_all_gather(comm, &src.desc, &g.desc, 1, stream));
     // ring exchange of the source
-    DeviceTensor ring(kShape, layout.strides, layout.physical, rank);
+    DeviceTensor ring(kShape, layout.strides, layout.physical, device);
     ASSERT_OK(diffcoll_group_start(comm));
     ASSERT_OK(diffcoll_send(comm, &src.desc, (rank + 1) % size, stream));
     ASSERT_OK(diffcoll_recv(comm, &ring.desc, (rank + size - 1) % size, stream));

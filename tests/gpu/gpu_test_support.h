@@ -1,11 +1,13 @@
 // Helpers of the GPU tests: skip without a GPU, device buffers holding
-// strided views, bf16 values that sum exactly, and ranks as processes (one
-// per GPU) for the multi-GPU tests.
+// strided views, bf16 values that sum exactly, and ranks as processes for the
+// multi-rank tests (one per GPU, or sharing GPUs: rank_processes.h).
 #pragma once
 
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 #include <gtest/gtest.h>
+
+#include "rank_processes.h"
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -94,44 +96,33 @@ inline float value_of(int rank, int64_t i) {
   return static_cast<float>(static_cast<int>((i * 7919 + rank * 104729) % 33) - 16) / 4.0f;
 }
 
-// The number of NVIDIA GPUs, read without initialising CUDA in this process
-// (a multi-process parent must not hold a CUDA context on its children's GPUs).
-inline int gpu_count() {
-  FILE* p = popen("nvidia-smi -L 2>/dev/null | grep -c '^GPU'", "r");
-  if (!p) return 0;
-  int n = 0;
-  if (fscanf(p, "%d", &n) != 1) n = 0;
-  pclose(p);
-  return n;
-}
+using gpu_ranks::gpu_count;
+using gpu_ranks::test_device;
 
 // Runs this test program again as `ranks` processes, each running only the
-// test `worker` with DIFFCOLL_TEST_RANK, DIFFCOLL_TEST_SIZE,
+// test `worker` (named DISABLED_*: an entry point for rank processes, never
+// run by itself) with gpu_ranks::rank_environment (DIFFCOLL_TEST_RANK,
+// _SIZE, _DEVICE and, with more ranks than GPUs, its own NCCL host),
 // DIFFCOLL_TEST_STORE (a fresh file:// store) and `extra_env` set; expects
 // every one to exit 0.
 inline void run_worker_processes(int ranks, const std::string& worker,
                                  const std::vector<std::string>& extra_env = {}) {
-  char dir[] = "/tmp/diffcoll-gpu-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string store = "DIFFCOLL_TEST_STORE=file://" + gpu_ranks::fresh_store_dir();
   std::vector<pid_t> children;
   for (int r = 0; r < ranks; ++r) {
     std::string filter = "--gtest_filter=" + worker;
-    std::vector<std::string> vars = {"DIFFCOLL_TEST_RANK=" + std::to_string(r),
-                                     "DIFFCOLL_TEST_SIZE=" + std::to_string(ranks),
-                                     "DIFFCOLL_TEST_STORE=file://" + std::string(dir)};
+    std::string disabled = "--gtest_also_run_disabled_tests";
+    std::vector<std::string> vars = gpu_ranks::rank_environment(r, ranks);
+    vars.push_back(store);
     vars.insert(vars.end(), extra_env.begin(), extra_env.end());
     std::vector<char*> env;
     for (char** e = environ; *e; ++e) env.push_back(*e);
     for (std::string& v : vars) env.push_back(v.data());
     env.push_back(nullptr);
-    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
+    char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), disabled.data(), nullptr};
     pid_t pid;
     ASSERT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()), 0);
     children.push_back(pid);
   }
-  for (int r = 0; r < ranks; ++r) {
-    int status = 0;
-    waitpid(children[r], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r << " failed";
-  }
+  gpu_ranks::wait_for_ranks(children, std::chrono::seconds(240));
 }

@@ -3,8 +3,9 @@
 // against whole-tensor GroupNorm and against the host path on the same data;
 // a case large enough for split blocks and 16-byte vectors; every walk of
 // the kernels (layouts, load widths, halo-padded slabs) against the host
-// path on the same data; CUDA graph capture; and chains and a 2x2 grid over several GPUs (one rank per GPU,
-// ranks as threads), which skip with fewer GPUs. Every test skips without a GPU.
+// path on the same data; CUDA graph capture; and chains of 2-4 ranks and a
+// 2x2 grid (ranks as processes, one per GPU or sharing GPUs). Every test
+// skips without a GPU.
 #define GN_TEST_CUDA 1
 
 #include <cuda_runtime.h>
@@ -20,7 +21,6 @@
 
 namespace {
 
-using halo_test::gpus;
 using halo_test::run_gpu_ranks;
 using namespace gn_test;
 
@@ -49,7 +49,7 @@ TEST(GpuGroupNorm, OneGpuMatchesWholeTensorAndHostPath) {
   run_gpu_ranks(1, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     for (size_t i = 0; i < cases.size(); ++i) {
       const Reference ref(cases[i], 40 + i);
-      const std::vector<double> device = run_case(cases[i], ref, r, comm, Where{r, stream});
+      const std::vector<double> device = run_case(cases[i], ref, r, comm, Where{halo_test::rank_device(r), stream});
       const std::vector<double> host = run_case(cases[i], ref, r, comm);
       ASSERT_EQ(device.size(), host.size()) << cases[i].name();
       int bad = 0;
@@ -68,7 +68,7 @@ TEST(GpuGroupNorm, Float16AndFlippedViews) {
   SKIP_WITHOUT_GPUS(1);
   for (int dtype : {DIFFCOLL_FLOAT16, DIFFCOLL_FLOAT32})
     run_gpu_ranks(1, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-      run_flipped_case(dtype, r, 1, comm, Where{r, stream});
+      run_flipped_case(dtype, r, 1, comm, Where{halo_test::rank_device(r), stream});
     });
 }
 
@@ -324,14 +324,14 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       window("NCHW window f32", f32, 2, 64, 9, 24, false, 16),
   };
   run_gpu_ranks(1, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    for (const View& v : views) check_view(v, comm, r, stream);
+    for (const View& v : views) check_view(v, comm, halo_test::rank_device(r), stream);
   });
 }
 
-// Several GPUs: 1-D chains of 2..4 ranks and a 2x2 grid.
+// Several ranks: 1-D chains of 2..4 ranks and a 2x2 grid.
 TEST(MultiGpuGroupNorm, ChainMatchesWholeTensorGroupNorm) {
-  SKIP_WITHOUT_GPUS(2);
-  for (int p = 2; p <= std::min(gpus(), 4); ++p) {
+  SKIP_WITHOUT_GPUS(1);
+  for (int p = 2; p <= 4; ++p) {
     std::vector<Case> cases = cases_for_grid(p, 1);
     for (Case c : big_cases()) {
       c.grid[0] = p;
@@ -340,18 +340,18 @@ TEST(MultiGpuGroupNorm, ChainMatchesWholeTensorGroupNorm) {
     std::vector<Reference> refs;
     for (size_t i = 0; i < cases.size(); ++i) refs.emplace_back(cases[i], 60 + i);
     run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-      for (size_t i = 0; i < cases.size(); ++i) run_case(cases[i], refs[i], r, comm, Where{r, stream});
+      for (size_t i = 0; i < cases.size(); ++i) run_case(cases[i], refs[i], r, comm, Where{halo_test::rank_device(r), stream});
     });
   }
 }
 
 TEST(MultiGpuGroupNorm, GridMatchesWholeTensorGroupNorm) {
-  SKIP_WITHOUT_GPUS(4);
+  SKIP_WITHOUT_GPUS(1);
   const std::vector<Case> cases = cases_for_grid(2, 2);
   std::vector<Reference> refs;
   for (size_t i = 0; i < cases.size(); ++i) refs.emplace_back(cases[i], 80 + i);
   run_gpu_ranks(4, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    for (size_t i = 0; i < cases.size(); ++i) run_case(cases[i], refs[i], r, comm, Where{r, stream});
+    for (size_t i = 0; i < cases.size(); ++i) run_case(cases[i], refs[i], r, comm, Where{halo_test::rank_device(r), stream});
   });
 }
 

@@ -2,9 +2,9 @@
 // and every distributed GroupNorm runs on device memory on a CUDA stream
 // (the network's convolutions stay plain host loops: each padded activation
 // goes to the GPU for the exchange and comes back, each GroupNorm likewise),
-// one rank per GPU, ranks as threads. One GPU decodes through a 1-rank plan;
-// chains of 2, 3, 4 ranks and a 2x2 grid need as many GPUs and skip
-// otherwise. Same check as the host test (split_decoder_check.h).
+// ranks as processes (one per GPU, or sharing GPUs): a 1-rank plan, chains of
+// 2, 3, 4 ranks and a 2x2 grid. Same check as the host test
+// (split_decoder_check.h). Every test skips without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -16,7 +16,6 @@
 
 namespace {
 
-using halo_test::gpus;
 using split_decoder::Split;
 
 #define EXPECT_CUDA(call) EXPECT_EQ((call), cudaSuccess) << #call
@@ -92,26 +91,17 @@ class DeviceNeighbours : public vae::Neighbours {
 };
 
 void check_split_on_gpus(bool video, const Split& s) {
+  SKIP_WITHOUT_GPUS(1);
   const int p = s.rows * s.cols;
-  if (gpus() < p) GTEST_SKIP() << "needs " << p << " CUDA device(s), found " << gpus();
   const vae::Config cfg = split_decoder::config(video);
   const vae::Decoder decoder(cfg);
   const vae::Act z = split_decoder::latent(cfg);
   vae::WholeNeighbours plain;
   const vae::Act whole = decoder.decode(z, plain);
-  halo_test::run_ranks(
-      p,
-      [&](int rank, diffcoll_comm_t* comm) {
-        ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
-        cudaStream_t stream;
-        ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-        {
-          DeviceNeighbours n(comm, video, s, rank, stream);
-          split_decoder::check_rank(decoder, z, whole, s, rank, n);
-        }
-        cudaStreamDestroy(stream);
-      },
-      60000, 0, true, /*with_devices=*/true);
+  halo_test::run_gpu_ranks(p, [&](int rank, diffcoll_comm_t* comm, cudaStream_t stream) {
+    DeviceNeighbours n(comm, video, s, halo_test::rank_device(rank), stream);
+    split_decoder::check_rank(decoder, z, whole, s, rank, n);
+  });
 }
 
 class GpuSplitDecoder2d : public ::testing::TestWithParam<Split> {};

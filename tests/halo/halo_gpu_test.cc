@@ -1,9 +1,9 @@
 // The halo exchange on CUDA tensors: the host tests' cases (halo_cases.h) run
-// through device memory on a CUDA stream, one rank per GPU (ranks as threads),
-// with as many ranks as the machine has GPUs (up to 8; one GPU still covers
-// every local fill: one-rank CIRCULAR, REPLICATE, REFLECT, ZEROS). Plus the
-// pack counters, CUDA graph capture, exchange_into and gather_slabs on
-// device memory. Every test skips without a GPU.
+// through device memory on a CUDA stream, ranks as processes (one per GPU, or
+// sharing GPUs: halo_gpu_support.h), chains of 1-4 ranks (one rank covers
+// every local fill: CIRCULAR, REPLICATE, REFLECT, ZEROS) and grids up to 2x3.
+// Plus the pack counters, CUDA graph capture, exchange_into and gather_slabs
+// on device memory. Every test skips without a GPU.
 #define HALO_TEST_CUDA 1
 
 #include <cuda_runtime.h>
@@ -20,36 +20,33 @@ namespace {
 
 using namespace halo_test;
 
-int chain_ranks() { return std::min(gpus(), 8); }
-
 TEST(GpuHalo, ChainMatchesWholeTensorPadding) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = chain_ranks();
-  const std::vector<Case> cases = chain_cases(p);
-  run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    uint64_t salt = 0;
-    for (const Case& c : cases) run_case(c, r, comm, ++salt, false, Where{r, stream});
-  });
+  for (int p = 1; p <= 4; ++p) {
+    const std::vector<Case> cases = chain_cases(p);
+    run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
+      uint64_t salt = 0;
+      for (const Case& c : cases)
+        run_case(c, r, comm, ++salt, false, Where{rank_device(r), stream});
+    });
+  }
 }
 
 TEST(GpuHalo, GridMatchesWholeTensorPadding) {
   SKIP_WITHOUT_GPUS(1);
-  std::vector<std::array<int, 2>> grids = {{1, 1}};
-  if (gpus() >= 2) grids.push_back({1, 2});
-  if (gpus() >= 4) grids.push_back({2, 2});
-  if (gpus() >= 6) grids.push_back({2, 3});
+  const std::array<int, 2> grids[] = {{1, 1}, {1, 2}, {2, 2}, {2, 3}};
   for (const auto& g : grids) {
     const std::vector<Case> cases = grid_cases(g[0], g[1]);
     run_gpu_ranks(g[0] * g[1], [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
       uint64_t salt = 100;
-      for (const Case& c : cases) run_case(c, r, comm, ++salt, false, Where{r, stream});
+      for (const Case& c : cases) run_case(c, r, comm, ++salt, false, Where{rank_device(r), stream});
     });
   }
 }
 
 TEST(GpuHalo, IntoCopiesTheSlabThenExchanges) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 3);
+  const int p = 3;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     uint64_t salt = 500;
     for (Layout layout : {Layout::kContiguous, Layout::kChannelsLast, Layout::kGapped})
@@ -62,14 +59,14 @@ TEST(GpuHalo, IntoCopiesTheSlabThenExchanges) {
         c.before[0] = 2;
         c.after[0] = 1;
         c.mode_before[0] = c.mode_after[0] = mode;
-        run_case(c, r, comm, ++salt, /*into=*/true, Where{r, stream});
+        run_case(c, r, comm, ++salt, /*into=*/true, Where{rank_device(r), stream});
       }
   });
 }
 
 TEST(GpuHalo, DenseSlabsMoveWithoutPacking) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 4);
+  const int p = 4;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     uint64_t salt = 1000;
     for (int mode : {Z, REP, REF, CIRC, U}) {
@@ -82,7 +79,7 @@ TEST(GpuHalo, DenseSlabsMoveWithoutPacking) {
       c.before[0] = 2;
       c.after[0] = 1;
       c.mode_before[0] = c.mode_after[0] = mode;
-      const diffcoll_stats_t s = run_case(c, r, comm, ++salt, false, Where{r, stream});
+      const diffcoll_stats_t s = run_case(c, r, comm, ++salt, false, Where{rank_device(r), stream});
       EXPECT_EQ(s.bytes_packed, 0u) << "rank " << r << " " << c.name();
       EXPECT_EQ(s.bytes_unpacked, 0u) << "rank " << r << " " << c.name();
     }
@@ -93,7 +90,7 @@ TEST(GpuHalo, DenseSlabsMoveWithoutPacking) {
 // replayed on fresh data.
 TEST(GpuHalo, CapturesIntoACudaGraph) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 4);
+  const int p = 4;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     // NCHW with C > 1: blocks are packed, so staging and pack kernels are in the graph.
     const int64_t rows = 5, h = rows + 2, w = 6, ch = 3;
@@ -106,7 +103,7 @@ TEST(GpuHalo, CapturesIntoACudaGraph) {
     t.data = dev;
     t.dtype = DIFFCOLL_FLOAT32;
     t.device_type = DIFFCOLL_DEVICE_CUDA;
-    t.device_id = r;
+    t.device_id = rank_device(r);
     t.ndim = 4;
     const int64_t shape[4] = {1, ch, h, w}, strides[4] = {ch * h * w, h * w, w, 1};
     for (int d = 0; d < 4; ++d) {
@@ -155,7 +152,7 @@ TEST(GpuHalo, CapturesIntoACudaGraph) {
 
 TEST(GpuHalo, GatherSlabsOnDeviceMemory) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 4);
+  const int p = 4;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     for (Layout layout : {Layout::kContiguous, Layout::kChannelsLast})
       for (int root : {-1, 0}) {
@@ -174,8 +171,8 @@ TEST(GpuHalo, GatherSlabsOnDeviceMemory) {
           return value(i);
         });
         whole.fill([](const Index&) { return -1.0; });
-        Mirror ds(slab, r), dw(whole, r);
-        diffcoll_tensor_t sd = ds.desc(r), wd = dw.desc(r);
+        Mirror ds(slab, rank_device(r)), dw(whole, rank_device(r));
+        diffcoll_tensor_t sd = ds.desc(rank_device(r)), wd = dw.desc(rank_device(r));
         const bool receives = root == -1 || r == root;
         HALO_EXPECT_OK(diffcoll_gather_slabs(comm, &sd, receives ? &wd : nullptr, 2, root, stream));
         ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);

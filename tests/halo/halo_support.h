@@ -241,33 +241,39 @@ inline std::string unique_name(const char* what) {
   return s;
 }
 
+// One rank of run_ranks: joins `rendezvous` as rank r of `size` (with a
+// device side on CUDA device `device`, or host only when it is negative),
+// runs fn(r, comm), then a final barrier if asked, and destroys the comm.
+inline void run_rank(const std::string& rendezvous, int r, int size,
+                     const std::function<void(int, diffcoll_comm_t*)>& fn, int timeout_ms,
+                     int check, bool final_barrier, int device) {
+  diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
+  cfg.timeout_ms = timeout_ms;
+  cfg.check = check;
+  if (device >= 0) cfg.device_id = device;
+  diffcoll_comm_t* comm = nullptr;
+  diffcoll_status_t st = diffcoll_comm_create(rendezvous.c_str(), r, size, &cfg, &comm);
+  if (st != DIFFCOLL_SUCCESS || comm == nullptr) {
+    ADD_FAILURE() << "rank " << r << ": diffcoll_comm_create: " << diffcoll_last_error();
+    return;
+  }
+  fn(r, comm);
+  if (final_barrier)
+    EXPECT_EQ(diffcoll_barrier(comm, nullptr), DIFFCOLL_SUCCESS)
+        << "rank " << r << ": final barrier: " << diffcoll_last_error();
+  EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+}
+
 // Runs fn(rank, comm) on `size` threads, each with its own world communicator
 // of one fresh local:// rendezvous; with final_barrier the ranks meet before
 // destroying their communicators.
 inline void run_ranks(int size, const std::function<void(int, diffcoll_comm_t*)>& fn,
-                      int timeout_ms = 20000, int check = 0, bool final_barrier = true,
-                      bool with_devices = false) {
+                      int timeout_ms = 20000, int check = 0, bool final_barrier = true) {
   const std::string rendezvous = "local://" + unique_name("world");
   std::vector<std::thread> threads;
-  for (int r = 0; r < size; ++r) {
-    threads.emplace_back([&, r] {
-      diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
-      cfg.timeout_ms = timeout_ms;
-      cfg.check = check;
-      if (with_devices) cfg.device_id = r;  // rank r on CUDA device r
-      diffcoll_comm_t* comm = nullptr;
-      diffcoll_status_t st = diffcoll_comm_create(rendezvous.c_str(), r, size, &cfg, &comm);
-      if (st != DIFFCOLL_SUCCESS || comm == nullptr) {
-        ADD_FAILURE() << "rank " << r << ": diffcoll_comm_create: " << diffcoll_last_error();
-        return;
-      }
-      fn(r, comm);
-      if (final_barrier)
-        EXPECT_EQ(diffcoll_barrier(comm, nullptr), DIFFCOLL_SUCCESS)
-            << "rank " << r << ": final barrier: " << diffcoll_last_error();
-      EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
-    });
-  }
+  for (int r = 0; r < size; ++r)
+    threads.emplace_back(
+        [&, r] { run_rank(rendezvous, r, size, fn, timeout_ms, check, final_barrier, -1); });
   for (auto& t : threads) t.join();
 }
 

@@ -36,6 +36,8 @@ struct Call {
   int seq_axis = 1;
   int head_axis = 2;
   int dtype = DIFFCOLL_FLOAT32;
+  // Set: the call goes through diffcoll_ulysses_all_to_all_ex with these.
+  const diffcoll_ulysses_options_t* options = nullptr;
 };
 
 inline int axis_of(int axis, size_t ndim) {
@@ -87,9 +89,13 @@ inline diffcoll_status_t all_to_all(diffcoll_comm_t* comm, const Call& call,
     di.push_back(mi.back()->desc(w.device));
     dout.push_back(mo.back()->desc(w.device));
   }
-  diffcoll_status_t st = diffcoll_ulysses_all_to_all(
-      comm, di.data(), dout.data(), static_cast<int32_t>(in.size()), call.seq_axis,
-      call.head_axis, direction, w.stream);
+  const int32_t n = static_cast<int32_t>(in.size());
+  diffcoll_status_t st =
+      call.options ? diffcoll_ulysses_all_to_all_ex(comm, di.data(), dout.data(), n, call.seq_axis,
+                                                    call.head_axis, direction, call.options,
+                                                    w.stream)
+                   : diffcoll_ulysses_all_to_all(comm, di.data(), dout.data(), n, call.seq_axis,
+                                                 call.head_axis, direction, w.stream);
   EXPECT_EQ(cudaStreamSynchronize(static_cast<cudaStream_t>(w.stream)), cudaSuccess);
   for (auto& m : mo) m->download();
   return st;
@@ -99,9 +105,13 @@ inline diffcoll_status_t all_to_all(diffcoll_comm_t* comm, const Call& call,
     di.push_back(in[t].desc());
     dout.push_back(out[t].desc());
   }
-  return diffcoll_ulysses_all_to_all(comm, di.data(), dout.data(),
-                                     static_cast<int32_t>(in.size()), call.seq_axis,
-                                     call.head_axis, direction, nullptr);
+  const int32_t n = static_cast<int32_t>(in.size());
+  return call.options ? diffcoll_ulysses_all_to_all_ex(comm, di.data(), dout.data(), n,
+                                                       call.seq_axis, call.head_axis, direction,
+                                                       call.options, nullptr)
+                      : diffcoll_ulysses_all_to_all(comm, di.data(), dout.data(), n,
+                                                    call.seq_axis, call.head_axis, direction,
+                                                    nullptr);
 #endif
 }
 

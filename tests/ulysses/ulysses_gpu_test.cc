@@ -1,9 +1,9 @@
 // The Ulysses all-to-all on CUDA tensors: the host tests' calls
-// (ulysses_cases.h) through device memory on a CUDA stream, one rank per GPU
-// (ranks as threads): degree 1 on one GPU (pack and unpack kernels only),
-// every degree the machine has GPUs for, and a CUDA graph capture; the ring
-// exchange on device buffers, stepped and captured. Every test skips without
-// enough GPUs.
+// (ulysses_cases.h) through device memory on a CUDA stream, ranks as
+// processes (one per GPU, or sharing GPUs: halo_gpu_support.h): degree 1
+// (pack and unpack kernels only), degrees 2, 3, 4 and 8, and a CUDA graph
+// capture; the ring exchange on device buffers, stepped and captured. Every
+// test skips without a GPU.
 #define HALO_TEST_CUDA 1
 
 #include <cuda_runtime.h>
@@ -19,7 +19,7 @@
 
 namespace {
 
-using halo_test::gpus;
+using halo_test::rank_device;
 using halo_test::run_gpu_ranks;
 using namespace ulysses_test;
 using halo_test::Mirror;
@@ -27,7 +27,7 @@ using halo_test::Mirror;
 void run_degree(int p) {
   const std::vector<Call> calls = standard_calls(p);
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    const Where where{r, stream};
+    const Where where{rank_device(r), stream};
     uint64_t salt = 0;
     for (const Call& c : calls) run_call(c, r, p, comm, ++salt, &where);
   });
@@ -38,23 +38,23 @@ TEST(GpuUlysses, DegreeOneMatchesTheHostReference) {
   run_degree(1);
 }
 
-TEST(GpuUlysses, TwoGpus) {
-  SKIP_WITHOUT_GPUS(2);
+TEST(GpuUlysses, TwoRanks) {
+  SKIP_WITHOUT_GPUS(1);
   run_degree(2);
 }
 
-TEST(GpuUlysses, ThreeGpus) {
-  SKIP_WITHOUT_GPUS(3);
+TEST(GpuUlysses, ThreeRanks) {
+  SKIP_WITHOUT_GPUS(1);
   run_degree(3);
 }
 
-TEST(GpuUlysses, FourGpus) {
-  SKIP_WITHOUT_GPUS(4);
+TEST(GpuUlysses, FourRanks) {
+  SKIP_WITHOUT_GPUS(1);
   run_degree(4);
 }
 
-TEST(GpuUlysses, EightGpus) {
-  SKIP_WITHOUT_GPUS(8);
+TEST(GpuUlysses, EightRanks) {
+  SKIP_WITHOUT_GPUS(1);
   run_degree(8);
 }
 
@@ -62,7 +62,7 @@ TEST(GpuUlysses, EightGpus) {
 // replayed: the graph's result matches the whole tensor sliced.
 TEST(GpuUlysses, CapturedIntoACudaGraph) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 2);
+  const int p = 2;
   const Call call = standard_calls(p)[8];
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
     std::vector<Tensor> in, out;
@@ -82,10 +82,10 @@ TEST(GpuUlysses, CapturedIntoACudaGraph) {
     std::vector<std::unique_ptr<Mirror>> mi, mo;
     std::vector<diffcoll_tensor_t> di, dout;
     for (size_t t = 0; t < in.size(); ++t) {
-      mi.emplace_back(new Mirror(in[t], r));
-      mo.emplace_back(new Mirror(out[t], r));
-      di.push_back(mi.back()->desc(r));
-      dout.push_back(mo.back()->desc(r));
+      mi.emplace_back(new Mirror(in[t], rank_device(r)));
+      mo.emplace_back(new Mirror(out[t], rank_device(r)));
+      di.push_back(mi.back()->desc(rank_device(r)));
+      dout.push_back(mo.back()->desc(rank_device(r)));
     }
     ASSERT_EQ(diffcoll_comm_reserve(comm, size_t{1} << 20), DIFFCOLL_SUCCESS)
         << diffcoll_last_error();
@@ -167,9 +167,9 @@ struct DeviceRing {
 
 TEST(GpuRing, EveryGpuSeesEveryBlockOnce) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 8);
+  const int p = 4;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    DeviceRing buf(r, r);
+    DeviceRing buf(rank_device(r), r);
     diffcoll_ring_t* ring = nullptr;
     ASSERT_EQ(diffcoll_ring_create(comm, buf.desc[0], buf.desc[1], 2, &ring), DIFFCOLL_SUCCESS)
         << diffcoll_last_error();
@@ -189,9 +189,9 @@ TEST(GpuRing, EveryGpuSeesEveryBlockOnce) {
 
 TEST(GpuRing, StepCapturedIntoACudaGraph) {
   SKIP_WITHOUT_GPUS(1);
-  const int p = std::min(gpus(), 2);
+  const int p = 2;
   run_gpu_ranks(p, [&](int r, diffcoll_comm_t* comm, cudaStream_t stream) {
-    DeviceRing buf(r, r);
+    DeviceRing buf(rank_device(r), r);
     diffcoll_ring_t* ring = nullptr;
     ASSERT_EQ(diffcoll_ring_create(comm, buf.desc[0], buf.desc[1], 2, &ring), DIFFCOLL_SUCCESS);
     // One eager step first (half 1 then holds rank r - 1's block), then the

@@ -69,257 +69,290 @@ typedef long long swig_type_34;
 typedef long long swig_type_35;
 typedef long long swig_type_36;
 typedef long long swig_type_37;
-extern void _wrap_Swig_free_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_Swig_malloc_capi_dffac9562f9dc31f(swig_intgo arg1);
-extern swig_intgo _wrap_DIFFCOLL_VERSION_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_SUCCESS_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_CUDA_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_NCCL_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_VERSION_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FLOAT16_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_BFLOAT16_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FLOAT32_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FLOAT64_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_INT8_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_UINT8_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_INT32_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_INT64_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_SUM_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_PROD_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_MIN_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_MAX_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_AVG_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_tensor_t_data_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_tensor_t_data_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_dtype_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_tensor_t_dtype_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_device_type_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_tensor_t_device_type_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_device_id_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_tensor_t_device_id_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_ndim_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_tensor_t_ndim_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_shape_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_voidp _wrap_diffcoll_tensor_t_shape_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_tensor_t_strides_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_voidp _wrap_diffcoll_tensor_t_strides_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_tensor_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_tensor_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_config_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_1 arg2);
-extern swig_type_2 _wrap_diffcoll_config_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_config_t_timeout_ms_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_config_t_device_id_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_config_t_device_id_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_config_t_check_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_config_t_check_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_config_t_host_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_3 arg2);
-extern swig_type_4 _wrap_diffcoll_config_t_host_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_config_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_config_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_stats_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_5 arg2);
-extern swig_type_6 _wrap_diffcoll_stats_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_stats_t_bytes_packed_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_7 arg2);
-extern swig_type_8 _wrap_diffcoll_stats_t_bytes_packed_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_9 arg2);
-extern swig_type_10 _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_stats_t_ops_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_11 arg2);
-extern swig_type_12 _wrap_diffcoll_stats_t_ops_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_stats_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_stats_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_diffcoll_version_capi_dffac9562f9dc31f(void);
-extern swig_type_13 _wrap_diffcoll_status_string_capi_dffac9562f9dc31f(swig_intgo arg1);
-extern swig_type_14 _wrap_diffcoll_last_error_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_diffcoll_comm_create_capi_dffac9562f9dc31f(swig_type_15 arg1, swig_intgo arg2, swig_intgo arg3, uintptr_t arg4, swig_voidp arg5);
-extern swig_intgo _wrap_diffcoll_comm_create_from_env_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_intgo _wrap_diffcoll_comm_split_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
-extern swig_intgo _wrap_diffcoll_comm_create_group_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_16 arg2, swig_voidp arg3);
-extern swig_intgo _wrap_diffcoll_comm_wrap_nccl_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_17 arg2, uintptr_t arg3, swig_voidp arg4);
-extern swig_intgo _wrap_diffcoll_comm_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_comm_size_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_intgo _wrap_diffcoll_comm_rank_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_intgo _wrap_diffcoll_comm_global_rank_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
-extern swig_intgo _wrap_diffcoll_comm_reserve_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_18 arg2);
-extern swig_intgo _wrap_diffcoll_comm_get_stats_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern swig_intgo _wrap_diffcoll_comm_reset_stats_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_all_reduce_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, double arg4, uintptr_t arg5);
-extern swig_intgo _wrap_diffcoll_broadcast_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
-extern swig_intgo _wrap_diffcoll_reduce_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, double arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_all_gather_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, uintptr_t arg5);
-extern swig_intgo _wrap_diffcoll_reduce_scatter_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, double arg6, uintptr_t arg7);
-extern swig_intgo _wrap_diffcoll_all_to_all_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_gather_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_scatter_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_send_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
-extern swig_intgo _wrap_diffcoll_recv_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
-extern swig_intgo _wrap_diffcoll_group_start_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_group_end_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_barrier_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern swig_intgo _wrap_DIFFCOLL_CFG_COND_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_CFG_OTHER_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_cfg_branch_t_name_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_19 arg2);
-extern swig_type_20 _wrap_diffcoll_cfg_branch_t_name_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_branch_t_role_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_delete_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_cfg_term_t_scale_set_capi_dffac9562f9dc31f(uintptr_t arg1, double arg2);
-extern double _wrap_diffcoll_cfg_term_t_scale_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_term_t_plus_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_term_t_minus_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_21 arg2);
-extern swig_type_22 _wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_options_t_order_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_dffac9562f9dc31f(uintptr_t arg1, double arg2);
-extern double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_dffac9562f9dc31f(uintptr_t arg1, double arg2);
-extern double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_cfg_policy_create_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, uintptr_t arg4, swig_intgo arg5, uintptr_t arg6, swig_voidp arg7);
-extern swig_intgo _wrap_diffcoll_cfg_policy_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_cfg_policy_num_branches_capi_dffac9562f9dc31f(uintptr_t arg1, swig_voidp arg2);
-extern swig_intgo _wrap_diffcoll_cfg_policy_branch_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
-extern swig_intgo _wrap_diffcoll_cfg_policy_find_branch_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_23 arg2, swig_voidp arg3);
-extern swig_intgo _wrap_diffcoll_cfg_policy_weights_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_24 arg2);
-extern swig_intgo _wrap_diffcoll_cfg_policy_get_options_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern swig_intgo _wrap_diffcoll_cfg_dispatch_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_25 arg4, swig_voidp arg5);
-extern swig_intgo _wrap_diffcoll_cfg_combine_serial_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_cfg_combine_parallel_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, uintptr_t arg5, swig_intgo arg6, uintptr_t arg7);
-extern swig_intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_halo_config_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_26 arg2);
-extern swig_type_27 _wrap_diffcoll_halo_config_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_row_axis_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_col_axis_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_row_before_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_row_after_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_col_before_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_col_after_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_halo_config_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_halo_config_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_halo_plan_create_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3);
-extern swig_intgo _wrap_diffcoll_halo_plan_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_halo_exchange_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_intgo _wrap_diffcoll_halo_exchange_into_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4);
-extern swig_intgo _wrap_diffcoll_split_extent_capi_dffac9562f9dc31f(swig_type_28 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4, swig_voidp arg5);
-extern swig_intgo _wrap_diffcoll_gather_slabs_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
-extern swig_intgo _wrap_diffcoll_group_norm_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, uintptr_t arg5, swig_intgo arg6, double arg7, uintptr_t arg8);
-extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_dffac9562f9dc31f(void);
-extern void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_29 arg2);
-extern swig_type_30 _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_fused_norm_options_t_path_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_fused_norm_workspace_create_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_31 arg2, swig_type_32 arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_fused_norm_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, float arg5, uintptr_t arg6, uintptr_t arg7, uintptr_t arg8, uintptr_t arg9);
-extern swig_intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_dffac9562f9dc31f(void);
-extern swig_intgo _wrap_diffcoll_ulysses_all_to_all_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, uintptr_t arg8);
-extern void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_33 arg2);
-extern swig_type_34 _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_degrees_t_ring_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_degrees_t_data_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern swig_intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_dffac9562f9dc31f(uintptr_t arg1, swig_type_35 arg2);
-extern swig_type_36 _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_usp_mesh_t_ulysses_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_ring_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_usp_mesh_t_ring_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_sp_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_usp_mesh_t_sp_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_usp_mesh_t_cfg_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_diffcoll_usp_mesh_t_data_set_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern uintptr_t _wrap_diffcoll_usp_mesh_t_data_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_new_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(void);
-extern void _wrap_delete_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_usp_mesh_create_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
-extern swig_intgo _wrap_diffcoll_usp_mesh_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_ring_create_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_voidp arg5);
-extern swig_intgo _wrap_diffcoll_ring_destroy_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_ring_start_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2);
-extern swig_intgo _wrap_diffcoll_ring_wait_capi_dffac9562f9dc31f(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3);
-extern swig_type_37 _wrap_diffcoll_api_t_struct_size_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_api_t_version_get_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern swig_intgo _wrap_diffcoll_get_api_capi_dffac9562f9dc31f(swig_intgo arg1, swig_voidp arg2);
-extern uintptr_t _wrap_new_tensor_array_capi_dffac9562f9dc31f(swig_intgo arg1);
-extern void _wrap_delete_tensor_array_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_tensor_array_getitem_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern void _wrap_tensor_array_setitem_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
-extern uintptr_t _wrap_new_cfg_branch_array_capi_dffac9562f9dc31f(swig_intgo arg1);
-extern void _wrap_delete_cfg_branch_array_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern void _wrap_cfg_branch_array_setitem_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
-extern uintptr_t _wrap_new_cfg_term_array_capi_dffac9562f9dc31f(swig_intgo arg1);
-extern void _wrap_delete_cfg_term_array_capi_dffac9562f9dc31f(uintptr_t arg1);
-extern uintptr_t _wrap_cfg_term_array_getitem_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2);
-extern void _wrap_cfg_term_array_setitem_capi_dffac9562f9dc31f(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
+typedef long long swig_type_38;
+typedef long long swig_type_39;
+typedef long long swig_type_40;
+typedef long long swig_type_41;
+typedef long long swig_type_42;
+typedef long long swig_type_43;
+typedef long long swig_type_44;
+typedef long long swig_type_45;
+extern void _wrap_Swig_free_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_Swig_malloc_capi_8c8cff49b524d0b6(swig_intgo arg1);
+extern swig_intgo _wrap_DIFFCOLL_VERSION_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_SUCCESS_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_CUDA_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_NCCL_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_VERSION_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FLOAT16_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_BFLOAT16_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FLOAT32_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FLOAT64_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_INT8_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_UINT8_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_INT32_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_INT64_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_SUM_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_PROD_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_MIN_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_MAX_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_AVG_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_tensor_t_data_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_tensor_t_data_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_dtype_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_tensor_t_dtype_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_device_type_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_tensor_t_device_type_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_device_id_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_tensor_t_device_id_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_ndim_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_tensor_t_ndim_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_shape_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_voidp _wrap_diffcoll_tensor_t_shape_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_tensor_t_strides_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_voidp _wrap_diffcoll_tensor_t_strides_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_tensor_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_tensor_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_config_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_1 arg2);
+extern swig_type_2 _wrap_diffcoll_config_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_config_t_timeout_ms_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_config_t_device_id_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_config_t_device_id_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_config_t_check_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_config_t_check_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_config_t_host_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_3 arg2);
+extern swig_type_4 _wrap_diffcoll_config_t_host_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_config_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_config_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_stats_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_5 arg2);
+extern swig_type_6 _wrap_diffcoll_stats_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_stats_t_bytes_packed_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_7 arg2);
+extern swig_type_8 _wrap_diffcoll_stats_t_bytes_packed_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_9 arg2);
+extern swig_type_10 _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_stats_t_ops_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_11 arg2);
+extern swig_type_12 _wrap_diffcoll_stats_t_ops_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_stats_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_stats_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_diffcoll_version_capi_8c8cff49b524d0b6(void);
+extern swig_type_13 _wrap_diffcoll_status_string_capi_8c8cff49b524d0b6(swig_intgo arg1);
+extern swig_type_14 _wrap_diffcoll_last_error_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_diffcoll_comm_create_capi_8c8cff49b524d0b6(swig_type_15 arg1, swig_intgo arg2, swig_intgo arg3, uintptr_t arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_comm_create_from_env_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_intgo _wrap_diffcoll_comm_split_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4);
+extern swig_intgo _wrap_diffcoll_comm_create_group_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_16 arg2, swig_voidp arg3);
+extern swig_intgo _wrap_diffcoll_comm_wrap_nccl_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_17 arg2, uintptr_t arg3, swig_voidp arg4);
+extern swig_intgo _wrap_diffcoll_comm_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_comm_size_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_intgo _wrap_diffcoll_comm_rank_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_intgo _wrap_diffcoll_comm_global_rank_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3);
+extern swig_intgo _wrap_diffcoll_comm_reserve_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_18 arg2);
+extern swig_intgo _wrap_diffcoll_comm_get_stats_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern swig_intgo _wrap_diffcoll_comm_reset_stats_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_all_reduce_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, double arg4, uintptr_t arg5);
+extern swig_intgo _wrap_diffcoll_broadcast_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
+extern swig_intgo _wrap_diffcoll_reduce_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, double arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_all_gather_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, uintptr_t arg5);
+extern swig_intgo _wrap_diffcoll_reduce_scatter_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, double arg6, uintptr_t arg7);
+extern swig_intgo _wrap_diffcoll_all_to_all_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_gather_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_scatter_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_send_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
+extern swig_intgo _wrap_diffcoll_recv_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4);
+extern swig_intgo _wrap_diffcoll_group_start_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_group_end_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_barrier_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern swig_intgo _wrap_DIFFCOLL_CFG_COND_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_OTHER_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_cfg_branch_t_name_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_19 arg2);
+extern swig_type_20 _wrap_diffcoll_cfg_branch_t_name_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_branch_t_role_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_delete_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_cfg_term_t_scale_set_capi_8c8cff49b524d0b6(uintptr_t arg1, double arg2);
+extern double _wrap_diffcoll_cfg_term_t_scale_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_term_t_plus_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_term_t_minus_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_21 arg2);
+extern swig_type_22 _wrap_diffcoll_cfg_options_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_order_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_options_t_order_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_8c8cff49b524d0b6(uintptr_t arg1, double arg2);
+extern double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_8c8cff49b524d0b6(uintptr_t arg1, double arg2);
+extern double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_cfg_policy_create_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, uintptr_t arg4, swig_intgo arg5, uintptr_t arg6, swig_voidp arg7);
+extern swig_intgo _wrap_diffcoll_cfg_policy_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_cfg_policy_num_branches_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_voidp arg2);
+extern swig_intgo _wrap_diffcoll_cfg_policy_branch_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, swig_voidp arg3, swig_voidp arg4);
+extern swig_intgo _wrap_diffcoll_cfg_policy_find_branch_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_23 arg2, swig_voidp arg3);
+extern swig_intgo _wrap_diffcoll_cfg_policy_weights_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_24 arg2);
+extern swig_intgo _wrap_diffcoll_cfg_policy_get_options_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern swig_intgo _wrap_diffcoll_cfg_dispatch_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, swig_intgo arg3, swig_type_25 arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_cfg_combine_serial_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_intgo arg3, uintptr_t arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_cfg_combine_parallel_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, uintptr_t arg5, swig_intgo arg6, uintptr_t arg7);
+extern swig_intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_halo_config_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_26 arg2);
+extern swig_type_27 _wrap_diffcoll_halo_config_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_row_axis_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_col_axis_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_row_before_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_row_after_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_col_before_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_col_after_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_halo_config_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_halo_config_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_halo_plan_create_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3);
+extern swig_intgo _wrap_diffcoll_halo_plan_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_halo_exchange_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_intgo _wrap_diffcoll_halo_exchange_into_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4);
+extern swig_intgo _wrap_diffcoll_split_extent_capi_8c8cff49b524d0b6(swig_type_28 arg1, swig_intgo arg2, swig_intgo arg3, swig_voidp arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_gather_slabs_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, uintptr_t arg6);
+extern swig_intgo _wrap_diffcoll_group_norm_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, uintptr_t arg5, swig_intgo arg6, double arg7, uintptr_t arg8);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_29 arg2);
+extern swig_type_30 _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_fused_norm_options_t_path_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_fused_norm_workspace_create_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_31 arg2, swig_type_32 arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_fused_norm_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, uintptr_t arg4, float arg5, uintptr_t arg6, uintptr_t arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_diffcoll_ulysses_all_to_all_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, uintptr_t arg8);
+extern void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_33 arg2);
+extern swig_type_34 _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_ring_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_degrees_t_data_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_35 arg2);
+extern swig_type_36 _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_ulysses_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_ring_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_ring_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_sp_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_sp_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_cfg_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_usp_mesh_t_data_set_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern uintptr_t _wrap_diffcoll_usp_mesh_t_data_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_usp_mesh_create_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3);
+extern swig_intgo _wrap_diffcoll_usp_mesh_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_ring_create_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_voidp arg5);
+extern swig_intgo _wrap_diffcoll_ring_destroy_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_ring_start_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2);
+extern swig_intgo _wrap_diffcoll_ring_wait_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, swig_voidp arg3);
+extern swig_intgo _wrap_DIFFCOLL_WIRE_NATIVE_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_WIRE_FP8_E4M3_capi_8c8cff49b524d0b6(void);
+extern swig_intgo _wrap_DIFFCOLL_WIRE_FP8_E5M2_capi_8c8cff49b524d0b6(void);
+extern void _wrap_diffcoll_ulysses_options_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_37 arg2);
+extern swig_type_38 _wrap_diffcoll_ulysses_options_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_ulysses_options_t_query_heads_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_39 arg2);
+extern swig_type_40 _wrap_diffcoll_ulysses_options_t_query_heads_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_ulysses_options_t_wire_format_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_ulysses_options_t_wire_format_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_ulysses_options_t_scale_block_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_ulysses_options_t_scale_block_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_ulysses_all_to_all_ex_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, swig_intgo arg5, swig_intgo arg6, swig_intgo arg7, uintptr_t arg8, uintptr_t arg9);
+extern swig_intgo _wrap_diffcoll_ulysses_kv_heads_capi_8c8cff49b524d0b6(swig_type_41 arg1, swig_type_42 arg2, swig_intgo arg3, swig_intgo arg4, swig_voidp arg5, swig_voidp arg6);
+extern void _wrap_diffcoll_all_gather_options_t_struct_size_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_type_43 arg2);
+extern swig_type_44 _wrap_diffcoll_all_gather_options_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_all_gather_options_t_wire_format_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_all_gather_options_t_wire_format_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_diffcoll_all_gather_options_t_scale_block_set_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern swig_intgo _wrap_diffcoll_all_gather_options_t_scale_block_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_new_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6(void);
+extern void _wrap_delete_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_all_gather_ex_capi_8c8cff49b524d0b6(uintptr_t arg1, uintptr_t arg2, uintptr_t arg3, swig_intgo arg4, uintptr_t arg5, uintptr_t arg6);
+extern swig_type_45 _wrap_diffcoll_api_t_struct_size_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_api_t_version_get_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern swig_intgo _wrap_diffcoll_get_api_capi_8c8cff49b524d0b6(swig_intgo arg1, swig_voidp arg2);
+extern uintptr_t _wrap_new_tensor_array_capi_8c8cff49b524d0b6(swig_intgo arg1);
+extern void _wrap_delete_tensor_array_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_tensor_array_getitem_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern void _wrap_tensor_array_setitem_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
+extern uintptr_t _wrap_new_cfg_branch_array_capi_8c8cff49b524d0b6(swig_intgo arg1);
+extern void _wrap_delete_cfg_branch_array_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern void _wrap_cfg_branch_array_setitem_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
+extern uintptr_t _wrap_new_cfg_term_array_capi_8c8cff49b524d0b6(swig_intgo arg1);
+extern void _wrap_delete_cfg_term_array_capi_8c8cff49b524d0b6(uintptr_t arg1);
+extern uintptr_t _wrap_cfg_term_array_getitem_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2);
+extern void _wrap_cfg_term_array_setitem_capi_8c8cff49b524d0b6(uintptr_t arg1, swig_intgo arg2, uintptr_t arg3);
 #undef intgo
 */
 import "C"
@@ -351,8 +384,8 @@ func getSwigcptr(v interface { Swigcptr() uintptr }) uintptr {
 
 type _ sync.Mutex
 
-//export cgo_panic__capi_dffac9562f9dc31f
-func cgo_panic__capi_dffac9562f9dc31f(p *byte) {
+//export cgo_panic__capi_8c8cff49b524d0b6
+func cgo_panic__capi_8c8cff49b524d0b6(p *byte) {
 	s := (*[1024]byte)(unsafe.Pointer(p))[:]
 	for i, b := range s {
 		if b == 0 {
@@ -373,13 +406,13 @@ func swigCopyString(s string) string {
 
 func Swig_free(arg1 uintptr) {
 	_swig_i_0 := arg1
-	C._wrap_Swig_free_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_Swig_free_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 func Swig_malloc(arg1 int) (_swig_ret uintptr) {
 	var swig_r uintptr
 	_swig_i_0 := arg1
-	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0)))
+	swig_r = (uintptr)(C._wrap_Swig_malloc_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0)))
 	return swig_r
 }
 
@@ -388,7 +421,7 @@ const DIFFCOLL_VERSION_MINOR int = 1
 const DIFFCOLL_VERSION_PATCH int = 0
 func _swig_getDIFFCOLL_VERSION() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_DIFFCOLL_VERSION_capi_dffac9562f9dc31f())
+	swig_r = (int)(C._wrap_DIFFCOLL_VERSION_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -398,98 +431,98 @@ const DIFFCOLL_MAX_DIMS int = 8
 type Enum_SS_diffcoll_status_t int
 func _swig_getDIFFCOLL_SUCCESS() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_SUCCESS_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_SUCCESS_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_SUCCESS Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_SUCCESS()
 func _swig_getDIFFCOLL_ERR_INVALID_ARGUMENT() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_INVALID_ARGUMENT Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_INVALID_ARGUMENT()
 func _swig_getDIFFCOLL_ERR_INVALID_HANDLE() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_INVALID_HANDLE Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_INVALID_HANDLE()
 func _swig_getDIFFCOLL_ERR_UNSUPPORTED() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_UNSUPPORTED Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_UNSUPPORTED()
 func _swig_getDIFFCOLL_ERR_MISMATCH() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_MISMATCH_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_MISMATCH_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_MISMATCH Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_MISMATCH()
 func _swig_getDIFFCOLL_ERR_TIMEOUT() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_TIMEOUT_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_TIMEOUT_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_TIMEOUT Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_TIMEOUT()
 func _swig_getDIFFCOLL_ERR_REMOTE() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_REMOTE_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_REMOTE_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_REMOTE Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_REMOTE()
 func _swig_getDIFFCOLL_ERR_SYSTEM() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_SYSTEM_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_SYSTEM_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_SYSTEM Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_SYSTEM()
 func _swig_getDIFFCOLL_ERR_OUT_OF_MEMORY() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_OUT_OF_MEMORY Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_OUT_OF_MEMORY()
 func _swig_getDIFFCOLL_ERR_CUDA() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_CUDA_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_CUDA_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_CUDA Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_CUDA()
 func _swig_getDIFFCOLL_ERR_NCCL() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_NCCL_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_NCCL_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_NCCL Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_NCCL()
 func _swig_getDIFFCOLL_ERR_IN_CAPTURE() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_IN_CAPTURE Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_IN_CAPTURE()
 func _swig_getDIFFCOLL_ERR_VERSION() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_VERSION_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_VERSION_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ERR_VERSION Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_VERSION()
 func _swig_getDIFFCOLL_ERR_INTERNAL() (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INTERNAL_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_DIFFCOLL_ERR_INTERNAL_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -497,56 +530,56 @@ var DIFFCOLL_ERR_INTERNAL Enum_SS_diffcoll_status_t = _swig_getDIFFCOLL_ERR_INTE
 type Enum_SS_diffcoll_dtype_t int
 func _swig_getDIFFCOLL_FLOAT16() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT16_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT16_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FLOAT16 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_FLOAT16()
 func _swig_getDIFFCOLL_BFLOAT16() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_BFLOAT16_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_BFLOAT16_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_BFLOAT16 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_BFLOAT16()
 func _swig_getDIFFCOLL_FLOAT32() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT32_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT32_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FLOAT32 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_FLOAT32()
 func _swig_getDIFFCOLL_FLOAT64() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT64_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_FLOAT64_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FLOAT64 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_FLOAT64()
 func _swig_getDIFFCOLL_INT8() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT8_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT8_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_INT8 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_INT8()
 func _swig_getDIFFCOLL_UINT8() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_UINT8_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_UINT8_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_UINT8 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_UINT8()
 func _swig_getDIFFCOLL_INT32() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT32_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT32_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_INT32 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_INT32()
 func _swig_getDIFFCOLL_INT64() (_swig_ret Enum_SS_diffcoll_dtype_t) {
 	var swig_r Enum_SS_diffcoll_dtype_t
-	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT64_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_dtype_t)(C._wrap_DIFFCOLL_INT64_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -554,14 +587,14 @@ var DIFFCOLL_INT64 Enum_SS_diffcoll_dtype_t = _swig_getDIFFCOLL_INT64()
 type Enum_SS_diffcoll_device_type_t int
 func _swig_getDIFFCOLL_DEVICE_CPU() (_swig_ret Enum_SS_diffcoll_device_type_t) {
 	var swig_r Enum_SS_diffcoll_device_type_t
-	swig_r = (Enum_SS_diffcoll_device_type_t)(C._wrap_DIFFCOLL_DEVICE_CPU_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_device_type_t)(C._wrap_DIFFCOLL_DEVICE_CPU_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_DEVICE_CPU Enum_SS_diffcoll_device_type_t = _swig_getDIFFCOLL_DEVICE_CPU()
 func _swig_getDIFFCOLL_DEVICE_CUDA() (_swig_ret Enum_SS_diffcoll_device_type_t) {
 	var swig_r Enum_SS_diffcoll_device_type_t
-	swig_r = (Enum_SS_diffcoll_device_type_t)(C._wrap_DIFFCOLL_DEVICE_CUDA_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_device_type_t)(C._wrap_DIFFCOLL_DEVICE_CUDA_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -569,42 +602,42 @@ var DIFFCOLL_DEVICE_CUDA Enum_SS_diffcoll_device_type_t = _swig_getDIFFCOLL_DEVI
 type Enum_SS_diffcoll_red_op_t int
 func _swig_getDIFFCOLL_SUM() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_SUM_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_SUM_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_SUM Enum_SS_diffcoll_red_op_t = _swig_getDIFFCOLL_SUM()
 func _swig_getDIFFCOLL_PROD() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_PROD_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_PROD_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_PROD Enum_SS_diffcoll_red_op_t = _swig_getDIFFCOLL_PROD()
 func _swig_getDIFFCOLL_MIN() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_MIN_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_MIN_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_MIN Enum_SS_diffcoll_red_op_t = _swig_getDIFFCOLL_MIN()
 func _swig_getDIFFCOLL_MAX() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_MAX_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_MAX_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_MAX Enum_SS_diffcoll_red_op_t = _swig_getDIFFCOLL_MAX()
 func _swig_getDIFFCOLL_AVG() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_AVG_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_AVG_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_AVG Enum_SS_diffcoll_red_op_t = _swig_getDIFFCOLL_AVG()
 func _swig_getDIFFCOLL_PREMUL_SUM() (_swig_ret Enum_SS_diffcoll_red_op_t) {
 	var swig_r Enum_SS_diffcoll_red_op_t
-	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_PREMUL_SUM_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_red_op_t)(C._wrap_DIFFCOLL_PREMUL_SUM_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -621,65 +654,65 @@ func (p SwigcptrDiffcoll_tensor_t) SwigIsDiffcoll_tensor_t() {
 func (arg1 SwigcptrDiffcoll_tensor_t) SetData(arg2 uintptr) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_tensor_t_data_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_data_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetData() (_swig_ret uintptr) {
 	var swig_r uintptr
 	_swig_i_0 := arg1
-	swig_r = (uintptr)(C._wrap_diffcoll_tensor_t_data_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (uintptr)(C._wrap_diffcoll_tensor_t_data_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) SetDtype(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_tensor_t_dtype_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_dtype_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetDtype() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_tensor_t_dtype_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_tensor_t_dtype_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) SetDevice_type(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_tensor_t_device_type_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_device_type_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetDevice_type() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_tensor_t_device_type_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_tensor_t_device_type_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) SetDevice_id(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_tensor_t_device_id_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_device_id_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetDevice_id() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_tensor_t_device_id_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_tensor_t_device_id_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) SetNdim(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_tensor_t_ndim_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_ndim_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetNdim() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_tensor_t_ndim_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_tensor_t_ndim_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -696,13 +729,13 @@ func (arg1 SwigcptrDiffcoll_tensor_t) SetShape(arg2 []int64) {
     _swig_i_1 = &full[0]
   }
 
-	C._wrap_diffcoll_tensor_t_shape_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_shape_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetShape() (_swig_ret []int64) {
 	var swig_r *int64
 	_swig_i_0 := arg1
-	swig_r = (*int64)(C._wrap_diffcoll_tensor_t_shape_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (*int64)(C._wrap_diffcoll_tensor_t_shape_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	var swig_r_1 []int64
 
   {
@@ -727,13 +760,13 @@ func (arg1 SwigcptrDiffcoll_tensor_t) SetStrides(arg2 []int64) {
     _swig_i_1 = &full[0]
   }
 
-	C._wrap_diffcoll_tensor_t_strides_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
+	C._wrap_diffcoll_tensor_t_strides_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_tensor_t) GetStrides() (_swig_ret []int64) {
 	var swig_r *int64
 	_swig_i_0 := arg1
-	swig_r = (*int64)(C._wrap_diffcoll_tensor_t_strides_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (*int64)(C._wrap_diffcoll_tensor_t_strides_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	var swig_r_1 []int64
 
   {
@@ -747,13 +780,13 @@ func (arg1 SwigcptrDiffcoll_tensor_t) GetStrides() (_swig_ret []int64) {
 
 func NewDiffcoll_tensor_t() (_swig_ret Diffcoll_tensor_t) {
 	var swig_r Diffcoll_tensor_t
-	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_new_diffcoll_tensor_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_new_diffcoll_tensor_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_tensor_t(arg1 Diffcoll_tensor_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_tensor_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_tensor_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_tensor_t interface {
@@ -787,59 +820,59 @@ func (p SwigcptrDiffcoll_config_t) SwigIsDiffcoll_config_t() {
 func (arg1 SwigcptrDiffcoll_config_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_config_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_1(_swig_i_1))
+	C._wrap_diffcoll_config_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_1(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_config_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_config_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) SetTimeout_ms(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_config_t_timeout_ms_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_config_t_timeout_ms_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) GetTimeout_ms() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_config_t_timeout_ms_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_config_t_timeout_ms_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) SetDevice_id(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_config_t_device_id_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_config_t_device_id_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) GetDevice_id() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_config_t_device_id_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_config_t_device_id_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) SetCheck(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_config_t_check_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_config_t_check_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) GetCheck() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_config_t_check_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_config_t_check_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_config_t) SetHost(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_config_t_host_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_diffcoll_config_t_host_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_3)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -848,7 +881,7 @@ func (arg1 SwigcptrDiffcoll_config_t) SetHost(arg2 string) {
 func (arg1 SwigcptrDiffcoll_config_t) GetHost() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_diffcoll_config_t_host_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_diffcoll_config_t_host_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -857,13 +890,13 @@ func (arg1 SwigcptrDiffcoll_config_t) GetHost() (_swig_ret string) {
 
 func NewDiffcoll_config_t() (_swig_ret Diffcoll_config_t) {
 	var swig_r Diffcoll_config_t
-	swig_r = (Diffcoll_config_t)(SwigcptrDiffcoll_config_t(C._wrap_new_diffcoll_config_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_config_t)(SwigcptrDiffcoll_config_t(C._wrap_new_diffcoll_config_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_config_t(arg1 Diffcoll_config_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_config_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_config_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_config_t interface {
@@ -893,64 +926,64 @@ func (p SwigcptrDiffcoll_stats_t) SwigIsDiffcoll_stats_t() {
 func (arg1 SwigcptrDiffcoll_stats_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_stats_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_5(_swig_i_1))
+	C._wrap_diffcoll_stats_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_5(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_stats_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_stats_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) SetBytes_packed(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_stats_t_bytes_packed_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_7(_swig_i_1))
+	C._wrap_diffcoll_stats_t_bytes_packed_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_7(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) GetBytes_packed() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_diffcoll_stats_t_bytes_packed_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_diffcoll_stats_t_bytes_packed_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) SetBytes_unpacked(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_stats_t_bytes_unpacked_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_9(_swig_i_1))
+	C._wrap_diffcoll_stats_t_bytes_unpacked_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_9(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) GetBytes_unpacked() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_diffcoll_stats_t_bytes_unpacked_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_diffcoll_stats_t_bytes_unpacked_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) SetOps(arg2 uint64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_stats_t_ops_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_11(_swig_i_1))
+	C._wrap_diffcoll_stats_t_ops_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_11(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_stats_t) GetOps() (_swig_ret uint64) {
 	var swig_r uint64
 	_swig_i_0 := arg1
-	swig_r = (uint64)(C._wrap_diffcoll_stats_t_ops_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint64)(C._wrap_diffcoll_stats_t_ops_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_stats_t() (_swig_ret Diffcoll_stats_t) {
 	var swig_r Diffcoll_stats_t
-	swig_r = (Diffcoll_stats_t)(SwigcptrDiffcoll_stats_t(C._wrap_new_diffcoll_stats_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_stats_t)(SwigcptrDiffcoll_stats_t(C._wrap_new_diffcoll_stats_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_stats_t(arg1 Diffcoll_stats_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_stats_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_stats_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_stats_t interface {
@@ -968,21 +1001,21 @@ type Diffcoll_stats_t interface {
 
 func _swig_getDIFFCOLL_SPLIT_NOCOLOR() (_swig_ret int) {
 	var swig_r int
-	swig_r = (int)(C._wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_dffac9562f9dc31f())
+	swig_r = (int)(C._wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_SPLIT_NOCOLOR int = _swig_getDIFFCOLL_SPLIT_NOCOLOR()
 func Diffcoll_version() (_swig_ret uint) {
 	var swig_r uint
-	swig_r = (uint)(C._wrap_diffcoll_version_capi_dffac9562f9dc31f())
+	swig_r = (uint)(C._wrap_diffcoll_version_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 func Diffcoll_status_string(arg1 Enum_SS_diffcoll_status_t) (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_diffcoll_status_string_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0))
+	swig_r_p := C._wrap_diffcoll_status_string_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -991,7 +1024,7 @@ func Diffcoll_status_string(arg1 Enum_SS_diffcoll_status_t) (_swig_ret string) {
 
 func Diffcoll_last_error() (_swig_ret string) {
 	var swig_r string
-	swig_r_p := C._wrap_diffcoll_last_error_capi_dffac9562f9dc31f()
+	swig_r_p := C._wrap_diffcoll_last_error_capi_8c8cff49b524d0b6()
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -1005,7 +1038,7 @@ func Diffcoll_comm_create(arg1 string, arg2 int, arg3 int, arg4 Diffcoll_config_
 	_swig_i_2 := arg3
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_capi_dffac9562f9dc31f(*(*C.swig_type_15)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_capi_8c8cff49b524d0b6(*(*C.swig_type_15)(unsafe.Pointer(&_swig_i_0)), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg1
 	}
@@ -1016,7 +1049,7 @@ func Diffcoll_comm_create_from_env(arg1 Diffcoll_config_t, arg2 *SwigcptrStruct_
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_from_env_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_from_env_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
@@ -1026,7 +1059,7 @@ func Diffcoll_comm_split(arg1 Struct_SS_diffcoll_comm, arg2 int, arg3 int, arg4 
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_split_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_split_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3)))
 	return swig_r
 }
 
@@ -1035,7 +1068,7 @@ func Diffcoll_comm_create_group(arg1 Struct_SS_diffcoll_comm, arg2 []int32, arg3
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_group_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_create_group_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_16)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1048,7 +1081,7 @@ func Diffcoll_comm_wrap_nccl(arg1 uintptr, arg2 string, arg3 Diffcoll_config_t, 
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_wrap_nccl_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_wrap_nccl_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_17)(unsafe.Pointer(&_swig_i_1)), C.uintptr_t(_swig_i_2), C.swig_voidp(_swig_i_3)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1058,7 +1091,7 @@ func Diffcoll_comm_wrap_nccl(arg1 uintptr, arg2 string, arg3 Diffcoll_config_t, 
 func Diffcoll_comm_destroy(arg1 Struct_SS_diffcoll_comm) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1066,7 +1099,7 @@ func Diffcoll_comm_size(arg1 Struct_SS_diffcoll_comm, arg2 *int32) (_swig_ret En
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_size_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_size_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
@@ -1074,7 +1107,7 @@ func Diffcoll_comm_rank(arg1 Struct_SS_diffcoll_comm, arg2 *int32) (_swig_ret En
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_rank_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_rank_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
@@ -1083,7 +1116,7 @@ func Diffcoll_comm_global_rank(arg1 Struct_SS_diffcoll_comm, arg2 int, arg3 *int
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_global_rank_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_global_rank_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	return swig_r
 }
 
@@ -1091,7 +1124,7 @@ func Diffcoll_comm_reserve(arg1 Struct_SS_diffcoll_comm, arg2 int64) (_swig_ret 
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_reserve_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_18(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_reserve_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_18(_swig_i_1)))
 	return swig_r
 }
 
@@ -1099,14 +1132,14 @@ func Diffcoll_comm_get_stats(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_stats_t
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_get_stats_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_get_stats_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
 	return swig_r
 }
 
 func Diffcoll_comm_reset_stats(arg1 Struct_SS_diffcoll_comm) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_reset_stats_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_comm_reset_stats_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1117,7 +1150,7 @@ func Diffcoll_all_reduce(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, a
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_reduce_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.double(_swig_i_3), C.uintptr_t(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_reduce_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.double(_swig_i_3), C.uintptr_t(_swig_i_4)))
 	return swig_r
 }
 
@@ -1127,7 +1160,7 @@ func Diffcoll_broadcast(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, ar
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_broadcast_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_broadcast_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
 	return swig_r
 }
 
@@ -1139,7 +1172,7 @@ func Diffcoll_reduce(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_reduce_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.double(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_reduce_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.double(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -1150,7 +1183,7 @@ func Diffcoll_all_gather(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, a
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_gather_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_gather_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4)))
 	return swig_r
 }
 
@@ -1163,7 +1196,7 @@ func Diffcoll_reduce_scatter(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_reduce_scatter_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.double(_swig_i_5), C.uintptr_t(_swig_i_6)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_reduce_scatter_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.double(_swig_i_5), C.uintptr_t(_swig_i_6)))
 	return swig_r
 }
 
@@ -1175,7 +1208,7 @@ func Diffcoll_all_to_all(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, a
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_to_all_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_to_all_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -1187,7 +1220,7 @@ func Diffcoll_gather(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_gather_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_gather_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -1199,7 +1232,7 @@ func Diffcoll_scatter(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_scatter_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_scatter_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -1209,7 +1242,7 @@ func Diffcoll_send(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 in
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_send_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_send_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
 	return swig_r
 }
 
@@ -1219,21 +1252,21 @@ func Diffcoll_recv(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 in
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_recv_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_recv_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3)))
 	return swig_r
 }
 
 func Diffcoll_group_start(arg1 Struct_SS_diffcoll_comm) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_start_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_start_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func Diffcoll_group_end(arg1 Struct_SS_diffcoll_comm) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_end_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_end_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1241,42 +1274,42 @@ func Diffcoll_barrier(arg1 Struct_SS_diffcoll_comm, arg2 uintptr) (_swig_ret Enu
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_barrier_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_barrier_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
 	return swig_r
 }
 
 type Enum_SS_diffcoll_cfg_role_t int
 func _swig_getDIFFCOLL_CFG_COND() (_swig_ret Enum_SS_diffcoll_cfg_role_t) {
 	var swig_r Enum_SS_diffcoll_cfg_role_t
-	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_COND_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_COND_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_COND Enum_SS_diffcoll_cfg_role_t = _swig_getDIFFCOLL_CFG_COND()
 func _swig_getDIFFCOLL_CFG_UNCOND() (_swig_ret Enum_SS_diffcoll_cfg_role_t) {
 	var swig_r Enum_SS_diffcoll_cfg_role_t
-	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_UNCOND_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_UNCOND_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_UNCOND Enum_SS_diffcoll_cfg_role_t = _swig_getDIFFCOLL_CFG_UNCOND()
 func _swig_getDIFFCOLL_CFG_PERTURBED() (_swig_ret Enum_SS_diffcoll_cfg_role_t) {
 	var swig_r Enum_SS_diffcoll_cfg_role_t
-	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_PERTURBED_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_PERTURBED_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_PERTURBED Enum_SS_diffcoll_cfg_role_t = _swig_getDIFFCOLL_CFG_PERTURBED()
 func _swig_getDIFFCOLL_CFG_MODALITY() (_swig_ret Enum_SS_diffcoll_cfg_role_t) {
 	var swig_r Enum_SS_diffcoll_cfg_role_t
-	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_MODALITY_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_MODALITY_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_MODALITY Enum_SS_diffcoll_cfg_role_t = _swig_getDIFFCOLL_CFG_MODALITY()
 func _swig_getDIFFCOLL_CFG_OTHER() (_swig_ret Enum_SS_diffcoll_cfg_role_t) {
 	var swig_r Enum_SS_diffcoll_cfg_role_t
-	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_OTHER_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_role_t)(C._wrap_DIFFCOLL_CFG_OTHER_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -1293,7 +1326,7 @@ func (p SwigcptrDiffcoll_cfg_branch_t) SwigIsDiffcoll_cfg_branch_t() {
 func (arg1 SwigcptrDiffcoll_cfg_branch_t) SetName(arg2 string) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_branch_t_name_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_1)))
+	C._wrap_diffcoll_cfg_branch_t_name_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_19)(unsafe.Pointer(&_swig_i_1)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1302,7 +1335,7 @@ func (arg1 SwigcptrDiffcoll_cfg_branch_t) SetName(arg2 string) {
 func (arg1 SwigcptrDiffcoll_cfg_branch_t) GetName() (_swig_ret string) {
 	var swig_r string
 	_swig_i_0 := arg1
-	swig_r_p := C._wrap_diffcoll_cfg_branch_t_name_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	swig_r_p := C._wrap_diffcoll_cfg_branch_t_name_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 	swig_r = *(*string)(unsafe.Pointer(&swig_r_p))
 	var swig_r_1 string
  swig_r_1 = swigCopyString(swig_r) 
@@ -1312,24 +1345,24 @@ func (arg1 SwigcptrDiffcoll_cfg_branch_t) GetName() (_swig_ret string) {
 func (arg1 SwigcptrDiffcoll_cfg_branch_t) SetRole(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_branch_t_role_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_branch_t_role_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_branch_t) GetRole() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_branch_t_role_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_branch_t_role_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func DeleteDiffcoll_cfg_branch_t(arg1 Diffcoll_cfg_branch_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 func NewDiffcoll_cfg_branch_t() (_swig_ret Diffcoll_cfg_branch_t) {
 	var swig_r Diffcoll_cfg_branch_t
-	swig_r = (Diffcoll_cfg_branch_t)(SwigcptrDiffcoll_cfg_branch_t(C._wrap_new_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_cfg_branch_t)(SwigcptrDiffcoll_cfg_branch_t(C._wrap_new_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
@@ -1354,51 +1387,51 @@ func (p SwigcptrDiffcoll_cfg_term_t) SwigIsDiffcoll_cfg_term_t() {
 func (arg1 SwigcptrDiffcoll_cfg_term_t) SetScale(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_term_t_scale_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_diffcoll_cfg_term_t_scale_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_term_t) GetScale() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_diffcoll_cfg_term_t_scale_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_diffcoll_cfg_term_t_scale_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_term_t) SetPlus(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_term_t_plus_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_term_t_plus_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_term_t) GetPlus() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_term_t_plus_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_term_t_plus_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_term_t) SetMinus(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_term_t_minus_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_term_t_minus_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_term_t) GetMinus() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_term_t_minus_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_term_t_minus_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_cfg_term_t() (_swig_ret Diffcoll_cfg_term_t) {
 	var swig_r Diffcoll_cfg_term_t
-	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_new_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_cfg_term_t(arg1 Diffcoll_cfg_term_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_cfg_term_t interface {
@@ -1415,18 +1448,25 @@ type Diffcoll_cfg_term_t interface {
 type Enum_SS_diffcoll_cfg_order_t int
 func _swig_getDIFFCOLL_CFG_ORDER_SERIAL() (_swig_ret Enum_SS_diffcoll_cfg_order_t) {
 	var swig_r Enum_SS_diffcoll_cfg_order_t
-	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_ORDER_SERIAL Enum_SS_diffcoll_cfg_order_t = _swig_getDIFFCOLL_CFG_ORDER_SERIAL()
 func _swig_getDIFFCOLL_CFG_ORDER_PARALLEL() (_swig_ret Enum_SS_diffcoll_cfg_order_t) {
 	var swig_r Enum_SS_diffcoll_cfg_order_t
-	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_CFG_ORDER_PARALLEL Enum_SS_diffcoll_cfg_order_t = _swig_getDIFFCOLL_CFG_ORDER_PARALLEL()
+func _swig_getDIFFCOLL_CFG_ORDER_TORCH() (_swig_ret Enum_SS_diffcoll_cfg_order_t) {
+	var swig_r Enum_SS_diffcoll_cfg_order_t
+	swig_r = (Enum_SS_diffcoll_cfg_order_t)(C._wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_8c8cff49b524d0b6())
+	return swig_r
+}
+
+var DIFFCOLL_CFG_ORDER_TORCH Enum_SS_diffcoll_cfg_order_t = _swig_getDIFFCOLL_CFG_ORDER_TORCH()
 type SwigcptrDiffcoll_cfg_options_t uintptr
 
 func (p SwigcptrDiffcoll_cfg_options_t) Swigcptr() uintptr {
@@ -1439,103 +1479,103 @@ func (p SwigcptrDiffcoll_cfg_options_t) SwigIsDiffcoll_cfg_options_t() {
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_21(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_21(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_cfg_options_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetOrder(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_order_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetOrder() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_order_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_order_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetZero_star(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_zero_star_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_zero_star_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetZero_star() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_zero_star_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_zero_star_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetRescale_phi(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetRescale_phi() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetNorm_k(arg2 float64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_norm_k_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_norm_k_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.double(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetNorm_k() (_swig_ret float64) {
 	var swig_r float64
 	_swig_i_0 := arg1
-	swig_r = (float64)(C._wrap_diffcoll_cfg_options_t_norm_k_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (float64)(C._wrap_diffcoll_cfg_options_t_norm_k_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetNorm_per_sample(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetNorm_per_sample() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) SetZero_init_steps(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_cfg_options_t) GetZero_init_steps() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_cfg_options_t() (_swig_ret Diffcoll_cfg_options_t) {
 	var swig_r Diffcoll_cfg_options_t
-	swig_r = (Diffcoll_cfg_options_t)(SwigcptrDiffcoll_cfg_options_t(C._wrap_new_diffcoll_cfg_options_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_cfg_options_t)(SwigcptrDiffcoll_cfg_options_t(C._wrap_new_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_cfg_options_t(arg1 Diffcoll_cfg_options_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_cfg_options_t interface {
@@ -1566,14 +1606,14 @@ func Diffcoll_cfg_policy_create(arg1 Diffcoll_cfg_branch_t, arg2 int, arg3 int, 
 	_swig_i_4 := arg5
 	_swig_i_5 := getSwigcptr(arg6)
 	_swig_i_6 := arg7
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_create_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_create_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5), C.swig_voidp(_swig_i_6)))
 	return swig_r
 }
 
 func Diffcoll_cfg_policy_destroy(arg1 Struct_SS_diffcoll_cfg_policy) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1581,7 +1621,7 @@ func Diffcoll_cfg_policy_num_branches(arg1 Struct_SS_diffcoll_cfg_policy, arg2 *
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_num_branches_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_num_branches_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
@@ -1591,7 +1631,7 @@ func Diffcoll_cfg_policy_branch(arg1 Struct_SS_diffcoll_cfg_policy, arg2 int, ar
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_branch_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_branch_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_voidp(_swig_i_2), C.swig_voidp(_swig_i_3)))
 
   if arg3 != nil {
     *arg3 = swigCopyString(*arg3)
@@ -1605,7 +1645,7 @@ func Diffcoll_cfg_policy_find_branch(arg1 Struct_SS_diffcoll_cfg_policy, arg2 st
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_find_branch_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_find_branch_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_23)(unsafe.Pointer(&_swig_i_1)), C.swig_voidp(_swig_i_2)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1616,7 +1656,7 @@ func Diffcoll_cfg_policy_weights(arg1 Struct_SS_diffcoll_cfg_policy, arg2 []floa
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_weights_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_1))))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_weights_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), *(*C.swig_type_24)(unsafe.Pointer(&_swig_i_1))))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg2
 	}
@@ -1627,7 +1667,7 @@ func Diffcoll_cfg_policy_get_options(arg1 Struct_SS_diffcoll_cfg_policy, arg2 Di
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_get_options_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_policy_get_options_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
 	return swig_r
 }
 
@@ -1638,7 +1678,7 @@ func Diffcoll_cfg_dispatch(arg1 Struct_SS_diffcoll_cfg_policy, arg2 int, arg3 in
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_dispatch_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_dispatch_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), *(*C.swig_type_25)(unsafe.Pointer(&_swig_i_3)), C.swig_voidp(_swig_i_4)))
 	if Swig_escape_always_false {
 		Swig_escape_val = arg4
 	}
@@ -1653,7 +1693,7 @@ func Diffcoll_cfg_combine_serial(arg1 Struct_SS_diffcoll_cfg_policy, arg2 Diffco
 	_swig_i_3 := getSwigcptr(arg4)
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_combine_serial_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_combine_serial_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_intgo(_swig_i_2), C.uintptr_t(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -1666,42 +1706,42 @@ func Diffcoll_cfg_combine_parallel(arg1 Struct_SS_diffcoll_comm, arg2 Struct_SS_
 	_swig_i_4 := getSwigcptr(arg5)
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_combine_parallel_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.swig_intgo(_swig_i_5), C.uintptr_t(_swig_i_6)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_cfg_combine_parallel_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.swig_intgo(_swig_i_5), C.uintptr_t(_swig_i_6)))
 	return swig_r
 }
 
 type Enum_SS_diffcoll_halo_boundary_t int
 func _swig_getDIFFCOLL_HALO_ZEROS() (_swig_ret Enum_SS_diffcoll_halo_boundary_t) {
 	var swig_r Enum_SS_diffcoll_halo_boundary_t
-	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_ZEROS_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_ZEROS_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_HALO_ZEROS Enum_SS_diffcoll_halo_boundary_t = _swig_getDIFFCOLL_HALO_ZEROS()
 func _swig_getDIFFCOLL_HALO_REPLICATE() (_swig_ret Enum_SS_diffcoll_halo_boundary_t) {
 	var swig_r Enum_SS_diffcoll_halo_boundary_t
-	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_REPLICATE_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_REPLICATE_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_HALO_REPLICATE Enum_SS_diffcoll_halo_boundary_t = _swig_getDIFFCOLL_HALO_REPLICATE()
 func _swig_getDIFFCOLL_HALO_REFLECT() (_swig_ret Enum_SS_diffcoll_halo_boundary_t) {
 	var swig_r Enum_SS_diffcoll_halo_boundary_t
-	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_REFLECT_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_REFLECT_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_HALO_REFLECT Enum_SS_diffcoll_halo_boundary_t = _swig_getDIFFCOLL_HALO_REFLECT()
 func _swig_getDIFFCOLL_HALO_CIRCULAR() (_swig_ret Enum_SS_diffcoll_halo_boundary_t) {
 	var swig_r Enum_SS_diffcoll_halo_boundary_t
-	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_CIRCULAR_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_CIRCULAR_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_HALO_CIRCULAR Enum_SS_diffcoll_halo_boundary_t = _swig_getDIFFCOLL_HALO_CIRCULAR()
 func _swig_getDIFFCOLL_HALO_UNTOUCHED() (_swig_ret Enum_SS_diffcoll_halo_boundary_t) {
 	var swig_r Enum_SS_diffcoll_halo_boundary_t
-	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_UNTOUCHED_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_halo_boundary_t)(C._wrap_DIFFCOLL_HALO_UNTOUCHED_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -1718,194 +1758,194 @@ func (p SwigcptrDiffcoll_halo_config_t) SwigIsDiffcoll_halo_config_t() {
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_26(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_26(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_halo_config_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_halo_config_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetGrid_rows(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_grid_rows_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_grid_rows_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetGrid_rows() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_grid_rows_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_grid_rows_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetGrid_cols(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_grid_cols_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_grid_cols_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetGrid_cols() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_grid_cols_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_grid_cols_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetRow_axis(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_row_axis_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_row_axis_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetRow_axis() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_axis_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_axis_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetCol_axis(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_col_axis_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_col_axis_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetCol_axis() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_axis_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_axis_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetRow_before(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_row_before_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_row_before_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetRow_before() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_before_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_before_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetRow_after(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_row_after_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_row_after_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetRow_after() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_after_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_after_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetCol_before(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_col_before_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_col_before_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetCol_before() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_before_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_before_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetCol_after(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_col_after_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_col_after_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetCol_after() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_after_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_after_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetRow_boundary_before(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetRow_boundary_before() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetRow_boundary_after(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetRow_boundary_after() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetCol_boundary_before(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetCol_boundary_before() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetCol_boundary_after(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetCol_boundary_after() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) SetExchange_corners(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_halo_config_t_exchange_corners_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_halo_config_t_exchange_corners_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_halo_config_t) GetExchange_corners() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_halo_config_t_exchange_corners_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_halo_config_t_exchange_corners_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_halo_config_t() (_swig_ret Diffcoll_halo_config_t) {
 	var swig_r Diffcoll_halo_config_t
-	swig_r = (Diffcoll_halo_config_t)(SwigcptrDiffcoll_halo_config_t(C._wrap_new_diffcoll_halo_config_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_halo_config_t)(SwigcptrDiffcoll_halo_config_t(C._wrap_new_diffcoll_halo_config_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_halo_config_t(arg1 Diffcoll_halo_config_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_halo_config_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_halo_config_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_halo_config_t interface {
@@ -1946,14 +1986,14 @@ func Diffcoll_halo_plan_create(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_halo_
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_plan_create_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_plan_create_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2)))
 	return swig_r
 }
 
 func Diffcoll_halo_plan_destroy(arg1 Struct_SS_diffcoll_halo_plan) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_plan_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_plan_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -1962,7 +2002,7 @@ func Diffcoll_halo_exchange(arg1 Struct_SS_diffcoll_halo_plan, arg2 Diffcoll_ten
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_exchange_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_exchange_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2)))
 	return swig_r
 }
 
@@ -1972,7 +2012,7 @@ func Diffcoll_halo_exchange_into(arg1 Struct_SS_diffcoll_halo_plan, arg2 Diffcol
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_exchange_into_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_halo_exchange_into_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3)))
 	return swig_r
 }
 
@@ -1983,7 +2023,7 @@ func Diffcoll_split_extent(arg1 int64, arg2 int, arg3 int, arg4 *int64, arg5 *in
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_split_extent_capi_dffac9562f9dc31f(C.swig_type_28(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_split_extent_capi_8c8cff49b524d0b6(C.swig_type_28(_swig_i_0), C.swig_intgo(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_voidp(_swig_i_3), C.swig_voidp(_swig_i_4)))
 	return swig_r
 }
 
@@ -1995,7 +2035,7 @@ func Diffcoll_gather_slabs(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t,
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
 	_swig_i_5 := arg6
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_gather_slabs_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_gather_slabs_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -2009,35 +2049,35 @@ func Diffcoll_group_norm(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, a
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_norm_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4), C.swig_intgo(_swig_i_5), C.double(_swig_i_6), C.uintptr_t(_swig_i_7)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_group_norm_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.uintptr_t(_swig_i_4), C.swig_intgo(_swig_i_5), C.double(_swig_i_6), C.uintptr_t(_swig_i_7)))
 	return swig_r
 }
 
 type Enum_SS_diffcoll_fused_norm_path_t int
 func _swig_getDIFFCOLL_FUSED_NORM_AUTO() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
 	var swig_r Enum_SS_diffcoll_fused_norm_path_t
-	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FUSED_NORM_AUTO Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_AUTO()
 func _swig_getDIFFCOLL_FUSED_NORM_ONE_SHOT() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
 	var swig_r Enum_SS_diffcoll_fused_norm_path_t
-	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FUSED_NORM_ONE_SHOT Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_ONE_SHOT()
 func _swig_getDIFFCOLL_FUSED_NORM_TWO_SHOT() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
 	var swig_r Enum_SS_diffcoll_fused_norm_path_t
-	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_FUSED_NORM_TWO_SHOT Enum_SS_diffcoll_fused_norm_path_t = _swig_getDIFFCOLL_FUSED_NORM_TWO_SHOT()
 func _swig_getDIFFCOLL_FUSED_NORM_NCCL() (_swig_ret Enum_SS_diffcoll_fused_norm_path_t) {
 	var swig_r Enum_SS_diffcoll_fused_norm_path_t
-	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_fused_norm_path_t)(C._wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -2054,38 +2094,38 @@ func (p SwigcptrDiffcoll_fused_norm_options_t) SwigIsDiffcoll_fused_norm_options
 func (arg1 SwigcptrDiffcoll_fused_norm_options_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_29(_swig_i_1))
+	C._wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_29(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_fused_norm_options_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_fused_norm_options_t) SetPath(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_fused_norm_options_t_path_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_fused_norm_options_t_path_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_fused_norm_options_t) GetPath() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_fused_norm_options_t_path_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_fused_norm_options_t_path_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_fused_norm_options_t() (_swig_ret Diffcoll_fused_norm_options_t) {
 	var swig_r Diffcoll_fused_norm_options_t
-	swig_r = (Diffcoll_fused_norm_options_t)(SwigcptrDiffcoll_fused_norm_options_t(C._wrap_new_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_fused_norm_options_t)(SwigcptrDiffcoll_fused_norm_options_t(C._wrap_new_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_fused_norm_options_t(arg1 Diffcoll_fused_norm_options_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_fused_norm_options_t interface {
@@ -2104,14 +2144,14 @@ func Diffcoll_fused_norm_workspace_create(arg1 Struct_SS_diffcoll_comm, arg2 int
 	_swig_i_2 := arg3
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_create_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_31(_swig_i_1), C.swig_type_32(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_create_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_31(_swig_i_1), C.swig_type_32(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
 	return swig_r
 }
 
 func Diffcoll_fused_norm_workspace_destroy(arg1 Struct_SS_diffcoll_fused_norm_workspace) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_workspace_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -2126,21 +2166,21 @@ func Diffcoll_fused_norm(arg1 Struct_SS_diffcoll_fused_norm_workspace, arg2 Diff
 	_swig_i_6 := getSwigcptr(arg7)
 	_swig_i_7 := getSwigcptr(arg8)
 	_swig_i_8 := arg9
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.float(_swig_i_4), C.uintptr_t(_swig_i_5), C.uintptr_t(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_fused_norm_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.uintptr_t(_swig_i_3), C.float(_swig_i_4), C.uintptr_t(_swig_i_5), C.uintptr_t(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8)))
 	return swig_r
 }
 
 type Enum_SS_diffcoll_ulysses_direction_t int
 func _swig_getDIFFCOLL_ULYSSES_SEQ_TO_HEAD() (_swig_ret Enum_SS_diffcoll_ulysses_direction_t) {
 	var swig_r Enum_SS_diffcoll_ulysses_direction_t
-	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
 var DIFFCOLL_ULYSSES_SEQ_TO_HEAD Enum_SS_diffcoll_ulysses_direction_t = _swig_getDIFFCOLL_ULYSSES_SEQ_TO_HEAD()
 func _swig_getDIFFCOLL_ULYSSES_HEAD_TO_SEQ() (_swig_ret Enum_SS_diffcoll_ulysses_direction_t) {
 	var swig_r Enum_SS_diffcoll_ulysses_direction_t
-	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_dffac9562f9dc31f())
+	swig_r = (Enum_SS_diffcoll_ulysses_direction_t)(C._wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_8c8cff49b524d0b6())
 	return swig_r
 }
 
@@ -2155,7 +2195,7 @@ func Diffcoll_ulysses_all_to_all(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_ten
 	_swig_i_5 := arg6
 	_swig_i_6 := arg7
 	_swig_i_7 := arg8
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ulysses_all_to_all_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ulysses_all_to_all_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7)))
 	return swig_r
 }
 
@@ -2171,77 +2211,77 @@ func (p SwigcptrDiffcoll_usp_degrees_t) SwigIsDiffcoll_usp_degrees_t() {
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_degrees_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_33(_swig_i_1))
+	C._wrap_diffcoll_usp_degrees_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_33(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_usp_degrees_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_usp_degrees_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetUlysses(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_degrees_t_ulysses_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_usp_degrees_t_ulysses_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetUlysses() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ulysses_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ulysses_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetRing(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_degrees_t_ring_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_usp_degrees_t_ring_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetRing() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ring_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_ring_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetCfg(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_degrees_t_cfg_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_usp_degrees_t_cfg_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetCfg() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_cfg_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_cfg_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) SetData(arg2 int) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_degrees_t_data_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+	C._wrap_diffcoll_usp_degrees_t_data_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_degrees_t) GetData() (_swig_ret int) {
 	var swig_r int
 	_swig_i_0 := arg1
-	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_data_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int)(C._wrap_diffcoll_usp_degrees_t_data_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func NewDiffcoll_usp_degrees_t() (_swig_ret Diffcoll_usp_degrees_t) {
 	var swig_r Diffcoll_usp_degrees_t
-	swig_r = (Diffcoll_usp_degrees_t)(SwigcptrDiffcoll_usp_degrees_t(C._wrap_new_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_usp_degrees_t)(SwigcptrDiffcoll_usp_degrees_t(C._wrap_new_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_usp_degrees_t(arg1 Diffcoll_usp_degrees_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_usp_degrees_t interface {
@@ -2271,90 +2311,90 @@ func (p SwigcptrDiffcoll_usp_mesh_t) SwigIsDiffcoll_usp_mesh_t() {
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetStruct_size(arg2 int64) {
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	C._wrap_diffcoll_usp_mesh_t_struct_size_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_35(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_usp_mesh_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_usp_mesh_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetUlysses(arg2 Struct_SS_diffcoll_comm) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_diffcoll_usp_mesh_t_ulysses_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_ulysses_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetUlysses() (_swig_ret Struct_SS_diffcoll_comm) {
 	var swig_r Struct_SS_diffcoll_comm
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ulysses_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ulysses_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetRing(arg2 Struct_SS_diffcoll_comm) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_diffcoll_usp_mesh_t_ring_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_ring_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetRing() (_swig_ret Struct_SS_diffcoll_comm) {
 	var swig_r Struct_SS_diffcoll_comm
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ring_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_ring_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetSp(arg2 Struct_SS_diffcoll_comm) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_diffcoll_usp_mesh_t_sp_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_sp_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetSp() (_swig_ret Struct_SS_diffcoll_comm) {
 	var swig_r Struct_SS_diffcoll_comm
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_sp_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_sp_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetCfg(arg2 Struct_SS_diffcoll_comm) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_diffcoll_usp_mesh_t_cfg_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_cfg_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetCfg() (_swig_ret Struct_SS_diffcoll_comm) {
 	var swig_r Struct_SS_diffcoll_comm
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_cfg_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_cfg_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) SetData(arg2 Struct_SS_diffcoll_comm) {
 	_swig_i_0 := arg1
 	_swig_i_1 := getSwigcptr(arg2)
-	C._wrap_diffcoll_usp_mesh_t_data_set_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
+	C._wrap_diffcoll_usp_mesh_t_data_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1))
 }
 
 func (arg1 SwigcptrDiffcoll_usp_mesh_t) GetData() (_swig_ret Struct_SS_diffcoll_comm) {
 	var swig_r Struct_SS_diffcoll_comm
 	_swig_i_0 := arg1
-	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_data_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))))
+	swig_r = (Struct_SS_diffcoll_comm)(SwigcptrStruct_SS_diffcoll_comm(C._wrap_diffcoll_usp_mesh_t_data_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))))
 	return swig_r
 }
 
 func NewDiffcoll_usp_mesh_t() (_swig_ret Diffcoll_usp_mesh_t) {
 	var swig_r Diffcoll_usp_mesh_t
-	swig_r = (Diffcoll_usp_mesh_t)(SwigcptrDiffcoll_usp_mesh_t(C._wrap_new_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f()))
+	swig_r = (Diffcoll_usp_mesh_t)(SwigcptrDiffcoll_usp_mesh_t(C._wrap_new_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6()))
 	return swig_r
 }
 
 func DeleteDiffcoll_usp_mesh_t(arg1 Diffcoll_usp_mesh_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 type Diffcoll_usp_mesh_t interface {
@@ -2379,14 +2419,14 @@ func Diffcoll_usp_mesh_create(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_usp_de
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := getSwigcptr(arg2)
 	_swig_i_2 := getSwigcptr(arg3)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_create_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_create_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2)))
 	return swig_r
 }
 
 func Diffcoll_usp_mesh_destroy(arg1 Diffcoll_usp_mesh_t) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_usp_mesh_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -2397,14 +2437,14 @@ func Diffcoll_ring_create(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, 
 	_swig_i_2 := getSwigcptr(arg3)
 	_swig_i_3 := arg4
 	_swig_i_4 := arg5
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_create_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_create_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4)))
 	return swig_r
 }
 
 func Diffcoll_ring_destroy(arg1 Struct_SS_diffcoll_ring) (_swig_ret Enum_SS_diffcoll_status_t) {
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_destroy_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_destroy_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -2412,7 +2452,7 @@ func Diffcoll_ring_start(arg1 Struct_SS_diffcoll_ring, arg2 uintptr) (_swig_ret 
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_start_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_start_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1)))
 	return swig_r
 }
 
@@ -2421,7 +2461,223 @@ func Diffcoll_ring_wait(arg1 Struct_SS_diffcoll_ring, arg2 uintptr, arg3 *int32)
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := arg3
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_wait_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ring_wait_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.swig_voidp(_swig_i_2)))
+	return swig_r
+}
+
+type Enum_SS_diffcoll_wire_format_t int
+func _swig_getDIFFCOLL_WIRE_NATIVE() (_swig_ret Enum_SS_diffcoll_wire_format_t) {
+	var swig_r Enum_SS_diffcoll_wire_format_t
+	swig_r = (Enum_SS_diffcoll_wire_format_t)(C._wrap_DIFFCOLL_WIRE_NATIVE_capi_8c8cff49b524d0b6())
+	return swig_r
+}
+
+var DIFFCOLL_WIRE_NATIVE Enum_SS_diffcoll_wire_format_t = _swig_getDIFFCOLL_WIRE_NATIVE()
+func _swig_getDIFFCOLL_WIRE_FP8_E4M3() (_swig_ret Enum_SS_diffcoll_wire_format_t) {
+	var swig_r Enum_SS_diffcoll_wire_format_t
+	swig_r = (Enum_SS_diffcoll_wire_format_t)(C._wrap_DIFFCOLL_WIRE_FP8_E4M3_capi_8c8cff49b524d0b6())
+	return swig_r
+}
+
+var DIFFCOLL_WIRE_FP8_E4M3 Enum_SS_diffcoll_wire_format_t = _swig_getDIFFCOLL_WIRE_FP8_E4M3()
+func _swig_getDIFFCOLL_WIRE_FP8_E5M2() (_swig_ret Enum_SS_diffcoll_wire_format_t) {
+	var swig_r Enum_SS_diffcoll_wire_format_t
+	swig_r = (Enum_SS_diffcoll_wire_format_t)(C._wrap_DIFFCOLL_WIRE_FP8_E5M2_capi_8c8cff49b524d0b6())
+	return swig_r
+}
+
+var DIFFCOLL_WIRE_FP8_E5M2 Enum_SS_diffcoll_wire_format_t = _swig_getDIFFCOLL_WIRE_FP8_E5M2()
+type SwigcptrDiffcoll_ulysses_options_t uintptr
+
+func (p SwigcptrDiffcoll_ulysses_options_t) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrDiffcoll_ulysses_options_t) SwigIsDiffcoll_ulysses_options_t() {
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) SetStruct_size(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_ulysses_options_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_37(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) GetStruct_size() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_ulysses_options_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) SetQuery_heads(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_ulysses_options_t_query_heads_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_39(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) GetQuery_heads() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_ulysses_options_t_query_heads_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) SetWire_format(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_ulysses_options_t_wire_format_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) GetWire_format() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_ulysses_options_t_wire_format_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) SetScale_block(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_ulysses_options_t_scale_block_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_ulysses_options_t) GetScale_block() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_ulysses_options_t_scale_block_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewDiffcoll_ulysses_options_t() (_swig_ret Diffcoll_ulysses_options_t) {
+	var swig_r Diffcoll_ulysses_options_t
+	swig_r = (Diffcoll_ulysses_options_t)(SwigcptrDiffcoll_ulysses_options_t(C._wrap_new_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6()))
+	return swig_r
+}
+
+func DeleteDiffcoll_ulysses_options_t(arg1 Diffcoll_ulysses_options_t) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
+}
+
+type Diffcoll_ulysses_options_t interface {
+	Swigcptr() uintptr
+	SwigIsDiffcoll_ulysses_options_t()
+	SetStruct_size(arg2 int64)
+	GetStruct_size() (_swig_ret int64)
+	SetQuery_heads(arg2 int64)
+	GetQuery_heads() (_swig_ret int64)
+	SetWire_format(arg2 int)
+	GetWire_format() (_swig_ret int)
+	SetScale_block(arg2 int)
+	GetScale_block() (_swig_ret int)
+}
+
+func Diffcoll_ulysses_all_to_all_ex(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 int, arg5 int, arg6 int, arg7 int, arg8 Diffcoll_ulysses_options_t, arg9 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	_swig_i_6 := arg7
+	_swig_i_7 := getSwigcptr(arg8)
+	_swig_i_8 := arg9
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ulysses_all_to_all_ex_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_intgo(_swig_i_4), C.swig_intgo(_swig_i_5), C.swig_intgo(_swig_i_6), C.uintptr_t(_swig_i_7), C.uintptr_t(_swig_i_8)))
+	return swig_r
+}
+
+func Diffcoll_ulysses_kv_heads(arg1 int64, arg2 int64, arg3 int, arg4 int, arg5 *int64, arg6 *int64) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	_swig_i_2 := arg3
+	_swig_i_3 := arg4
+	_swig_i_4 := arg5
+	_swig_i_5 := arg6
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_ulysses_kv_heads_capi_8c8cff49b524d0b6(C.swig_type_41(_swig_i_0), C.swig_type_42(_swig_i_1), C.swig_intgo(_swig_i_2), C.swig_intgo(_swig_i_3), C.swig_voidp(_swig_i_4), C.swig_voidp(_swig_i_5)))
+	return swig_r
+}
+
+type SwigcptrDiffcoll_all_gather_options_t uintptr
+
+func (p SwigcptrDiffcoll_all_gather_options_t) Swigcptr() uintptr {
+	return (uintptr)(p)
+}
+
+func (p SwigcptrDiffcoll_all_gather_options_t) SwigIsDiffcoll_all_gather_options_t() {
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) SetStruct_size(arg2 int64) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_all_gather_options_t_struct_size_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_type_43(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) GetStruct_size() (_swig_ret int64) {
+	var swig_r int64
+	_swig_i_0 := arg1
+	swig_r = (int64)(C._wrap_diffcoll_all_gather_options_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) SetWire_format(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_all_gather_options_t_wire_format_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) GetWire_format() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_all_gather_options_t_wire_format_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) SetScale_block(arg2 int) {
+	_swig_i_0 := arg1
+	_swig_i_1 := arg2
+	C._wrap_diffcoll_all_gather_options_t_scale_block_set_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))
+}
+
+func (arg1 SwigcptrDiffcoll_all_gather_options_t) GetScale_block() (_swig_ret int) {
+	var swig_r int
+	_swig_i_0 := arg1
+	swig_r = (int)(C._wrap_diffcoll_all_gather_options_t_scale_block_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
+	return swig_r
+}
+
+func NewDiffcoll_all_gather_options_t() (_swig_ret Diffcoll_all_gather_options_t) {
+	var swig_r Diffcoll_all_gather_options_t
+	swig_r = (Diffcoll_all_gather_options_t)(SwigcptrDiffcoll_all_gather_options_t(C._wrap_new_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6()))
+	return swig_r
+}
+
+func DeleteDiffcoll_all_gather_options_t(arg1 Diffcoll_all_gather_options_t) {
+	_swig_i_0 := getSwigcptr(arg1)
+	C._wrap_delete_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
+}
+
+type Diffcoll_all_gather_options_t interface {
+	Swigcptr() uintptr
+	SwigIsDiffcoll_all_gather_options_t()
+	SetStruct_size(arg2 int64)
+	GetStruct_size() (_swig_ret int64)
+	SetWire_format(arg2 int)
+	GetWire_format() (_swig_ret int)
+	SetScale_block(arg2 int)
+	GetScale_block() (_swig_ret int)
+}
+
+func Diffcoll_all_gather_ex(arg1 Struct_SS_diffcoll_comm, arg2 Diffcoll_tensor_t, arg3 Diffcoll_tensor_t, arg4 int, arg5 Diffcoll_all_gather_options_t, arg6 uintptr) (_swig_ret Enum_SS_diffcoll_status_t) {
+	var swig_r Enum_SS_diffcoll_status_t
+	_swig_i_0 := getSwigcptr(arg1)
+	_swig_i_1 := getSwigcptr(arg2)
+	_swig_i_2 := getSwigcptr(arg3)
+	_swig_i_3 := arg4
+	_swig_i_4 := getSwigcptr(arg5)
+	_swig_i_5 := arg6
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_all_gather_ex_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.uintptr_t(_swig_i_1), C.uintptr_t(_swig_i_2), C.swig_intgo(_swig_i_3), C.uintptr_t(_swig_i_4), C.uintptr_t(_swig_i_5)))
 	return swig_r
 }
 
@@ -2438,14 +2694,14 @@ func (p SwigcptrDiffcoll_api_t) SwigIsDiffcoll_api_t() {
 func (arg1 SwigcptrDiffcoll_api_t) GetStruct_size() (_swig_ret int64) {
 	var swig_r int64
 	_swig_i_0 := arg1
-	swig_r = (int64)(C._wrap_diffcoll_api_t_struct_size_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (int64)(C._wrap_diffcoll_api_t_struct_size_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
 func (arg1 SwigcptrDiffcoll_api_t) GetVersion() (_swig_ret uint) {
 	var swig_r uint
 	_swig_i_0 := arg1
-	swig_r = (uint)(C._wrap_diffcoll_api_t_version_get_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0)))
+	swig_r = (uint)(C._wrap_diffcoll_api_t_version_get_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0)))
 	return swig_r
 }
 
@@ -2460,27 +2716,27 @@ func Diffcoll_get_api(arg1 uint, arg2 *SwigcptrDiffcoll_api_t) (_swig_ret Enum_S
 	var swig_r Enum_SS_diffcoll_status_t
 	_swig_i_0 := arg1
 	_swig_i_1 := arg2
-	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_get_api_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0), C.swig_voidp(_swig_i_1)))
+	swig_r = (Enum_SS_diffcoll_status_t)(C._wrap_diffcoll_get_api_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0), C.swig_voidp(_swig_i_1)))
 	return swig_r
 }
 
 func New_tensor_array(arg1 int) (_swig_ret Diffcoll_tensor_t) {
 	var swig_r Diffcoll_tensor_t
 	_swig_i_0 := arg1
-	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_new_tensor_array_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0))))
+	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_new_tensor_array_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0))))
 	return swig_r
 }
 
 func Delete_tensor_array(arg1 Diffcoll_tensor_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_tensor_array_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_tensor_array_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 func Tensor_array_getitem(arg1 Diffcoll_tensor_t, arg2 int) (_swig_ret Diffcoll_tensor_t) {
 	var swig_r Diffcoll_tensor_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_tensor_array_getitem_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))))
+	swig_r = (Diffcoll_tensor_t)(SwigcptrDiffcoll_tensor_t(C._wrap_tensor_array_getitem_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))))
 	return swig_r
 }
 
@@ -2488,45 +2744,45 @@ func Tensor_array_setitem(arg1 Diffcoll_tensor_t, arg2 int, arg3 Diffcoll_tensor
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	C._wrap_tensor_array_setitem_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
+	C._wrap_tensor_array_setitem_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
 }
 
 func New_cfg_branch_array(arg1 int) (_swig_ret Diffcoll_cfg_branch_t) {
 	var swig_r Diffcoll_cfg_branch_t
 	_swig_i_0 := arg1
-	swig_r = (Diffcoll_cfg_branch_t)(SwigcptrDiffcoll_cfg_branch_t(C._wrap_new_cfg_branch_array_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0))))
+	swig_r = (Diffcoll_cfg_branch_t)(SwigcptrDiffcoll_cfg_branch_t(C._wrap_new_cfg_branch_array_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0))))
 	return swig_r
 }
 
 func Delete_cfg_branch_array(arg1 Diffcoll_cfg_branch_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_cfg_branch_array_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_cfg_branch_array_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 func Cfg_branch_array_setitem(arg1 Diffcoll_cfg_branch_t, arg2 int, arg3 Diffcoll_cfg_branch_t) {
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	C._wrap_cfg_branch_array_setitem_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
+	C._wrap_cfg_branch_array_setitem_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
 }
 
 func New_cfg_term_array(arg1 int) (_swig_ret Diffcoll_cfg_term_t) {
 	var swig_r Diffcoll_cfg_term_t
 	_swig_i_0 := arg1
-	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_new_cfg_term_array_capi_dffac9562f9dc31f(C.swig_intgo(_swig_i_0))))
+	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_new_cfg_term_array_capi_8c8cff49b524d0b6(C.swig_intgo(_swig_i_0))))
 	return swig_r
 }
 
 func Delete_cfg_term_array(arg1 Diffcoll_cfg_term_t) {
 	_swig_i_0 := getSwigcptr(arg1)
-	C._wrap_delete_cfg_term_array_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0))
+	C._wrap_delete_cfg_term_array_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0))
 }
 
 func Cfg_term_array_getitem(arg1 Diffcoll_cfg_term_t, arg2 int) (_swig_ret Diffcoll_cfg_term_t) {
 	var swig_r Diffcoll_cfg_term_t
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
-	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_cfg_term_array_getitem_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))))
+	swig_r = (Diffcoll_cfg_term_t)(SwigcptrDiffcoll_cfg_term_t(C._wrap_cfg_term_array_getitem_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1))))
 	return swig_r
 }
 
@@ -2534,7 +2790,7 @@ func Cfg_term_array_setitem(arg1 Diffcoll_cfg_term_t, arg2 int, arg3 Diffcoll_cf
 	_swig_i_0 := getSwigcptr(arg1)
 	_swig_i_1 := arg2
 	_swig_i_2 := getSwigcptr(arg3)
-	C._wrap_cfg_term_array_setitem_capi_dffac9562f9dc31f(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
+	C._wrap_cfg_term_array_setitem_capi_8c8cff49b524d0b6(C.uintptr_t(_swig_i_0), C.swig_intgo(_swig_i_1), C.uintptr_t(_swig_i_2))
 }
 
 

@@ -13,9 +13,9 @@ extern
 #ifdef __cplusplus
   "C"
 #endif
-  void cgo_panic__capi_dffac9562f9dc31f(const char*);
+  void cgo_panic__capi_8c8cff49b524d0b6(const char*);
 static void _swig_gopanic(const char *p) {
-  cgo_panic__capi_dffac9562f9dc31f(p);
+  cgo_panic__capi_8c8cff49b524d0b6(p);
 }
 
 
@@ -248,6 +248,18 @@ SWIGINTERN struct diffcoll_usp_mesh_t *new_diffcoll_usp_mesh_t(void){
     if (made) *made = init;
     return made;
   }
+SWIGINTERN struct diffcoll_ulysses_options_t *new_diffcoll_ulysses_options_t(void){
+    diffcoll_ulysses_options_t init = DIFFCOLL_ULYSSES_OPTIONS_INIT;
+    diffcoll_ulysses_options_t* made = (diffcoll_ulysses_options_t*)malloc(sizeof(diffcoll_ulysses_options_t));
+    if (made) *made = init;
+    return made;
+  }
+SWIGINTERN struct diffcoll_all_gather_options_t *new_diffcoll_all_gather_options_t(void){
+    diffcoll_all_gather_options_t init = DIFFCOLL_ALL_GATHER_OPTIONS_INIT;
+    diffcoll_all_gather_options_t* made = (diffcoll_all_gather_options_t*)malloc(sizeof(diffcoll_all_gather_options_t));
+    if (made) *made = init;
+    return made;
+  }
 
 #include <stdlib.h>
 #ifdef _MSC_VER
@@ -311,7 +323,7 @@ static void cfg_term_array_setitem(diffcoll_cfg_term_t *ary, int index, diffcoll
 extern "C" {
 #endif
 
-void _wrap_Swig_free_capi_dffac9562f9dc31f(void *_swig_go_0) {
+void _wrap_Swig_free_capi_8c8cff49b524d0b6(void *_swig_go_0) {
   void *arg1 = (void *) 0 ;
   
   arg1 = *(void **)&_swig_go_0; 
@@ -321,7 +333,7 @@ void _wrap_Swig_free_capi_dffac9562f9dc31f(void *_swig_go_0) {
 }
 
 
-void *_wrap_Swig_malloc_capi_dffac9562f9dc31f(intgo _swig_go_0) {
+void *_wrap_Swig_malloc_capi_8c8cff49b524d0b6(intgo _swig_go_0) {
   int arg1 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -334,7 +346,7 @@ void *_wrap_Swig_malloc_capi_dffac9562f9dc31f(intgo _swig_go_0) {
 }
 
 
-intgo _wrap_DIFFCOLL_VERSION_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_VERSION_capi_8c8cff49b524d0b6() {
   int result;
   intgo _swig_go_result;
   
@@ -345,7 +357,7 @@ intgo _wrap_DIFFCOLL_VERSION_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_SUCCESS_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_SUCCESS_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -357,7 +369,7 @@ intgo _wrap_DIFFCOLL_SUCCESS_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -369,7 +381,7 @@ intgo _wrap_DIFFCOLL_ERR_INVALID_ARGUMENT_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -381,7 +393,7 @@ intgo _wrap_DIFFCOLL_ERR_INVALID_HANDLE_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -393,7 +405,7 @@ intgo _wrap_DIFFCOLL_ERR_UNSUPPORTED_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -405,7 +417,7 @@ intgo _wrap_DIFFCOLL_ERR_MISMATCH_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -417,7 +429,7 @@ intgo _wrap_DIFFCOLL_ERR_TIMEOUT_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -429,7 +441,7 @@ intgo _wrap_DIFFCOLL_ERR_REMOTE_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -441,7 +453,7 @@ intgo _wrap_DIFFCOLL_ERR_SYSTEM_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -453,7 +465,7 @@ intgo _wrap_DIFFCOLL_ERR_OUT_OF_MEMORY_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_CUDA_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_CUDA_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -465,7 +477,7 @@ intgo _wrap_DIFFCOLL_ERR_CUDA_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_NCCL_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_NCCL_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -477,7 +489,7 @@ intgo _wrap_DIFFCOLL_ERR_NCCL_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -489,7 +501,7 @@ intgo _wrap_DIFFCOLL_ERR_IN_CAPTURE_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_VERSION_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_VERSION_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -501,7 +513,7 @@ intgo _wrap_DIFFCOLL_ERR_VERSION_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_8c8cff49b524d0b6() {
   enum diffcoll_status_t result;
   intgo _swig_go_result;
   
@@ -513,7 +525,7 @@ intgo _wrap_DIFFCOLL_ERR_INTERNAL_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT16_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FLOAT16_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -525,7 +537,7 @@ intgo _wrap_DIFFCOLL_FLOAT16_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_BFLOAT16_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_BFLOAT16_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -537,7 +549,7 @@ intgo _wrap_DIFFCOLL_BFLOAT16_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT32_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FLOAT32_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -549,7 +561,7 @@ intgo _wrap_DIFFCOLL_FLOAT32_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FLOAT64_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FLOAT64_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -561,7 +573,7 @@ intgo _wrap_DIFFCOLL_FLOAT64_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT8_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_INT8_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -573,7 +585,7 @@ intgo _wrap_DIFFCOLL_INT8_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_UINT8_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_UINT8_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -585,7 +597,7 @@ intgo _wrap_DIFFCOLL_UINT8_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT32_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_INT32_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -597,7 +609,7 @@ intgo _wrap_DIFFCOLL_INT32_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_INT64_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_INT64_capi_8c8cff49b524d0b6() {
   enum diffcoll_dtype_t result;
   intgo _swig_go_result;
   
@@ -609,7 +621,7 @@ intgo _wrap_DIFFCOLL_INT64_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_8c8cff49b524d0b6() {
   enum diffcoll_device_type_t result;
   intgo _swig_go_result;
   
@@ -621,7 +633,7 @@ intgo _wrap_DIFFCOLL_DEVICE_CPU_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_8c8cff49b524d0b6() {
   enum diffcoll_device_type_t result;
   intgo _swig_go_result;
   
@@ -633,7 +645,7 @@ intgo _wrap_DIFFCOLL_DEVICE_CUDA_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_SUM_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_SUM_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -645,7 +657,7 @@ intgo _wrap_DIFFCOLL_SUM_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_PROD_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_PROD_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -657,7 +669,7 @@ intgo _wrap_DIFFCOLL_PROD_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_MIN_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_MIN_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -669,7 +681,7 @@ intgo _wrap_DIFFCOLL_MIN_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_MAX_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_MAX_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -681,7 +693,7 @@ intgo _wrap_DIFFCOLL_MAX_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_AVG_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_AVG_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -693,7 +705,7 @@ intgo _wrap_DIFFCOLL_AVG_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_8c8cff49b524d0b6() {
   enum diffcoll_red_op_t result;
   intgo _swig_go_result;
   
@@ -705,7 +717,7 @@ intgo _wrap_DIFFCOLL_PREMUL_SUM_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_diffcoll_tensor_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, void *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_data_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, void *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   void *arg2 = (void *) 0 ;
   
@@ -717,7 +729,7 @@ void _wrap_diffcoll_tensor_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_tens
 }
 
 
-void *_wrap_diffcoll_tensor_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+void *_wrap_diffcoll_tensor_t_data_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   void *result = 0 ;
   void *_swig_go_result;
@@ -730,7 +742,7 @@ void *_wrap_diffcoll_tensor_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_ten
 }
 
 
-void _wrap_diffcoll_tensor_t_dtype_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_dtype_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -742,7 +754,7 @@ void _wrap_diffcoll_tensor_t_dtype_set_capi_dffac9562f9dc31f(struct diffcoll_ten
 }
 
 
-intgo _wrap_diffcoll_tensor_t_dtype_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_dtype_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -755,7 +767,7 @@ intgo _wrap_diffcoll_tensor_t_dtype_get_capi_dffac9562f9dc31f(struct diffcoll_te
 }
 
 
-void _wrap_diffcoll_tensor_t_device_type_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_device_type_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -767,7 +779,7 @@ void _wrap_diffcoll_tensor_t_device_type_set_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-intgo _wrap_diffcoll_tensor_t_device_type_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_device_type_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -780,7 +792,7 @@ intgo _wrap_diffcoll_tensor_t_device_type_get_capi_dffac9562f9dc31f(struct diffc
 }
 
 
-void _wrap_diffcoll_tensor_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_device_id_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -792,7 +804,7 @@ void _wrap_diffcoll_tensor_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_tensor_t_device_id_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_device_id_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -805,7 +817,7 @@ intgo _wrap_diffcoll_tensor_t_device_id_get_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-void _wrap_diffcoll_tensor_t_ndim_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_tensor_t_ndim_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t arg2 ;
   
@@ -817,7 +829,7 @@ void _wrap_diffcoll_tensor_t_ndim_set_capi_dffac9562f9dc31f(struct diffcoll_tens
 }
 
 
-intgo _wrap_diffcoll_tensor_t_ndim_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+intgo _wrap_diffcoll_tensor_t_ndim_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -830,7 +842,7 @@ intgo _wrap_diffcoll_tensor_t_ndim_get_capi_dffac9562f9dc31f(struct diffcoll_ten
 }
 
 
-void _wrap_diffcoll_tensor_t_shape_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_shape_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *arg2 ;
   
@@ -842,7 +854,7 @@ void _wrap_diffcoll_tensor_t_shape_set_capi_dffac9562f9dc31f(struct diffcoll_ten
 }
 
 
-long long *_wrap_diffcoll_tensor_t_shape_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+long long *_wrap_diffcoll_tensor_t_shape_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *result = 0 ;
   long long *_swig_go_result;
@@ -855,7 +867,7 @@ long long *_wrap_diffcoll_tensor_t_shape_get_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-void _wrap_diffcoll_tensor_t_strides_set_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
+void _wrap_diffcoll_tensor_t_strides_set_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, long long *_swig_go_1) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *arg2 ;
   
@@ -867,7 +879,7 @@ void _wrap_diffcoll_tensor_t_strides_set_capi_dffac9562f9dc31f(struct diffcoll_t
 }
 
 
-long long *_wrap_diffcoll_tensor_t_strides_get_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+long long *_wrap_diffcoll_tensor_t_strides_get_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   int64_t *result = 0 ;
   long long *_swig_go_result;
@@ -880,7 +892,7 @@ long long *_wrap_diffcoll_tensor_t_strides_get_capi_dffac9562f9dc31f(struct diff
 }
 
 
-struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_dffac9562f9dc31f() {
+struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_tensor_t *result = 0 ;
   struct diffcoll_tensor_t *_swig_go_result;
   
@@ -891,7 +903,7 @@ struct diffcoll_tensor_t *_wrap_new_diffcoll_tensor_t_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_delete_diffcoll_tensor_t_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+void _wrap_delete_diffcoll_tensor_t_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   struct diffcoll_tensor_t *arg1 = (struct diffcoll_tensor_t *) 0 ;
   
   arg1 = *(struct diffcoll_tensor_t **)&_swig_go_0; 
@@ -901,7 +913,7 @@ void _wrap_delete_diffcoll_tensor_t_capi_dffac9562f9dc31f(struct diffcoll_tensor
 }
 
 
-void _wrap_diffcoll_config_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_config_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   size_t arg2 ;
   
@@ -913,7 +925,7 @@ void _wrap_diffcoll_config_t_struct_size_set_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-long long _wrap_diffcoll_config_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+long long _wrap_diffcoll_config_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -926,7 +938,7 @@ long long _wrap_diffcoll_config_t_struct_size_get_capi_dffac9562f9dc31f(struct d
 }
 
 
-void _wrap_diffcoll_config_t_timeout_ms_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_timeout_ms_set_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -938,7 +950,7 @@ void _wrap_diffcoll_config_t_timeout_ms_set_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -951,7 +963,7 @@ intgo _wrap_diffcoll_config_t_timeout_ms_get_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-void _wrap_diffcoll_config_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_device_id_set_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -963,7 +975,7 @@ void _wrap_diffcoll_config_t_device_id_set_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_config_t_device_id_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_device_id_get_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -976,7 +988,7 @@ intgo _wrap_diffcoll_config_t_device_id_get_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-void _wrap_diffcoll_config_t_check_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_config_t_check_set_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -988,7 +1000,7 @@ void _wrap_diffcoll_config_t_check_set_capi_dffac9562f9dc31f(struct diffcoll_con
 }
 
 
-intgo _wrap_diffcoll_config_t_check_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_config_t_check_get_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1001,7 +1013,7 @@ intgo _wrap_diffcoll_config_t_check_get_capi_dffac9562f9dc31f(struct diffcoll_co
 }
 
 
-void _wrap_diffcoll_config_t_host_set_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_diffcoll_config_t_host_set_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, _gostring_ _swig_go_1) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   char *arg2 = (char *) 0 ;
   
@@ -1027,7 +1039,7 @@ void _wrap_diffcoll_config_t_host_set_capi_dffac9562f9dc31f(struct diffcoll_conf
 }
 
 
-_gostring_ _wrap_diffcoll_config_t_host_get_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+_gostring_ _wrap_diffcoll_config_t_host_get_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1040,7 +1052,7 @@ _gostring_ _wrap_diffcoll_config_t_host_get_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_dffac9562f9dc31f() {
+struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_config_t *result = 0 ;
   struct diffcoll_config_t *_swig_go_result;
   
@@ -1051,7 +1063,7 @@ struct diffcoll_config_t *_wrap_new_diffcoll_config_t_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_delete_diffcoll_config_t_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0) {
+void _wrap_delete_diffcoll_config_t_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0) {
   struct diffcoll_config_t *arg1 = (struct diffcoll_config_t *) 0 ;
   
   arg1 = *(struct diffcoll_config_t **)&_swig_go_0; 
@@ -1061,7 +1073,7 @@ void _wrap_delete_diffcoll_config_t_capi_dffac9562f9dc31f(struct diffcoll_config
 }
 
 
-void _wrap_diffcoll_stats_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   size_t arg2 ;
   
@@ -1073,7 +1085,7 @@ void _wrap_diffcoll_stats_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-long long _wrap_diffcoll_stats_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1086,7 +1098,7 @@ long long _wrap_diffcoll_stats_t_struct_size_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_stats_t_bytes_packed_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_bytes_packed_set_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1098,7 +1110,7 @@ void _wrap_diffcoll_stats_t_bytes_packed_set_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1111,7 +1123,7 @@ long long _wrap_diffcoll_stats_t_bytes_packed_get_capi_dffac9562f9dc31f(struct d
 }
 
 
-void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1123,7 +1135,7 @@ void _wrap_diffcoll_stats_t_bytes_unpacked_set_capi_dffac9562f9dc31f(struct diff
 }
 
 
-long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1136,7 +1148,7 @@ long long _wrap_diffcoll_stats_t_bytes_unpacked_get_capi_dffac9562f9dc31f(struct
 }
 
 
-void _wrap_diffcoll_stats_t_ops_set_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_stats_t_ops_set_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t arg2 ;
   
@@ -1148,7 +1160,7 @@ void _wrap_diffcoll_stats_t_ops_set_capi_dffac9562f9dc31f(struct diffcoll_stats_
 }
 
 
-long long _wrap_diffcoll_stats_t_ops_get_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
+long long _wrap_diffcoll_stats_t_ops_get_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   uint64_t result;
   long long _swig_go_result;
@@ -1161,7 +1173,7 @@ long long _wrap_diffcoll_stats_t_ops_get_capi_dffac9562f9dc31f(struct diffcoll_s
 }
 
 
-struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_dffac9562f9dc31f() {
+struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_stats_t *result = 0 ;
   struct diffcoll_stats_t *_swig_go_result;
   
@@ -1172,7 +1184,7 @@ struct diffcoll_stats_t *_wrap_new_diffcoll_stats_t_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_delete_diffcoll_stats_t_capi_dffac9562f9dc31f(struct diffcoll_stats_t *_swig_go_0) {
+void _wrap_delete_diffcoll_stats_t_capi_8c8cff49b524d0b6(struct diffcoll_stats_t *_swig_go_0) {
   struct diffcoll_stats_t *arg1 = (struct diffcoll_stats_t *) 0 ;
   
   arg1 = *(struct diffcoll_stats_t **)&_swig_go_0; 
@@ -1182,7 +1194,7 @@ void _wrap_delete_diffcoll_stats_t_capi_dffac9562f9dc31f(struct diffcoll_stats_t
 }
 
 
-intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_8c8cff49b524d0b6() {
   int result;
   intgo _swig_go_result;
   
@@ -1193,7 +1205,7 @@ intgo _wrap_DIFFCOLL_SPLIT_NOCOLOR_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_diffcoll_version_capi_dffac9562f9dc31f() {
+intgo _wrap_diffcoll_version_capi_8c8cff49b524d0b6() {
   uint32_t result;
   intgo _swig_go_result;
   
@@ -1204,7 +1216,7 @@ intgo _wrap_diffcoll_version_capi_dffac9562f9dc31f() {
 }
 
 
-_gostring_ _wrap_diffcoll_status_string_capi_dffac9562f9dc31f(intgo _swig_go_0) {
+_gostring_ _wrap_diffcoll_status_string_capi_8c8cff49b524d0b6(intgo _swig_go_0) {
   diffcoll_status_t arg1 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1217,7 +1229,7 @@ _gostring_ _wrap_diffcoll_status_string_capi_dffac9562f9dc31f(intgo _swig_go_0) 
 }
 
 
-_gostring_ _wrap_diffcoll_last_error_capi_dffac9562f9dc31f() {
+_gostring_ _wrap_diffcoll_last_error_capi_8c8cff49b524d0b6() {
   char *result = 0 ;
   _gostring_ _swig_go_result;
   
@@ -1228,7 +1240,7 @@ _gostring_ _wrap_diffcoll_last_error_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_diffcoll_comm_create_capi_dffac9562f9dc31f(_gostring_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_config_t *_swig_go_3, diffcoll_comm_t **_swig_go_4) {
+intgo _wrap_diffcoll_comm_create_capi_8c8cff49b524d0b6(_gostring_ _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_config_t *_swig_go_3, diffcoll_comm_t **_swig_go_4) {
   char *arg1 = (char *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -1254,7 +1266,7 @@ intgo _wrap_diffcoll_comm_create_capi_dffac9562f9dc31f(_gostring_ _swig_go_0, in
 }
 
 
-intgo _wrap_diffcoll_comm_create_from_env_capi_dffac9562f9dc31f(struct diffcoll_config_t *_swig_go_0, diffcoll_comm_t **_swig_go_1) {
+intgo _wrap_diffcoll_comm_create_from_env_capi_8c8cff49b524d0b6(struct diffcoll_config_t *_swig_go_0, diffcoll_comm_t **_swig_go_1) {
   diffcoll_config_t *arg1 = (diffcoll_config_t *) 0 ;
   diffcoll_comm_t **arg2 = (diffcoll_comm_t **) 0 ;
   diffcoll_status_t result;
@@ -1269,7 +1281,7 @@ intgo _wrap_diffcoll_comm_create_from_env_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_comm_split_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, diffcoll_comm_t **_swig_go_3) {
+intgo _wrap_diffcoll_comm_split_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, diffcoll_comm_t **_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -1288,7 +1300,7 @@ intgo _wrap_diffcoll_comm_split_capi_dffac9562f9dc31f(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_comm_create_group_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, _goslice_ _swig_go_1, diffcoll_comm_t **_swig_go_2) {
+intgo _wrap_diffcoll_comm_create_group_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, _goslice_ _swig_go_1, diffcoll_comm_t **_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   int32_t arg3 ;
@@ -1309,7 +1321,7 @@ intgo _wrap_diffcoll_comm_create_group_capi_dffac9562f9dc31f(struct diffcoll_com
 }
 
 
-intgo _wrap_diffcoll_comm_wrap_nccl_capi_dffac9562f9dc31f(void *_swig_go_0, _gostring_ _swig_go_1, struct diffcoll_config_t *_swig_go_2, diffcoll_comm_t **_swig_go_3) {
+intgo _wrap_diffcoll_comm_wrap_nccl_capi_8c8cff49b524d0b6(void *_swig_go_0, _gostring_ _swig_go_1, struct diffcoll_config_t *_swig_go_2, diffcoll_comm_t **_swig_go_3) {
   void *arg1 = (void *) 0 ;
   char *arg2 = (char *) 0 ;
   diffcoll_config_t *arg3 = (diffcoll_config_t *) 0 ;
@@ -1333,7 +1345,7 @@ intgo _wrap_diffcoll_comm_wrap_nccl_capi_dffac9562f9dc31f(void *_swig_go_0, _gos
 }
 
 
-intgo _wrap_diffcoll_comm_destroy_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_comm_destroy_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1346,7 +1358,7 @@ intgo _wrap_diffcoll_comm_destroy_capi_dffac9562f9dc31f(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_comm_size_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_comm_size_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -1361,7 +1373,7 @@ intgo _wrap_diffcoll_comm_size_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_comm_rank_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_comm_rank_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, int *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -1376,7 +1388,7 @@ intgo _wrap_diffcoll_comm_rank_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_comm_global_rank_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_comm_global_rank_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, intgo _swig_go_1, int *_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int32_t arg2 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -1393,7 +1405,7 @@ intgo _wrap_diffcoll_comm_global_rank_capi_dffac9562f9dc31f(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_comm_reserve_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_diffcoll_comm_reserve_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, long long _swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   size_t arg2 ;
   diffcoll_status_t result;
@@ -1408,7 +1420,7 @@ intgo _wrap_diffcoll_comm_reserve_capi_dffac9562f9dc31f(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_comm_get_stats_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_stats_t *_swig_go_1) {
+intgo _wrap_diffcoll_comm_get_stats_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_stats_t *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_stats_t *arg2 = (diffcoll_stats_t *) 0 ;
   diffcoll_status_t result;
@@ -1423,7 +1435,7 @@ intgo _wrap_diffcoll_comm_get_stats_capi_dffac9562f9dc31f(struct diffcoll_comm *
 }
 
 
-intgo _wrap_diffcoll_comm_reset_stats_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_comm_reset_stats_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1436,7 +1448,7 @@ intgo _wrap_diffcoll_comm_reset_stats_capi_dffac9562f9dc31f(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_all_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, void *_swig_go_4) {
+intgo _wrap_diffcoll_all_reduce_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, void *_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1457,7 +1469,7 @@ intgo _wrap_diffcoll_all_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_broadcast_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_broadcast_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1476,7 +1488,7 @@ intgo _wrap_diffcoll_broadcast_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_reduce_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, double _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1499,7 +1511,7 @@ intgo _wrap_diffcoll_reduce_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go
 }
 
 
-intgo _wrap_diffcoll_all_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, void *_swig_go_4) {
+intgo _wrap_diffcoll_all_gather_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, void *_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1520,7 +1532,7 @@ intgo _wrap_diffcoll_all_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_reduce_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, double _swig_go_5, void *_swig_go_6) {
+intgo _wrap_diffcoll_reduce_scatter_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, double _swig_go_5, void *_swig_go_6) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1545,7 +1557,7 @@ intgo _wrap_diffcoll_reduce_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *
 }
 
 
-intgo _wrap_diffcoll_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_all_to_all_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1568,7 +1580,7 @@ intgo _wrap_diffcoll_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_diffcoll_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_gather_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1591,7 +1603,7 @@ intgo _wrap_diffcoll_gather_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go
 }
 
 
-intgo _wrap_diffcoll_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_scatter_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -1614,7 +1626,7 @@ intgo _wrap_diffcoll_scatter_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_g
 }
 
 
-intgo _wrap_diffcoll_send_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_send_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1633,7 +1645,7 @@ intgo _wrap_diffcoll_send_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0
 }
 
 
-intgo _wrap_diffcoll_recv_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_recv_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, void *_swig_go_3) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -1652,7 +1664,7 @@ intgo _wrap_diffcoll_recv_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0
 }
 
 
-intgo _wrap_diffcoll_group_start_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_group_start_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1665,7 +1677,7 @@ intgo _wrap_diffcoll_group_start_capi_dffac9562f9dc31f(struct diffcoll_comm *_sw
 }
 
 
-intgo _wrap_diffcoll_group_end_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0) {
+intgo _wrap_diffcoll_group_end_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -1678,7 +1690,7 @@ intgo _wrap_diffcoll_group_end_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig
 }
 
 
-intgo _wrap_diffcoll_barrier_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, void *_swig_go_1) {
+intgo _wrap_diffcoll_barrier_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, void *_swig_go_1) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   void *arg2 = (void *) 0 ;
   diffcoll_status_t result;
@@ -1693,7 +1705,7 @@ intgo _wrap_diffcoll_barrier_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_g
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_COND_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_COND_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1705,7 +1717,7 @@ intgo _wrap_DIFFCOLL_CFG_COND_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1717,7 +1729,7 @@ intgo _wrap_DIFFCOLL_CFG_UNCOND_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1729,7 +1741,7 @@ intgo _wrap_DIFFCOLL_CFG_PERTURBED_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1741,7 +1753,7 @@ intgo _wrap_DIFFCOLL_CFG_MODALITY_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_OTHER_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_OTHER_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_role_t result;
   intgo _swig_go_result;
   
@@ -1753,7 +1765,7 @@ intgo _wrap_DIFFCOLL_CFG_OTHER_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_diffcoll_cfg_branch_t_name_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, _gostring_ _swig_go_1) {
+void _wrap_diffcoll_cfg_branch_t_name_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0, _gostring_ _swig_go_1) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   char *arg2 = (char *) 0 ;
   
@@ -1779,7 +1791,7 @@ void _wrap_diffcoll_cfg_branch_t_name_set_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-_gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
+_gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   char *result = 0 ;
   _gostring_ _swig_go_result;
@@ -1792,7 +1804,7 @@ _gostring_ _wrap_diffcoll_cfg_branch_t_name_get_capi_dffac9562f9dc31f(struct dif
 }
 
 
-void _wrap_diffcoll_cfg_branch_t_role_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_branch_t_role_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   int32_t arg2 ;
   
@@ -1804,7 +1816,7 @@ void _wrap_diffcoll_cfg_branch_t_role_set_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1817,7 +1829,7 @@ intgo _wrap_diffcoll_cfg_branch_t_role_get_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-void _wrap_delete_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0) {
   struct diffcoll_cfg_branch_t *arg1 = (struct diffcoll_cfg_branch_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_branch_t **)&_swig_go_0; 
@@ -1827,7 +1839,7 @@ void _wrap_delete_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f(struct diffcoll_cf
 }
 
 
-struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_dffac9562f9dc31f() {
+struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_cfg_branch_t *result = 0 ;
   struct diffcoll_cfg_branch_t *_swig_go_result;
   
@@ -1838,7 +1850,7 @@ struct diffcoll_cfg_branch_t *_wrap_new_diffcoll_cfg_branch_t_capi_dffac9562f9dc
 }
 
 
-void _wrap_diffcoll_cfg_term_t_scale_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_scale_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   double arg2 ;
   
@@ -1850,7 +1862,7 @@ void _wrap_diffcoll_cfg_term_t_scale_set_capi_dffac9562f9dc31f(struct diffcoll_c
 }
 
 
-double _wrap_diffcoll_cfg_term_t_scale_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_term_t_scale_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -1863,7 +1875,7 @@ double _wrap_diffcoll_cfg_term_t_scale_get_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-void _wrap_diffcoll_cfg_term_t_plus_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_plus_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t arg2 ;
   
@@ -1875,7 +1887,7 @@ void _wrap_diffcoll_cfg_term_t_plus_set_capi_dffac9562f9dc31f(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1888,7 +1900,7 @@ intgo _wrap_diffcoll_cfg_term_t_plus_get_capi_dffac9562f9dc31f(struct diffcoll_c
 }
 
 
-void _wrap_diffcoll_cfg_term_t_minus_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_term_t_minus_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t arg2 ;
   
@@ -1900,7 +1912,7 @@ void _wrap_diffcoll_cfg_term_t_minus_set_capi_dffac9562f9dc31f(struct diffcoll_c
 }
 
 
-intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -1913,7 +1925,7 @@ intgo _wrap_diffcoll_cfg_term_t_minus_get_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f() {
+struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_cfg_term_t *result = 0 ;
   struct diffcoll_cfg_term_t *_swig_go_result;
   
@@ -1924,7 +1936,7 @@ struct diffcoll_cfg_term_t *_wrap_new_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(
 }
 
 
-void _wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_term_t_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0) {
   struct diffcoll_cfg_term_t *arg1 = (struct diffcoll_cfg_term_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_term_t **)&_swig_go_0; 
@@ -1934,7 +1946,7 @@ void _wrap_delete_diffcoll_cfg_term_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_order_t result;
   intgo _swig_go_result;
   
@@ -1946,7 +1958,7 @@ intgo _wrap_DIFFCOLL_CFG_ORDER_SERIAL_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_8c8cff49b524d0b6() {
   enum diffcoll_cfg_order_t result;
   intgo _swig_go_result;
   
@@ -1958,7 +1970,19 @@ intgo _wrap_DIFFCOLL_CFG_ORDER_PARALLEL_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, long long _swig_go_1) {
+intgo _wrap_DIFFCOLL_CFG_ORDER_TORCH_capi_8c8cff49b524d0b6() {
+  enum diffcoll_cfg_order_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_CFG_ORDER_TORCH;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   size_t arg2 ;
   
@@ -1970,7 +1994,7 @@ void _wrap_diffcoll_cfg_options_t_struct_size_set_capi_dffac9562f9dc31f(struct d
 }
 
 
-long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -1983,7 +2007,7 @@ long long _wrap_diffcoll_cfg_options_t_struct_size_get_capi_dffac9562f9dc31f(str
 }
 
 
-void _wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_order_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -1995,7 +2019,7 @@ void _wrap_diffcoll_cfg_options_t_order_set_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_order_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_order_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2008,7 +2032,7 @@ intgo _wrap_diffcoll_cfg_options_t_order_get_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2020,7 +2044,7 @@ void _wrap_diffcoll_cfg_options_t_zero_star_set_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2033,7 +2057,7 @@ intgo _wrap_diffcoll_cfg_options_t_zero_star_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double arg2 ;
   
@@ -2045,7 +2069,7 @@ void _wrap_diffcoll_cfg_options_t_rescale_phi_set_capi_dffac9562f9dc31f(struct d
 }
 
 
-double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -2058,7 +2082,7 @@ double _wrap_diffcoll_cfg_options_t_rescale_phi_get_capi_dffac9562f9dc31f(struct
 }
 
 
-void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, double _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double arg2 ;
   
@@ -2070,7 +2094,7 @@ void _wrap_diffcoll_cfg_options_t_norm_k_set_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   double result;
   double _swig_go_result;
@@ -2083,7 +2107,7 @@ double _wrap_diffcoll_cfg_options_t_norm_k_get_capi_dffac9562f9dc31f(struct diff
 }
 
 
-void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2095,7 +2119,7 @@ void _wrap_diffcoll_cfg_options_t_norm_per_sample_set_capi_dffac9562f9dc31f(stru
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2108,7 +2132,7 @@ intgo _wrap_diffcoll_cfg_options_t_norm_per_sample_get_capi_dffac9562f9dc31f(str
 }
 
 
-void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -2120,7 +2144,7 @@ void _wrap_diffcoll_cfg_options_t_zero_init_steps_set_capi_dffac9562f9dc31f(stru
 }
 
 
-intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2133,7 +2157,7 @@ intgo _wrap_diffcoll_cfg_options_t_zero_init_steps_get_capi_dffac9562f9dc31f(str
 }
 
 
-struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_dffac9562f9dc31f() {
+struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_cfg_options_t *result = 0 ;
   struct diffcoll_cfg_options_t *_swig_go_result;
   
@@ -2144,7 +2168,7 @@ struct diffcoll_cfg_options_t *_wrap_new_diffcoll_cfg_options_t_capi_dffac9562f9
 }
 
 
-void _wrap_delete_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(struct diffcoll_cfg_options_t *_swig_go_0) {
+void _wrap_delete_diffcoll_cfg_options_t_capi_8c8cff49b524d0b6(struct diffcoll_cfg_options_t *_swig_go_0) {
   struct diffcoll_cfg_options_t *arg1 = (struct diffcoll_cfg_options_t *) 0 ;
   
   arg1 = *(struct diffcoll_cfg_options_t **)&_swig_go_0; 
@@ -2154,7 +2178,7 @@ void _wrap_delete_diffcoll_cfg_options_t_capi_dffac9562f9dc31f(struct diffcoll_c
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_create_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_cfg_term_t *_swig_go_3, intgo _swig_go_4, struct diffcoll_cfg_options_t *_swig_go_5, diffcoll_cfg_policy_t **_swig_go_6) {
+intgo _wrap_diffcoll_cfg_policy_create_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, struct diffcoll_cfg_term_t *_swig_go_3, intgo _swig_go_4, struct diffcoll_cfg_options_t *_swig_go_5, diffcoll_cfg_policy_t **_swig_go_6) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2179,7 +2203,7 @@ intgo _wrap_diffcoll_cfg_policy_create_capi_dffac9562f9dc31f(struct diffcoll_cfg
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_destroy_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0) {
+intgo _wrap_diffcoll_cfg_policy_destroy_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -2192,7 +2216,7 @@ intgo _wrap_diffcoll_cfg_policy_destroy_capi_dffac9562f9dc31f(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_num_branches_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, int *_swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_num_branches_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, int *_swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t *arg2 = (int32_t *) 0 ;
   diffcoll_status_t result;
@@ -2207,7 +2231,7 @@ intgo _wrap_diffcoll_cfg_policy_num_branches_capi_dffac9562f9dc31f(struct diffco
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_branch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, _gostring_* _swig_go_2, int *_swig_go_3) {
+intgo _wrap_diffcoll_cfg_policy_branch_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, _gostring_* _swig_go_2, int *_swig_go_3) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t arg2 ;
   char **arg3 = (char **) 0 ;
@@ -2230,7 +2254,7 @@ intgo _wrap_diffcoll_cfg_policy_branch_capi_dffac9562f9dc31f(struct diffcoll_cfg
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_find_branch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, _gostring_ _swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_cfg_policy_find_branch_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, _gostring_ _swig_go_1, int *_swig_go_2) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   char *arg2 = (char *) 0 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -2252,7 +2276,7 @@ intgo _wrap_diffcoll_cfg_policy_find_branch_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_weights_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, _goslice_ _swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_weights_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, _goslice_ _swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   double *arg2 = (double *) 0 ;
   int32_t arg3 ;
@@ -2271,7 +2295,7 @@ intgo _wrap_diffcoll_cfg_policy_weights_capi_dffac9562f9dc31f(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_policy_get_options_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_cfg_options_t *_swig_go_1) {
+intgo _wrap_diffcoll_cfg_policy_get_options_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_cfg_options_t *_swig_go_1) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_cfg_options_t *arg2 = (diffcoll_cfg_options_t *) 0 ;
   diffcoll_status_t result;
@@ -2286,7 +2310,7 @@ intgo _wrap_diffcoll_cfg_policy_get_options_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-intgo _wrap_diffcoll_cfg_dispatch_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, int *_swig_go_4) {
+intgo _wrap_diffcoll_cfg_dispatch_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, intgo _swig_go_1, intgo _swig_go_2, _goslice_ _swig_go_3, int *_swig_go_4) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2311,7 +2335,7 @@ intgo _wrap_diffcoll_cfg_dispatch_capi_dffac9562f9dc31f(struct diffcoll_cfg_poli
 }
 
 
-intgo _wrap_diffcoll_cfg_combine_serial_capi_dffac9562f9dc31f(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, struct diffcoll_tensor_t *_swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_cfg_combine_serial_capi_8c8cff49b524d0b6(struct diffcoll_cfg_policy *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, intgo _swig_go_2, struct diffcoll_tensor_t *_swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_cfg_policy_t *arg1 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   int32_t arg3 ;
@@ -2334,7 +2358,7 @@ intgo _wrap_diffcoll_cfg_combine_serial_capi_dffac9562f9dc31f(struct diffcoll_cf
 }
 
 
-intgo _wrap_diffcoll_cfg_combine_parallel_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_cfg_policy *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, void *_swig_go_6) {
+intgo _wrap_diffcoll_cfg_combine_parallel_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_cfg_policy *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, void *_swig_go_6) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_cfg_policy_t *arg2 = (diffcoll_cfg_policy_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2359,7 +2383,7 @@ intgo _wrap_diffcoll_cfg_combine_parallel_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_8c8cff49b524d0b6() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2371,7 +2395,7 @@ intgo _wrap_DIFFCOLL_HALO_ZEROS_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_8c8cff49b524d0b6() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2383,7 +2407,7 @@ intgo _wrap_DIFFCOLL_HALO_REPLICATE_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_8c8cff49b524d0b6() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2395,7 +2419,7 @@ intgo _wrap_DIFFCOLL_HALO_REFLECT_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_8c8cff49b524d0b6() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2407,7 +2431,7 @@ intgo _wrap_DIFFCOLL_HALO_CIRCULAR_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_8c8cff49b524d0b6() {
   enum diffcoll_halo_boundary_t result;
   intgo _swig_go_result;
   
@@ -2419,7 +2443,7 @@ intgo _wrap_DIFFCOLL_HALO_UNTOUCHED_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_diffcoll_halo_config_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   size_t arg2 ;
   
@@ -2431,7 +2455,7 @@ void _wrap_diffcoll_halo_config_t_struct_size_set_capi_dffac9562f9dc31f(struct d
 }
 
 
-long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -2444,7 +2468,7 @@ long long _wrap_diffcoll_halo_config_t_struct_size_get_capi_dffac9562f9dc31f(str
 }
 
 
-void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2456,7 +2480,7 @@ void _wrap_diffcoll_halo_config_t_grid_rows_set_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2469,7 +2493,7 @@ intgo _wrap_diffcoll_halo_config_t_grid_rows_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2481,7 +2505,7 @@ void _wrap_diffcoll_halo_config_t_grid_cols_set_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2494,7 +2518,7 @@ intgo _wrap_diffcoll_halo_config_t_grid_cols_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_axis_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_axis_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2506,7 +2530,7 @@ void _wrap_diffcoll_halo_config_t_row_axis_set_capi_dffac9562f9dc31f(struct diff
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2519,7 +2543,7 @@ intgo _wrap_diffcoll_halo_config_t_row_axis_get_capi_dffac9562f9dc31f(struct dif
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_axis_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_axis_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2531,7 +2555,7 @@ void _wrap_diffcoll_halo_config_t_col_axis_set_capi_dffac9562f9dc31f(struct diff
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2544,7 +2568,7 @@ intgo _wrap_diffcoll_halo_config_t_col_axis_get_capi_dffac9562f9dc31f(struct dif
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_before_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2556,7 +2580,7 @@ void _wrap_diffcoll_halo_config_t_row_before_set_capi_dffac9562f9dc31f(struct di
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2569,7 +2593,7 @@ intgo _wrap_diffcoll_halo_config_t_row_before_get_capi_dffac9562f9dc31f(struct d
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_after_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2581,7 +2605,7 @@ void _wrap_diffcoll_halo_config_t_row_after_set_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2594,7 +2618,7 @@ intgo _wrap_diffcoll_halo_config_t_row_after_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_before_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2606,7 +2630,7 @@ void _wrap_diffcoll_halo_config_t_col_before_set_capi_dffac9562f9dc31f(struct di
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2619,7 +2643,7 @@ intgo _wrap_diffcoll_halo_config_t_col_before_get_capi_dffac9562f9dc31f(struct d
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_after_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2631,7 +2655,7 @@ void _wrap_diffcoll_halo_config_t_col_after_set_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2644,7 +2668,7 @@ intgo _wrap_diffcoll_halo_config_t_col_after_get_capi_dffac9562f9dc31f(struct di
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2656,7 +2680,7 @@ void _wrap_diffcoll_halo_config_t_row_boundary_before_set_capi_dffac9562f9dc31f(
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2669,7 +2693,7 @@ intgo _wrap_diffcoll_halo_config_t_row_boundary_before_get_capi_dffac9562f9dc31f
 }
 
 
-void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2681,7 +2705,7 @@ void _wrap_diffcoll_halo_config_t_row_boundary_after_set_capi_dffac9562f9dc31f(s
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2694,7 +2718,7 @@ intgo _wrap_diffcoll_halo_config_t_row_boundary_after_get_capi_dffac9562f9dc31f(
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2706,7 +2730,7 @@ void _wrap_diffcoll_halo_config_t_col_boundary_before_set_capi_dffac9562f9dc31f(
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2719,7 +2743,7 @@ intgo _wrap_diffcoll_halo_config_t_col_boundary_before_get_capi_dffac9562f9dc31f
 }
 
 
-void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2731,7 +2755,7 @@ void _wrap_diffcoll_halo_config_t_col_boundary_after_set_capi_dffac9562f9dc31f(s
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2744,7 +2768,7 @@ intgo _wrap_diffcoll_halo_config_t_col_boundary_after_get_capi_dffac9562f9dc31f(
 }
 
 
-void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t arg2 ;
   
@@ -2756,7 +2780,7 @@ void _wrap_diffcoll_halo_config_t_exchange_corners_set_capi_dffac9562f9dc31f(str
 }
 
 
-intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -2769,7 +2793,7 @@ intgo _wrap_diffcoll_halo_config_t_exchange_corners_get_capi_dffac9562f9dc31f(st
 }
 
 
-struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_dffac9562f9dc31f() {
+struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_halo_config_t *result = 0 ;
   struct diffcoll_halo_config_t *_swig_go_result;
   
@@ -2780,7 +2804,7 @@ struct diffcoll_halo_config_t *_wrap_new_diffcoll_halo_config_t_capi_dffac9562f9
 }
 
 
-void _wrap_delete_diffcoll_halo_config_t_capi_dffac9562f9dc31f(struct diffcoll_halo_config_t *_swig_go_0) {
+void _wrap_delete_diffcoll_halo_config_t_capi_8c8cff49b524d0b6(struct diffcoll_halo_config_t *_swig_go_0) {
   struct diffcoll_halo_config_t *arg1 = (struct diffcoll_halo_config_t *) 0 ;
   
   arg1 = *(struct diffcoll_halo_config_t **)&_swig_go_0; 
@@ -2790,7 +2814,7 @@ void _wrap_delete_diffcoll_halo_config_t_capi_dffac9562f9dc31f(struct diffcoll_h
 }
 
 
-intgo _wrap_diffcoll_halo_plan_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_halo_config_t *_swig_go_1, diffcoll_halo_plan_t **_swig_go_2) {
+intgo _wrap_diffcoll_halo_plan_create_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_halo_config_t *_swig_go_1, diffcoll_halo_plan_t **_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_halo_config_t *arg2 = (diffcoll_halo_config_t *) 0 ;
   diffcoll_halo_plan_t **arg3 = (diffcoll_halo_plan_t **) 0 ;
@@ -2807,7 +2831,7 @@ intgo _wrap_diffcoll_halo_plan_create_capi_dffac9562f9dc31f(struct diffcoll_comm
 }
 
 
-intgo _wrap_diffcoll_halo_plan_destroy_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0) {
+intgo _wrap_diffcoll_halo_plan_destroy_capi_8c8cff49b524d0b6(struct diffcoll_halo_plan *_swig_go_0) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -2820,7 +2844,7 @@ intgo _wrap_diffcoll_halo_plan_destroy_capi_dffac9562f9dc31f(struct diffcoll_hal
 }
 
 
-intgo _wrap_diffcoll_halo_exchange_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, void *_swig_go_2) {
+intgo _wrap_diffcoll_halo_exchange_capi_8c8cff49b524d0b6(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, void *_swig_go_2) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   void *arg3 = (void *) 0 ;
@@ -2837,7 +2861,7 @@ intgo _wrap_diffcoll_halo_exchange_capi_dffac9562f9dc31f(struct diffcoll_halo_pl
 }
 
 
-intgo _wrap_diffcoll_halo_exchange_into_capi_dffac9562f9dc31f(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, void *_swig_go_3) {
+intgo _wrap_diffcoll_halo_exchange_into_capi_8c8cff49b524d0b6(struct diffcoll_halo_plan *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, void *_swig_go_3) {
   diffcoll_halo_plan_t *arg1 = (diffcoll_halo_plan_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2856,7 +2880,7 @@ intgo _wrap_diffcoll_halo_exchange_into_capi_dffac9562f9dc31f(struct diffcoll_ha
 }
 
 
-intgo _wrap_diffcoll_split_extent_capi_dffac9562f9dc31f(long long _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long *_swig_go_3, long long *_swig_go_4) {
+intgo _wrap_diffcoll_split_extent_capi_8c8cff49b524d0b6(long long _swig_go_0, intgo _swig_go_1, intgo _swig_go_2, long long *_swig_go_3, long long *_swig_go_4) {
   int64_t arg1 ;
   int32_t arg2 ;
   int32_t arg3 ;
@@ -2877,7 +2901,7 @@ intgo _wrap_diffcoll_split_extent_capi_dffac9562f9dc31f(long long _swig_go_0, in
 }
 
 
-intgo _wrap_diffcoll_gather_slabs_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
+intgo _wrap_diffcoll_gather_slabs_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, void *_swig_go_5) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2900,7 +2924,7 @@ intgo _wrap_diffcoll_gather_slabs_capi_dffac9562f9dc31f(struct diffcoll_comm *_s
 }
 
 
-intgo _wrap_diffcoll_group_norm_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, double _swig_go_6, void *_swig_go_7) {
+intgo _wrap_diffcoll_group_norm_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, struct diffcoll_tensor_t *_swig_go_4, intgo _swig_go_5, double _swig_go_6, void *_swig_go_7) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -2927,7 +2951,7 @@ intgo _wrap_diffcoll_group_norm_capi_dffac9562f9dc31f(struct diffcoll_comm *_swi
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_8c8cff49b524d0b6() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2939,7 +2963,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_AUTO_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_8c8cff49b524d0b6() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2951,7 +2975,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_ONE_SHOT_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_8c8cff49b524d0b6() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2963,7 +2987,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_TWO_SHOT_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_8c8cff49b524d0b6() {
   enum diffcoll_fused_norm_path_t result;
   intgo _swig_go_result;
   
@@ -2975,7 +2999,7 @@ intgo _wrap_DIFFCOLL_FUSED_NORM_NCCL_capi_dffac9562f9dc31f() {
 }
 
 
-void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_options_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   size_t arg2 ;
   
@@ -2987,7 +3011,7 @@ void _wrap_diffcoll_fused_norm_options_t_struct_size_set_capi_dffac9562f9dc31f(s
 }
 
 
-long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3000,7 +3024,7 @@ long long _wrap_diffcoll_fused_norm_options_t_struct_size_get_capi_dffac9562f9dc
 }
 
 
-void _wrap_diffcoll_fused_norm_options_t_path_set_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_fused_norm_options_t_path_set_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_options_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   int32_t arg2 ;
   
@@ -3012,7 +3036,7 @@ void _wrap_diffcoll_fused_norm_options_t_path_set_capi_dffac9562f9dc31f(struct d
 }
 
 
-intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3025,7 +3049,7 @@ intgo _wrap_diffcoll_fused_norm_options_t_path_get_capi_dffac9562f9dc31f(struct 
 }
 
 
-struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f() {
+struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_fused_norm_options_t *result = 0 ;
   struct diffcoll_fused_norm_options_t *_swig_go_result;
   
@@ -3036,7 +3060,7 @@ struct diffcoll_fused_norm_options_t *_wrap_new_diffcoll_fused_norm_options_t_ca
 }
 
 
-void _wrap_delete_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_options_t *_swig_go_0) {
+void _wrap_delete_diffcoll_fused_norm_options_t_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_options_t *_swig_go_0) {
   struct diffcoll_fused_norm_options_t *arg1 = (struct diffcoll_fused_norm_options_t *) 0 ;
   
   arg1 = *(struct diffcoll_fused_norm_options_t **)&_swig_go_0; 
@@ -3046,7 +3070,7 @@ void _wrap_delete_diffcoll_fused_norm_options_t_capi_dffac9562f9dc31f(struct dif
 }
 
 
-intgo _wrap_diffcoll_fused_norm_workspace_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, diffcoll_fused_norm_workspace_t **_swig_go_4) {
+intgo _wrap_diffcoll_fused_norm_workspace_create_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, long long _swig_go_1, long long _swig_go_2, intgo _swig_go_3, diffcoll_fused_norm_workspace_t **_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   int64_t arg2 ;
   int64_t arg3 ;
@@ -3067,7 +3091,7 @@ intgo _wrap_diffcoll_fused_norm_workspace_create_capi_dffac9562f9dc31f(struct di
 }
 
 
-intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_workspace *_swig_go_0) {
+intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_workspace *_swig_go_0) {
   diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3080,7 +3104,7 @@ intgo _wrap_diffcoll_fused_norm_workspace_destroy_capi_dffac9562f9dc31f(struct d
 }
 
 
-intgo _wrap_diffcoll_fused_norm_capi_dffac9562f9dc31f(struct diffcoll_fused_norm_workspace *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, float _swig_go_4, struct diffcoll_tensor_t *_swig_go_5, struct diffcoll_tensor_t *_swig_go_6, struct diffcoll_fused_norm_options_t *_swig_go_7, void *_swig_go_8) {
+intgo _wrap_diffcoll_fused_norm_capi_8c8cff49b524d0b6(struct diffcoll_fused_norm_workspace *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, struct diffcoll_tensor_t *_swig_go_3, float _swig_go_4, struct diffcoll_tensor_t *_swig_go_5, struct diffcoll_tensor_t *_swig_go_6, struct diffcoll_fused_norm_options_t *_swig_go_7, void *_swig_go_8) {
   diffcoll_fused_norm_workspace_t *arg1 = (diffcoll_fused_norm_workspace_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3109,7 +3133,7 @@ intgo _wrap_diffcoll_fused_norm_capi_dffac9562f9dc31f(struct diffcoll_fused_norm
 }
 
 
-intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_8c8cff49b524d0b6() {
   enum diffcoll_ulysses_direction_t result;
   intgo _swig_go_result;
   
@@ -3121,7 +3145,7 @@ intgo _wrap_DIFFCOLL_ULYSSES_SEQ_TO_HEAD_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_dffac9562f9dc31f() {
+intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_8c8cff49b524d0b6() {
   enum diffcoll_ulysses_direction_t result;
   intgo _swig_go_result;
   
@@ -3133,7 +3157,7 @@ intgo _wrap_DIFFCOLL_ULYSSES_HEAD_TO_SEQ_capi_dffac9562f9dc31f() {
 }
 
 
-intgo _wrap_diffcoll_ulysses_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, void *_swig_go_7) {
+intgo _wrap_diffcoll_ulysses_all_to_all_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, void *_swig_go_7) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3160,7 +3184,7 @@ intgo _wrap_diffcoll_ulysses_all_to_all_capi_dffac9562f9dc31f(struct diffcoll_co
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   size_t arg2 ;
   
@@ -3172,7 +3196,7 @@ void _wrap_diffcoll_usp_degrees_t_struct_size_set_capi_dffac9562f9dc31f(struct d
 }
 
 
-long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3185,7 +3209,7 @@ long long _wrap_diffcoll_usp_degrees_t_struct_size_get_capi_dffac9562f9dc31f(str
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3197,7 +3221,7 @@ void _wrap_diffcoll_usp_degrees_t_ulysses_set_capi_dffac9562f9dc31f(struct diffc
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3210,7 +3234,7 @@ intgo _wrap_diffcoll_usp_degrees_t_ulysses_get_capi_dffac9562f9dc31f(struct diff
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_ring_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3222,7 +3246,7 @@ void _wrap_diffcoll_usp_degrees_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3235,7 +3259,7 @@ intgo _wrap_diffcoll_usp_degrees_t_ring_get_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3247,7 +3271,7 @@ void _wrap_diffcoll_usp_degrees_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3260,7 +3284,7 @@ intgo _wrap_diffcoll_usp_degrees_t_cfg_get_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-void _wrap_diffcoll_usp_degrees_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
+void _wrap_diffcoll_usp_degrees_t_data_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0, intgo _swig_go_1) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t arg2 ;
   
@@ -3272,7 +3296,7 @@ void _wrap_diffcoll_usp_degrees_t_data_set_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   int32_t result;
   intgo _swig_go_result;
@@ -3285,7 +3309,7 @@ intgo _wrap_diffcoll_usp_degrees_t_data_get_capi_dffac9562f9dc31f(struct diffcol
 }
 
 
-struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f() {
+struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_usp_degrees_t *result = 0 ;
   struct diffcoll_usp_degrees_t *_swig_go_result;
   
@@ -3296,7 +3320,7 @@ struct diffcoll_usp_degrees_t *_wrap_new_diffcoll_usp_degrees_t_capi_dffac9562f9
 }
 
 
-void _wrap_delete_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(struct diffcoll_usp_degrees_t *_swig_go_0) {
+void _wrap_delete_diffcoll_usp_degrees_t_capi_8c8cff49b524d0b6(struct diffcoll_usp_degrees_t *_swig_go_0) {
   struct diffcoll_usp_degrees_t *arg1 = (struct diffcoll_usp_degrees_t *) 0 ;
   
   arg1 = *(struct diffcoll_usp_degrees_t **)&_swig_go_0; 
@@ -3306,7 +3330,7 @@ void _wrap_delete_diffcoll_usp_degrees_t_capi_dffac9562f9dc31f(struct diffcoll_u
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, long long _swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, long long _swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   size_t arg2 ;
   
@@ -3318,7 +3342,7 @@ void _wrap_diffcoll_usp_mesh_t_struct_size_set_capi_dffac9562f9dc31f(struct diff
 }
 
 
-long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3331,7 +3355,7 @@ long long _wrap_diffcoll_usp_mesh_t_struct_size_get_capi_dffac9562f9dc31f(struct
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3343,7 +3367,7 @@ void _wrap_diffcoll_usp_mesh_t_ulysses_set_capi_dffac9562f9dc31f(struct diffcoll
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3356,7 +3380,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ulysses_get_capi_dffac9562f9dc31
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_ring_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3368,7 +3392,7 @@ void _wrap_diffcoll_usp_mesh_t_ring_set_capi_dffac9562f9dc31f(struct diffcoll_us
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3381,7 +3405,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_ring_get_capi_dffac9562f9dc31f(s
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_sp_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_sp_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3393,7 +3417,7 @@ void _wrap_diffcoll_usp_mesh_t_sp_set_capi_dffac9562f9dc31f(struct diffcoll_usp_
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3406,7 +3430,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_sp_get_capi_dffac9562f9dc31f(str
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3418,7 +3442,7 @@ void _wrap_diffcoll_usp_mesh_t_cfg_set_capi_dffac9562f9dc31f(struct diffcoll_usp
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3431,7 +3455,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_cfg_get_capi_dffac9562f9dc31f(st
 }
 
 
-void _wrap_diffcoll_usp_mesh_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
+void _wrap_diffcoll_usp_mesh_t_data_set_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0, struct diffcoll_comm *_swig_go_1) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *arg2 = (diffcoll_comm_t *) 0 ;
   
@@ -3443,7 +3467,7 @@ void _wrap_diffcoll_usp_mesh_t_data_set_capi_dffac9562f9dc31f(struct diffcoll_us
 }
 
 
-struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   diffcoll_comm_t *result = 0 ;
   struct diffcoll_comm *_swig_go_result;
@@ -3456,7 +3480,7 @@ struct diffcoll_comm *_wrap_diffcoll_usp_mesh_t_data_get_capi_dffac9562f9dc31f(s
 }
 
 
-struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f() {
+struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6() {
   struct diffcoll_usp_mesh_t *result = 0 ;
   struct diffcoll_usp_mesh_t *_swig_go_result;
   
@@ -3467,7 +3491,7 @@ struct diffcoll_usp_mesh_t *_wrap_new_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(
 }
 
 
-void _wrap_delete_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+void _wrap_delete_diffcoll_usp_mesh_t_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   struct diffcoll_usp_mesh_t *arg1 = (struct diffcoll_usp_mesh_t *) 0 ;
   
   arg1 = *(struct diffcoll_usp_mesh_t **)&_swig_go_0; 
@@ -3477,7 +3501,7 @@ void _wrap_delete_diffcoll_usp_mesh_t_capi_dffac9562f9dc31f(struct diffcoll_usp_
 }
 
 
-intgo _wrap_diffcoll_usp_mesh_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_usp_degrees_t *_swig_go_1, struct diffcoll_usp_mesh_t *_swig_go_2) {
+intgo _wrap_diffcoll_usp_mesh_create_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_usp_degrees_t *_swig_go_1, struct diffcoll_usp_mesh_t *_swig_go_2) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_usp_degrees_t *arg2 = (diffcoll_usp_degrees_t *) 0 ;
   diffcoll_usp_mesh_t *arg3 = (diffcoll_usp_mesh_t *) 0 ;
@@ -3494,7 +3518,7 @@ intgo _wrap_diffcoll_usp_mesh_create_capi_dffac9562f9dc31f(struct diffcoll_comm 
 }
 
 
-intgo _wrap_diffcoll_usp_mesh_destroy_capi_dffac9562f9dc31f(struct diffcoll_usp_mesh_t *_swig_go_0) {
+intgo _wrap_diffcoll_usp_mesh_destroy_capi_8c8cff49b524d0b6(struct diffcoll_usp_mesh_t *_swig_go_0) {
   diffcoll_usp_mesh_t *arg1 = (diffcoll_usp_mesh_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3507,7 +3531,7 @@ intgo _wrap_diffcoll_usp_mesh_destroy_capi_dffac9562f9dc31f(struct diffcoll_usp_
 }
 
 
-intgo _wrap_diffcoll_ring_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, diffcoll_ring_t **_swig_go_4) {
+intgo _wrap_diffcoll_ring_create_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, diffcoll_ring_t **_swig_go_4) {
   diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
   diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
   diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
@@ -3528,7 +3552,7 @@ intgo _wrap_diffcoll_ring_create_capi_dffac9562f9dc31f(struct diffcoll_comm *_sw
 }
 
 
-intgo _wrap_diffcoll_ring_destroy_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0) {
+intgo _wrap_diffcoll_ring_destroy_capi_8c8cff49b524d0b6(struct diffcoll_ring *_swig_go_0) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   diffcoll_status_t result;
   intgo _swig_go_result;
@@ -3541,7 +3565,7 @@ intgo _wrap_diffcoll_ring_destroy_capi_dffac9562f9dc31f(struct diffcoll_ring *_s
 }
 
 
-intgo _wrap_diffcoll_ring_start_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0, void *_swig_go_1) {
+intgo _wrap_diffcoll_ring_start_capi_8c8cff49b524d0b6(struct diffcoll_ring *_swig_go_0, void *_swig_go_1) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   void *arg2 = (void *) 0 ;
   diffcoll_status_t result;
@@ -3556,7 +3580,7 @@ intgo _wrap_diffcoll_ring_start_capi_dffac9562f9dc31f(struct diffcoll_ring *_swi
 }
 
 
-intgo _wrap_diffcoll_ring_wait_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig_go_0, void *_swig_go_1, int *_swig_go_2) {
+intgo _wrap_diffcoll_ring_wait_capi_8c8cff49b524d0b6(struct diffcoll_ring *_swig_go_0, void *_swig_go_1, int *_swig_go_2) {
   diffcoll_ring_t *arg1 = (diffcoll_ring_t *) 0 ;
   void *arg2 = (void *) 0 ;
   int32_t *arg3 = (int32_t *) 0 ;
@@ -3573,7 +3597,335 @@ intgo _wrap_diffcoll_ring_wait_capi_dffac9562f9dc31f(struct diffcoll_ring *_swig
 }
 
 
-long long _wrap_diffcoll_api_t_struct_size_get_capi_dffac9562f9dc31f(struct diffcoll_api_t *_swig_go_0) {
+intgo _wrap_DIFFCOLL_WIRE_NATIVE_capi_8c8cff49b524d0b6() {
+  enum diffcoll_wire_format_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_WIRE_NATIVE;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_WIRE_FP8_E4M3_capi_8c8cff49b524d0b6() {
+  enum diffcoll_wire_format_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_WIRE_FP8_E4M3;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_DIFFCOLL_WIRE_FP8_E5M2_capi_8c8cff49b524d0b6() {
+  enum diffcoll_wire_format_t result;
+  intgo _swig_go_result;
+  
+  
+  result = DIFFCOLL_WIRE_FP8_E5M2;
+  
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_ulysses_options_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  size_t arg2 ;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_ulysses_options_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  
+  result =  ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_ulysses_options_t_query_heads_set_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int64_t arg2 ;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  arg2 = (int64_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->query_heads = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_ulysses_options_t_query_heads_get_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int64_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  
+  result = (int64_t) ((arg1)->query_heads);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_ulysses_options_t_wire_format_set_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->wire_format = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_ulysses_options_t_wire_format_get_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->wire_format);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_ulysses_options_t_scale_block_set_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->scale_block = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_ulysses_options_t_scale_block_get_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->scale_block);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct diffcoll_ulysses_options_t *_wrap_new_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6() {
+  struct diffcoll_ulysses_options_t *result = 0 ;
+  struct diffcoll_ulysses_options_t *_swig_go_result;
+  
+  
+  result = (struct diffcoll_ulysses_options_t *)new_diffcoll_ulysses_options_t();
+  *(struct diffcoll_ulysses_options_t **)&_swig_go_result = (struct diffcoll_ulysses_options_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_diffcoll_ulysses_options_t_capi_8c8cff49b524d0b6(struct diffcoll_ulysses_options_t *_swig_go_0) {
+  struct diffcoll_ulysses_options_t *arg1 = (struct diffcoll_ulysses_options_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_ulysses_options_t **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+intgo _wrap_diffcoll_ulysses_all_to_all_ex_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, intgo _swig_go_4, intgo _swig_go_5, intgo _swig_go_6, struct diffcoll_ulysses_options_t *_swig_go_7, void *_swig_go_8) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  int32_t arg4 ;
+  int32_t arg5 ;
+  int32_t arg6 ;
+  int32_t arg7 ;
+  diffcoll_ulysses_options_t *arg8 = (diffcoll_ulysses_options_t *) 0 ;
+  void *arg9 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = (int32_t)_swig_go_4; 
+  arg6 = (int32_t)_swig_go_5; 
+  arg7 = (int32_t)_swig_go_6; 
+  arg8 = *(diffcoll_ulysses_options_t **)&_swig_go_7; 
+  arg9 = *(void **)&_swig_go_8; 
+  
+  result = (diffcoll_status_t)diffcoll_ulysses_all_to_all_ex(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,arg4,arg5,arg6,arg7,(struct diffcoll_ulysses_options_t const *)arg8,arg9);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+intgo _wrap_diffcoll_ulysses_kv_heads_capi_8c8cff49b524d0b6(long long _swig_go_0, long long _swig_go_1, intgo _swig_go_2, intgo _swig_go_3, long long *_swig_go_4, long long *_swig_go_5) {
+  int64_t arg1 ;
+  int64_t arg2 ;
+  int32_t arg3 ;
+  int32_t arg4 ;
+  int64_t *arg5 = (int64_t *) 0 ;
+  int64_t *arg6 = (int64_t *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = (int64_t)_swig_go_0; 
+  arg2 = (int64_t)_swig_go_1; 
+  arg3 = (int32_t)_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = *(int64_t**)&_swig_go_4; 
+  arg6 = *(int64_t**)&_swig_go_5; 
+  
+  result = (diffcoll_status_t)diffcoll_ulysses_kv_heads(arg1,arg2,arg3,arg4,arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_all_gather_options_t_struct_size_set_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0, long long _swig_go_1) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  size_t arg2 ;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  arg2 = (size_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->struct_size = arg2;
+  
+}
+
+
+long long _wrap_diffcoll_all_gather_options_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  size_t result;
+  long long _swig_go_result;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  
+  result =  ((arg1)->struct_size);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_all_gather_options_t_wire_format_set_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->wire_format = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_all_gather_options_t_wire_format_get_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->wire_format);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_diffcoll_all_gather_options_t_scale_block_set_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0, intgo _swig_go_1) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  int32_t arg2 ;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  arg2 = (int32_t)_swig_go_1; 
+  
+  if (arg1) (arg1)->scale_block = arg2;
+  
+}
+
+
+intgo _wrap_diffcoll_all_gather_options_t_scale_block_get_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  int32_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  
+  result = (int32_t) ((arg1)->scale_block);
+  _swig_go_result = result; 
+  return _swig_go_result;
+}
+
+
+struct diffcoll_all_gather_options_t *_wrap_new_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6() {
+  struct diffcoll_all_gather_options_t *result = 0 ;
+  struct diffcoll_all_gather_options_t *_swig_go_result;
+  
+  
+  result = (struct diffcoll_all_gather_options_t *)new_diffcoll_all_gather_options_t();
+  *(struct diffcoll_all_gather_options_t **)&_swig_go_result = (struct diffcoll_all_gather_options_t *)result; 
+  return _swig_go_result;
+}
+
+
+void _wrap_delete_diffcoll_all_gather_options_t_capi_8c8cff49b524d0b6(struct diffcoll_all_gather_options_t *_swig_go_0) {
+  struct diffcoll_all_gather_options_t *arg1 = (struct diffcoll_all_gather_options_t *) 0 ;
+  
+  arg1 = *(struct diffcoll_all_gather_options_t **)&_swig_go_0; 
+  
+  free((char *) arg1);
+  
+}
+
+
+intgo _wrap_diffcoll_all_gather_ex_capi_8c8cff49b524d0b6(struct diffcoll_comm *_swig_go_0, struct diffcoll_tensor_t *_swig_go_1, struct diffcoll_tensor_t *_swig_go_2, intgo _swig_go_3, struct diffcoll_all_gather_options_t *_swig_go_4, void *_swig_go_5) {
+  diffcoll_comm_t *arg1 = (diffcoll_comm_t *) 0 ;
+  diffcoll_tensor_t *arg2 = (diffcoll_tensor_t *) 0 ;
+  diffcoll_tensor_t *arg3 = (diffcoll_tensor_t *) 0 ;
+  int32_t arg4 ;
+  diffcoll_all_gather_options_t *arg5 = (diffcoll_all_gather_options_t *) 0 ;
+  void *arg6 = (void *) 0 ;
+  diffcoll_status_t result;
+  intgo _swig_go_result;
+  
+  arg1 = *(diffcoll_comm_t **)&_swig_go_0; 
+  arg2 = *(diffcoll_tensor_t **)&_swig_go_1; 
+  arg3 = *(diffcoll_tensor_t **)&_swig_go_2; 
+  arg4 = (int32_t)_swig_go_3; 
+  arg5 = *(diffcoll_all_gather_options_t **)&_swig_go_4; 
+  arg6 = *(void **)&_swig_go_5; 
+  
+  result = (diffcoll_status_t)diffcoll_all_gather_ex(arg1,(struct diffcoll_tensor_t const *)arg2,(struct diffcoll_tensor_t const *)arg3,arg4,(struct diffcoll_all_gather_options_t const *)arg5,arg6);
+  _swig_go_result = (intgo)result; 
+  return _swig_go_result;
+}
+
+
+long long _wrap_diffcoll_api_t_struct_size_get_capi_8c8cff49b524d0b6(struct diffcoll_api_t *_swig_go_0) {
   struct diffcoll_api_t *arg1 = (struct diffcoll_api_t *) 0 ;
   size_t result;
   long long _swig_go_result;
@@ -3586,7 +3938,7 @@ long long _wrap_diffcoll_api_t_struct_size_get_capi_dffac9562f9dc31f(struct diff
 }
 
 
-intgo _wrap_diffcoll_api_t_version_get_capi_dffac9562f9dc31f(struct diffcoll_api_t *_swig_go_0) {
+intgo _wrap_diffcoll_api_t_version_get_capi_8c8cff49b524d0b6(struct diffcoll_api_t *_swig_go_0) {
   struct diffcoll_api_t *arg1 = (struct diffcoll_api_t *) 0 ;
   uint32_t result;
   intgo _swig_go_result;
@@ -3599,7 +3951,7 @@ intgo _wrap_diffcoll_api_t_version_get_capi_dffac9562f9dc31f(struct diffcoll_api
 }
 
 
-intgo _wrap_diffcoll_get_api_capi_dffac9562f9dc31f(intgo _swig_go_0, diffcoll_api_t **_swig_go_1) {
+intgo _wrap_diffcoll_get_api_capi_8c8cff49b524d0b6(intgo _swig_go_0, diffcoll_api_t **_swig_go_1) {
   uint32_t arg1 ;
   diffcoll_api_t **arg2 = (diffcoll_api_t **) 0 ;
   diffcoll_status_t result;
@@ -3614,7 +3966,7 @@ intgo _wrap_diffcoll_get_api_capi_dffac9562f9dc31f(intgo _swig_go_0, diffcoll_ap
 }
 
 
-struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
+struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_8c8cff49b524d0b6(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_tensor_t *result = 0 ;
   struct diffcoll_tensor_t *_swig_go_result;
@@ -3627,7 +3979,7 @@ struct diffcoll_tensor_t *_wrap_new_tensor_array_capi_dffac9562f9dc31f(intgo _sw
 }
 
 
-void _wrap_delete_tensor_array_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0) {
+void _wrap_delete_tensor_array_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   
   arg1 = *(diffcoll_tensor_t **)&_swig_go_0; 
@@ -3637,7 +3989,7 @@ void _wrap_delete_tensor_array_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_
 }
 
 
-struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
+struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   int arg2 ;
   diffcoll_tensor_t result;
@@ -3656,7 +4008,7 @@ struct diffcoll_tensor_t *_wrap_tensor_array_getitem_capi_dffac9562f9dc31f(struc
 }
 
 
-void _wrap_tensor_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_tensor_t *_swig_go_2) {
+void _wrap_tensor_array_setitem_capi_8c8cff49b524d0b6(struct diffcoll_tensor_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_tensor_t *_swig_go_2) {
   diffcoll_tensor_t *arg1 = (diffcoll_tensor_t *) 0 ;
   int arg2 ;
   diffcoll_tensor_t arg3 ;
@@ -3677,7 +4029,7 @@ void _wrap_tensor_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_tensor_t *
 }
 
 
-struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
+struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_8c8cff49b524d0b6(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_cfg_branch_t *result = 0 ;
   struct diffcoll_cfg_branch_t *_swig_go_result;
@@ -3690,7 +4042,7 @@ struct diffcoll_cfg_branch_t *_wrap_new_cfg_branch_array_capi_dffac9562f9dc31f(i
 }
 
 
-void _wrap_delete_cfg_branch_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0) {
+void _wrap_delete_cfg_branch_array_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   
   arg1 = *(diffcoll_cfg_branch_t **)&_swig_go_0; 
@@ -3700,7 +4052,7 @@ void _wrap_delete_cfg_branch_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_bra
 }
 
 
-void _wrap_cfg_branch_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_branch_t *_swig_go_2) {
+void _wrap_cfg_branch_array_setitem_capi_8c8cff49b524d0b6(struct diffcoll_cfg_branch_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_branch_t *_swig_go_2) {
   diffcoll_cfg_branch_t *arg1 = (diffcoll_cfg_branch_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_branch_t arg3 ;
@@ -3721,7 +4073,7 @@ void _wrap_cfg_branch_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_br
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_dffac9562f9dc31f(intgo _swig_go_0) {
+struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_8c8cff49b524d0b6(intgo _swig_go_0) {
   int arg1 ;
   diffcoll_cfg_term_t *result = 0 ;
   struct diffcoll_cfg_term_t *_swig_go_result;
@@ -3734,7 +4086,7 @@ struct diffcoll_cfg_term_t *_wrap_new_cfg_term_array_capi_dffac9562f9dc31f(intgo
 }
 
 
-void _wrap_delete_cfg_term_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0) {
+void _wrap_delete_cfg_term_array_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   
   arg1 = *(diffcoll_cfg_term_t **)&_swig_go_0; 
@@ -3744,7 +4096,7 @@ void _wrap_delete_cfg_term_array_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_
 }
 
 
-struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
+struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_term_t result;
@@ -3763,7 +4115,7 @@ struct diffcoll_cfg_term_t *_wrap_cfg_term_array_getitem_capi_dffac9562f9dc31f(s
 }
 
 
-void _wrap_cfg_term_array_setitem_capi_dffac9562f9dc31f(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_term_t *_swig_go_2) {
+void _wrap_cfg_term_array_setitem_capi_8c8cff49b524d0b6(struct diffcoll_cfg_term_t *_swig_go_0, intgo _swig_go_1, struct diffcoll_cfg_term_t *_swig_go_2) {
   diffcoll_cfg_term_t *arg1 = (diffcoll_cfg_term_t *) 0 ;
   int arg2 ;
   diffcoll_cfg_term_t arg3 ;

@@ -15,13 +15,20 @@ generated from the public header):
   activation's statistics;
 * :class:`FusedNormWorkspace` -- fused all-reduce + residual add + RMSNorm of
   tensor-parallel blocks;
-* sequence parallelism -- :meth:`Comm.ulysses_all_to_all`, :class:`UspMesh`
+* sequence parallelism -- :meth:`Comm.ulysses_all_to_all` (grouped-query k/v
+  heads sent once, :func:`ulysses_kv_heads`; FP8 transport, :class:`WireFormat`),
+  :class:`UspMesh`
   (the Ulysses / ring / sp / CFG / data groups of a rank) and :class:`Ring`
   (the double-buffered block exchange of ring attention);
+* :class:`ParallelState` -- every group of a USP + tensor-parallel mesh, this
+  rank's place in each and the shard helpers a model needs;
+* :mod:`diffcoll.torch` (imported on its own) -- every operation as a PyTorch
+  custom operator that torch.compile and CUDA graphs take whole, its objects
+  named by the small integers of :func:`handle`;
 * exceptions -- :class:`DiffcollError` and one subclass per status, carrying
   the status and the library's message;
 * enums -- :class:`ReduceOp`, :class:`DType`, :class:`DeviceType`, :class:`Status`,
-  :class:`UlyssesDirection`, :class:`FusedNormPath`.
+  :class:`UlyssesDirection`, :class:`FusedNormPath`, :class:`WireFormat`.
 
 Example (two ranks as threads of one process)::
 
@@ -62,7 +69,9 @@ from ._errors import (
 )
 from ._native import c as _c
 from ._norm import FusedNormWorkspace
-from ._usp import Ring, UspDegrees, UspMesh
+from ._parallel import GROUPS, ParallelDims, ParallelState
+from ._registry import handle, release as release_handle
+from ._usp import Ring, UspDegrees, UspMesh, ulysses_kv_heads
 from ._tensor import StreamLike, Tensor, TensorLike
 from ._types import (
     DeviceType,
@@ -74,6 +83,8 @@ from ._types import (
     Status,
     UlyssesDirection,
     UlyssesDirectionLike,
+    WireFormat,
+    WireFormatLike,
 )
 
 #: Most dimensions a tensor can have.
@@ -115,6 +126,14 @@ __all__ = [
     "UspMesh",
     "UspDegrees",
     "Ring",
+    "ParallelState",
+    "ParallelDims",
+    "GROUPS",
+    "handle",
+    "release_handle",
+    "ulysses_kv_heads",
+    "WireFormat",
+    "WireFormatLike",
     "Tensor",
     "TensorLike",
     "StreamLike",

@@ -39,16 +39,23 @@ class CfgOrder(enum.IntEnum):
     """diffcoll_cfg_order_t: the arithmetic order of a combine."""
 
     #: As written: acc = pred[base]; acc += scale_k * (pred[plus_k] - pred[minus_k]),
-    #: float32, one rounding to the dtype at the end (what engines do on one GPU).
+    #: float32, one rounding to the dtype at the end.
     SERIAL = 0
     #: Weighted sum rounded after every operation, in branch index order: what
     #: the parallel combine computes, hence bitwise equal to it (docs/CFG.md).
     PARALLEL = 1
+    #: What PyTorch eager computes for ``uncond + g * (cond - uncond)`` (and any
+    #: formula written that way) on tensors of the dtype: every operation in
+    #: float32, rounded to the dtype; post-processing as the engines' code
+    #: (normalization, then ``rescale_noise_cfg``; diffusers' CFG-zero* scale).
+    #: The elementwise chain equals PyTorch bit for bit, statistics within one
+    #: unit in the last place of PyTorch's (docs/CFG.md). Bitwise equal across ranks.
+    TORCH = 2
 
 
 #: A role: a :class:`CfgRole`, its value, or a name ("cond", "uncond", ...).
 CfgRoleLike = Union[CfgRole, int, str]
-#: An order: a :class:`CfgOrder`, its value, or "serial" / "parallel".
+#: An order: a :class:`CfgOrder`, its value, or "serial" / "parallel" / "torch".
 CfgOrderLike = Union[CfgOrder, int, str]
 #: A branch, by index or by name.
 BranchRef = Union[int, str]
@@ -109,7 +116,7 @@ class CfgPolicy(OwnedHandle):
         base: the base branch of the formula, by index or by name.
         terms: (scale, plus, minus) per guidance term; plus and minus are
             branches by index or by name.
-        order: "serial" (default) or "parallel" (see :class:`CfgOrder`).
+        order: "serial" (default), "parallel" or "torch" (see :class:`CfgOrder`).
         zero_star: CFG-zero* (needs one COND and one UNCOND branch).
         rescale_phi: guidance rescale strength in [0, 1] (0: off).
         norm_k: CFG normalization bound (0: off).

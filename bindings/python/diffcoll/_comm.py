@@ -10,7 +10,15 @@ from ._errors import InvalidArgumentError, UnsupportedError
 from ._handle import OwnedHandle, _check
 from ._native import c
 from ._tensor import StreamLike, TensorLike, describe, describe_all, stream_handle
-from ._types import ReduceOp, ReduceOpLike, UlyssesDirection, UlyssesDirectionLike, to_reduce_op
+from ._types import (
+    ReduceOp,
+    ReduceOpLike,
+    UlyssesDirection,
+    UlyssesDirectionLike,
+    WireFormat,
+    WireFormatLike,
+    to_reduce_op,
+)
 
 if TYPE_CHECKING:
     from ._cfg import CfgPolicy
@@ -363,14 +371,37 @@ class Comm(OwnedHandle):
         return tensor
 
     def all_gather(
-        self, input: TensorLike, output: TensorLike, axis: int = 0, *, stream: StreamLike = None
+        self,
+        input: TensorLike,
+        output: TensorLike,
+        axis: int = 0,
+        *,
+        wire_format: WireFormatLike = WireFormat.NATIVE,
+        scale_block: int = 32,
+        stream: StreamLike = None,
     ) -> TensorLike:
         """Concatenates every rank's ``input`` along ``axis`` into ``output``
-        (dimension ``axis`` times the group size); returns ``output``."""
+        (dimension ``axis`` times the group size); returns ``output``.
+
+        ``wire_format="fp8_e4m3"`` or ``"fp8_e5m2"`` (float16, bfloat16 and
+        float32 tensors) sends each rank's block as FP8 with one scale per
+        ``scale_block`` rows along ``axis`` and index of every other dimension
+        but the last (diffcoll_all_gather_ex); every rank, the sender too,
+        gets the dequantised values, so all outputs agree."""
         s = stream_handle(stream)
+        w = _to_enum(WireFormat, wire_format, "wire_format", "Comm.all_gather")
         i, ki = self._t(input, "input", False, s)
         o, ko = self._t(output, "output", True, s)
-        _check(c.diffcoll_all_gather(self._handle, i, o, int(axis), s), "diffcoll_all_gather")
+        if w == WireFormat.NATIVE:
+            _check(c.diffcoll_all_gather(self._handle, i, o, int(axis), s), "diffcoll_all_gather")
+        else:
+            options = c.diffcoll_all_gather_options_t()  # DIFFCOLL_ALL_GATHER_OPTIONS_INIT
+            options.wire_format = int(w)
+            options.scale_block = int(scale_block)
+            _check(
+                c.diffcoll_all_gather_ex(self._handle, i, o, int(axis), options, s),
+                "diffcoll_all_gather_ex",
+            )
         del ki, ko
         return output
 
@@ -633,39 +664,65 @@ class Comm(OwnedHandle):
         seq_axis: int,
         head_axis: int,
         direction: UlyssesDirectionLike = UlyssesDirection.SEQ_TO_HEAD,
+        query_heads: int = 0,
+        wire_format: WireFormatLike = WireFormat.NATIVE,
+        scale_block: int = 32,
         stream: StreamLike = None,
     ) -> Sequence[TensorLike]:
         """Ulysses all-to-all of several tensors (e.g. q, k, v) in one exchange
         (diffcoll_ulysses_all_to_all); returns ``outputs``.
 
         Collective over this communicator, the Ulysses group of P ranks: every
-        rank passes the same number of tensors, axes, direction, dtype and
-        global shapes. With S and H a tensor's global sequence length and head
-        count, rank r holds ``split_extent(S, P, r)`` tokens / ``split_extent(H,
-        P, r)`` heads (torch.tensor_split's rule, no padding):
+        rank passes the same number of tensors, axes, direction, options, dtype
+        and global shapes. With S and H a tensor's global sequence length and
+        head count, rank r holds ``split_extent(S, P, r)`` tokens /
+        ``split_extent(H, P, r)`` heads (torch.tensor_split's rule, no padding):
 
         * ``"seq_to_head"`` (before attention): ``inputs[t]`` has S_r along
           ``seq_axis`` and H along ``head_axis``; ``outputs[t]`` has S and H_r.
         * ``"head_to_seq"`` (after attention): the inverse; the round trip
           returns the input bit for bit.
 
+        Grouped-query attention: with ``query_heads=Q``, a tensor with K != Q
+        heads (K divides Q) is k/v, and rank r receives exactly the k/v heads
+        its query heads attend to, ``ulysses_kv_heads(Q, K, P, r)``, each sent
+        once to each rank that needs it (no copy of k/v up front). Local query
+        head i of the rank attends local k/v head ``(qs + i) // (Q // K) -
+        start`` (qs: its first query head, start: its first k/v head).
+
+        ``wire_format="fp8_e4m3"`` / ``"fp8_e5m2"`` moves the messages as FP8
+        with one float scale per ``scale_block`` tokens and head
+        (diffcoll_ulysses_all_to_all_ex); the slab a rank keeps stays exact.
+
         Tensors have any strides (no ``.contiguous()`` needed on either side);
         outputs must not overlap inputs or each other. Axes may be negative.
         """
         s = stream_handle(stream)
-        ins, ki = self._ts(inputs, "inputs", False, s, "Comm.ulysses_all_to_all")
-        outs, ko = self._ts(outputs, "outputs", True, s, "Comm.ulysses_all_to_all")
+        fn = "Comm.ulysses_all_to_all"
+        d = _to_enum(UlyssesDirection, direction, "direction", fn)
+        w = _to_enum(WireFormat, wire_format, "wire_format", fn)
+        ins, ki = self._ts(inputs, "inputs", False, s, fn)
+        outs, ko = self._ts(outputs, "outputs", True, s, fn)
         if len(outs) != len(ins):
-            raise InvalidArgumentError(
-                f"{len(ins)} inputs but {len(outs)} outputs", function="Comm.ulysses_all_to_all"
+            raise InvalidArgumentError(f"{len(ins)} inputs but {len(outs)} outputs", function=fn)
+        if int(query_heads) == 0 and w == WireFormat.NATIVE:
+            _check(
+                c.diffcoll_ulysses_all_to_all(
+                    self._handle, (ins, outs), int(seq_axis), int(head_axis), int(d), s
+                ),
+                "diffcoll_ulysses_all_to_all",
             )
-        d = _to_enum(UlyssesDirection, direction, "direction", "Comm.ulysses_all_to_all")
-        _check(
-            c.diffcoll_ulysses_all_to_all(
-                self._handle, (ins, outs), int(seq_axis), int(head_axis), int(d), s
-            ),
-            "diffcoll_ulysses_all_to_all",
-        )
+        else:
+            options = c.diffcoll_ulysses_options_t()  # DIFFCOLL_ULYSSES_OPTIONS_INIT
+            options.query_heads = int(query_heads)
+            options.wire_format = int(w)
+            options.scale_block = int(scale_block)
+            _check(
+                c.diffcoll_ulysses_all_to_all_ex(
+                    self._handle, (ins, outs), int(seq_axis), int(head_axis), int(d), options, s
+                ),
+                "diffcoll_ulysses_all_to_all_ex",
+            )
         del ki, ko
         return outputs
 

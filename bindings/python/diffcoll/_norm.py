@@ -6,7 +6,7 @@ transformer block::
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from ._cfg import _to_enum
 from ._handle import OwnedHandle, _check
@@ -16,6 +16,21 @@ from ._types import DType, FusedNormPath, FusedNormPathLike
 
 if TYPE_CHECKING:
     from ._comm import Comm
+
+
+_OPTIONS: Dict[int, Any] = {}
+
+
+def fused_norm_options(path: int) -> Any:
+    """The diffcoll_fused_norm_options_t of ``path``, made once per path (the
+    library only reads it): a SWIG struct per call would cost more than the
+    call."""
+    options = _OPTIONS.get(path)
+    if options is None:
+        options = c.diffcoll_fused_norm_options_t()  # DIFFCOLL_FUSED_NORM_OPTIONS_INIT
+        options.path = path
+        _OPTIONS[path] = options
+    return options
 
 
 class FusedNormWorkspace(OwnedHandle):
@@ -107,8 +122,7 @@ class FusedNormWorkspace(OwnedHandle):
         wd, kw = t(weight, "weight", False, s)
         yd, ky = t(y, "y", True, s)
         od, ko = t(residual_out, "residual_out", True, s)
-        options = c.diffcoll_fused_norm_options_t()  # DIFFCOLL_FUSED_NORM_OPTIONS_INIT
-        options.path = int(_to_enum(FusedNormPath, path, "path", "FusedNormWorkspace.apply"))
+        options = fused_norm_options(int(_to_enum(FusedNormPath, path, "path", "FusedNormWorkspace.apply")))
         _check(
             c.diffcoll_fused_norm(self._handle, xd, rd, wd, float(eps), yd, od, options, s),
             "diffcoll_fused_norm",

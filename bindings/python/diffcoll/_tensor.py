@@ -3,11 +3,17 @@
 Accepted, in this order of preference:
 
 1. :class:`Tensor`, a raw description (address, dtype, shape, strides, device);
-2. anything with ``__dlpack__`` (numpy >= 1.22, PyTorch, CuPy, JAX, ...): the
+2. PyTorch tensors, read straight from the tensor (``data_ptr()``,
+   ``shape``, ``stride()``, ``dtype``, device) once ``torch`` is imported:
+   no DLPack capsule per call, which costs ten times the library call;
+3. anything with ``__dlpack__`` (numpy >= 1.22, CuPy, JAX, ...): the
    capsule is parsed in place (never consumed, so the producer keeps
    ownership) and kept alive for the duration of the call;
-3. anything with ``__cuda_array_interface__`` (PyTorch, CuPy, Numba);
-4. anything with ``__array_interface__`` (numpy and look-alikes).
+4. anything with ``__cuda_array_interface__`` (CuPy, Numba);
+5. anything with ``__array_interface__`` (numpy and look-alikes).
+
+What crosses to the SWIG module is a :class:`TensorDesc`, a tuple that
+bindings/swig/diffcoll.i turns into a ``diffcoll_tensor_t`` in C.
 
 Strides may be anything the library accepts (transposed, sliced, negative,
 zero); byte strides of the array interfaces are converted to element strides
@@ -18,7 +24,7 @@ memory.
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import InvalidArgumentError, UnsupportedError
 from ._native import c
@@ -70,12 +76,14 @@ _NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
 def to_dtype(dtype: Union[DType, int, str, Any]) -> DType:
-    """Converts a :class:`DType`, its value, a name ("float32", "bfloat16") or
-    a numpy dtype to a :class:`DType`."""
+    """Converts a :class:`DType`, its value, a name ("float32", "bfloat16"),
+    a numpy dtype or a torch.dtype to a :class:`DType`."""
     if isinstance(dtype, DType):
         return dtype
     if isinstance(dtype, int):
         return DType(dtype)
+    if _torch_seen() and dtype in _Torch.dtypes:
+        return DType(_Torch.dtypes[dtype])
     name = dtype if isinstance(dtype, str) else getattr(dtype, "name", str(dtype))
     try:
         return _DTYPE_NAMES[str(name).lower()]
@@ -158,20 +166,106 @@ class Tensor:
         )
 
 
-def _raw(t: Tensor, what: str) -> Any:
-    if len(t.shape) > c.DIFFCOLL_MAX_DIMS:
-        raise InvalidArgumentError(
-            f"{what}: {len(t.shape)} dimensions, diffcoll supports at most {c.DIFFCOLL_MAX_DIMS}"
-        )
-    d = c.diffcoll_tensor_t()
-    d.data = t.data
-    d.dtype = int(t.dtype)
-    d.device_type = int(t.device)
-    d.device_id = t.device_id
-    d.ndim = len(t.shape)
-    d.shape = t.shape
-    d.strides = t.strides
-    return d
+class TensorDesc(NamedTuple):
+    """What the SWIG module takes for a ``const diffcoll_tensor_t*``: the C
+    struct's fields as a tuple (bindings/swig/diffcoll.i converts it in C)."""
+
+    data: int
+    dtype: int
+    device_type: int
+    device_id: int
+    shape: Tuple[int, ...]
+    strides: Tuple[int, ...]
+
+
+_MAX_DIMS: int = c.DIFFCOLL_MAX_DIMS
+_new_desc = tuple.__new__  # TensorDesc without NamedTuple.__new__'s Python frame
+
+
+def _too_many_dims(what: str, ndim: int) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{what}: {ndim} dimensions, diffcoll supports at most {_MAX_DIMS}")
+
+
+def _raw(t: Tensor, what: str) -> TensorDesc:
+    if len(t.shape) > _MAX_DIMS:
+        raise _too_many_dims(what, len(t.shape))
+    return _new_desc(
+        TensorDesc, (t.data, int(t.dtype), int(t.device), t.device_id, t.shape, t.strides)
+    )
+
+
+class _Torch:
+    """PyTorch as the fast path sees it; filled once ``torch`` is imported
+    (diffcoll itself never imports it)."""
+
+    tensor: Optional[type] = None
+    dtypes: Dict[Any, int] = {}  # torch.dtype -> DType value
+    raw_stream: Any = None  # torch._C._cuda_getCurrentRawStream, where it exists
+
+
+def _torch_seen() -> bool:
+    """True (and :class:`_Torch` filled) once the process has imported torch."""
+    if _Torch.tensor is not None:
+        return True
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "Tensor"):
+        return False
+    _Torch.dtypes = {getattr(torch, n): int(dt) for n, dt in _DTYPE_NAMES.items() if hasattr(torch, n)}
+    _Torch.raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    _Torch.tensor = torch.Tensor
+    return True
+
+
+_CPU, _CUDA = int(DeviceType.CPU), int(DeviceType.CUDA)  # plain ints: cheaper than enum members
+
+
+def torch_desc(t: Any, what: str) -> TensorDesc:
+    """The descriptor of a ``torch.Tensor``, read from the tensor itself
+    (strided tensors stay strided: nothing is copied or made contiguous)."""
+    dtype = _Torch.dtypes.get(t.dtype)
+    if t.is_cuda:
+        device, device_id = _CUDA, t.get_device()
+    elif t.is_cpu:
+        device, device_id = _CPU, 0
+    else:
+        raise UnsupportedError(f"{what}: a tensor on device {t.device} is neither CPU nor CUDA")
+    if dtype is None:
+        raise InvalidArgumentError(f"{what}: dtype {t.dtype} is not supported by diffcoll")
+    if t.is_neg():  # its memory holds -x: read as is, it is not what the tensor means
+        raise InvalidArgumentError(f"{what}: a negative view (is_neg()); pass .resolve_neg()")
+    shape = t.shape
+    if len(shape) > _MAX_DIMS:
+        raise _too_many_dims(what, len(shape))
+    try:
+        strides, data = t.stride(), t.data_ptr()
+    except RuntimeError as e:  # sparse and other layouts without strided memory
+        raise InvalidArgumentError(f"{what}: {e}") from None
+    return _new_desc(TensorDesc, (data, dtype, device, device_id, shape, strides))
+
+
+def torch_stream(device_id: int) -> int:
+    """PyTorch's current cudaStream_t on CUDA device ``device_id``."""
+    if _Torch.raw_stream is not None:
+        return _Torch.raw_stream(device_id)
+    import torch  # noqa: PLC0415 - older PyTorch without the raw accessor
+
+    return torch.cuda.current_stream(device_id).cuda_stream
+
+
+def _order_after_torch(device_id: int, stream: Optional[int]) -> None:
+    """Makes ``stream`` (None: the legacy default stream) wait for the work
+    PyTorch queued on its current stream, as ``__dlpack__(stream)`` does: a
+    tensor PyTorch is still writing is complete before diffcoll reads it."""
+    if (stream or 0) == torch_stream(device_id):
+        return
+    import torch  # noqa: PLC0415 - only when the streams differ
+
+    target = (
+        torch.cuda.default_stream(device_id)
+        if stream is None
+        else torch.cuda.ExternalStream(stream, device=device_id)
+    )
+    target.wait_stream(torch.cuda.current_stream(device_id))
 
 
 def _device_id_of(obj: Any, default: int) -> int:
@@ -264,7 +358,7 @@ def describe(
     stream: Optional[int] = None,
     cuda_device: int = 0,
 ) -> Tuple[Any, Any]:
-    """Returns (diffcoll_tensor_t, keepalive) for ``obj``; None gives (None, None).
+    """Returns (:class:`TensorDesc`, keepalive) for ``obj``; None gives (None, None).
 
     ``keepalive`` must be kept until the library is done with the memory.
     ``cuda_device`` is the ordinal assumed for __cuda_array_interface__ objects
@@ -276,6 +370,11 @@ def describe(
         if writable and obj.readonly:
             raise InvalidArgumentError(f"{what} is read-only but the operation writes to it")
         return _raw(obj, what), obj
+    if _torch_seen() and isinstance(obj, _Torch.tensor):
+        d = torch_desc(obj, what)
+        if d.device_type == _CUDA:
+            _order_after_torch(d.device_id, stream)
+        return d, obj
     dlpack_error: Optional[BaseException] = None
     if hasattr(obj, "__dlpack__"):
         try:

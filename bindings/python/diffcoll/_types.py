@@ -116,6 +116,24 @@ class UlyssesDirection(enum.IntEnum):
 UlyssesDirectionLike = Union[UlyssesDirection, int, str]
 
 
+class WireFormat(enum.IntEnum):
+    """diffcoll_wire_format_t: how an all-to-all or all-gather moves values
+    between ranks (FP8: quantised in the pack with one float scale per
+    token block and head, dequantised in the unpack; see docs/ULYSSES.md for
+    the error bound)."""
+
+    #: The tensors' own dtype, bit for bit.
+    NATIVE = 0
+    #: FP8 e4m3 (max 448, 3 mantissa bits): |x' - x| <= 2^-4 |x| + 2^-10 scale + rounding.
+    FP8_E4M3 = 1
+    #: FP8 e5m2 (max 57344, 2 mantissa bits): |x' - x| <= 2^-3 |x| + 2^-17 scale + rounding.
+    FP8_E5M2 = 2
+
+
+#: A wire format: a :class:`WireFormat`, its value, or "native", "fp8_e4m3", "fp8_e5m2".
+WireFormatLike = Union[WireFormat, int, str]
+
+
 class FusedNormPath(enum.IntEnum):
     """diffcoll_fused_norm_path_t: how :class:`diffcoll.FusedNormWorkspace` runs on
     CUDA tensors (host tensors always take the host path)."""

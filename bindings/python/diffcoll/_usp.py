@@ -200,4 +200,17 @@ class Ring(OwnedHandle):
         return "<diffcoll.Ring closed>" if self._handle is None else f"<diffcoll.Ring on {self._comm!r}>"
 
 
-__all__ = ["UspMesh", "UspDegrees", "Ring"]
+def ulysses_kv_heads(query_heads: int, kv_heads: int, parts: int, index: int) -> Tuple[int, int]:
+    """(start, length) of the k/v heads rank ``index`` of ``parts`` holds after a
+    grouped-query :meth:`Comm.ulysses_all_to_all` with ``query_heads`` query and
+    ``kv_heads`` k/v heads (diffcoll_ulysses_kv_heads): the k/v heads its query
+    heads ``split_extent(query_heads, parts, index)`` attend to. Size the k/v
+    outputs of the exchange with it."""
+    start, length = _check(
+        c.diffcoll_ulysses_kv_heads(int(query_heads), int(kv_heads), int(parts), int(index)),
+        "diffcoll_ulysses_kv_heads",
+    )
+    return int(start), int(length)
+
+
+__all__ = ["UspMesh", "UspDegrees", "Ring", "ulysses_kv_heads"]

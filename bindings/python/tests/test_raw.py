@@ -79,3 +79,39 @@ def test_tensor_array_pair_typemap_and_new_init_structs():
     assert c.diffcoll_usp_degrees_t().struct_size > 0 and c.diffcoll_usp_mesh_t().ulysses is None
     assert c.diffcoll_fused_norm_options_t().path == c.DIFFCOLL_FUSED_NORM_AUTO
     assert c.diffcoll_fused_norm_options_t().struct_size > 0
+
+
+def test_tensor_tuples_and_objects_are_one_descriptor():
+    # The Python layer passes (data, dtype, device_type, device_id, shape,
+    # strides) tuples; diffcoll_tensor_t objects still work; both say the same.
+    status, comm = c.diffcoll_comm_create("local://raw-tuple", 0, 1, c.diffcoll_config_t())
+    assert status == 0, c.diffcoll_last_error()
+    try:
+        a = np.arange(12, dtype=np.float64).reshape(3, 4)
+        view = a[:, ::2]  # strided: gathered through staging
+        as_tuple = (view.ctypes.data, int(diffcoll.DType.FLOAT64), 1, 0, view.shape, (4, 2))
+        t = c.diffcoll_tensor_t()
+        t.data, t.dtype, t.device_type, t.ndim = view.ctypes.data, diffcoll.DType.FLOAT64, 1, 2
+        t.shape, t.strides = view.shape, (4, 2)
+        out_t = np.zeros((3, 4))
+        out_o = np.zeros((3, 4))
+        for desc, out in ((as_tuple, out_t), (t, out_o)):  # into the odd columns
+            o = (out.ctypes.data + 8, int(diffcoll.DType.FLOAT64), 1, 0, (3, 2), (4, 2))
+            assert c.diffcoll_all_gather(comm, desc, o, 0, None) == 0, c.diffcoll_last_error()
+        np.testing.assert_array_equal(out_t[:, 1::2], view)
+        np.testing.assert_array_equal(out_t[:, ::2], 0)
+        np.testing.assert_array_equal(out_o, out_t)
+        # Malformed tuples are Python errors, never a call with garbage.
+        with pytest.raises(TypeError, match="tensor tuple is"):
+            c.diffcoll_all_reduce(comm, (view.ctypes.data, 7), 0, 1.0, None)
+        with pytest.raises(ValueError, match="2 dimensions but 1 strides"):
+            c.diffcoll_all_reduce(comm, as_tuple[:5] + ((4,),), 0, 1.0, None)
+        with pytest.raises(ValueError, match="at most 8"):
+            c.diffcoll_all_reduce(comm, as_tuple[:4] + ((1,) * 9, (1,) * 9), 0, 1.0, None)
+        with pytest.raises(TypeError):
+            c.diffcoll_all_reduce(comm, ("nope", 7, 1, 0, (1,), (1,)), 0, 1.0, None)
+        # In arrays too (the CFG predictions).
+        with pytest.raises(TypeError, match="tensor tuple is"):
+            c.diffcoll_cfg_combine_serial(None, [(1, 2)], as_tuple, 0, None)
+    finally:
+        assert c.diffcoll_comm_destroy(comm) == 0

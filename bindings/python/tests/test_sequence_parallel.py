@@ -1,5 +1,7 @@
 """Sequence parallelism through the bindings: Comm.ulysses_all_to_all (against
-slices of the whole and a bit-exact round trip), UspMesh (groups against the
+slices of the whole and a bit-exact round trip; grouped-query k/v heads sent
+once, with attention equal bit for bit to the copy-up path; FP8 within its
+documented bound), the FP8 all-gather, UspMesh (groups against the
 documented xDiT order) and Ring (every block visited once in P steps)."""
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffcoll
-from diffcoll import Ring, UlyssesDirection, UspDegrees, UspMesh, split_extent
+from diffcoll import Ring, UlyssesDirection, UspDegrees, UspMesh, WireFormat, split_extent, ulysses_kv_heads
 
 RNG = np.random.default_rng(11)
 # [B, S, H, D]: q with 5 heads, k and v with 3 (grouped-query attention), S = 7.
@@ -83,6 +85,143 @@ def test_ulysses_errors(ranks):
         assert "both dimension 1" in same_axis.message and "count 0" in empty.message
         assert unequal.function == bad_direction.function == "Comm.ulysses_all_to_all"
         assert "2 inputs but 1 outputs" in unequal.message and "sideways" in bad_direction.message
+
+
+# ------------------------------------------------- grouped-query attention, FP8
+
+# [B, S, H, D]: 8 query heads, 2 k/v heads (groups of 4), S = 10.
+GQ = RNG.standard_normal((1, 10, 8, 4)).astype(np.float32)
+GK = RNG.standard_normal((1, 10, 2, 4)).astype(np.float32)
+GV = RNG.standard_normal((1, 10, 2, 4)).astype(np.float32)
+
+
+def head_slab(whole, start, n):
+    return whole[:, :, start : start + n]
+
+
+def attention(q, k, v, kv_of):
+    """o[:, :, i] = softmax(q_i k_j^T / sqrt(D)) v_j with j = kv_of(i), per head, float32."""
+    o = np.empty_like(q)
+    for i in range(q.shape[2]):
+        j = kv_of(i)
+        logits = np.einsum("bsd,btd->bst", q[:, :, i], k[:, :, j]) / np.float32(np.sqrt(q.shape[3]))
+        w = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        o[:, :, i] = np.einsum("bst,btd->bsd", w / w.sum(axis=-1, keepdims=True), v[:, :, j])
+    return o
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_gqa_sends_each_rank_the_kv_heads_its_query_heads_attend(ranks, size):
+    group = GQ.shape[2] // GK.shape[2]
+
+    def body(comm):
+        p, r = comm.size, comm.rank
+        qs, qn = split_extent(8, p, r)
+        ks, kn = ulysses_kv_heads(8, 2, p, r)
+        ins = [np.ascontiguousarray(seq_slab(w, 1, p, r)) for w in (GQ, GK, GV)]
+        heads = [np.full((1, 10, n, 4), np.nan, np.float32) for n in (qn, kn, kn)]
+        comm.ulysses_all_to_all(ins, heads, seq_axis=1, head_axis=2, query_heads=8)
+        back = [np.full_like(x, np.nan) for x in ins]
+        comm.ulysses_all_to_all(heads, back, seq_axis=1, head_axis=2, direction="head_to_seq", query_heads=8)
+        # Attention on this rank's heads, then the output back to tokens.
+        o_heads = attention(*heads, lambda i: (qs + i) // group - ks)
+        o = np.empty_like(ins[0])
+        comm.ulysses_all_to_all([o_heads], [o], seq_axis=1, head_axis=2, direction="head_to_seq")
+        # The same with k/v copied up to 8 heads first, as engines do today.
+        up = [np.ascontiguousarray(seq_slab(np.repeat(w, group, axis=2), 1, p, r)) for w in (GK, GV)]
+        up_heads = [np.empty((1, 10, qn, 4), np.float32) for _ in up]
+        comm.ulysses_all_to_all(up, up_heads, seq_axis=1, head_axis=2)
+        o_up = np.empty_like(o)
+        comm.ulysses_all_to_all([attention(heads[0], *up_heads, lambda i: i)], [o_up], seq_axis=1,
+                                head_axis=2, direction="head_to_seq")
+        return (qs, qn, ks, kn), ins, heads, back, o, o_up
+
+    for r, ((qs, qn, ks, kn), ins, heads, back, o, o_up) in enumerate(ranks(size, body)):
+        assert kn == len({h // group for h in range(qs, qs + qn)})  # exactly the heads attended
+        np.testing.assert_array_equal(heads[0], head_slab(GQ, qs, qn))
+        np.testing.assert_array_equal(heads[1], head_slab(GK, ks, kn))
+        np.testing.assert_array_equal(heads[2], head_slab(GV, ks, kn))
+        for x, b in zip(ins, back):
+            np.testing.assert_array_equal(b, x)
+        np.testing.assert_array_equal(o, o_up)  # bit for bit
+        whole = attention(GQ, GK, GV, lambda i: i // group)
+        np.testing.assert_allclose(o, seq_slab(whole, 1, size, r), rtol=1e-5, atol=1e-6)
+
+
+def fp8_bound(exact, amax, fmt, dtype):
+    """The documented bound: 2^-m |x| + 2^-s amax / F + the output dtype's rounding."""
+    rel, sub, top = (2.0**-4, 2.0**-10, 448.0) if fmt == "fp8_e4m3" else (2.0**-3, 2.0**-17, 57344.0)
+    rounding = 2.0**-11 if dtype == np.float16 else 2.0**-24
+    x = np.abs(exact.astype(np.float64))
+    return rel * x + sub * amax / top + rounding * x * (1 + rel) + 2.0**-20 * (x + amax / top)
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e5m2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_fp8_ulysses_stays_within_the_bound(ranks, fmt, dtype):
+    size, block = 3, 2
+    whole = (RNG.standard_normal((1, 11, 6, 8)) * np.exp2(np.arange(6) - 3)[None, None, :, None]).astype(dtype)
+
+    def body(comm):
+        p, r = comm.size, comm.rank
+        x = np.ascontiguousarray(seq_slab(whole, 1, p, r))
+        y = np.empty((1, 11, split_extent(6, p, r)[1], 8), dtype)
+        comm.ulysses_all_to_all([x], [y], seq_axis=1, head_axis=2, wire_format=fmt, scale_block=block)
+        return y
+
+    for r, y in enumerate(ranks(size, body)):
+        hs, hn = split_extent(6, size, r)
+        exact = head_slab(whole, hs, hn)
+        amax = np.zeros(exact.shape, np.float64)
+        for src in range(size):  # groups: blocks of 2 tokens of each rank's shard, per head
+            ts, tn = split_extent(11, size, src)
+            for b0 in range(ts, ts + tn, block):
+                b1 = min(b0 + block, ts + tn)
+                amax[:, b0:b1] = np.abs(exact[:, b0:b1].astype(np.float64)).max(axis=(1, 3), keepdims=True)
+        err = np.abs(y.astype(np.float64) - exact.astype(np.float64))
+        assert np.all(err <= fp8_bound(exact, amax, fmt, dtype))
+        ts, tn = split_extent(11, size, r)
+        np.testing.assert_array_equal(y[:, ts : ts + tn], exact[:, ts : ts + tn])  # kept exactly
+        assert np.count_nonzero(err) > err.size // 3  # the rest did travel as FP8
+
+
+def test_fp8_all_gather_agrees_on_every_rank(ranks):
+    whole = RNG.standard_normal((2, 12, 3, 16)).astype(np.float16)
+
+    def body(comm):
+        x = np.ascontiguousarray(whole[:, 4 * comm.rank : 4 * comm.rank + 4])
+        y = np.empty_like(whole)
+        comm.all_gather(x, y, axis=1, wire_format=WireFormat.FP8_E4M3, scale_block=4)
+        return y
+
+    outs = ranks(3, body)
+    amax = np.abs(whole.astype(np.float64)).reshape(2, 3, 4, 3, 16).max(axis=(2, 4), keepdims=True)
+    amax = np.broadcast_to(amax, (2, 3, 4, 3, 16)).reshape(whole.shape)
+    for y in outs:
+        np.testing.assert_array_equal(y, outs[0])
+        assert np.all(np.abs(y.astype(np.float64) - whole) <= fp8_bound(whole, amax, "fp8_e4m3", np.float16))
+
+
+def test_gqa_and_fp8_errors(ranks):
+    def body(comm):
+        x = np.ones((1, 4, 2, 2), np.float32)  # k/v [B, S_r, 2, D], S = 8 over 2 ranks
+        y = np.empty((1, 8, 1, 2), np.float32)
+        with pytest.raises(diffcoll.InvalidArgumentError) as not_dividing:
+            comm.ulysses_all_to_all([x], [y], seq_axis=1, head_axis=2, query_heads=3)
+        with pytest.raises(diffcoll.InvalidArgumentError) as bad_format:
+            comm.ulysses_all_to_all([x], [y], seq_axis=1, head_axis=2, wire_format="fp9")
+        with pytest.raises(diffcoll.InvalidArgumentError) as bad_block:
+            comm.all_gather(x, np.empty((1, 8, 2, 2), np.float32), axis=1, wire_format="fp8_e5m2", scale_block=0)
+        with pytest.raises(diffcoll.InvalidArgumentError) as bad_heads:
+            ulysses_kv_heads(8, 3, 2, 0)
+        return not_dividing.value, bad_format.value, bad_block.value, bad_heads.value
+
+    for not_dividing, bad_format, bad_block, bad_heads in ranks(2, body):
+        assert not_dividing.function == "diffcoll_ulysses_all_to_all_ex"
+        assert "neither the 3 query heads" in not_dividing.message
+        assert bad_format.function == "Comm.ulysses_all_to_all" and "fp9" in bad_format.message
+        assert bad_block.function == "diffcoll_all_gather_ex" and "scale_block 0" in bad_block.message
+        assert bad_heads.function == "diffcoll_ulysses_kv_heads" and "divide" in bad_heads.message
 
 
 # ---------------------------------------------------------------- USP mesh

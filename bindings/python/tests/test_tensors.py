@@ -53,9 +53,8 @@ def test_descriptor_strides_in_elements(wrap, view):
     d, keep = describe(wrap(v), "t", writable=True)
     assert d.data == v.__array_interface__["data"][0]
     assert d.dtype == diffcoll.DType.FLOAT32 and d.device_type == diffcoll.DeviceType.CPU
-    assert d.ndim == 2 and d.shape[:2] == v.shape
-    assert d.strides[:2] == tuple(s // 4 for s in v.strides)
-    assert d.shape[2:] == (0,) * 6
+    assert tuple(d.shape) == v.shape
+    assert tuple(d.strides) == tuple(s // 4 for s in v.strides)
 
 
 @pytest.mark.parametrize("wrap", [DLPackOnly, ArrayInterfaceOnly, lambda a: a])
@@ -131,4 +130,4 @@ def test_unsupported_inputs():
 def test_fake_cuda_descriptor():
     d, _ = describe(FakeCuda(), "tensor", writable=True, cuda_device=3)
     assert d.device_type == diffcoll.DeviceType.CUDA and d.device_id == 3
-    assert d.data == 0x7F0000000000 and d.strides[:2] == (2, 1)
+    assert d.data == 0x7F0000000000 and tuple(d.strides) == (2, 1)

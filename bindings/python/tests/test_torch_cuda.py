@@ -146,6 +146,26 @@ def test_all_gather_transposed_input_into_sliced_output(comm, stream):
     assert comm.stats().bytes_unpacked > 0
 
 
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e5m2"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fp8_all_gather_is_the_documented_arithmetic_in_torch_float8(comm, stream, fmt, dtype):
+    """The device kernels' FP8 against the same arithmetic in torch (its own
+    float8 casts): scale = amax / F per (batch, 4-token block, head) over D,
+    x' = dtype(float(fp8(x * (F / amax))) * scale), bit for bit."""
+    f8, top = (torch.float8_e4m3fn, 448.0) if fmt == "fp8_e4m3" else (torch.float8_e5m2, 57344.0)
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    x = (torch.randn(2, 16, 3, 128, device="cuda", generator=gen) * 8).to(dtype)  # [B, S, H, D]
+    x[1, 4:8, 2] = 0  # an all-zero group
+    out = torch.full_like(x, float("nan"))
+    comm.all_gather(x, out, axis=1, wire_format=fmt, scale_block=4, stream=stream)
+    xf = x.float().view(2, 4, 4, 3, 128)  # [B, block, token, H, D]
+    amax = xf.abs().amax(dim=(2, 4), keepdim=True)
+    scale = amax / top
+    inverse = torch.where(amax > 0, top / amax, torch.zeros_like(amax))
+    expected = ((xf * inverse).to(f8).float() * scale).to(dtype).view_as(x)
+    assert torch.equal(out, expected)
+
+
 # ---------------------------------------------------------------- halo
 
 

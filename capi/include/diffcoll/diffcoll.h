@@ -396,9 +396,7 @@ DIFFCOLL_API diffcoll_status_t diffcoll_barrier(diffcoll_comm_t* comm, void* str
 /*                                                                           */
 /* Predictions are float16, bfloat16 or float32 tensors of one shape whose   */
 /* dimension 0 is the batch ("per sample" below means per index of          */
-/* dimension 0; a 0-d tensor is one sample). Host tensors are supported; the */
-/* CUDA implementation is not there yet: CUDA tensors get                    */
-/* DIFFCOLL_ERR_UNSUPPORTED.                                                 */
+/* dimension 0; a 0-d tensor is one sample), in host or CUDA memory.         */
 /*                                                                           */
 /* A policy is immutable once created: it may be used by several threads at  */
 /* once (queries and combines), but must not be destroyed while in use.      */
@@ -438,8 +436,9 @@ typedef struct diffcoll_cfg_term_t {
 /** Arithmetic order of the combine (see diffcoll_cfg_options_t::order). */
 typedef enum diffcoll_cfg_order_t {
   /** As written: acc = pred[base]; acc += scale_k * (pred[plus_k] - pred[minus_k]) for
-   * k = 0, 1, ... in float32, rounded once to the dtype at the end. What engines
-   * compute on one GPU, e.g. uncond + g * (cond - uncond). */
+   * k = 0, 1, ... in float32, rounded once to the dtype at the end: the formula of
+   * e.g. uncond + g * (cond - uncond) with one rounding (what a fused kernel computes;
+   * PyTorch eager rounds after every operation: DIFFCOLL_CFG_ORDER_TORCH). */
   DIFFCOLL_CFG_ORDER_SERIAL = 0,
   /** As a weighted sum with a rounding after every operation, in branch index
    * order: acc = round(w_0 * pred_0); acc = round(acc + round(w_i * pred_i)),
@@ -447,7 +446,22 @@ typedef enum diffcoll_cfg_order_t {
    * g * cond + (1 - g) * uncond. This is exactly what the parallel combine
    * computes when each rank holds one branch, hence bitwise reproducible
    * across serial and parallel runs (see diffcoll_cfg_combine_parallel). */
-  DIFFCOLL_CFG_ORDER_PARALLEL = 1
+  DIFFCOLL_CFG_ORDER_PARALLEL = 1,
+  /** What PyTorch eager computes for the same formula written in Python,
+   * acc = pred[base]; acc = acc + scale_k * (pred[plus_k] - pred[minus_k]), with
+   * tensors of the dtype and Python float scales: every operation in float32
+   * (PyTorch's opmath; scales as float32) and rounded to the dtype, e.g. bf16
+   * pos = 1.0, neg = 0.1, scale 7 gives 6.375 where SERIAL gives 6.40625.
+   * Post-processing follows the engines' code in the dtype: CFG-zero* as
+   * diffusers' cfg_zero_star_scale (float32 scale rounded to the dtype, then
+   * uncond * alpha), CFG normalization then guidance rescale as SGLang's
+   * CFGPolicy (diffusers' rescale_noise_cfg). The elementwise chain equals
+   * PyTorch bit for bit; per-sample statistics (std, norms, CFG-zero* sums)
+   * are computed in double and rounded where PyTorch rounds its float32
+   * result, so they may differ by one unit in the last place of that result
+   * (docs/CFG.md). Across ranks every rank gathers the predictions and runs
+   * this chain (see diffcoll_cfg_combine_parallel). */
+  DIFFCOLL_CFG_ORDER_TORCH = 2
 } diffcoll_cfg_order_t;
 
 /**
@@ -468,7 +482,9 @@ typedef enum diffcoll_cfg_order_t {
  *  4. Zero init (zero_init_steps = n > 0): the output is all zeros while the
  *     combine's step < n (independent of zero_star).
  * Statistics accumulate in double; rescale and normalization are folded into
- * one per-sample factor applied in float32 (one rounding).
+ * one per-sample factor applied in float32 (one rounding). The TORCH order
+ * instead computes them as PyTorch engines do, in the dtype, normalization
+ * before rescale (see DIFFCOLL_CFG_ORDER_TORCH).
  */
 typedef struct diffcoll_cfg_options_t {
   /** sizeof(diffcoll_cfg_options_t) as the caller compiled it. */
@@ -616,11 +632,15 @@ DIFFCOLL_API diffcoll_status_t diffcoll_cfg_combine_serial(const diffcoll_cfg_po
  * give an inner product of tensors on different ranks, so the ranks all-gather
  * the predictions (each receives the d - 1 others' blocks: with d = 2 as many
  * bytes as the all-reduce it replaces, (d-1)/(2(d-1)/d) = d/2 times more for
- * larger d) and every rank runs the serial combine locally.
+ * larger d) and every rank runs the serial combine locally. So do the ranks
+ * of a DIFFCOLL_CFG_ORDER_TORCH policy whose branches are on more than one
+ * rank: no sum of partials rounds like PyTorch's serial chain. A group of one
+ * rank runs the serial combine and communicates nothing.
  *
- * Serial and parallel results agree BITWISE when the policy's order is
+ * Serial and parallel results agree BITWISE at degree 1 and with the TORCH
+ * order (any degree), and when the policy's order is
  * DIFFCOLL_CFG_ORDER_PARALLEL and either one rank holds every branch
- * (degree 1, or a single branch) or every rank holds at most one branch and at
+ * (e.g. a single branch) or every rank holds at most one branch and at
  * most two ranks hold branches (n <= 2 <= d, e.g. d == n == 2): a sum of two
  * values is the same in either order, and ranks without a branch add -0, the
  * exact identity, whatever order the all-reduce adds in. The all-gather path
@@ -1087,10 +1107,11 @@ DIFFCOLL_API diffcoll_status_t diffcoll_fused_norm(
 /* by one backend all-to-all (ncclAlltoAll / Gloo alltoall); otherwise by    */
 /* one grouped send/recv of one message per tensor and peer, each sent from  */
 /* / received into the caller's memory when that slab is contiguous there.   */
-/* Grouped-query attention: q heads and k/v heads are */
-/* split independently, so a rank's q heads find their k/v heads on the same */
-/* rank only when P divides the k/v head count (else replicate k/v heads to  */
-/* a multiple of P first, as yunchang does).                                 */
+/* Grouped-query attention: here q heads and k/v heads are split            */
+/* independently, so a rank's q heads find their k/v heads on the same rank  */
+/* only when P divides the k/v head count; diffcoll_ulysses_all_to_all_ex    */
+/* with options.query_heads sends each rank the k/v heads its q heads attend */
+/* to, for any P, with no copy of k/v up front (see its section below).      */
 /* ------------------------------------------------------------------------ */
 
 /** Direction of a Ulysses all-to-all. Values are fixed. */
@@ -1350,6 +1371,202 @@ DIFFCOLL_API diffcoll_status_t diffcoll_ring_start(diffcoll_ring_t* ring, void* 
 DIFFCOLL_API diffcoll_status_t diffcoll_ring_wait(diffcoll_ring_t* ring, void* stream,
                                                   int32_t* current);
 
+/* ------------------------------------------------------------------------ */
+/* Ulysses for real models: grouped-query k/v sent once, FP8 on the wire      */
+/*                                                                           */
+/* Grouped-query attention (GQA): Q query heads share K k/v heads (K divides */
+/* Q, G = Q / K); query head h attends k/v head h / G, the rule of PyTorch's */
+/* scaled_dot_product_attention(enable_gqa=True) and of flash-attention.     */
+/* With options.query_heads = Q, diffcoll_ulysses_all_to_all_ex treats every */
+/* tensor of the call whose head count K differs from Q as k/v: SEQ_TO_HEAD  */
+/* gives rank r exactly the k/v heads its query heads attend to,             */
+/* diffcoll_ulysses_kv_heads(Q, K, P, r) = [qs / G, ceil((qs + qn) / G)),    */
+/* where [qs, qs + qn) are its query heads (diffcoll_split_extent(Q, P, r)), */
+/* in global order. A k/v head whose group spans two ranks goes to both; no  */
+/* k/v head is copied up front and none travels to a rank that does not use */
+/* it, for any P (even, uneven, P > K). On rank r, local query head i        */
+/* attends local k/v head (qs + i) / G - qs / G. Where the rank's query      */
+/* heads are whole groups (G divides qs and qn, e.g. whenever P divides K)   */
+/* or lie in one group, that is local k/v head i / (qn / kn) (kn = its k/v   */
+/* head count): the layout GQA kernels take as it is. Elsewhere (e.g. Q = 28,*/
+/* K = 7, P = 2) run the kernel once per run of query heads that share a k/v*/
+/* head. HEAD_TO_SEQ of a k/v tensor returns every k/v head from the rank    */
+/* that holds its group's first query head, so SEQ_TO_HEAD then HEAD_TO_SEQ  */
+/* returns k/v bit for bit; the attention output has Q heads and goes back   */
+/* like any tensor.                                                          */
+/*                                                                           */
+/* FP8 transport (opt-in): messages between ranks travel as 8-bit floats,    */
+/* quantised by the pack and dequantised by the unpack (no extra pass; the   */
+/* caller's tensors keep their dtype: float16, bfloat16 or float32), with    */
+/* one float32 scale per group. A group is one token block (scale_block      */
+/* consecutive tokens of one message, counted from the message's first       */
+/* token, the last block possibly shorter) x one index of every dimension    */
+/* but the sequence and the last other dimension (one head of one batch      */
+/* entry) x the whole last other dimension (the head dimension): e.g. for    */
+/* [B, S, H, D], one scale per (batch entry, token block, head) over         */
+/* scale_block x D values. scale = amax / F with amax the group's largest    */
+/* magnitude and F the format's largest value (448 for e4m3, 57344 for       */
+/* e5m2); each value x is sent as fp8(x * F / amax) (round to nearest even,  */
+/* saturated) and comes back as x' = dtype(fp8 * scale). The error, per      */
+/* element x of a group with scale s:                                        */
+/*   e4m3:  |x' - x| <= 2^-4 |x| + 2^-10 s + r(x')                           */
+/*   e5m2:  |x' - x| <= 2^-3 |x| + 2^-17 s + r(x')                           */
+/* where r(x') is the rounding of x' to the tensor's dtype (half an ulp:     */
+/* <= 2^-8 |x'| for bfloat16, 2^-11 |x'| for float16). The bytes per message */
+/* are one per element plus 4 per group (+ 16-byte alignment), against 2 (or */
+/* 4) per element natively. The slab a rank keeps for itself is copied      */
+/* exactly; in an all-gather every block, the own one included, goes        */
+/* through FP8, so that every rank holds the same output. Values must be    */
+/* finite: a NaN stays NaN, an infinity makes its whole group NaN. Off by    */
+/* default; with it off every result is bit for bit what the functions      */
+/* without options return.                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** How an all-to-all or all-gather moves values between ranks. Values are
+ * fixed. */
+typedef enum diffcoll_wire_format_t {
+  /** The tensors' own dtype, bit for bit (the default). */
+  DIFFCOLL_WIRE_NATIVE = 0,
+  /** FP8 e4m3 (4 exponent, 3 mantissa bits, max 448) with scales. */
+  DIFFCOLL_WIRE_FP8_E4M3 = 1,
+  /** FP8 e5m2 (5 exponent, 2 mantissa bits, max 57344) with scales: more
+   * range, less precision. */
+  DIFFCOLL_WIRE_FP8_E5M2 = 2
+} diffcoll_wire_format_t;
+
+/**
+ * Options of diffcoll_ulysses_all_to_all_ex. Always start from
+ * DIFFCOLL_ULYSSES_OPTIONS_INIT so that fields added later get their
+ * defaults. Every rank passes the same options.
+ */
+typedef struct diffcoll_ulysses_options_t {
+  /** sizeof(diffcoll_ulysses_options_t) as the caller compiled it. */
+  size_t struct_size;
+  /** Grouped-query attention: the query head count Q; tensors with another
+   * head count K (which must divide Q) are k/v (see the section comment).
+   * 0 (default): every tensor's heads are split on their own. */
+  int64_t query_heads;
+  /** A diffcoll_wire_format_t (default DIFFCOLL_WIRE_NATIVE). */
+  int32_t wire_format;
+  /** FP8: tokens per scale, >= 1 (default 32). Ignored natively. */
+  int32_t scale_block;
+} diffcoll_ulysses_options_t;
+
+/** Default options: no grouped-query attention, native wire. */
+#define DIFFCOLL_ULYSSES_OPTIONS_INIT \
+  {sizeof(diffcoll_ulysses_options_t), 0, DIFFCOLL_WIRE_NATIVE, 32}
+
+/**
+ * diffcoll_ulysses_all_to_all with options: grouped-query k/v heads sent
+ * once to each rank that needs them, and FP8 transport (see the section
+ * comment). With NULL or default options it is diffcoll_ulysses_all_to_all,
+ * bit for bit.
+ *
+ * Shapes as for diffcoll_ulysses_all_to_all, except for the k/v tensors of
+ * a GQA call (K heads, options->query_heads = Q): SEQ_TO_HEAD outputs hold
+ * kn = the length of diffcoll_ulysses_kv_heads(Q, K, P, r) heads; HEAD_TO_SEQ
+ * inputs hold those kn heads and outputs all K.
+ *
+ * Example, 32 query heads and 8 k/v heads on 3 ranks, [B, S, H, D]:
+ * @code
+ *   diffcoll_ulysses_options_t o = DIFFCOLL_ULYSSES_OPTIONS_INIT;
+ *   o.query_heads = 32;
+ *   o.wire_format = DIFFCOLL_WIRE_FP8_E4M3;        // optional
+ *   int64_t kv_start, kn;                          // rank 1: heads 2..5 (4)
+ *   diffcoll_ulysses_kv_heads(32, 8, 3, rank, &kv_start, &kn);
+ *   diffcoll_tensor_t in[3] = {q, k, v};           // [B, S_r, 32|8, D]
+ *   diffcoll_tensor_t out[3] = {q_h, k_h, v_h};    // [B, S, 11|kn, D]
+ *   diffcoll_ulysses_all_to_all_ex(comm, in, out, 3, 1, 2,
+ *                                  DIFFCOLL_ULYSSES_SEQ_TO_HEAD, &o, stream);
+ * @endcode
+ *
+ * @param options NULL for DIFFCOLL_ULYSSES_OPTIONS_INIT.
+ * @return as diffcoll_ulysses_all_to_all, and DIFFCOLL_ERR_INVALID_ARGUMENT
+ *         for query_heads < 0, a tensor whose head count neither equals nor
+ *         divides query_heads, an unknown wire_format, scale_block < 1 or
+ *         FP8 with a dtype other than float16, bfloat16 and float32;
+ *         DIFFCOLL_ERR_VERSION for a struct_size that does not cover the
+ *         fields above. CUDA staging (reserve it before a graph capture)
+ *         natively as for diffcoll_ulysses_all_to_all; with FP8 at most one
+ *         byte per element and 4 per group of every message, plus 512 per
+ *         tensor and rank, plus the native bytes of the slab a rank keeps
+ *         when neither its input nor its output slab is contiguous.
+ *
+ * Thread-safety: as every operation of `comm`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ulysses_all_to_all_ex(
+    diffcoll_comm_t* comm, const diffcoll_tensor_t* inputs, const diffcoll_tensor_t* outputs,
+    int32_t count, int32_t seq_axis, int32_t head_axis, int32_t direction,
+    const diffcoll_ulysses_options_t* options, void* stream);
+
+/**
+ * The k/v heads rank `index` of `parts` holds after a GQA SEQ_TO_HEAD with
+ * `query_heads` query heads and `kv_heads` k/v heads: [*start, *start +
+ * *length) = [qs / G, ceil((qs + qn) / G)) with [qs, qs + qn) =
+ * diffcoll_split_extent(query_heads, parts, index) and G = query_heads /
+ * kv_heads; *length = 0 when the rank holds no query head. Local query head
+ * i of the rank attends local k/v head (qs + i) / G - *start. Pure function,
+ * thread-safe.
+ *
+ * @return DIFFCOLL_ERR_INVALID_ARGUMENT unless query_heads >= 1, kv_heads
+ *         >= 1 divides query_heads, parts >= 1 and 0 <= index < parts, or
+ *         for NULL start / length.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_ulysses_kv_heads(int64_t query_heads, int64_t kv_heads,
+                                                         int32_t parts, int32_t index,
+                                                         int64_t* start, int64_t* length);
+
+/**
+ * Options of diffcoll_all_gather_ex. Always start from
+ * DIFFCOLL_ALL_GATHER_OPTIONS_INIT so that fields added later get their
+ * defaults. Every rank passes the same options.
+ */
+typedef struct diffcoll_all_gather_options_t {
+  /** sizeof(diffcoll_all_gather_options_t) as the caller compiled it. */
+  size_t struct_size;
+  /** A diffcoll_wire_format_t (default DIFFCOLL_WIRE_NATIVE). */
+  int32_t wire_format;
+  /** FP8: rows along the gather axis (tokens) per scale, >= 1 (default 32).
+   * Ignored natively. */
+  int32_t scale_block;
+} diffcoll_all_gather_options_t;
+
+/** Default options: native wire. */
+#define DIFFCOLL_ALL_GATHER_OPTIONS_INIT \
+  {sizeof(diffcoll_all_gather_options_t), DIFFCOLL_WIRE_NATIVE, 32}
+
+/**
+ * diffcoll_all_gather with options: with an FP8 wire format each rank's
+ * input is quantised once into one message (groups: scale_block rows along
+ * `axis` x one index of every other dimension but the last one that is not
+ * `axis` x that whole dimension, e.g. for k of [B, S_r, H, D] gathered along
+ * S: per batch entry, token block and head, over D), the messages are
+ * all-gathered and every block, the own one included, is dequantised into
+ * `output`, so all ranks hold the same output. Error bound as in the section
+ * comment. With NULL or default options it is diffcoll_all_gather, bit for
+ * bit.
+ *
+ * @code
+ *   diffcoll_all_gather_options_t o = DIFFCOLL_ALL_GATHER_OPTIONS_INIT;
+ *   o.wire_format = DIFFCOLL_WIRE_FP8_E4M3;
+ *   diffcoll_all_gather_ex(comm, &k_shard, &k_whole, 1, &o, stream);
+ * @endcode
+ *
+ * @param options NULL for DIFFCOLL_ALL_GATHER_OPTIONS_INIT.
+ * @return as diffcoll_all_gather, and DIFFCOLL_ERR_INVALID_ARGUMENT for an
+ *         unknown wire_format, scale_block < 1 or FP8 with a dtype other
+ *         than float16, bfloat16 and float32; DIFFCOLL_ERR_VERSION for a
+ *         struct_size that does not cover the fields above.
+ *
+ * Thread-safety: as every operation of `comm`, one thread at a time.
+ */
+DIFFCOLL_API diffcoll_status_t diffcoll_all_gather_ex(diffcoll_comm_t* comm,
+                                                      const diffcoll_tensor_t* input,
+                                                      const diffcoll_tensor_t* output,
+                                                      int32_t axis,
+                                                      const diffcoll_all_gather_options_t* options,
+                                                      void* stream);
+
 /* @@section-end@@ (capabilities added later go above this line) */
 /* The function table below stays last; new functions append their pointers. */
 
@@ -1596,6 +1813,21 @@ typedef struct diffcoll_api_t {
   /** Points to diffcoll_ring_wait(). */
   diffcoll_status_t (*diffcoll_ring_wait)(diffcoll_ring_t* ring, void* stream,
                                           int32_t* current);
+  /** Points to diffcoll_ulysses_all_to_all_ex(). */
+  diffcoll_status_t (*diffcoll_ulysses_all_to_all_ex)(
+      diffcoll_comm_t* comm, const diffcoll_tensor_t* inputs,
+      const diffcoll_tensor_t* outputs, int32_t count, int32_t seq_axis, int32_t head_axis,
+      int32_t direction, const diffcoll_ulysses_options_t* options, void* stream);
+  /** Points to diffcoll_ulysses_kv_heads(). */
+  diffcoll_status_t (*diffcoll_ulysses_kv_heads)(int64_t query_heads, int64_t kv_heads,
+                                                 int32_t parts, int32_t index,
+                                                 int64_t* start, int64_t* length);
+  /** Points to diffcoll_all_gather_ex(). */
+  diffcoll_status_t (*diffcoll_all_gather_ex)(diffcoll_comm_t* comm,
+                                              const diffcoll_tensor_t* input,
+                                              const diffcoll_tensor_t* output, int32_t axis,
+                                              const diffcoll_all_gather_options_t* options,
+                                              void* stream);
 } diffcoll_api_t;
 
 /** Nonzero if `table` (a const diffcoll_api_t*) is long enough to hold the

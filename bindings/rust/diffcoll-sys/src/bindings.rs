@@ -710,6 +710,7 @@ fn bindgen_test_layout_diffcoll_cfg_term_t() {
 }
 pub const DIFFCOLL_CFG_ORDER_SERIAL: diffcoll_cfg_order_t = 0;
 pub const DIFFCOLL_CFG_ORDER_PARALLEL: diffcoll_cfg_order_t = 1;
+pub const DIFFCOLL_CFG_ORDER_TORCH: diffcoll_cfg_order_t = 2;
 pub type diffcoll_cfg_order_t = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -1649,6 +1650,203 @@ extern "C" {
         current: *mut i32,
     ) -> diffcoll_status_t;
 }
+pub const DIFFCOLL_WIRE_NATIVE: diffcoll_wire_format_t = 0;
+pub const DIFFCOLL_WIRE_FP8_E4M3: diffcoll_wire_format_t = 1;
+pub const DIFFCOLL_WIRE_FP8_E5M2: diffcoll_wire_format_t = 2;
+pub type diffcoll_wire_format_t = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_ulysses_options_t {
+    pub struct_size: usize,
+    pub query_heads: i64,
+    pub wire_format: i32,
+    pub scale_block: i32,
+}
+#[test]
+fn bindgen_test_layout_diffcoll_ulysses_options_t() {
+    assert_eq!(
+        ::std::mem::size_of::<diffcoll_ulysses_options_t>(),
+        24usize,
+        concat!("Size of: ", stringify!(diffcoll_ulysses_options_t))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<diffcoll_ulysses_options_t>(),
+        8usize,
+        concat!("Alignment of ", stringify!(diffcoll_ulysses_options_t))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_ulysses_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_ulysses_options_t),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_query_heads() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_ulysses_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).query_heads) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_ulysses_options_t),
+                "::",
+                stringify!(query_heads)
+            )
+        );
+    }
+    test_field_query_heads();
+    fn test_field_wire_format() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_ulysses_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).wire_format) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_ulysses_options_t),
+                "::",
+                stringify!(wire_format)
+            )
+        );
+    }
+    test_field_wire_format();
+    fn test_field_scale_block() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_ulysses_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).scale_block) as usize - ptr as usize
+            },
+            20usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_ulysses_options_t),
+                "::",
+                stringify!(scale_block)
+            )
+        );
+    }
+    test_field_scale_block();
+}
+extern "C" {
+    pub fn diffcoll_ulysses_all_to_all_ex(
+        comm: *mut diffcoll_comm_t,
+        inputs: *const diffcoll_tensor_t,
+        outputs: *const diffcoll_tensor_t,
+        count: i32,
+        seq_axis: i32,
+        head_axis: i32,
+        direction: i32,
+        options: *const diffcoll_ulysses_options_t,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
+extern "C" {
+    pub fn diffcoll_ulysses_kv_heads(
+        query_heads: i64,
+        kv_heads: i64,
+        parts: i32,
+        index: i32,
+        start: *mut i64,
+        length: *mut i64,
+    ) -> diffcoll_status_t;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct diffcoll_all_gather_options_t {
+    pub struct_size: usize,
+    pub wire_format: i32,
+    pub scale_block: i32,
+}
+#[test]
+fn bindgen_test_layout_diffcoll_all_gather_options_t() {
+    assert_eq!(
+        ::std::mem::size_of::<diffcoll_all_gather_options_t>(),
+        16usize,
+        concat!("Size of: ", stringify!(diffcoll_all_gather_options_t))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<diffcoll_all_gather_options_t>(),
+        8usize,
+        concat!("Alignment of ", stringify!(diffcoll_all_gather_options_t))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_all_gather_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_all_gather_options_t),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_wire_format() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_all_gather_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).wire_format) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_all_gather_options_t),
+                "::",
+                stringify!(wire_format)
+            )
+        );
+    }
+    test_field_wire_format();
+    fn test_field_scale_block() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_all_gather_options_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).scale_block) as usize - ptr as usize
+            },
+            12usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_all_gather_options_t),
+                "::",
+                stringify!(scale_block)
+            )
+        );
+    }
+    test_field_scale_block();
+}
+extern "C" {
+    pub fn diffcoll_all_gather_ex(
+        comm: *mut diffcoll_comm_t,
+        input: *const diffcoll_tensor_t,
+        output: *const diffcoll_tensor_t,
+        axis: i32,
+        options: *const diffcoll_all_gather_options_t,
+        stream: *mut ::std::os::raw::c_void,
+    ) -> diffcoll_status_t;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct diffcoll_api_t {
@@ -2039,12 +2237,45 @@ pub struct diffcoll_api_t {
             current: *mut i32,
         ) -> diffcoll_status_t,
     >,
+    pub diffcoll_ulysses_all_to_all_ex: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            inputs: *const diffcoll_tensor_t,
+            outputs: *const diffcoll_tensor_t,
+            count: i32,
+            seq_axis: i32,
+            head_axis: i32,
+            direction: i32,
+            options: *const diffcoll_ulysses_options_t,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_ulysses_kv_heads: ::std::option::Option<
+        unsafe extern "C" fn(
+            query_heads: i64,
+            kv_heads: i64,
+            parts: i32,
+            index: i32,
+            start: *mut i64,
+            length: *mut i64,
+        ) -> diffcoll_status_t,
+    >,
+    pub diffcoll_all_gather_ex: ::std::option::Option<
+        unsafe extern "C" fn(
+            comm: *mut diffcoll_comm_t,
+            input: *const diffcoll_tensor_t,
+            output: *const diffcoll_tensor_t,
+            axis: i32,
+            options: *const diffcoll_all_gather_options_t,
+            stream: *mut ::std::os::raw::c_void,
+        ) -> diffcoll_status_t,
+    >,
 }
 #[test]
 fn bindgen_test_layout_diffcoll_api_t() {
     assert_eq!(
         ::std::mem::size_of::<diffcoll_api_t>(),
-        456usize,
+        480usize,
         concat!("Size of: ", stringify!(diffcoll_api_t))
     );
     assert_eq!(
@@ -3024,6 +3255,57 @@ fn bindgen_test_layout_diffcoll_api_t() {
         );
     }
     test_field_diffcoll_ring_wait();
+    fn test_field_diffcoll_ulysses_all_to_all_ex() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ulysses_all_to_all_ex) as usize - ptr as usize
+            },
+            456usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ulysses_all_to_all_ex)
+            )
+        );
+    }
+    test_field_diffcoll_ulysses_all_to_all_ex();
+    fn test_field_diffcoll_ulysses_kv_heads() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_ulysses_kv_heads) as usize - ptr as usize
+            },
+            464usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_ulysses_kv_heads)
+            )
+        );
+    }
+    test_field_diffcoll_ulysses_kv_heads();
+    fn test_field_diffcoll_all_gather_ex() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<diffcoll_api_t>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).diffcoll_all_gather_ex) as usize - ptr as usize
+            },
+            472usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(diffcoll_api_t),
+                "::",
+                stringify!(diffcoll_all_gather_ex)
+            )
+        );
+    }
+    test_field_diffcoll_all_gather_ex();
 }
 extern "C" {
     pub fn diffcoll_get_api(version: u32, table: *mut *const diffcoll_api_t) -> diffcoll_status_t;

@@ -101,6 +101,25 @@ pub const fn diffcoll_usp_mesh_init() -> diffcoll_usp_mesh_t {
     }
 }
 
+/// `DIFFCOLL_ULYSSES_OPTIONS_INIT`: no grouped-query attention, native wire.
+pub const fn diffcoll_ulysses_options_init() -> diffcoll_ulysses_options_t {
+    diffcoll_ulysses_options_t {
+        struct_size: core::mem::size_of::<diffcoll_ulysses_options_t>(),
+        query_heads: 0,
+        wire_format: DIFFCOLL_WIRE_NATIVE as i32,
+        scale_block: 32,
+    }
+}
+
+/// `DIFFCOLL_ALL_GATHER_OPTIONS_INIT`: native wire.
+pub const fn diffcoll_all_gather_options_init() -> diffcoll_all_gather_options_t {
+    diffcoll_all_gather_options_t {
+        struct_size: core::mem::size_of::<diffcoll_all_gather_options_t>(),
+        wire_format: DIFFCOLL_WIRE_NATIVE as i32,
+        scale_block: 32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,14 +51,17 @@ impl CfgRole {
 /// Arithmetic order of a combine (`diffcoll_cfg_order_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CfgOrder {
-    /// As written, in f32, rounded once to the dtype (what engines compute on
-    /// one GPU).
+    /// As written, in f32, rounded once to the dtype.
     #[default]
     Serial,
     /// A weighted sum rounded after every operation, in branch order: what the
     /// parallel combine computes, so that serial and parallel results agree
     /// bit for bit (e.g. two ranks with one branch each).
     Parallel,
+    /// What PyTorch eager computes for the formula written in Python: every
+    /// operation in f32 and rounded to the dtype, post-processing as the
+    /// engines' code (docs/CFG.md); bitwise equal across ranks.
+    Torch,
 }
 
 /// Options of a policy (`diffcoll_cfg_options_t`); the default is SERIAL
@@ -85,6 +88,7 @@ impl CfgOptions {
         o.order = match self.order {
             CfgOrder::Serial => sys::DIFFCOLL_CFG_ORDER_SERIAL,
             CfgOrder::Parallel => sys::DIFFCOLL_CFG_ORDER_PARALLEL,
+            CfgOrder::Torch => sys::DIFFCOLL_CFG_ORDER_TORCH,
         } as i32;
         o.zero_star = self.zero_star as i32;
         o.rescale_phi = self.rescale_phi;
@@ -299,6 +303,8 @@ impl CfgPolicy {
         Ok(CfgOptions {
             order: if o.order == sys::DIFFCOLL_CFG_ORDER_PARALLEL as i32 {
                 CfgOrder::Parallel
+            } else if o.order == sys::DIFFCOLL_CFG_ORDER_TORCH as i32 {
+                CfgOrder::Torch
             } else {
                 CfgOrder::Serial
             },

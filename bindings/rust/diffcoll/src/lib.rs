@@ -11,7 +11,10 @@
 //! * [`Comm::group_norm`] and [`FusedNormWorkspace`]: GroupNorm of split
 //!   activations, fused all-reduce + residual add + RMSNorm;
 //! * [`Comm::ulysses_all_to_all`], [`Ring`] and [`UspMesh`]: sequence
-//!   parallelism (Ulysses, ring attention, USP process meshes);
+//!   parallelism (Ulysses, ring attention, USP process meshes), with
+//!   [`Comm::ulysses_all_to_all_with`] for grouped-query k/v heads sent once
+//!   ([`ulysses_kv_heads`]) and FP8 transport ([`WireFormat`], also
+//!   [`Comm::all_gather_with`]);
 //! * [`Error`]: the status and the library's message of a failed call.
 //!
 //! ```no_run
@@ -47,7 +50,10 @@ pub use comm::{Comm, Config, P2pGroup, ReduceOp, Stats, SPLIT_NOCOLOR};
 pub use error::{Error, Result, Status};
 pub use halo::{split_extent, HaloBoundary, HaloConfig, HaloPlan};
 pub use norm::{FusedNormPath, FusedNormWorkspace, InOut};
-pub use sp::{Ring, UlyssesDirection, UspDegrees, UspMesh};
+pub use sp::{
+    ulysses_kv_heads, AllGatherOptions, Ring, UlyssesDirection, UlyssesOptions, UspDegrees,
+    UspMesh, WireFormat,
+};
 pub use tensor::{
     raw_descriptor, DType, Device, Element, TensorMut, TensorRef, BF16, F16, MAX_DIMS,
 };

@@ -1,6 +1,8 @@
-//! Sequence parallelism: the Ulysses all-to-all, the ring exchange of ring
-//! attention and USP process meshes.
+//! Sequence parallelism: the Ulysses all-to-all (with grouped-query k/v
+//! heads sent once and FP8 transport), the ring exchange of ring attention
+//! and USP process meshes.
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::ptr::{self, NonNull};
 
 use diffcoll_sys as sys;
@@ -29,6 +31,137 @@ impl UlyssesDirection {
     }
 }
 
+/// How an all-to-all or all-gather moves values between ranks
+/// (`diffcoll_wire_format_t`). FP8 formats quantise in the pack with one
+/// float scale per token block and head and dequantise in the unpack; with
+/// `s` a group's largest magnitude over the format's largest value, e4m3
+/// keeps `|x' - x| <= 2^-4 |x| + 2^-10 s`, e5m2 `2^-3 |x| + 2^-17 s` (plus
+/// the rounding of `x'` to the tensor's dtype).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WireFormat {
+    /// The tensors' own dtype, bit for bit.
+    #[default]
+    Native,
+    /// FP8 e4m3 (max 448, 3 mantissa bits).
+    Fp8E4m3,
+    /// FP8 e5m2 (max 57344, 2 mantissa bits).
+    Fp8E5m2,
+}
+
+impl WireFormat {
+    /// The C value.
+    pub fn code(self) -> i32 {
+        (match self {
+            WireFormat::Native => sys::DIFFCOLL_WIRE_NATIVE,
+            WireFormat::Fp8E4m3 => sys::DIFFCOLL_WIRE_FP8_E4M3,
+            WireFormat::Fp8E5m2 => sys::DIFFCOLL_WIRE_FP8_E5M2,
+        }) as i32
+    }
+}
+
+/// Options of [`Comm::ulysses_all_to_all_with`] (`diffcoll_ulysses_options_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UlyssesOptions {
+    /// Grouped-query attention: the query head count Q; a tensor with
+    /// K != Q heads (K divides Q) is k/v, and rank r receives exactly the
+    /// k/v heads [`ulysses_kv_heads`]`(Q, K, P, r)` its query heads attend
+    /// to. 0: every tensor's heads are split on their own.
+    pub query_heads: usize,
+    /// How the messages travel.
+    pub wire_format: WireFormat,
+    /// FP8: tokens per scale, >= 1.
+    pub scale_block: usize,
+}
+
+impl Default for UlyssesOptions {
+    /// `DIFFCOLL_ULYSSES_OPTIONS_INIT`.
+    fn default() -> Self {
+        let init = sys::diffcoll_ulysses_options_init();
+        UlyssesOptions {
+            query_heads: 0,
+            wire_format: WireFormat::Native,
+            scale_block: init.scale_block as usize,
+        }
+    }
+}
+
+/// Options of [`Comm::all_gather_with`] (`diffcoll_all_gather_options_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllGatherOptions {
+    /// How each rank's block travels.
+    pub wire_format: WireFormat,
+    /// FP8: rows along the gather axis per scale, >= 1.
+    pub scale_block: usize,
+}
+
+impl Default for AllGatherOptions {
+    /// `DIFFCOLL_ALL_GATHER_OPTIONS_INIT`.
+    fn default() -> Self {
+        let init = sys::diffcoll_all_gather_options_init();
+        AllGatherOptions {
+            wire_format: WireFormat::Native,
+            scale_block: init.scale_block as usize,
+        }
+    }
+}
+
+/// The k/v heads rank `index` of `parts` holds after a grouped-query
+/// [`Comm::ulysses_all_to_all_with`] with `query_heads` query and `kv_heads`
+/// k/v heads (`diffcoll_ulysses_kv_heads`): those its query heads
+/// [`split_extent`](crate::split_extent)`(query_heads, parts, index)` attend
+/// to. Local query head i of the rank (global `qs + i`) attends local k/v
+/// head `(qs + i) / (query_heads / kv_heads) - start`.
+pub fn ulysses_kv_heads(
+    query_heads: usize,
+    kv_heads: usize,
+    parts: usize,
+    index: usize,
+) -> Result<Range<usize>> {
+    const OP: &str = "diffcoll_ulysses_kv_heads";
+    let (mut start, mut length) = (0i64, 0i64);
+    // SAFETY: the out-pointers are valid.
+    check(OP, unsafe {
+        sys::diffcoll_ulysses_kv_heads(
+            to_i64(OP, "query_heads", query_heads)?,
+            to_i64(OP, "kv_heads", kv_heads)?,
+            to_i32(OP, "parts", parts)?,
+            to_i32(OP, "index", index)?,
+            &mut start,
+            &mut length,
+        )
+    })?;
+    Ok(start as usize..(start + length) as usize)
+}
+
+fn to_i64(op: &'static str, what: &str, v: usize) -> Result<i64> {
+    i64::try_from(v).map_err(|_| {
+        Error::new(
+            Status::InvalidArgument,
+            op,
+            format!("{what} {v} is too large"),
+        )
+    })
+}
+
+/// The descriptors of one Ulysses call, which must pair inputs and outputs.
+fn descriptors(
+    op: &'static str,
+    inputs: &[TensorRef<'_>],
+    outputs: &[TensorMut<'_>],
+) -> Result<(Vec<sys::diffcoll_tensor_t>, Vec<sys::diffcoll_tensor_t>)> {
+    if inputs.len() != outputs.len() {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            op,
+            format!("{} inputs but {} outputs", inputs.len(), outputs.len()),
+        ));
+    }
+    Ok((
+        inputs.iter().map(|t| *t.as_raw()).collect(),
+        outputs.iter().map(|t| *t.as_raw()).collect(),
+    ))
+}
+
 impl Comm {
     /// Ulysses all-to-all of several tensors (e.g. q, k, v) as one exchange
     /// over this communicator (the Ulysses group). `SeqToHead`: `inputs[t]`
@@ -45,15 +178,7 @@ impl Comm {
         direction: UlyssesDirection,
     ) -> Result<()> {
         const OP: &str = "diffcoll_ulysses_all_to_all";
-        if inputs.len() != outputs.len() {
-            return Err(Error::new(
-                Status::InvalidArgument,
-                OP,
-                format!("{} inputs but {} outputs", inputs.len(), outputs.len()),
-            ));
-        }
-        let ins: Vec<sys::diffcoll_tensor_t> = inputs.iter().map(|t| *t.as_raw()).collect();
-        let outs: Vec<sys::diffcoll_tensor_t> = outputs.iter().map(|t| *t.as_raw()).collect();
+        let (ins, outs) = descriptors(OP, inputs, outputs)?;
         // SAFETY: self is live; the descriptors borrow their memory (outputs
         // exclusively) for the call.
         check(OP, unsafe {
@@ -65,6 +190,72 @@ impl Comm {
                 seq_axis,
                 head_axis,
                 direction.code(),
+                self.stream(),
+            )
+        })
+    }
+
+    /// [`ulysses_all_to_all`](Comm::ulysses_all_to_all) with grouped-query
+    /// k/v heads sent once to each rank that needs them and FP8 transport
+    /// (`diffcoll_ulysses_all_to_all_ex`). A k/v tensor of a GQA call holds
+    /// [`ulysses_kv_heads`]'s heads on the head-sharded side. With default
+    /// options it equals `ulysses_all_to_all` bit for bit. Collective.
+    pub fn ulysses_all_to_all_with(
+        &self,
+        inputs: &[TensorRef<'_>],
+        outputs: &mut [TensorMut<'_>],
+        seq_axis: i32,
+        head_axis: i32,
+        direction: UlyssesDirection,
+        options: &UlyssesOptions,
+    ) -> Result<()> {
+        const OP: &str = "diffcoll_ulysses_all_to_all_ex";
+        let (ins, outs) = descriptors(OP, inputs, outputs)?;
+        let mut raw = sys::diffcoll_ulysses_options_init();
+        raw.query_heads = to_i64(OP, "query_heads", options.query_heads)?;
+        raw.wire_format = options.wire_format.code();
+        raw.scale_block = to_i32(OP, "scale_block", options.scale_block)?;
+        // SAFETY: as ulysses_all_to_all; `raw` lives through the call.
+        check(OP, unsafe {
+            sys::diffcoll_ulysses_all_to_all_ex(
+                self.as_raw(),
+                ins.as_ptr(),
+                outs.as_ptr(),
+                to_i32(OP, "count", ins.len())?,
+                seq_axis,
+                head_axis,
+                direction.code(),
+                &raw,
+                self.stream(),
+            )
+        })
+    }
+
+    /// [`all_gather`](Comm::all_gather) with FP8 transport
+    /// (`diffcoll_all_gather_ex`): each rank's block travels as FP8 with one
+    /// scale per `scale_block` rows along `axis` and index of every other
+    /// dimension but the last, and every rank (the sender too) gets the
+    /// dequantised values, so all outputs agree. Collective.
+    pub fn all_gather_with(
+        &self,
+        input: &TensorRef<'_>,
+        output: &mut TensorMut<'_>,
+        axis: usize,
+        options: &AllGatherOptions,
+    ) -> Result<()> {
+        const OP: &str = "diffcoll_all_gather_ex";
+        let mut raw = sys::diffcoll_all_gather_options_init();
+        raw.wire_format = options.wire_format.code();
+        raw.scale_block = to_i32(OP, "scale_block", options.scale_block)?;
+        // SAFETY: self is live; the descriptors borrow their memory (output
+        // exclusively) and `raw` lives through the call.
+        check(OP, unsafe {
+            sys::diffcoll_all_gather_ex(
+                self.as_raw(),
+                input.as_raw(),
+                output.as_raw(),
+                to_i32(OP, "axis", axis)?,
+                &raw,
                 self.stream(),
             )
         })

@@ -204,6 +204,38 @@ fn cfg_combine_two_ranks_bitwise() {
     }
 }
 
+/// TORCH order: the option round-trips, and on f32 tensors the combine is
+/// PyTorch's chain `uncond + g * (cond - uncond)`, every step rounded to f32.
+#[test]
+fn cfg_torch_order() {
+    let (b, n) = (2usize, 7usize);
+    let (cond, uncond) = (waves(b * n, 0.3), waves(b * n, 2.1));
+    let policy = CfgPolicy::standard(
+        5.3,
+        &CfgOptions {
+            order: CfgOrder::Torch,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(policy.options().unwrap().order, CfgOrder::Torch);
+    let mut out = vec![0f32; b * n];
+    policy
+        .combine_serial(
+            &[
+                TensorRef::new(&cond, &[b, n]).unwrap(),
+                TensorRef::new(&uncond, &[b, n]).unwrap(),
+            ],
+            &mut TensorMut::new(&mut out, &[b, n]).unwrap(),
+            0,
+        )
+        .unwrap();
+    for i in 0..out.len() {
+        let want = uncond[i] + 5.3f32 * (cond[i] - uncond[i]); // no FMA in Rust
+        assert_eq!(out[i].to_bits(), want.to_bits(), "element {i}");
+    }
+}
+
 /// A chain of 3 ranks along H of an [N, H, W] tensor, zeros and replicate
 /// boundaries: every padded slab equals the matching rows of the whole tensor
 /// padded once; gather_slabs reassembles the whole.

@@ -12,6 +12,7 @@ use diffcoll::{
     split_extent, FusedNormPath, FusedNormWorkspace, InOut, Ring, UlyssesDirection, UspDegrees,
     UspMesh,
 };
+use diffcoll::{ulysses_kv_heads, AllGatherOptions, UlyssesOptions, WireFormat};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -839,4 +840,264 @@ fn usp_mesh_groups_follow_the_documented_order() {
             Ok(())
         });
     }
+}
+
+// ---- grouped-query attention and FP8 transport ----------------------------
+
+fn waves(n: usize, seed: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| (i as f32 * 0.37 + seed).sin() * (2.0 + seed))
+        .collect()
+}
+
+/// o[:, i] = softmax(q_i k_j^T / sqrt(D)) v_j with j = kv_of(i), for
+/// [1, S, H, D] row-major q, k, v, o of qh, kh, kh, qh heads; f32, fixed order.
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (s, qh, kh, d): (usize, usize, usize, usize),
+    kv_of: impl Fn(usize) -> usize,
+) -> Vec<f32> {
+    let mut o = vec![0f32; s * qh * d];
+    let scale = 1.0 / (d as f32).sqrt();
+    for i in 0..qh {
+        let j = kv_of(i);
+        for si in 0..s {
+            let mut logits: Vec<f32> = (0..s)
+                .map(|t| {
+                    (0..d).fold(0f32, |acc, e| {
+                        acc + q[(si * qh + i) * d + e] * k[(t * kh + j) * d + e]
+                    }) * scale
+                })
+                .collect();
+            let top = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for l in logits.iter_mut() {
+                *l = (*l - top).exp();
+                sum += *l;
+            }
+            for e in 0..d {
+                let acc = (0..s).fold(0f32, |acc, t| acc + logits[t] * v[(t * kh + j) * d + e]);
+                o[(si * qh + i) * d + e] = acc / sum;
+            }
+        }
+    }
+    o
+}
+
+#[test]
+fn gqa_ulysses_sends_the_attended_kv_heads_and_matches_the_copy_up_path() {
+    // [1, S, H, D]: 8 query heads, 2 k/v heads (groups of 4).
+    let (s, nq_all, nk_all, d, g) = (9usize, 8usize, 2usize, 4usize, 4usize);
+    let (wq, wk, wv) = (
+        waves(s * nq_all * d, 0.2),
+        waves(s * nk_all * d, 0.9),
+        waves(s * nk_all * d, 1.7),
+    );
+    let copy_up = |w: &[f32]| -> Vec<f32> {
+        (0..s * nq_all)
+            .flat_map(|sh| w[((sh / nq_all) * nk_all + sh % nq_all / g) * d..][..d].to_vec())
+            .collect()
+    };
+    let (wk_up, wv_up) = (copy_up(&wk), copy_up(&wv));
+    for size in 1..=5usize {
+        run_ranks(size, Config::default(), |comm| {
+            let (p, r) = (comm.size(), comm.rank());
+            let (rows, qh) = (split_extent(s, p, r)?, split_extent(nq_all, p, r)?);
+            let kv = ulysses_kv_heads(nq_all, nk_all, p, r)?;
+            assert_eq!(
+                kv.len(),
+                qh.clone()
+                    .map(|h| h / g)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            );
+            let ins = [
+                take(&wq, &[1, s, nq_all, d], 1, rows.clone()),
+                take(&wk, &[1, s, nk_all, d], 1, rows.clone()),
+                take(&wv, &[1, s, nk_all, d], 1, rows.clone()),
+            ];
+            let (mut q_h, mut k_h, mut v_h) = (
+                vec![0f32; s * qh.len() * d],
+                vec![0f32; s * kv.len() * d],
+                vec![0f32; s * kv.len() * d],
+            );
+            let options = UlyssesOptions {
+                query_heads: nq_all,
+                ..Default::default()
+            };
+            comm.ulysses_all_to_all_with(
+                &[
+                    TensorRef::new(&ins[0], &[1, rows.len(), nq_all, d])?,
+                    TensorRef::new(&ins[1], &[1, rows.len(), nk_all, d])?,
+                    TensorRef::new(&ins[2], &[1, rows.len(), nk_all, d])?,
+                ],
+                &mut [
+                    TensorMut::new(&mut q_h, &[1, s, qh.len(), d])?,
+                    TensorMut::new(&mut k_h, &[1, s, kv.len(), d])?,
+                    TensorMut::new(&mut v_h, &[1, s, kv.len(), d])?,
+                ],
+                1,
+                2,
+                UlyssesDirection::SeqToHead,
+                &options,
+            )?;
+            assert_eq!(
+                q_h,
+                take(&wq, &[1, s, nq_all, d], 2, qh.clone()),
+                "q of rank {r}"
+            );
+            assert_eq!(
+                k_h,
+                take(&wk, &[1, s, nk_all, d], 2, kv.clone()),
+                "k of rank {r}"
+            );
+            assert_eq!(
+                v_h,
+                take(&wv, &[1, s, nk_all, d], 2, kv.clone()),
+                "v of rank {r}"
+            );
+            // Attention on this rank's heads, then back to tokens; against
+            // the same with k/v copied up to 8 heads first.
+            let back = |o_h: Vec<f32>| -> Result<Vec<f32>, Error> {
+                let mut o = vec![0f32; rows.len() * nq_all * d];
+                comm.ulysses_all_to_all(
+                    &[TensorRef::new(&o_h, &[1, s, qh.len(), d])?],
+                    &mut [TensorMut::new(&mut o, &[1, rows.len(), nq_all, d])?],
+                    1,
+                    2,
+                    UlyssesDirection::HeadToSeq,
+                )?;
+                Ok(o)
+            };
+            let gqa = back(attend(&q_h, &k_h, &v_h, (s, qh.len(), kv.len(), d), |i| {
+                (qh.start + i) / g - kv.start
+            }))?;
+            let (ku_in, vu_in) = (
+                take(&wk_up, &[1, s, nq_all, d], 1, rows.clone()),
+                take(&wv_up, &[1, s, nq_all, d], 1, rows.clone()),
+            );
+            let (mut ku, mut vu) = (vec![0f32; s * qh.len() * d], vec![0f32; s * qh.len() * d]);
+            comm.ulysses_all_to_all(
+                &[
+                    TensorRef::new(&ku_in, &[1, rows.len(), nq_all, d])?,
+                    TensorRef::new(&vu_in, &[1, rows.len(), nq_all, d])?,
+                ],
+                &mut [
+                    TensorMut::new(&mut ku, &[1, s, qh.len(), d])?,
+                    TensorMut::new(&mut vu, &[1, s, qh.len(), d])?,
+                ],
+                1,
+                2,
+                UlyssesDirection::SeqToHead,
+            )?;
+            let copied = back(attend(&q_h, &ku, &vu, (s, qh.len(), qh.len(), d), |i| i))?;
+            assert!(
+                gqa.iter()
+                    .zip(&copied)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "rank {r}: GQA-aware vs copy-up"
+            );
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn fp8_all_gather_is_within_the_bound_and_equal_on_every_rank() {
+    // [1, rows, H, D] per rank, e4m3, 4 rows per scale.
+    let (p, rows, h, d) = (3usize, 8usize, 2usize, 16usize);
+    let whole = waves(p * rows * h * d, 0.5);
+    let outs = run_ranks(p, Config::default(), |comm| {
+        let r = comm.rank();
+        let input = take(&whole, &[1, p * rows, h, d], 1, r * rows..(r + 1) * rows);
+        let mut out = vec![0f32; whole.len()];
+        let options = AllGatherOptions {
+            wire_format: WireFormat::Fp8E4m3,
+            scale_block: 4,
+        };
+        comm.all_gather_with(
+            &TensorRef::new(&input, &[1, rows, h, d])?,
+            &mut TensorMut::new(&mut out, &[1, p * rows, h, d])?,
+            1,
+            &options,
+        )?;
+        Ok(out)
+    });
+    let mut changed = 0;
+    for (i, &x) in whole.iter().enumerate() {
+        let (tok, head) = (i / (h * d), i / d % h);
+        let first = tok / 4 * 4;
+        let w = &whole;
+        let amax = (first..first + 4)
+            .flat_map(|t| (0..d).map(move |e| w[(t * h + head) * d + e].abs()))
+            .fold(0f32, f32::max);
+        let bound = x.abs() / 16.0 + amax / 448.0 / 1024.0 + 1e-6 * x.abs();
+        assert!(
+            outs.iter().all(|o| o[i].to_bits() == outs[0][i].to_bits()),
+            "element {i} differs between ranks"
+        );
+        assert!(
+            (outs[0][i] - x).abs() <= bound,
+            "element {i} = {}, want {x} within {bound}",
+            outs[0][i]
+        );
+        changed += (outs[0][i] != x) as usize;
+    }
+    assert!(
+        changed > whole.len() / 3,
+        "FP8 changed only {changed} values"
+    );
+}
+
+#[test]
+fn gqa_and_fp8_errors() {
+    let e = ulysses_kv_heads(8, 3, 2, 0).unwrap_err();
+    assert_eq!(
+        (e.status(), e.op()),
+        (Status::InvalidArgument, "diffcoll_ulysses_kv_heads")
+    );
+    run_ranks(2, Config::default(), |comm| {
+        let x = vec![0f32; 4 * 2 * 2]; // k/v [1, S_r, 2, D], S = 8 over 2 ranks
+        let mut y = vec![0f32; 8 * 2];
+        let options = UlyssesOptions {
+            query_heads: 3,
+            ..Default::default()
+        };
+        let e = comm
+            .ulysses_all_to_all_with(
+                &[TensorRef::new(&x, &[1, 4, 2, 2])?],
+                &mut [TensorMut::new(&mut y, &[1, 8, 1, 2])?],
+                1,
+                2,
+                UlyssesDirection::SeqToHead,
+                &options,
+            )
+            .unwrap_err();
+        assert_eq!(
+            (e.status(), e.op()),
+            (Status::InvalidArgument, "diffcoll_ulysses_all_to_all_ex")
+        );
+        assert!(
+            e.message().contains("neither the 3 query heads"),
+            "{}",
+            e.message()
+        );
+        let mut whole = vec![0f32; 8 * 2 * 2];
+        let options = AllGatherOptions {
+            wire_format: WireFormat::Fp8E5m2,
+            scale_block: 0,
+        };
+        let e = comm
+            .all_gather_with(
+                &TensorRef::new(&x, &[1, 4, 2, 2])?,
+                &mut TensorMut::new(&mut whole, &[1, 8, 2, 2])?,
+                1,
+                &options,
+            )
+            .unwrap_err();
+        assert!(e.message().contains("scale_block 0"), "{}", e.message());
+        Ok(())
+    });
 }
