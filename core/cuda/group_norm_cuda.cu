@@ -18,8 +18,10 @@
 //  apply     dense tensors with equal input and output strides (in place,
 //            contiguous, channels-last, any permutation) are walked in
 //            memory order with 16-byte vectors where aligned, four in flight
-//            per thread, the (sample, channel) of a vector found once;
-//            others element by element through the strides.
+//            per thread: channels-last as rows of C channels, each thread
+//            on fixed channels with their factors in registers; others with
+//            the (sample, channel) of a vector found once (NCHW-like) or per
+//            element. Other layouts element by element through the strides.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
@@ -51,7 +53,7 @@ constexpr int kUnroll = kGroupNormUnroll;
 constexpr int kMaxCachedDevices = 64;
 // Resident blocks per SM asked of the register allocator: enough registers
 // for four 16-byte loads in flight per thread without spills (85 and 64;
-// the apply's per-element walk takes the moments' 85).
+// the apply's per-element and channel-rows walks take the moments' 85).
 constexpr int kMomentsBlocksPerSm = 3;
 constexpr int kApplyBlocksPerSm = 4;
 constexpr size_t kAlign = 256;
@@ -321,6 +323,55 @@ __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomen
   }
 }
 
+// Dense channels-last: rows of C channels, thread t on channels
+// (t % cols) * V .. + V - 1 of every grid * rows-th row (RowApply), its
+// channels' factors in registers, reloaded when the sample changes; kUnroll
+// rows in flight.
+template <typename T, int V, typename I>
+__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+    row_apply_kernel(DenseArgs a, RowApply ra) {
+  const int t = threadIdx.x;
+  if (t >= ra.cols * ra.rows) return;
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I C = static_cast<I>(a.channels), N = static_cast<I>(a.batch);
+  const I rows = static_cast<I>(a.numel) / C, sample_div = static_cast<I>(ra.sample_div);
+  const I c0 = static_cast<I>(t % ra.cols) * V;
+  const I step = static_cast<I>(gridDim.x) * static_cast<I>(ra.rows);
+  float mean[V], scale[V], bias[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) bias[k] = a.table.bias[c0 + k];
+  I n_loaded = ~I{0};  // no sample yet
+  for (I row0 = static_cast<I>(blockIdx.x) * static_cast<I>(ra.rows) + t / ra.cols; row0 < rows;
+       row0 += step * kUnroll) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row < rows) x[u] = elementwise::load_pack<T, V>(in + row * C + c0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row >= rows) continue;
+      const I n = (row / sample_div) % N;
+      if (n != n_loaded) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float2 f = a.table.factors[n * C + c0 + k];
+          mean[k] = f.x;
+          scale[k] = f.y;
+        }
+        n_loaded = n;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean[k]) * scale[k] + bias[k]));
+      elementwise::store_pack<T, V>(out + row * C + c0, x[u]);
+    }
+  }
+}
+
 // Any strides: element i of the logical [N, C, S] order.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -439,6 +490,17 @@ void launch_dense(const DenseArgs& a, cudaStream_t stream) {
     dense_apply_kernel<T, V, W, int64_t><<<grid, kThreads, 0, stream>>>(a);
 }
 
+template <typename T, int V>
+void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
+  const int64_t rows = a.numel / a.channels;
+  const unsigned grid = static_cast<unsigned>(std::min(
+      std::max<int64_t>(1, ceil_div(rows, ra.rows * kUnroll)), resident_blocks()));
+  if (a.numel < (int64_t{1} << 31))
+    row_apply_kernel<T, V, uint32_t><<<grid, kThreads, 0, stream>>>(a, ra);
+  else
+    row_apply_kernel<T, V, int64_t><<<grid, kThreads, 0, stream>>>(a, ra);
+}
+
 template <typename T>
 void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
            cudaStream_t stream) {
@@ -467,7 +529,10 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
       launch_dense<T, kVec, DenseWalk::kChannelOuter>(a, stream);
       break;
     case DenseWalk::kChannelInner:
-      launch_dense<T, kVec, DenseWalk::kChannelInner>(a, stream);
+      if (const RowApply ra = row_apply(g, vec); ra.cols > 0)
+        launch_rows<T, kVec>(a, ra, stream);
+      else
+        launch_dense<T, kVec, DenseWalk::kChannelInner>(a, stream);
       break;
     default:
       if (vec > 1)

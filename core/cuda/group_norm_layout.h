@@ -237,5 +237,30 @@ DIFFCOLL_HOST_DEVICE inline void dense_sample_channel(I p, int k, I n_div, I c_d
   if (W == DenseWalk::kChannelInner) *c += static_cast<I>(k);
 }
 
+// The channel-rows apply: a dense tensor whose channels have stride 1
+// (channels-last) is, in memory order, rows of C channels (row = p / C).
+// Thread t of a block keeps to column t % cols (channels col * vec ..
+// + vec - 1), so that it loads its channels' factors once per sample rather
+// than for every element, and takes rows block * rows + t / cols, then
+// every grid * rows rows.
+struct RowApply {
+  int64_t cols = 0;        // vectors per row: C / vec, at most kGroupNormThreads; 0: n/a
+  int64_t rows = 0;        // rows a block covers at once: kGroupNormThreads / cols
+  int64_t sample_div = 1;  // the sample of row r is (r / sample_div) % N
+};
+
+inline RowApply row_apply(const GroupNormGeometry& g, int vec) {
+  RowApply r;
+  int64_t n_div, c_div;
+  dense_divisors(g, &n_div, &c_div);
+  if (vec < 2 || c_div != 1 || g.channels % vec != 0 || g.channels / vec > kGroupNormThreads ||
+      n_div % g.channels != 0)
+    return r;
+  r.cols = g.channels / vec;
+  r.rows = kGroupNormThreads / r.cols;
+  r.sample_div = n_div / g.channels;
+  return r;
+}
+
 }  // namespace ops
 }  // namespace diffcoll

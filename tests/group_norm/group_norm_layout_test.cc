@@ -150,7 +150,21 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
         if (!ops::dense_same_layout(g)) continue;
         int64_t n_div, c_div;
         ops::dense_divisors(g, &n_div, &c_div);
-        for (int vec : {1, static_cast<int>(16 / elem)}) {
+        // The channel-rows apply: where channels have stride 1 (and C holds
+        // whole vectors), row p / C, column (p % C) / vec, sample by sample_div.
+        const int vec16 = static_cast<int>(16 / elem);
+        const ops::RowApply ra = ops::row_apply(g, vec16);
+        EXPECT_EQ(ra.cols > 0, c_div == 1 && C % vec16 == 0 && l.dense) << "channel-rows apply";
+        if (ra.cols > 0) {
+          EXPECT_EQ(ra.cols * vec16, C);
+          EXPECT_LE(ra.cols * ra.rows, ops::kGroupNormThreads);
+          for (int64_t i = 0; i < t.numel(); ++i) {
+            const int64_t p = off[i], row = p / C;
+            ASSERT_EQ((row / ra.sample_div) % t.shape[0], i / (C * S)) << "sample of row " << row;
+            ASSERT_EQ(p % C, (i / S) % C) << "channel of offset " << p;
+          }
+        }
+        for (int vec : {1, vec16}) {
           const ops::DenseWalk walk = ops::dense_walk(g, vec);
           if (l.name == "contiguous" && vec > 1)
             EXPECT_EQ(walk, ops::DenseWalk::kChannelOuter);
