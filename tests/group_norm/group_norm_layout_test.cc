@@ -166,10 +166,12 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
         }
         for (int vec : {1, vec16}) {
           const ops::DenseWalk walk = ops::dense_walk(g, vec);
-          if (l.name == "contiguous" && vec > 1)
+          if (l.name == "contiguous" && vec > 1) {
             EXPECT_EQ(walk, ops::DenseWalk::kChannelOuter);
-          if (l.name.rfind("channels_last", 0) == 0 && vec > 1 && C % vec == 0)
+          }
+          if (l.name.rfind("channels_last", 0) == 0 && vec > 1 && C % vec == 0) {
             EXPECT_EQ(walk, ops::DenseWalk::kChannelInner);
+          }
           for (int64_t i = 0; i < t.numel(); ++i) {
             const int64_t p = off[i], v = p / vec * vec, k = p % vec;
             int64_t n, c;
