@@ -417,6 +417,9 @@ int main(int argc, char** argv) {
   args.json = "kernels_bench.json";
   args.share_gpus = true;
   if (int status = parse_bench_args(argc, argv, "kernels_bench", &args); status >= 0) return status;
+  if (args.ranks > 1)
+    std::printf("kernels_bench: one rank on GPU %d (--ranks %d ignored: no communication here)\n",
+                kDevice, args.ranks);
   try {
     CUDA(cudaSetDevice(kDevice));
     cudaStream_t stream;
