@@ -169,9 +169,13 @@ inline int run_bench_ranks(char** argv, const char* name, const BenchArgs& args,
         status[r] = body(mine);
       });
     for (std::thread& t : threads) t.join();
-    for (int st : status)
-      if (st != 0) return st;
-    return 0;
+    int failed = 0;
+    for (int r = 0; r < args.ranks; ++r)
+      if (status[r] != 0) {
+        std::fprintf(stderr, "%s: rank %d failed\n", name, r);
+        ++failed;
+      }
+    return failed ? 1 : 0;
   }
   char dir[] = "/tmp/diffcoll-bench-XXXXXX";
   if (!mkdtemp(dir)) {
@@ -208,6 +212,52 @@ inline int run_bench_ranks(char** argv, const char* name, const BenchArgs& args,
   }
   if (failed) std::fprintf(stderr, "%s: %d of %d ranks failed\n", name, failed, args.ranks);
   return failed ? 1 : 0;
+}
+
+// Microseconds per call of fn() over `calls` calls of which `launches` are
+// issued (a graph of k calls: launches = calls / k), after 5 warm-up
+// launches, all ranks of `comm` starting together: CUDA-event time on
+// `stream`.
+inline double time_launches_us(diffcoll_comm_t* comm, cudaStream_t stream,
+                               const std::function<void()>& fn, int launches, int calls) {
+  for (int i = 0; i < 5; ++i) fn();
+  CUDA(cudaStreamSynchronize(stream));
+  CHECK(diffcoll_barrier(comm, nullptr));
+  cudaEvent_t start, stop;
+  CUDA(cudaEventCreate(&start));
+  CUDA(cudaEventCreate(&stop));
+  CUDA(cudaEventRecord(start, stream));
+  for (int i = 0; i < launches; ++i) fn();
+  CUDA(cudaEventRecord(stop, stream));
+  CUDA(cudaEventSynchronize(stop));
+  float ms = 0;
+  CUDA(cudaEventElapsedTime(&ms, start, stop));
+  CUDA(cudaEventDestroy(start));
+  CUDA(cudaEventDestroy(stop));
+  return 1000.0 * ms / calls;
+}
+
+// The main of a benchmark whose ranks run run_rank(rank, args): parses the
+// command line (with these defaults, more ranks than GPUs allowed), then
+// run_bench_ranks.
+inline int bench_main(int argc, char** argv, const char* name, int iters, const char* json,
+                      int (*run_rank)(const BenchRank&, const BenchArgs&)) {
+  BenchArgs args;
+  args.iters = iters;
+  args.json = json;
+  args.share_gpus = true;
+  if (int status = parse_bench_args(argc, argv, name, &args); status >= 0) return status;
+  return run_bench_ranks(argv, name, args, [&](const BenchRank& me) { return run_rank(me, args); });
+}
+
+// The diffcoll communicator of rank `me`, on its GPU, which becomes current.
+inline diffcoll_comm_t* bench_comm(const BenchRank& me) {
+  CUDA(cudaSetDevice(me.device));
+  diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
+  cfg.device_id = me.device;
+  diffcoll_comm_t* comm;
+  CHECK(diffcoll_comm_create(me.rendezvous.c_str(), me.rank, me.ranks, &cfg, &comm));
+  return comm;
 }
 
 // A raw NCCL communicator over the ranks of `comm` (collective): rank 0's

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,11 +92,7 @@ std::vector<uint16_t> values(size_t n, uint32_t salt, float scale) {
 
 int run_rank(const BenchRank& me, const BenchArgs& args) {
   const int r = me.rank, ranks = me.ranks, iters = args.iters;
-  CUDA(cudaSetDevice(me.device));
-  diffcoll_config_t cfg = DIFFCOLL_CONFIG_INIT;
-  cfg.device_id = me.device;
-  diffcoll_comm_t* comm;
-  CHECK(diffcoll_comm_create(me.rendezvous.c_str(), r, ranks, &cfg, &comm));
+  diffcoll_comm_t* comm = bench_comm(me);
   const ncclComm_t raw = raw_nccl_comm(comm, me);
   cudaStream_t stream;
   CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -112,23 +109,8 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
   const std::vector<uint16_t> hw = values(kHidden, 5, 1.f);
   CUDA(cudaMemcpy(x, hx.data(), max_bytes, cudaMemcpyHostToDevice));
   CUDA(cudaMemcpy(weight, hw.data(), kHidden * 2, cudaMemcpyHostToDevice));
-  cudaEvent_t start, stop;
-  CUDA(cudaEventCreate(&start));
-  CUDA(cudaEventCreate(&stop));
-  // Microseconds per call of fn() over `calls` calls of which `launches`
-  // are issued (a graph of 10 calls: launches = calls / 10), all ranks
-  // starting together.
-  auto time_us = [&](auto fn, int launches, int calls) {
-    for (int i = 0; i < 5; ++i) fn();
-    CUDA(cudaStreamSynchronize(stream));
-    CHECK(diffcoll_barrier(comm, nullptr));
-    CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < launches; ++i) fn();
-    CUDA(cudaEventRecord(stop, stream));
-    CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA(cudaEventElapsedTime(&ms, start, stop));
-    return 1000.0 * ms / calls;
+  auto time_us = [&](const std::function<void()>& fn, int launches, int calls) {
+    return time_launches_us(comm, stream, fn, launches, calls);
   };
   std::vector<Result> results(kNumTokens);
   int failures = 0;
@@ -213,11 +195,7 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
   NCCL(ncclCommDestroy(raw));
   CHECK(diffcoll_comm_destroy(comm));
   cudaStreamDestroy(stream);
-  if (failures) {
-    std::fprintf(stderr, "fused_norm_bench: rank %d: device results differ from the host path\n",
-                 r);
-    return 1;
-  }
+  if (failures) return 1;  // what differed is printed above
   if (r != 0) return 0;
 
   const int gpus = args.gpus;
@@ -280,11 +258,5 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  BenchArgs args;
-  args.iters = 100;
-  args.json = "fused_norm_bench.json";
-  args.share_gpus = true;
-  if (int status = parse_bench_args(argc, argv, "fused_norm_bench", &args); status >= 0) return status;
-  return run_bench_ranks(argv, "fused_norm_bench", args,
-                         [&](const BenchRank& me) { return run_rank(me, args); });
+  return bench_main(argc, argv, "fused_norm_bench", 100, "fused_norm_bench.json", run_rank);
 }

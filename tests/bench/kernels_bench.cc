@@ -61,28 +61,32 @@ struct Buffer {
   char* get() const { return static_cast<char*>(ptr); }
 };
 
-std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
-  std::vector<uint8_t> v(n);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& b : v) {
+// Deterministic pseudo-random 64-bit words (xorshift).
+struct Random {
+  uint64_t x;
+  explicit Random(uint64_t seed) : x(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t next() {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    b = static_cast<uint8_t>(x);
+    return x;
   }
+};
+
+std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
+  Random random(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(random.next());
   return v;
 }
 
 // bf16 values in [-2, 2) + offset.
 std::vector<uint16_t> random_bf16(size_t n, uint64_t seed, float offset = 0) {
+  Random random(seed);
   std::vector<uint16_t> v(n);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& e : v) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    e = float_to_bf16(offset + static_cast<float>(x >> 40) / static_cast<float>(1 << 24) * 4 - 2);
-  }
+  for (auto& e : v)
+    e = float_to_bf16(offset + static_cast<float>(random.next() >> 40) /
+                                   static_cast<float>(1 << 24) * 4 - 2);
   return v;
 }
 
