@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.cpack_rpm: the RPM generator works and splits like the DEBs
 # (diffcoll, diffcoll-devel), each with the licence and packager. Skipped
 # without rpmbuild.

@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.deb_consumer: install the .deb packages made by packaging.cpack_deb
 # with dpkg into a scratch root (its own dpkg database; the dependencies are
 # the system's, so --force-depends), check the Debian split, the multiarch

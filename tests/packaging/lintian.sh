@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.lintian: lintian on the .deb packages made by packaging.cpack_deb.
 # Any error (E:) fails the test, and so does any warning (W:) except those a
 # first upload cannot avoid, listed here and in packaging/README.md with the
