@@ -32,6 +32,9 @@ hasnt() { ! dpkg-deb --contents "$1" | awk '{print $6}' | grep -Eq "$2" || fail 
 runtime=$(deb_of libdiffcoll0)
 dev=$(deb_of libdiffcoll-dev)
 python=$(deb_of python3-diffcoll)
+if dpkg-deb --contents "$runtime" | awk '{print $6}' | grep -q '^\./usr/lib/libdiffcoll\.so\.0$'; then
+  fail "libdiffcoll0 installs to /usr/lib, not /$archlib: the build's cache says CMAKE_INSTALL_LIBDIR=lib (configured before multiarch was the default?); configure it with --fresh"
+fi
 has "$runtime" "^\./$archlib/libdiffcoll\.so\.0$"
 has "$runtime" "^\./$archlib/libdiffcoll\.so\.0\.[0-9]+\.[0-9]+$"
 hasnt "$runtime" '/libdiffcoll\.so$|\.h$|\.pc$|\.cmake$'
