@@ -12,7 +12,8 @@
 #
 # Inputs (set by diffcoll_setup_cpack in packaging/CMakeLists.txt):
 #   CPACK_DIFFCOLL_DPKG_SHLIBDEPS     dpkg-shlibdeps; empty: Depends as spelled out
-#   CPACK_DIFFCOLL_RUNTIME_LIBRARY    libdiffcoll.so.0 in the build tree
+#   CPACK_DIFFCOLL_RUNTIME_LIBRARY    libdiffcoll.so.0 in the build tree (its
+#                                     build RPATH leads to CUDA's and NCCL's)
 #   CPACK_DIFFCOLL_SHLIBDEPS_DIR      a scratch directory
 #   CPACK_DIFFCOLL_RUNTIME_EXTRA_DEPENDS  what dpkg-shlibdeps cannot know (CUDA, NCCL)
 
