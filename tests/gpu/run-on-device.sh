@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # On a lent GPU machine (see ../shared/device/README.md): build diffcoll with
 # CUDA, NCCL and the Python bindings, then run
 #   - every ctest of label gpu: single-GPU tests, and the multi-rank tests at

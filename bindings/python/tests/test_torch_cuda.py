@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """PyTorch CUDA tensors through the Python bindings (world size 1, one GPU).
 
 Runs only where ``torch`` imports and ``torch.cuda.is_available()``; skipped
