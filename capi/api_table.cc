@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll_get_api: the versioned table of every entry point, for programs
 // that dlopen() the library and want a single dlsym().
 //

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // CFG policy entry points: policies, dispatch, serial and parallel combines.
 #include <algorithm>
 #include <cstring>

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Fused all-reduce + residual add + RMSNorm: workspaces and the operation.
 #include "../core/ops/fused_norm.h"
 

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The C API's bookkeeping: live handles, thread-local error messages, and the
 // wrapper that turns core exceptions into status codes.
 #pragma once

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Turning the ABI's tensor descriptor into the core's TensorView.
 #pragma once
 

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Sequence parallelism: the Ulysses all-to-all.
 #include "../core/ops/gqa_heads.h"
 #include "../core/ops/ulysses.h"

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The dense-buffer interface every transport implements. Buffers here are
 // plain spans of bytes or elements; layouts are the planner's business.
 #pragma once

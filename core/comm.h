@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Communicators: a world made at a rendezvous, and groups split or listed
 // from it. Each knows its global ranks, its local rank and its sides.
 #pragma once

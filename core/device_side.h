@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device side of a communicator, present when diffcoll is built with
 // CUDA and NCCL (core/cuda). Without them, asking for one is an error.
 #pragma once

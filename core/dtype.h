@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Element types, their sizes, and float conversions for the 16-bit formats.
 #pragma once
 

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Errors inside the core: one exception type carrying a status and a message.
 // The C API turns it into a status code and a thread-local message.
 #pragma once

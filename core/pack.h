@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Host packing: copy a strided tensor's elements, in row-major logical order,
 // into a dense buffer, and back. This is the only place the host path copies.
 #pragma once

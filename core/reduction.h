@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Reduction operators and their host arithmetic (the Gloo path and the
 // reference for every other path).
 #pragma once

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // A Side is everything an operation needs on one kind of memory: the
 // transport, the packer and the staging arena. A communicator has a host side
 // and, with CUDA, a device side; ops pick one by the tensors' device.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Rendezvous stores named by a string: local://NAME (in-process),
 // file:///DIR (shared directory), redis://HOST:PORT[/PREFIX].
 #pragma once

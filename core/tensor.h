@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // TensorView: a pointer, a dtype, a device, a shape and strides in elements,
 // and the layout questions the planner asks of it.
 #pragma once

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // USP process meshes: the groups a rank of a sequence-parallel diffusion run
 // needs (Ulysses, ring, their product, CFG, data), in xDiT's rank order so
 // that diffcoll groups line up with xDiT / yunchang ones.

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Installs what is missing, builds diffcoll and runs the demo: one rank
 # (process) per GPU where there are GPUs, else 4 ranks on the host backend.
 set -euo pipefail

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Installs, with apt, whatever of diffcoll's build and test dependencies this
 # Debian machine lacks. Idempotent: does nothing when all are present.
 set -euo pipefail

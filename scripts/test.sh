@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Installs what is missing, builds everything and runs every test with CTest
 # (GPU tests skip on a machine without a GPU).
 set -euo pipefail

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // CUDA twin of cfg_math_host.cc: the passes of cfg_math.h as one kernel
 // each, on the caller's stream, with every formula from cfg_arith.h (shared
 // with the host loops, hence bitwise the host's results).

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device side: NCCL, the CUDA pack kernels and a device staging arena.
 #pragma once
 

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device half of a fused-norm workspace: the NCCL path (NCCL all-reduce
 // into y, then one epilogue kernel) and, where the group's GPUs reach each
 // other by load/store, the one-kernel paths of SymmetricNorm.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The NCCL path's second half: one residual + RMSNorm kernel over rows that
 // an NCCL all-reduce has summed into y.
 #pragma once

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The residual add + RMSNorm of one row, for one CTA, shared by the NCCL
 // path's epilogue kernel and the one-kernel (LSA) paths: float32 arithmetic,
 // V elements per memory access (16 bytes when the rows are aligned).

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The one-kernel fused-norm paths, built on NCCL's own machinery: a buffer
 // from ncclMemAlloc registered as a symmetric window (ncclCommWindowRegister)
 // and an NCCL device communicator (ncclDevCommCreate) whose LSA team gives

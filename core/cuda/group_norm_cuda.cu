@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The CUDA GroupNormMath: stream-ordered kernels on the caller's stream, no
 // host synchronisation, no allocation (partials and tables live in the
 // workspace the caller hands in), so the whole GroupNorm is CUDA-graph

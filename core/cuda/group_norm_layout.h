@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // How the CUDA GroupNorm kernels walk a tensor, as plain host/device
 // functions (no CUDA headers), so that the host tests can check on a machine
 // without a GPU that every element is read once, for the right (sample,

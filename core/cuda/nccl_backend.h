@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device backend: NCCL on CUDA memory, stream-ordered on the caller's
 // stream, with a non-blocking communicator so that a stuck or failed peer
 // becomes an error (and an abort) instead of a hang.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // CUDA pack/unpack kernels. Each piece is planned on the host into a
 // description in "units" (1, 2, 4, 8 or 16 bytes moved by one access); the
 // pieces of a batch go to one launch, each owning a range of its blocks.

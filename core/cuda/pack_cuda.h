@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // CUDA packing: the GPU twin of pack.h. Gathers strided views into dense
 // buffers (elements in row-major logical order of the view's shape) and
 // scatters them back, several pieces per kernel launch, stream-ordered and

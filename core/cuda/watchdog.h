@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // A hung NCCL kernel (a peer that died or never arrived) reports nothing by
 // itself: the stream just never gets past it. The watchdog marks the last
 // operation enqueued on the device side with an event, and a thread aborts the

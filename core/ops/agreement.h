@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // DIFFCOLL_CHECK: before a collective, every rank shares what it was asked to
 // do and all of them fail with the first rank that differs from rank 0.
 #pragma once

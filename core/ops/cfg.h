@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Classifier-free guidance as a first-class object: a policy (branches,
 // guidance terms, arithmetic order, post-processing), the dispatch of
 // branches to CFG ranks, and the serial and parallel combines.

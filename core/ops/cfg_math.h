@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The arithmetic of the CFG combine, on dense row-major images only.
 //
 // Every per-element and per-sample computation of core/ops/cfg.cc goes

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Host implementation of the CFG math: the passes of cfg_math.h as
 // single-threaded loops that walk every sample in the reduction order
 // (chunk, lane, vector, element), with every formula from cfg_arith.h, which

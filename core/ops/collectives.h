@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Collectives on strided tensors: validate, plan on layout (in place when the
 // tensor is dense, one pack and one unpack when it has gaps), run on the side
 // the tensors live on.

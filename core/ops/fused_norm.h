@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Fused all-reduce + residual add + RMSNorm, the end of every tensor-parallel
 // transformer block:
 //   residual_out = allreduce(x) + residual

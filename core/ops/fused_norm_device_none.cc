@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device half of a fused-norm workspace in a build without CUDA: never
 // asked for (a communicator has no device side there), refused if it were.
 #include "../error.h"

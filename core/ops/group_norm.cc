@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Why an all-gather and not an all-reduce: an all-reduce of (count, sum,
 // sum of squares) is one collective too, but var = E[x^2] - E[x]^2 in f32
 // cancels catastrophically when |mean| >> std (activations with an offset),

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Distributed GroupNorm: an activation [N, C, spatial...] split between the
 // ranks of a communicator along any spatial axes (each rank holds a slab,
 // slabs may be uneven or empty) is normalised with the statistics of the

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The host GroupNormMath: local moments in double (two passes: the mean, then
 // squared deviations from it), stored as the f32 records every side shares;
 // the combine and the normalisation in f32, as the CUDA kernels do.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The arithmetic of the distributed GroupNorm, on one kind of memory.
 //
 // core/ops/group_norm.cc validates, allocates staging and communicates; the

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // GroupNorm on CUDA tensors in a build without CUDA: an error that says so.
 // (Replaced by core/cuda/group_norm_cuda.cu when CUDA is on; see CMakeLists.txt.)
 #include "../error.h"

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // How an exchange is planned (every rank plans alone, from its own padded
 // tensor and the shared config; the plans match by construction):
 //

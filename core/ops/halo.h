@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Halo exchange for spatially parallel convolutions (parallel VAE decoding):
 // ranks hold consecutive slabs of one activation along one axis (a 1-D chain)
 // or two axes (a 2-D grid, row-major over the communicator's ranks) inside a

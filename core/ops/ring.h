@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Ring exchange for ring attention: a double buffer of (k, v, ...) blocks;
 // each step sends the current block to the next rank of the ring and receives
 // the previous rank's block into the other half, posted without waiting so

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Slabs: splitting a tensor into P nearly equal pieces along an axis, gathering
 // such pieces back, and the local-movement machinery the halo exchange and the
 // gather share (one staging allocation, batched packs and unpacks, copies and

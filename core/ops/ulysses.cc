@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // How a Ulysses all-to-all is planned. Write X for the axis that is scattered
 // (heads going to seq -> head, sequence going back) and Y for the axis that is
 // gathered. Every tensor t has global extents EX_t (input.shape[X]) and EY_t

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Ulysses (DeepSpeed-Ulysses / USP) all-to-all: sequence-sharded tensors
 // become head-sharded ones before attention, and back after it, with the
 // layout change done by the pack and unpack instead of permute().contiguous().

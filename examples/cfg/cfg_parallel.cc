@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll CFG example: multi-term guidance on a bf16 video latent, combined
 // across a CFG-parallel group of ranks (threads of this process, host
 // tensors), checked against the serial combine of all branches.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // What the examples, benchmarks and test programs share: stopping with the
 // library's message on a failed call (and with CUDA's, where cuda_runtime.h
 // comes first), a 1-D host tensor descriptor, and bf16 conversions for

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll demo: ranks as processes, on the CUDA backend where there are GPUs
 // (and diffcoll was built with CUDA: one rank per GPU by default; with more
 // ranks than GPUs, rank r on GPU r % gpus, each rank its own NCCL host joined

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // A bf16 diffusion latent in one of the layouts engines hand us, with a
 // reference value for every element that any rank can compute. It lives in
 // host memory, or on a CUDA device with a host mirror for filling and

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll halo example: a spatially parallel 3x3 convolution, the building
 // block of parallel VAE decoding.
 //

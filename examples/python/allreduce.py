@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """diffcoll from Python: all_reduce and all_gather on host (numpy) tensors.
 
 Run as is, it starts 4 ranks as threads of this process (local://

@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """CFG-parallel from Python: each rank of a CFG group runs its guidance
 branches, and diffcoll combines the predictions on every rank.
 

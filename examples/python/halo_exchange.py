@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Halo exchange from Python: a spatially parallel 3x3 convolution.
 
 A latent [N, C, H, W] is split along H over 3 ranks (uneven slabs, the rule

@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """diffcoll on PyTorch CUDA tensors, one process per rank.
 
   torchrun --nproc-per-node=N examples/python/torch_gpu.py

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll USP example: sequence-parallel attention (Ulysses x ring) of a
 // diffusion transformer block, checked against attention on one rank.
 //

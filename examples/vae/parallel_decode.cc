@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll VAE example: spatially parallel decoding of a latent.
 //
 // The decoder of vae_decoder.h (conv -> GroupNorm -> SiLU -> conv residual

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // A small VAE-decoder-shaped network, written plainly, that runs either on
 // the whole latent on one rank or split over the ranks of a communicator
 // (spatially parallel decoding). Shared by examples/vae/parallel_decode.cc

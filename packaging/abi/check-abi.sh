@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Compare a built libdiffcoll.so.0 with the committed ABI baseline
 # (packaging/abi/libdiffcoll.so.0.abi) using libabigail's abidiff, counting
 # only types of the public header.

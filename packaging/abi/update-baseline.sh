@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Regenerate the ABI baseline from a built library (with debug info):
 #   packaging/abi/update-baseline.sh build-host/libdiffcoll.so.0
 # Only for a new soname (an intended ABI break), or to record the API as it

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """What every Python benchmark shares: one process per GPU under torchrun (or a
 single process without it), a diffcoll communicator and, on request, a raw NCCL
 one on the same ranks, and the three ways of timing a call."""

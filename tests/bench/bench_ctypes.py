@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """ctypes access to libdiffcoll and libnccl for the Python benchmarks.
 
 Both libraries are called the same way (ctypes, arguments built once), so a

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // What the compiled benchmarks share: stopping on a failed CUDA call
 // (example_support.h's check) or NCCL call, the command line every one of
 // them takes,

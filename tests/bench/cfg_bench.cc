@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The CFG-parallel combine benchmark of issues 4 and 16: a bf16 video latent
 // [1, 16, 21, 90, 160], standard CFG (g = 5, cond and uncond) with guidance
 // rescale (phi = 0.7), one process per rank, every rank ending with the

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """PyTorch side of the CFG-parallel combine benchmark (issue 4; tests/bench/cfg_bench.cc).
 
 The procedures of /work/shared/baselines/torch_anchor.py (section F, seed 003)

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Issue 3's benchmark: raw NCCL, diffcoll and PyTorch in one process, one run.
 
   torchrun --nproc-per-node=N tests/bench/collectives_bench.py \

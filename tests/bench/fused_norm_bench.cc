@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The fused-norm benchmark of issue 7: microseconds per call for hidden 5120
 // bf16 at 1, 16, 128, 1024 and 8192 tokens, one rank per GPU (ranks as
 // threads of this process; with more ranks than GPUs, processes sharing

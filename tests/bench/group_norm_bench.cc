@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // diffcoll side of the GroupNorm benchmark of issue 11: microseconds per
 // distributed GroupNorm on CUDA tensors, one rank per GPU (ranks as threads
 // of this process; with more ranks than GPUs, processes sharing them, whose

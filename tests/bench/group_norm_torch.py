@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """PyTorch baseline of the GroupNorm benchmark of issue 11.
 
 What engines do today with a spatially split activation: all_gather the

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Issue 6's benchmark: halo exchange, diffcoll against PyTorch, in one run.
 
   torchrun --nproc-per-node=N tests/bench/halo_bench.py \

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # On a lent GPU machine, after tests/gpu/run-on-device.sh has built build-gpu:
 # every benchmark, one process (or rank) per visible GPU, or RANKS of them
 # (RANKS=4 on one GPU: the ranks share it, results are checked and the

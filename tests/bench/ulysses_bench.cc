@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Benchmark of issue 5: the Ulysses all-to-all of Wan-like attention
 // activations (40 heads x 128, bf16, sequence 1k, 8k, 37.8k) handed over in
 // the engine's natural layout [1, S/P, 40, 128], sequence-sharded ->

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Issue 5's benchmark: the Ulysses all-to-all, diffcoll against PyTorch and
 raw NCCL, in one run.
 

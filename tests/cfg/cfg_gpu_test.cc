@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The CFG combine on CUDA tensors (label gpu; every test skips without a GPU).
 // One GPU: the device serial and parallel (degree 1) combines equal the host
 // combines BITWISE for every formula, post-process, dtype and layout (the

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // White-box: the host CfgMath reduces per-sample statistics in the
 // reduction order documented in core/ops/cfg_math.h, which the CUDA kernels
 // follow too (their bitwise agreement with the host is checked on a GPU by

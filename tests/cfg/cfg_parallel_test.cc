@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The parallel combine through the C API, ranks as threads: degrees 1..8
 // with 1..5 branches (d > n, d == n, d < n), every dtype, both orders, every
 // post-process, per-rank strides; serial == parallel bitwise where the

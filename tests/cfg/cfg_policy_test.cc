@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // CFG policy objects and dispatch through the C API: creation, queries,
 // weights of every formula, the dispatch rule for degrees 1..8 and 1..5
 // branches, and every kind of bad input.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The serial combine through the C API: every formula, every arithmetic
 // order (checked against the documented rounding, bit for bit, and against
 // a double-precision reference), every post-process, strided and in-place

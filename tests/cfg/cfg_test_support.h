@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Helpers of the CFG tests: host tensors of any layout in a poisoned parent
 // buffer, independent 16-bit conversions, a double-precision reference of
 // every CFG formula and post-process, and ranks as threads.

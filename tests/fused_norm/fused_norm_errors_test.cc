@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Bad input to the fused-norm workspace and operation: a clear status and
 // message, never a crash, and nothing written.
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The fused norm on CUDA tensors, every path (NCCL + kernel, one-shot,
 // two-shot, auto), checked against the single-process reference of the host
 // tests: one GPU (a one-rank LSA team) in FusedNormGpu.*, one process per GPU

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Helpers of the fused-norm tests: dense rows of any float dtype, the data
 // every rank contributes, and the single-process reference computed in
 // double from all ranks' data.

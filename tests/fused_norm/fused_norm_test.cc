@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Fused all-reduce + residual + RMSNorm on host tensors (the reference path),
 // through the public API, ranks as threads; every result is checked against
 // a single-process reference computed from all ranks' data.

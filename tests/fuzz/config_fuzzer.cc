@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // libFuzzer target: everything a caller configures diffcoll with, through the
 // public C ABI: rendezvous names (parsed; only local:// ones are opened, so the
 // fuzzer touches no file system and no network), communicator configs with

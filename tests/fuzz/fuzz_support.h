@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // What the fuzz targets share: a reader of typed values from the input and a
 // one-rank host communicator.
 #pragma once

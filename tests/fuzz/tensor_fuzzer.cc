@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // libFuzzer target: arbitrary tensor descriptors (any ndim, shapes, strides,
 // dtypes and devices, overflow-sized products, negative and zero strides) and
 // arguments through the public C ABI on a one-rank host communicator.

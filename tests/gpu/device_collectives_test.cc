@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The device side on CUDA tensors. One GPU: world size 1, where pre-multiplied
 // sums, layout-changing copies, graph capture, the arena limit, wrapping and
 // splitting are all observable. Two or more GPUs: the same collectives across

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Helpers of the GPU tests: skip without a GPU, device buffers holding
 // strided views, bf16 values that sum exactly, and ranks as processes for the
 // multi-rank tests (one per GPU, or sharing GPUs: rank_processes.h).

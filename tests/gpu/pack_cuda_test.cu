@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // pack_cuda / unpack_cuda (core/cuda/pack_cuda.h) against the host reference
 // pack_host / unpack_host (core/pack.h), byte for byte, on random data and
 // layouts. Every test skips when no CUDA device is present.

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # On a lent GPU machine (see ../shared/device/README.md): build diffcoll with
 # CUDA, NCCL and the Python bindings, then run
 #   - every ctest of label gpu: single-GPU tests, and the multi-rank tests at
@@ -9,7 +12,7 @@
 #     4 ranks (sharing GPUs where there are fewer), and the end-to-end
 #     pipeline (examples/pipeline) at 3 and 4 ranks against its 1-rank video;
 # and print passed / failed / skipped counts. Logs and JUnit reports go to $OUT.
-#   eval "$(bash .devdeps/unpack-debs.sh)"; bash tests/gpu/run-on-device.sh [CTEST_REGEX]
+#   eval "$(bash .devdeps/unpack-debs.sh)"; bash tests/gpu/run-on-device.sh [--no-examples] [CTEST_REGEX]
 set -uo pipefail
 out=${OUT:-/tmp/diffcoll-out}
 mkdir -p "$out"
@@ -20,6 +23,8 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDIFFCOLL_CUDA=ON \
   -DGLOO_ROOT="$DEVDEPS/usr" -DGTEST_ROOT="$DEVDEPS/usr" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j16 >"$out/build.log" 2>&1 || { grep -m20 -E "error|Error" "$out/build.log"; exit 1; }
 rc=0
+examples=1
+if [ "${1:-}" = --no-examples ]; then examples=0; shift; fi
 filter=()
 [ $# -gt 0 ] && filter=(-R "$1")
 # Tests run six at a time: the GPU has room, and multi-rank tests spend most
@@ -33,7 +38,7 @@ python3 -m pytest -q -rs bindings/python/tests/test_torch_cuda.py \
   >"$out/python-torch.log" 2>&1 || rc=1
 tail -3 "$out/python-torch.log"
 examples_passed=0 examples_failed=0
-for n in 1 2 4; do
+[ $examples = 1 ] && for n in 1 2 4; do
   if python3 -m torch.distributed.run --nproc-per-node="$n" examples/python/torch_gpu.py \
       >"$out/torch-example-$n.log" 2>&1; then
     examples_passed=$((examples_passed + 1))
@@ -44,7 +49,7 @@ for n in 1 2 4; do
 done
 # The end-to-end pipeline (examples/pipeline) against its 1-rank video, on
 # diffcoll and on torch.distributed, at 3 and 4 ranks.
-for n in 3 4; do
+[ $examples = 1 ] && for n in 3 4; do
   layouts=$([ "$n" = 3 ] && echo ulysses3,cfg3xvae3,ring3 || echo cfg2xulysses2,ulysses4,cfg2xring2,ulysses2xring2)
   if python3 examples/pipeline/run.py --device cuda --ranks "$n" --preset gpu --branches 2 \
       --impl diffcoll,torch --layouts "$layouts" --json "$out/pipeline-gpu-$n.json" \

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Builds tests/gpu/pack_cuda_test.cu outside the repository and runs it.
 # Without a CUDA device every test skips. Extra arguments go to the test
 # binary (e.g. --gtest_filter=PackCudaTest.PrintsBandwidth).

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Kernels that hold a stream: until the host sets a flag (stands in for a
 // collective whose peer never arrives), or for a while (work in flight).
 #pragma once

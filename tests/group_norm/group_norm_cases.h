@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Distributed GroupNorm cases and their reference, shared by the host tests
 // (group_norm_test.cc) and the CUDA tests (group_norm_gpu_test.cc, which
 // defines GN_TEST_CUDA): a Case is a whole activation, a split of it over a

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Distributed GroupNorm on CUDA tensors: the host tests' cases
 // (group_norm_cases.h) through device memory on a CUDA stream, checked
 // against whole-tensor GroupNorm and against the host path on the same data;

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The CUDA GroupNorm kernels' walk of a tensor (core/cuda/group_norm_layout.h),
 // checked on the host, so that a machine without a GPU catches a wrong index:
 // for every layout the loads of each (sample, group), vectors included, must

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Distributed GroupNorm through the public API, ranks as threads (local://
 // rendezvous): every rank's normalised slab must equal GroupNorm of the whole
 // activation (group_norm_cases.h, in double) at the same places. Cases: 1-D

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The check of the split VAE decoder (examples/vae/vae_decoder.h), shared by
 // the host test (split_decoder_test.cc) and the CUDA one
 // (split_decoder_gpu_test.cc): one rank decodes its slab of the latent

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The split VAE decoder with its communication on CUDA: every halo exchange
 // and every distributed GroupNorm runs on device memory on a CUDA stream
 // (the network's convolutions stay plain host loops: each padded activation

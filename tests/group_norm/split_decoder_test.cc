@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The split VAE decoder (examples/vae/vae_decoder.h) against the whole one
 // on host memory: a latent decoded whole on one rank, then split over 2, 3
 // and 4 ranks (a 1-D chain) and a 2x2 grid, ranks as threads, each rank

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The halo API's edges: config validation, bad tensors, halos wider than a
 // neighbour's slab, destroyed handles, DIFFCOLL_CHECK; and the slab helpers
 // diffcoll_split_extent and diffcoll_gather_slabs.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The halo test cases and their reference, shared by the host tests
 // (halo_test.cc) and the CUDA tests (halo_gpu_test.cc, which defines
 // HALO_TEST_CUDA): a Case is a grid, a whole tensor, a layout, a dtype, the

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // What the GPU tests built on halo_support.h's ranks share: counting the
 // GPUs, skipping without one, and running ranks as processes, rank r on GPU
 // r % gpus (sharing GPUs where there are fewer than ranks:

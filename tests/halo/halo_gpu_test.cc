@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The halo exchange on CUDA tensors: the host tests' cases (halo_cases.h) run
 // through device memory on a CUDA stream, ranks as processes (one per GPU, or
 // sharing GPUs: halo_gpu_support.h), chains of 1-4 ranks (one rank covers

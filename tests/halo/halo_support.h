@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Helpers of the halo tests: host tensors of any layout inside a poisoned
 // parent buffer (so that writes outside the view show up), element access in
 // f32 / bf16 / f64, the whole-tensor padding reference, and ranks as threads.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Halo exchange through the public API, ranks as threads (local:// rendezvous).
 //
 // The reference is the whole tensor padded once by the boundary modes, written

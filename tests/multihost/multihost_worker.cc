@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // One rank of the many-host test (run_multihost.sh runs one per network
 // namespace). The rank, world size, store and listening address come from the
 // environment (RANK, WORLD_SIZE, DIFFCOLL_STORE, DIFFCOLL_HOST), exactly as on

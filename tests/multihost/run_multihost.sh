@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Many hosts on one machine: each rank in its own network namespace, linked to
 # a bridge by a veth pair, with its own address, talking over Gloo's TCP
 # transport with a Redis store on the bridge, as if on separate machines.

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Writes a TEST COPY of the public header with a deliberate ABI change, for
 # the throwaway libraries of the packaging.abi_* tests.
 #   cmake -DIN=diffcoll.h -DOUT=copy/diffcoll/diffcoll.h -DMODE=break|added -P abi_variant.cmake

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Reads the public header and compares the public functions with the fields
 # of the function table diffcoll_api_t.
 #   cmake -DHEADER=.../diffcoll.h -DMODE=check -P api_table.cmake

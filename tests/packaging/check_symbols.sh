@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.symbols: the symbols file of libdiffcoll0 lists exactly what the
 # library exports (nm -D --defined-only), so an API added without updating
 # packaging/libdiffcoll0.symbols (or a symbol leaking out) fails.

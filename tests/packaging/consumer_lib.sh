@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # Shared by install_consumer.sh and deb_consumer.sh (sourced, POSIX sh).
 # build_consumers SRC WORK PREFIX [SYSROOT]: builds tests/packaging/consumer
 # against the diffcoll installed under PREFIX three ways (CMake find_package,

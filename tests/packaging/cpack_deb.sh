@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.cpack_deb (fixture for deb_consumer and lintian): build the .deb
 # packages of the build tree with CPack into OUT_DIR.
 #   cpack_deb.sh CPACK BUILD_DIR OUT_DIR

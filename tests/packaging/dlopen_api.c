@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 /*
  * A program that uses diffcoll only through dlopen(): one dlsym() of
  * diffcoll_get_api, then everything through the function table. It is not

@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.abi_break_detected: check-abi.sh must reject a library built from
 # a test copy of the header with a field inserted in diffcoll_tensor_t.
 #   expect_abi_break.sh CHECK_ABI_SH HEADERS_DIR LIBRARY

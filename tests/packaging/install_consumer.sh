@@ -1,4 +1,7 @@
 #!/bin/sh
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # packaging.install_consumer: `cmake --install` the build tree into a throwaway
 # prefix, then build and run tests/packaging/consumer against that copy with
 # find_package and with pkg-config.

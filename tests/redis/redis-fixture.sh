@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 # CTest fixture: start or stop a throwaway Redis server on loopback.
 #   redis-fixture.sh start PORT DIR | redis-fixture.sh stop PORT DIR
 set -euo pipefail

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The Redis rendezvous store: ranks as threads and as processes meet at a
 // Redis server the CTest fixture started on loopback (DIFFCOLL_TEST_REDIS).
 #include <diffcoll/diffcoll.h>

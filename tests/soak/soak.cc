@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Soak: many mixed operations over several ranks (threads of this process on
 // an in-process store), with group creations and destructions among them.
 // Every operation's result is checked, and the process must end with as many

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Ring exchange through the public API, ranks as threads: over P steps every
 // rank holds every rank's (k, v) block exactly once, in ring order; a step is
 // posted without waiting for the peers; bad input and misuse are refused.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The Ulysses all-to-all cases shared by the host tests and the CUDA tests
 // (the latter define HALO_TEST_CUDA for halo_cases.h's device Mirror): a Call
 // is a set of tensors (whole shapes and layouts) with one sequence axis and

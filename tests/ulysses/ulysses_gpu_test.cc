@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The Ulysses all-to-all on CUDA tensors: the host tests' calls
 // (ulysses_cases.h) through device memory on a CUDA stream, ranks as
 // processes (one per GPU, or sharing GPUs: halo_gpu_support.h): degree 1

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The Ulysses all-to-all through the public API, ranks as threads: every
 // standard call (ulysses_cases.h) at degrees 1, 2, 3, 4 and 8 against the
 // whole tensor sliced, one exchange per call, and bad input.

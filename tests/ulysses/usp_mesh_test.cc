@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // USP meshes through the public API, ranks as threads: for several degree
 // combinations of 1..8 ranks, every group a rank gets holds exactly the ranks
 // that xDiT's RankGenerator ("tp-sp-pp-cfg-dp", tp = pp = 1) and yunchang's

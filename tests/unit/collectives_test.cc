@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Every collective through the public API, ranks as threads (local://
 // rendezvous), checked against a single-process reference computed from each
 // rank's deterministic data, for every dtype and several layouts.

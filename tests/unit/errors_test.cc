@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Bad input and failures through the public API: every error returns its
 // status and diffcoll_last_error() names the problem.
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 /* The public header as strict C99 (-std=c99 -pedantic -Werror): it must
  * compile, its initialisers must be valid C, and the library it describes
  * must be the one loaded. Returns non-zero on failure. */

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // The public header in a C++ translation unit built with -Wall -Wextra
 // -Wpedantic -Werror: it must compile cleanly and its initialisers must work.
 #include "diffcoll/diffcoll.h"

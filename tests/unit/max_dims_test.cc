@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Tensors of the most dimensions the ABI allows (8) through every gather-like
 // operation: the planner views them with one dimension more (blocks first),
 // which once overflowed its arrays (found by tests/fuzz).

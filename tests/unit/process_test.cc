@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Ranks as processes: the parent forks P children (before creating any
 // diffcoll object), each joins a world through a file store in a fresh
 // directory, runs the checks and reports through its exit code.

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // White-box tests of the 16-bit float conversions and the host reduction
 // arithmetic (reduce_host, prescale_host, finalize_host).
 #include <gtest/gtest.h>

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // White-box tests of TensorView's layout predicates, validation, and the host
 // packer (pack_host / unpack_host) against a naive index-by-index reference.
 #include <gtest/gtest.h>

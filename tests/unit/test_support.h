@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Helpers shared by the public-API tests: strided host tensors in a poisoned
 // parent buffer, element access for every dtype, deterministic per-rank data,
 // and a harness that runs one lambda on P ranks as threads.

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Exceptions: one subclass of DiffcollError per diffcoll_status_t."""
 from __future__ import annotations
 

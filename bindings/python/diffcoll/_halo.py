@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Halo exchange and slabs for spatially parallel decoding (docs/HALO.md).
 
 Ranks hold consecutive slabs of one activation split along one axis (a 1-D

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """What every object that owns a diffcoll handle shares: turning a call's
 status into an exception, and the handle's lifetime (``close()``, ``with``,
 garbage collection)."""

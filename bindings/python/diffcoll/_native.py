@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Loads the SWIG extension (diffcoll_c / _diffcoll_c) generated from bindings/swig/diffcoll.i.
 
 Installed, the extension sits inside this package; in a build tree it is a

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Describing Python tensors to the library without copying them.
 
 Accepted, in this order of preference:

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Enumerations mirroring the C header (values are the header's, fixed forever)."""
 from __future__ import annotations
 

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Sequence parallelism: USP process meshes and the ring exchange of ring
 attention (the Ulysses all-to-all is :meth:`diffcoll.Comm.ulysses_all_to_all`)."""
 from __future__ import annotations

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Shared helpers: multi-rank runs with ranks as threads of this process."""
 from __future__ import annotations
 

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """One rank of a multi-process run (started by test_processes.py).
 
 usage: mp_worker.py RENDEZVOUS RANK SIZE SCENARIO

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """CfgPolicy and Comm.cfg_combine: ranks as threads, checked against numpy
 references of the two arithmetic orders (docs/CFG.md)."""
 from __future__ import annotations

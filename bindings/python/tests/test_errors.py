@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Errors: the right DiffcollError subclass, the status and the library's
 own message (diffcoll_last_error())."""
 from __future__ import annotations

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """HaloPlan, split_extent and Comm.gather_slabs: ranks as threads, every
 rank's padded slab checked against numpy padding of the whole array."""
 from __future__ import annotations

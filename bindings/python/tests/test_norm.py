@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Comm.group_norm and FusedNormWorkspace: ranks as threads, results checked
 against numpy evaluations of the whole (unsplit / unreduced) computation."""
 from __future__ import annotations

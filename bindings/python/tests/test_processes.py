@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Ranks as separate processes meeting through a file:// store."""
 from __future__ import annotations
 

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The raw SWIG module (diffcoll_c) on the CFG policy, halo, Ulysses and ring
 functions (which CfgPolicy, HaloPlan, Comm.ulysses_all_to_all and Ring wrap):
 exercises the array, string and struct typemaps of bindings/swig/diffcoll.i

@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Sequence parallelism through the bindings: Comm.ulysses_all_to_all (against
 slices of the whole and a bit-exact round trip; grouped-query k/v heads sent
 once, with attention equal bit for bit to the copy-up path; FP8 within its

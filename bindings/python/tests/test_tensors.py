@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The tensor adapter: DLPack, __array_interface__, __cuda_array_interface__,
 raw diffcoll.Tensor, stride conversion and the errors for what cannot work."""
 from __future__ import annotations

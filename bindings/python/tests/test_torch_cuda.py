@@ -1,3 +1,6 @@
+# SPDX-FileCopyrightText: 2026 the diffcoll authors
+# SPDX-License-Identifier: BSD-3-Clause
+
 """PyTorch CUDA tensors through the Python bindings (world size 1, one GPU).
 
 Runs only where ``torch`` imports and ``torch.cuda.is_available()``; skipped
@@ -162,8 +165,14 @@ def test_fp8_all_gather_is_the_documented_arithmetic_in_torch_float8(comm, strea
     amax = xf.abs().amax(dim=(2, 4), keepdim=True)
     scale = amax / top
     inverse = torch.where(amax > 0, top / amax, torch.zeros_like(amax))
-    expected = ((xf * inverse).to(f8).float() * scale).to(dtype).view_as(x)
-    assert torch.equal(out, expected)
+    scaled = (xf * inverse).view_as(x)
+    expected = (scaled.view_as(xf).to(f8).float() * scale).to(dtype).view_as(x)
+    differ = (out != expected).nonzero()
+    if len(differ):
+        i = tuple(differ[0].tolist())
+        pytest.fail(f"{len(differ)} of {out.numel()} elements differ; the first at {i}: x = "
+                    f"{x[i].item()!r}, x * F / amax = {scaled[i].item()!r}, diffcoll "
+                    f"{out[i].item()!r}, torch {expected[i].item()!r}")
 
 
 # ---------------------------------------------------------------- halo

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Links libdiffcoll. The declarations are not generated here (they are
 //! checked in, see check-bindgen.sh); this only tells the linker where the
 //! library is: DIFFCOLL_LIB_DIR, else the system's library path.

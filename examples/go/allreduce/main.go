@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Command allreduce runs a small diffcoll job from Go: 4 ranks as goroutines
 // (local:// rendezvous) do an all_reduce and an all_gather on host tensors
 // made from Go slices, and check the results.

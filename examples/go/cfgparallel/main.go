@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Command cfgparallel runs classifier-free guidance in parallel from Go: 2
 // ranks (goroutines, local:// rendezvous) each run one guidance branch of
 // standard CFG, uncond + 7.5 * (cond - uncond), and CfgCombine leaves the

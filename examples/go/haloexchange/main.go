@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 // Command haloexchange runs a halo exchange from Go: a [C, H, W] activation is
 // split along H over 3 ranks (uneven slabs, SplitExtent), each rank fills one
 // halo row on each side of its slab from its neighbours (replicate padding at

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 /* A downstream program built against an installed diffcoll: two ranks as two
  * threads all-reduce a small tensor through rendezvous "local://consumer". */
 #include <diffcoll/diffcoll.h>

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Classifier-free guidance (CFG) policies (docs/CFG.md).
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{self, NonNull};

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! The communicator.
 use std::ffi::{c_void, CString};
 use std::ptr::{self, NonNull};

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Errors: every failing call returns an [`Error`] with the library's status
 //! and message.
 use std::ffi::CStr;

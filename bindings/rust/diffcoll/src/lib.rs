@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Safe Rust API of diffcoll, the communication layer of multi-GPU diffusion
 //! inference (over the raw declarations of `diffcoll-sys`).
 //!

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! GroupNorm of spatially split activations and the fused all-reduce +
 //! residual add + RMSNorm of tensor-parallel blocks.
 use std::marker::PhantomData;

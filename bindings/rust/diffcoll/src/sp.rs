@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Sequence parallelism: the Ulysses all-to-all (with grouped-query k/v
 //! heads sent once and FP8 transport), the ring exchange of ring attention
 //! and USP process meshes.

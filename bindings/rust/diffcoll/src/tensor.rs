@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Tensor views of Rust slices (or raw device memory) with any shape and
 //! element strides, used by the collectives in place with no copy.
 use std::marker::PhantomData;

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! CFG policies and halo exchange on several ranks (threads of this process
 //! meeting at a `local://` rendezvous), checked against references computed
 //! here.

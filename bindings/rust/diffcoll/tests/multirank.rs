@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Multi-rank tests: ranks are threads of this process meeting at a
 //! `local://` rendezvous.
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! diffcoll from Rust: 4 ranks as threads (`local://` rendezvous) run an
 //! all_reduce and an all_gather on host tensors made from slices, and check
 //! the results. Started once per rank with torchrun-style variables (RANK,

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! CFG-parallel from Rust: 2 ranks (threads, `local://` rendezvous) each run
 //! one guidance branch of standard CFG, `uncond + 7.5 * (cond - uncond)`, and
 //! `Comm::cfg_combine` leaves the combined prediction on both. In PARALLEL

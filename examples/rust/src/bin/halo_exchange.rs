@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
 //! Halo exchange from Rust: a [C, H, W] activation is split along H over 3
 //! ranks (uneven slabs, `split_extent`), each rank fills one halo row on
 //! each side of its slab from its neighbours (replicate padding at the image
