@@ -224,6 +224,7 @@ void check_view(const View& v, diffcoll_comm_t* comm, int device, cudaStream_t s
   }
   diffcoll_tensor_t t{};
   t.dtype = v.dtype;
+  t.device_type = DIFFCOLL_DEVICE_CPU;  // the host path first
   t.ndim = static_cast<int32_t>(v.shape.size());
   for (int d = 0; d < t.ndim; ++d) {
     t.shape[d] = v.shape[d];
@@ -231,6 +232,7 @@ void check_view(const View& v, diffcoll_comm_t* comm, int device, cudaStream_t s
   }
   diffcoll_tensor_t w{};
   w.dtype = DIFFCOLL_FLOAT32;
+  w.device_type = DIFFCOLL_DEVICE_CPU;
   w.ndim = 1;
   w.shape[0] = C;
   w.strides[0] = 1;
