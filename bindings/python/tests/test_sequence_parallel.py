@@ -205,6 +205,43 @@ def test_fp8_all_gather_agrees_on_every_rank(ranks):
         assert np.all(np.abs(y.astype(np.float64) - whole) <= fp8_bound(whole, amax, "fp8_e4m3", np.float16))
 
 
+def fp8_round(a, fmt):
+    """float32 -> FP8 -> float32 by round to nearest even with saturation, written
+    independently of the library: the spacing in a's binade is 2^(e - mantissa
+    bits), and scaling by a power of two is exact."""
+    mbits, min_exp, top = (3, -6, 448.0) if fmt == "fp8_e4m3" else (2, -14, 57344.0)
+    mag = np.abs(a).astype(np.float64)
+    _, ex = np.frexp(mag)
+    e = np.maximum(ex - 1, min_exp)
+    q = np.minimum(np.ldexp(np.rint(np.ldexp(mag, mbits - e)), e - mbits), top)
+    return (np.sign(a) * q).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", "fp8_e5m2"])
+def test_fp8_all_gather_is_the_documented_arithmetic(ranks, fmt):
+    """x' = float16(fp8(x * (F / amax)) * (amax / F)) per (batch, 4-token block,
+    head), in float32 with correctly rounded divisions, bit for bit. (PyTorch's
+    `number / tensor` multiplies by a reciprocal instead: one ulp apart, which
+    moves values next to a tie to the other code.)"""
+    top = np.float32(448.0 if fmt == "fp8_e4m3" else 57344.0)
+    # float16 values: few mantissa bits put many products next to a tie
+    whole = (np.random.default_rng(3).standard_normal((2, 16, 3, 128)) * 8).astype(np.float16)
+    whole[1, 4:8, 2] = 0  # an all-zero group
+
+    def body(comm):
+        y = np.full_like(whole, np.nan)
+        comm.all_gather(whole, y, axis=1, wire_format=fmt, scale_block=4)
+        return y
+
+    (y,) = ranks(1, body)
+    groups = whole.astype(np.float32).reshape(2, 4, 4, 3, 128)
+    amax = np.abs(groups).max(axis=(2, 4), keepdims=True)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(amax > 0, top / amax, np.float32(0)).astype(np.float32)
+    expected = (fp8_round(groups * inverse, fmt) * (amax / top)).astype(np.float16)
+    np.testing.assert_array_equal(y, expected.reshape(whole.shape))
+
+
 def test_gqa_and_fp8_errors(ranks):
     def body(comm):
         x = np.ones((1, 4, 2, 2), np.float32)  # k/v [B, S_r, 2, D], S = 8 over 2 ranks
