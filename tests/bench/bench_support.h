@@ -263,14 +263,19 @@ inline diffcoll_comm_t* bench_comm(const BenchRank& me) {
   return comm;
 }
 
-// A raw NCCL communicator over the ranks of `comm` (collective): rank 0's
-// unique id travels over diffcoll's host side.
-inline ncclComm_t raw_nccl_comm(diffcoll_comm_t* comm, const BenchRank& me) {
+// A raw NCCL communicator over the ranks of `comm` (collective), blocking
+// or not: rank 0's unique id travels over diffcoll's host side.
+inline ncclComm_t raw_nccl_comm(diffcoll_comm_t* comm, const BenchRank& me,
+                                bool blocking = true) {
   ncclUniqueId id;
   if (me.rank == 0) NCCL(ncclGetUniqueId(&id));
   diffcoll_tensor_t t = host_tensor_1d(id.internal, DIFFCOLL_UINT8, sizeof id.internal);
   CHECK(diffcoll_broadcast(comm, &t, 0, nullptr));
-  ncclComm_t nccl;
-  NCCL(ncclCommInitRank(&nccl, me.ranks, id, me.rank));
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = blocking ? 1 : 0;
+  ncclComm_t nccl = nullptr;
+  ncclResult_t r = ncclCommInitRankConfig(&nccl, me.ranks, id, me.rank, &config);
+  while (r == ncclInProgress) ncclCommGetAsyncError(nccl, &r);
+  NCCL(r);
   return nccl;
 }
