@@ -10,7 +10,7 @@
 #   - the Python suites on PyTorch CUDA tensors;
 #   - examples/python/torch_gpu.py under torchrun at 1, 2 and
 #     4 ranks (sharing GPUs where there are fewer), and the end-to-end
-#     pipeline (examples/pipeline) at 3 and 4 ranks against its 1-rank video;
+#     pipeline (examples/pipeline) at 2, 3 and 4 ranks against its 1-rank video;
 # and print passed / failed / skipped counts. Logs and JUnit reports go to $OUT.
 #   eval "$(bash .devdeps/unpack-debs.sh)"; bash tests/gpu/run-on-device.sh [--no-examples] [CTEST_REGEX]
 set -uo pipefail
@@ -48,9 +48,11 @@ examples_passed=0 examples_failed=0
   fi
 done
 # The end-to-end pipeline (examples/pipeline) against its 1-rank video, on
-# diffcoll and on torch.distributed, at 3 and 4 ranks.
-[ $examples = 1 ] && for n in 3 4; do
-  layouts=$([ "$n" = 3 ] && echo ulysses3,cfg3xvae3,ring3 || echo cfg2xulysses2,ulysses4,cfg2xring2,ulysses2xring2)
+# diffcoll and on torch.distributed, at 2, 3 and 4 ranks.
+declare -A pipeline_layouts=([2]=cfg2,ulysses2,ring2 [3]=ulysses3,cfg3xvae3,ring3
+  [4]=cfg2xulysses2,ulysses4,cfg2xring2,ulysses2xring2)
+[ $examples = 1 ] && for n in 2 3 4; do
+  layouts=${pipeline_layouts[$n]}
   if python3 examples/pipeline/run.py --device cuda --ranks "$n" --preset gpu --branches 2 \
       --impl diffcoll,torch --layouts "$layouts" --json "$out/pipeline-gpu-$n.json" \
       >"$out/pipeline-gpu-$n.log" 2>&1; then
@@ -60,6 +62,6 @@ done
     echo "pipeline at $n ranks FAILED:"; tail -15 "$out/pipeline-gpu-$n.log"
   fi
 done
-echo "examples (torch_gpu.py at 1, 2, 4 ranks; pipeline at 3, 4): $examples_passed passed, $examples_failed failed"
+echo "examples (torch_gpu.py at 1, 2, 4 ranks; pipeline at 2, 3, 4): $examples_passed passed, $examples_failed failed"
 python3 tests/gpu/summarize.py "$out"/ctest-gpu.xml "$out"/python-torch.xml || rc=1
 exit $rc
