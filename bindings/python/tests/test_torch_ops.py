@@ -226,27 +226,36 @@ def test_fused_add_rmsnorm(ranks, size):
 
 
 @pytest.mark.parametrize("size", [2, 3])
-def test_ring_visits_every_block(ranks, size):
+@pytest.mark.parametrize("copies", [False, True], ids=["own", "graph_copies"])
+def test_ring_visits_every_block(ranks, size, copies):
+    """With ``copies`` the operators get other tensors holding the halves'
+    values at each call, as torch.compile's functionalized graphs hand them:
+    the block sent and the block received must still be the right ones."""
     def body(comm):
         halves = [[torch.zeros(3, 4), torch.zeros(3)] for _ in range(2)]
         halves[0][0].fill_(comm.rank)
         halves[0][1].fill_(-comm.rank)
         with diffcoll.Ring(comm, halves[0], halves[1]) as ring:
             h = diffcoll.handle(ring)
-            buffers = halves[0] + halves[1]
+            own = halves[0] + halves[1]
             with pytest.raises(diffcoll.InvalidArgumentError, match="caller holds half 1"):
-                dct.ring_start(h, buffers, 1)
-            with pytest.raises(diffcoll.InvalidArgumentError, match="own halves"):
-                dct.ring_start(h, [b.clone() for b in buffers], 0)
+                dct.ring_start(h, own, 1)
+            with pytest.raises(diffcoll.InvalidArgumentError, match="ring's halves"):
+                dct.ring_start(h, own[:2], 0)
+            with pytest.raises(diffcoll.InvalidArgumentError, match="ring's halves"):
+                dct.ring_start(h, [own[0].double()] + own[1:], 0)
+            buffers = [b.clone() for b in own] if copies else own
             seen, cur = [], ring.current
             for step in range(comm.size):
-                k, v = halves[cur]
+                k, v = buffers[2 * cur:2 * cur + 2]
                 if step < comm.size - 1:
                     dct.ring_start(h, buffers, cur)
                 seen.append((int(k[0, 0]), int(v[0])))  # "attention" on the current block
                 if step < comm.size - 1:
                     cur = dct.ring_wait(h, buffers, cur)
                     assert cur == ring.current
+                if copies:  # the next call gets fresh copies again
+                    buffers = [b.clone() for b in buffers]
             return seen
 
     for rank, seen in enumerate(ranks(size, body)):

@@ -279,9 +279,11 @@ def fused_add_rmsnorm_(x: Tensor, residual: Optional[Tensor], weight: Optional[T
 def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> None:
     """Posts one step of the :class:`diffcoll.Ring` ``ring``
     (``diffcoll::ring_start``): half ``current`` goes to the next rank, the
-    other half receives. ``buffers`` are the ring's own tensors, half 0 then
-    half 1; ``current`` is the half the caller holds as current (the ring's
-    ``current`` before the loop; the operators check it)."""
+    other half receives. ``buffers`` are the ring's tensors, half 0 then
+    half 1 (under torch.compile the graph may hand its own copies of them: the
+    half sent is then copied into the ring first, and :func:`ring_wait` copies
+    the half received back out); ``current`` is the half the caller holds as
+    current (the ring's ``current`` before the loop; the operators check it)."""
     args = (list(buffers), handle(ring), int(current))
     if _eager(args[0][0]):
         _k.ring_start(*args)

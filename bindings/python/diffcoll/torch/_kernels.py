@@ -128,33 +128,55 @@ def _fused_norm(x: Tensor, residual: Optional[Tensor], weight: Optional[Tensor],
     _check(c.diffcoll_fused_norm(ws, xd, rd, wd, eps, yd, od, options, _stream(xd)), "diffcoll_fused_norm")
 
 
-def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Ring:
-    """The ring of handle ``ring``, after checking that ``buffers`` are its
-    own two halves (a compiler that copied them would have the library
-    fill memory the graph never reads) and ``current`` its current half."""
+def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Tuple[Ring, List[Tensor]]:
+    """The ring of handle ``ring`` and its own tensors (half 0 then half 1),
+    after checking that ``buffers`` match them one for one and ``current`` is
+    the ring's current half."""
     r = _registry.lookup(ring, Ring, f"diffcoll::{op}")
-    own = r.halves[0] + r.halves[1]
-    moved = len(buffers) != len(own) or any(
-        b is not o and b.data_ptr() != o.data_ptr() for b, o in zip(buffers, own))
-    if moved:
+    own = list(r.halves[0] + r.halves[1])
+    if len(buffers) != len(own) or any(
+            b.shape != o.shape or b.dtype != o.dtype or b.device != o.device for b, o in zip(buffers, own)):
         raise InvalidArgumentError(
-            "buffers must be the ring's own halves, buffer0 then buffer1 (the tensors the ring "
-            "was created with, not copies)", function=f"diffcoll::{op}")
+            "buffers must be the ring's halves, buffer0 then buffer1 (as many tensors, of the "
+            "shapes, dtypes and device the ring was created with)", function=f"diffcoll::{op}")
     if current != r.current:
         raise InvalidArgumentError(
             f"the caller holds half {current} as current, the ring half {r.current}",
             function=f"diffcoll::{op}")
-    return r
+    return r, own
+
+
+# torch.compile functionalizes the writes a graph makes into the ring's halves:
+# the operators may then be handed the graph's copies of the halves instead of
+# the ring's own tensors. The library only moves the ring's own memory, so the
+# half sent is copied into it first and the half received copied out of it
+# after the wait, each only where the tensor handed in is not the ring's own
+# (never in eager mode); the copies run on the current stream, in order.
+def _half(tensors: List[Tensor], half: int) -> List[Tensor]:
+    n = len(tensors) // 2
+    return tensors[half * n:(half + 1) * n]
+
+
+def _elsewhere(a: Tensor, b: Tensor) -> bool:
+    return a is not b and a.data_ptr() != b.data_ptr()
 
 
 def ring_start(buffers: List[Tensor], ring: int, current: int) -> None:
+    r, own = _ring(ring, buffers, current, "ring_start")
+    for given, mine in zip(_half(buffers, current), _half(own, current)):
+        if _elsewhere(given, mine):
+            mine.copy_(given)
     b = buffers[0]
-    _ring(ring, buffers, current, "ring_start").start(torch_stream(b.get_device()) if b.is_cuda else None)
+    r.start(torch_stream(b.get_device()) if b.is_cuda else None)
 
 
 def ring_wait(buffers: List[Tensor], ring: int, current: int) -> None:
+    r, own = _ring(ring, buffers, current, "ring_wait")
     b = buffers[0]
-    _ring(ring, buffers, current, "ring_wait").wait(torch_stream(b.get_device()) if b.is_cuda else None)
+    r.wait(torch_stream(b.get_device()) if b.is_cuda else None)
+    for given, mine in zip(_half(buffers, 1 - current), _half(own, 1 - current)):
+        if _elsewhere(given, mine):
+            given.copy_(mine)
 
 
 # ---------------------------------------------------------------- new outputs
