@@ -37,6 +37,12 @@ _entries: Dict[int, _Entry] = {}
 _handles: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
+#: The registry entry of handle ``number`` (``.ref()`` its object, None once
+#: collected), or None: dict.get itself, for the per-step ring kernel, which
+#: cannot spare :func:`lookup`'s frames. Check the object's type.
+entry = _entries.get
+
+
 def _forget(number: int) -> None:
     _entries.pop(number, None)
 

@@ -12,6 +12,7 @@ from ._errors import InvalidArgumentError
 from ._handle import OwnedHandle, _check
 from ._native import c
 from ._tensor import StreamLike, TensorLike, stream_handle
+from ._types import DeviceType
 
 
 class UspDegrees(NamedTuple):
@@ -136,6 +137,13 @@ class Ring(OwnedHandle):
         super().__init__(handle)
         self._comm = comm
         self._halves: Tuple[Tuple[TensorLike, ...], Tuple[TensorLike, ...]] = (tuple(buffer0), tuple(buffer1))
+        # What the diffcoll.torch operators check on every step, worked out once:
+        # the buffers they take (half 0 then half 1) and the CUDA ordinal of the
+        # stream they run on (None: host buffers).
+        self._buffers: Tuple[TensorLike, ...] = self._halves[0] + self._halves[1]
+        self._cuda_device: Optional[int] = (
+            d0[0].device_id if d0 and d0[0].device_type == int(DeviceType.CUDA) else None
+        )
         self._keep: Any = (k0, k1)  # the library reads and writes the buffers until close()
         self._current = 0
 

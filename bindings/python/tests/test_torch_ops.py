@@ -263,6 +263,43 @@ def test_ring_visits_every_block(ranks, size, copies):
         assert seen == [(b, -b) for b in blocks]
 
 
+@pytest.mark.parametrize("size", [1, 2])
+def test_ring_steps_take_views_and_refuse_what_is_not_the_ring(ranks, size):
+    def body(comm):
+        halves = [[torch.zeros(3, 4), torch.zeros(3)] for _ in range(2)]
+        halves[0][0].fill_(comm.rank + 1)
+        ring = diffcoll.Ring(comm, halves[0], halves[1])
+        h = diffcoll.handle(ring)
+        buffers = halves[0] + halves[1]
+        # Other tensor objects on the ring's memory are its own halves (nothing
+        # to copy); a tuple is a sequence like a list.
+        dct.ring_start(h, [b[:] for b in buffers], 0)
+        cur = dct.ring_wait(h, tuple(buffers), 0)
+        received = halves[cur][0].clone()
+        for wrong in (buffers[:3], buffers + buffers[:1], buffers[:2] + [buffers[2].double(), buffers[3]]):
+            with pytest.raises(diffcoll.InvalidArgumentError, match="ring's halves"):
+                dct.ring_start(h, wrong, cur)
+            with pytest.raises(diffcoll.InvalidArgumentError, match="ring's halves"):
+                dct.ring_wait(h, wrong, cur)
+        with pytest.raises(diffcoll.InvalidArgumentError, match="is a Comm, not a Ring"):
+            dct.ring_start(diffcoll.handle(comm), buffers, cur)
+        with pytest.raises(diffcoll.InvalidArgumentError, match=f"caller holds half {1 - cur}"):
+            dct.ring_wait(h, buffers, 1 - cur)
+        ring.close()  # the library's own error, as from the Ring methods
+        with pytest.raises(diffcoll.InvalidHandleError, match="diffcoll_ring_start: ring is NULL"):
+            dct.ring_start(h, buffers, cur)
+        with pytest.raises(diffcoll.InvalidHandleError, match="diffcoll_ring_wait: ring is NULL"):
+            dct.ring_wait(h, buffers, cur)
+        dct.release_handle(ring)
+        with pytest.raises(diffcoll.InvalidHandleError, match="names no live diffcoll object"):
+            dct.ring_start(h, buffers, cur)
+        return cur, received
+
+    for rank, (cur, received) in enumerate(ranks(size, body)):
+        assert cur == 1
+        torch.testing.assert_close(received, torch.full((3, 4), float((rank - 1) % size + 1)), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- fake kernels
 
 

@@ -284,22 +284,26 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     half sent is then copied into the ring first, and :func:`ring_wait` copies
     the half received back out); ``current`` is the half the caller holds as
     current (the ring's ``current`` before the loop; the operators check it)."""
-    args = (list(buffers), handle(ring), int(current))
-    if _eager(args[0][0]):
-        _k.ring_start(*args)
+    number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
+    if type(buffers) is not list:
+        buffers = list(buffers)
+    if _eager(buffers[0]):
+        _k.ring_step(buffers, number, current, False)
     else:
-        torch.ops.diffcoll.ring_start(*args)
+        torch.ops.diffcoll.ring_start(buffers, number, int(current))
 
 
 def ring_wait(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> int:
     """Completes the step :func:`ring_start` posted (``diffcoll::ring_wait``);
     returns the new current half, ``1 - current``, which now holds the block
     received."""
-    args = (list(buffers), handle(ring), int(current))
-    if _eager(args[0][0]):
-        _k.ring_wait(*args)
+    number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
+    if type(buffers) is not list:
+        buffers = list(buffers)
+    if _eager(buffers[0]):
+        _k.ring_step(buffers, number, current, True)
     else:
-        torch.ops.diffcoll.ring_wait(*args)
+        torch.ops.diffcoll.ring_wait(buffers, number, int(current))
     return 1 - int(current)
 
 

@@ -12,6 +12,7 @@ here): objects are handles (:func:`diffcoll.handle`), enumerations their
 integer values. Shapes may be symbolic in fake kernels; the shape arithmetic
 below is plain Python for that reason.
 """
+from operator import is_ as _is
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -24,12 +25,14 @@ from .._halo import HaloPlan
 from .._handle import _check
 from .._native import c
 from .._norm import FusedNormWorkspace, fused_norm_options
-from .._tensor import TensorDesc, _torch_seen, torch_desc, torch_stream
+from .._tensor import TensorDesc, _Torch, _torch_seen, torch_desc, torch_stream
 from .._types import DeviceType, UlyssesDirection
 from .._usp import Ring
 
 _torch_seen()  # fills the dtype table of torch_desc
+_raw_stream = _Torch.raw_stream or torch_stream  # torch_stream without its frame, for the ring steps
 _CUDA = int(DeviceType.CUDA)
+_SUCCESS = c.DIFFCOLL_SUCCESS
 _SEQ_TO_HEAD, _HEAD_TO_SEQ = int(UlyssesDirection.SEQ_TO_HEAD), int(UlyssesDirection.HEAD_TO_SEQ)
 
 
@@ -128,22 +131,62 @@ def _fused_norm(x: Tensor, residual: Optional[Tensor], weight: Optional[Tensor],
     _check(c.diffcoll_fused_norm(ws, xd, rd, wd, eps, yd, od, options, _stream(xd)), "diffcoll_fused_norm")
 
 
-def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Tuple[Ring, List[Tensor]]:
-    """The ring of handle ``ring`` and its own tensors (half 0 then half 1),
-    after checking that ``buffers`` match them one for one and ``current`` is
-    the ring's current half."""
-    r = _registry.lookup(ring, Ring, f"diffcoll::{op}")
-    own = list(r.halves[0] + r.halves[1])
+def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool) -> None:
+    """Posts (``wait`` False: diffcoll_ring_start) or completes (True:
+    diffcoll_ring_wait) one step of the ring of handle ``ring``, after
+    checking that ``buffers`` match the ring's tensors one for one and
+    ``current`` is its current half.
+
+    The kernel of both ring operators, and what diffcoll.torch.ring_start and
+    ring_wait call directly outside a trace. Ring attention runs it twice a
+    step, so the usual case, ``buffers`` being the ring's own tensors, spends
+    no Python frame it can avoid: the registry's entry is read in place, the
+    buffers are compared by identity in C, and the library is called here
+    (not through Ring.start / Ring.wait), its status checked in place. Other
+    tensors (a compiled graph's copies) are checked by :func:`_check_halves`
+    and copied in and out as the note below says."""
+    entry = _registry.entry(ring)
+    r = None if entry is None else entry.ref()
+    if type(r) is not Ring:
+        r = _registry.lookup(ring, Ring, _ring_op(wait))  # raises the error that fits
+    own = r._buffers
+    mine = len(buffers) == len(own) and all(map(_is, buffers, own))
+    if not mine:
+        _check_halves(buffers, own, _ring_op(wait))
+    if current != r._current:
+        raise InvalidArgumentError(f"the caller holds half {current} as current, the ring half {r._current}",
+                                   function=_ring_op(wait))
+    d = r._cuda_device
+    stream = None if d is None else _raw_stream(d)
+    if not wait:
+        if not mine:
+            for given, ring_tensor in zip(_half(buffers, current), _half(own, current)):
+                if _elsewhere(given, ring_tensor):
+                    ring_tensor.copy_(given)
+        status = c.diffcoll_ring_start(r._handle, stream)
+        if status != _SUCCESS:
+            _check(status, "diffcoll_ring_start")
+    else:
+        status, now = c.diffcoll_ring_wait(r._handle, stream)
+        if status != _SUCCESS:
+            _check(status, "diffcoll_ring_wait")
+        r._current = int(now)
+        if not mine:
+            for given, ring_tensor in zip(_half(buffers, 1 - current), _half(own, 1 - current)):
+                if _elsewhere(given, ring_tensor):
+                    given.copy_(ring_tensor)
+
+
+def _ring_op(wait: bool) -> str:
+    return "diffcoll::ring_wait" if wait else "diffcoll::ring_start"
+
+
+def _check_halves(buffers: Sequence[Tensor], own: Sequence[Tensor], op: str) -> None:
     if len(buffers) != len(own) or any(
             b.shape != o.shape or b.dtype != o.dtype or b.device != o.device for b, o in zip(buffers, own)):
         raise InvalidArgumentError(
             "buffers must be the ring's halves, buffer0 then buffer1 (as many tensors, of the "
-            "shapes, dtypes and device the ring was created with)", function=f"diffcoll::{op}")
-    if current != r.current:
-        raise InvalidArgumentError(
-            f"the caller holds half {current} as current, the ring half {r.current}",
-            function=f"diffcoll::{op}")
-    return r, own
+            "shapes, dtypes and device the ring was created with)", function=op)
 
 
 # torch.compile functionalizes the writes a graph makes into the ring's halves:
@@ -152,7 +195,7 @@ def _ring(ring: int, buffers: Sequence[Tensor], current: int, op: str) -> Tuple[
 # half sent is copied into it first and the half received copied out of it
 # after the wait, each only where the tensor handed in is not the ring's own
 # (never in eager mode); the copies run on the current stream, in order.
-def _half(tensors: List[Tensor], half: int) -> List[Tensor]:
+def _half(tensors: Sequence[Tensor], half: int) -> Sequence[Tensor]:
     n = len(tensors) // 2
     return tensors[half * n:(half + 1) * n]
 
@@ -162,21 +205,11 @@ def _elsewhere(a: Tensor, b: Tensor) -> bool:
 
 
 def ring_start(buffers: List[Tensor], ring: int, current: int) -> None:
-    r, own = _ring(ring, buffers, current, "ring_start")
-    for given, mine in zip(_half(buffers, current), _half(own, current)):
-        if _elsewhere(given, mine):
-            mine.copy_(given)
-    b = buffers[0]
-    r.start(torch_stream(b.get_device()) if b.is_cuda else None)
+    ring_step(buffers, ring, current, False)
 
 
 def ring_wait(buffers: List[Tensor], ring: int, current: int) -> None:
-    r, own = _ring(ring, buffers, current, "ring_wait")
-    b = buffers[0]
-    r.wait(torch_stream(b.get_device()) if b.is_cuda else None)
-    for given, mine in zip(_half(buffers, 1 - current), _half(own, 1 - current)):
-        if _elsewhere(given, mine):
-            given.copy_(mine)
+    ring_step(buffers, ring, current, True)
 
 
 # ---------------------------------------------------------------- new outputs
