@@ -13,9 +13,13 @@
 //            element: no cancellation for activations with an offset) over
 //            16-byte loads, four in flight, and turns them into moments; the
 //            block merges its threads' moments in a fixed tree.
-//  merge     one warp per (sample, group) merges the blocks' partials in a
-//            fixed tree (lanes in order, then shuffles): this rank's record.
-//            A rank alone (normalise_alone) writes the channel table here.
+//            The grid is one wave of resident blocks where the pairs allow.
+//  merge     after a grid-wide barrier in the moments kernel (or, when the
+//            (sample, group) pairs outnumber the resident blocks, in a
+//            kernel of its own), one warp per (sample, group) merges the
+//            blocks' partials in a fixed tree (lanes in order, then
+//            shuffles): this rank's record. A rank alone (normalise_alone)
+//            writes the channel table here.
 //  table     one thread per (sample, channel) merges the ranks' records in
 //            rank order and writes (mean, rstd * weight[c]) and bias[c].
 //  apply     dense tensors with equal input and output strides (in place,
@@ -25,12 +29,14 @@
 //            on fixed channels with their factors in registers; others with
 //            the (sample, channel) of a vector found once (NCHW-like) or per
 //            element. Other layouts element by element through the strides.
+//            One wave of resident blocks, striding over the tensor.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
 //
 // How the tensors are walked: group_norm_layout.h, checked on the host by
 // tests/group_norm/group_norm_layout_test.cc.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -116,13 +122,69 @@ __device__ GroupMoments block_moments(GroupMoments m) {
   return m;
 }
 
+// Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
+// table[n * C + c] = (mean, rstd * weight[c]); bias[c].
+struct ChannelTable {
+  float2* factors = nullptr;
+  float* bias = nullptr;
+};
+
+__device__ inline void write_channel(const GroupNormGeometry& g, const GroupNormAffine& a,
+                                     GroupStats s, int64_t n, int64_t c, ChannelTable table) {
+  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
+  table.factors[n * g.channels + c] = make_float2(s.mean, s.rstd * w);
+  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+}
+
+// Where the merge of the blocks' partials goes: out[pair] (this rank's
+// records) and, with a table (a rank alone), the pair's channels.
+struct MergeArgs {
+  GroupMoments* out = nullptr;
+  GroupNormAffine affine;
+  float eps = 0;
+  ChannelTable table;
+  // The moments kernel was launched cooperatively and merges itself, after
+  // a grid-wide barrier; otherwise merge_kernel follows it.
+  bool in_kernel = false;
+};
+
+// One warp merges the partials of `pair` (lanes in order, then a tree).
+__device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
+                           int64_t splits, int64_t pair, const MergeArgs& a) {
+  const int lane = threadIdx.x % 32;
+  GroupMoments m = {0, 0.f, 0.f};
+  for (int64_t k = lane; k < splits; k += 32) m = combine_moments(m, partials[pair * splits + k]);
+  m = warp_moments(m);
+  // Every lane takes lane 0's record (the others' trees are partial).
+  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
+  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
+  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
+  if (lane == 0) a.out[pair] = m;
+  if (!a.table.factors) return;
+  const GroupStats s = stats_of(m, a.eps);
+  const int64_t n = pair / g.groups, cpg = g.channels_per_group();
+  for (int64_t k = lane; k < cpg; k += 32)
+    write_channel(g, a.affine, s, n, (pair % g.groups) * cpg + k, a.table);
+}
+
+// The end of a cooperatively launched moments kernel: once every block's
+// partials are written, warp w of the grid merges pairs w, w + warps, ...
+__device__ void merge_in_kernel(const GroupNormGeometry& g, const GroupMoments* partials,
+                                int64_t splits, const MergeArgs& a) {
+  cooperative_groups::this_grid().sync();  // orders the partials' writes before the reads
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
+  for (int64_t pair = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32;
+       pair < g.pairs(); pair += warps)  // warp-uniform
+    merge_pair(g, partials, splits, pair, a);
+}
+
 // ------------------------------------------------------------------ moments
 
 // Block b = pair * splits + split reduces split `split` of the pair's loads.
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
-                      GroupMoments* partials) {
+                      GroupMoments* partials, MergeArgs merge) {
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
@@ -147,6 +209,7 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   }
   const GroupMoments m = block_moments(acc.moments(loads * V));
   if (threadIdx.x == 0) partials[pair * splits + split] = m;
+  if (merge.in_kernel) merge_in_kernel(g, partials, splits, merge);
 }
 
 // Block b = n * splits + split reduces positions split_range(S, split) of
@@ -158,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
-                        GroupMoments* partials) {
+                        GroupMoments* partials, MergeArgs merge) {
   __shared__ GroupMoments thread_moments[kThreads];
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
@@ -206,46 +269,18 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     }
     if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
   }
+  if (merge.in_kernel) merge_in_kernel(g, partials, splits, merge);
 }
 
 // ------------------------------------------------------- statistics, table
 
-// Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
-// table[n * C + c] = (mean, rstd * weight[c]); bias[c].
-struct ChannelTable {
-  float2* factors = nullptr;
-  float* bias = nullptr;
-};
-
-__device__ inline void write_channel(const GroupNormGeometry& g, const GroupNormAffine& a,
-                                     GroupStats s, int64_t n, int64_t c, ChannelTable table) {
-  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-  table.factors[n * g.channels + c] = make_float2(s.mean, s.rstd * w);
-  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
-}
-
-// Warp w of the grid merges the partials of pair w (lanes in order, then a
-// tree) into out[pair]; with a table (a rank alone), its lanes also write
-// the pair's channels.
+// The merge as a kernel of its own: warp w of the grid merges pair w.
 __global__ void __launch_bounds__(kThreads)
     merge_kernel(GroupNormGeometry g, const GroupMoments* partials, int64_t splits,
-                 GroupMoments* out, GroupNormAffine a, float eps, ChannelTable table) {
+                 MergeArgs a) {
   const int64_t pair = (blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
   if (pair >= g.pairs()) return;  // whole warps
-  GroupMoments m = {0, 0.f, 0.f};
-  for (int64_t k = lane; k < splits; k += 32) m = combine_moments(m, partials[pair * splits + k]);
-  m = warp_moments(m);
-  // Every lane takes lane 0's record (the others' trees are partial).
-  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
-  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
-  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
-  if (lane == 0) out[pair] = m;
-  if (!table.factors) return;
-  const GroupStats s = stats_of(m, eps);
-  const int64_t n = pair / g.groups, cpg = g.channels_per_group();
-  for (int64_t k = lane; k < cpg; k += 32)
-    write_channel(g, a, s, n, (pair % g.groups) * cpg + k, table);
+  merge_pair(g, partials, splits, pair, a);
 }
 
 // One thread per (sample, channel): the ranks' records of its pair in rank order.
@@ -399,21 +434,47 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
 }
 
-// Blocks of kThreads resident on the current device at once (2048 threads
-// per SM), queried once per device: the apply's grid strides beyond that.
-int64_t resident_blocks() {
-  static std::atomic<int> cache[kMaxCachedDevices];
+int current_device() {
   int device = 0;
   DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
+// Blocks of Kernel (kThreads each) resident on the current device at once,
+// queried once per device: every grid but the moments' of many pairs is at
+// most one wave and strides beyond it; 0 where the device cannot launch
+// cooperatively (only a grid-wide barrier needs the count exact).
+template <auto Kernel>
+int64_t resident_blocks() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  const int device = current_device();
   if (device < kMaxCachedDevices) {
     const int cached = cache[device].load(std::memory_order_relaxed);
     if (cached > 0) return cached;
   }
-  int sms = 0;
+  int sms = 0, per_sm = 0;
   DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  const int blocks = std::max(1, sms) * (2048 / kThreads);
+  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
+  const int blocks = std::max(1, sms * per_sm);
   if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
   return blocks;
+}
+
+bool cooperative_launch() {
+  static std::atomic<int> cache[kMaxCachedDevices];  // 0 unknown, 1 no, 2 yes
+  const int device = current_device();
+  if (device < kMaxCachedDevices && cache[device].load(std::memory_order_relaxed) > 0)
+    return cache[device].load(std::memory_order_relaxed) == 2;
+  int coop = 0;
+  DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+  if (device < kMaxCachedDevices) cache[device].store(coop ? 2 : 1, std::memory_order_relaxed);
+  return coop != 0;
+}
+
+// One wave of Kernel at most: grid for `blocks` blocks of work.
+template <auto Kernel>
+unsigned wave(int64_t blocks) {
+  return static_cast<unsigned>(std::min(std::max<int64_t>(1, blocks), resident_blocks<Kernel>()));
 }
 
 // The workspace: block partials, then the channel table.
@@ -438,70 +499,92 @@ Workspace carve(const GroupNormGeometry& g, void* workspace) {
   return w;
 }
 
-// Block partials of the local moments into w.partials; returns splits per pair.
+// Units of a walk (the channel-rows walk's samples, the group-runs walk's
+// pairs) and the splits of each that fill `resident` blocks.
+int64_t units_of(const GroupNormGeometry& g, const ChannelRows&) { return g.batch; }
+int64_t units_of(const GroupNormGeometry& g, const GroupRuns&) { return g.pairs(); }
+int64_t splits_of(const GroupNormGeometry& g, const ChannelRows&, int64_t resident) {
+  return row_splits(g, resident);
+}
+int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident) {
+  return group_splits(g, resident);
+}
+
+// Launches the moments kernel `Kernel` for `walk`, one wave of blocks where
+// the units allow, and the merge: within the kernel after a grid-wide
+// barrier (a cooperative launch) when the grid is one wave, else by
+// merge_kernel after it.
+template <auto Kernel, typename Walk, typename T>
+void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
+                    GroupMoments* partials, MergeArgs merge, cudaStream_t stream) {
+  const int64_t resident = resident_blocks<Kernel>();
+  const int64_t splits = splits_of(g, walk, resident);
+  const int64_t grid = units_of(g, walk) * splits;
+  merge.in_kernel = grid <= resident && cooperative_launch();
+  if (merge.in_kernel) {
+    cudaLaunchAttribute cooperative;
+    cooperative.id = cudaLaunchAttributeCooperative;
+    cooperative.val.cooperative = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(static_cast<unsigned>(grid));
+    config.blockDim = dim3(kThreads);
+    config.stream = stream;
+    config.attrs = &cooperative;
+    config.numAttrs = 1;
+    DIFFCOLL_CUDA_CHECK(cudaLaunchKernelEx(&config, Kernel, g, walk, splits, in, partials, merge));
+    return;
+  }
+  Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
+                                                               merge);
+  check_launch();
+  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, partials, splits, merge);
+  check_launch();
+}
+
+// The local moments into merge.out (and the table, when given one), through
+// block partials in `partials`.
 template <typename T>
-int64_t launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* partials,
-                       cudaStream_t stream) {
+void moments(const GroupNormGeometry& g, const void* input, GroupMoments* partials,
+             const MergeArgs& merge, cudaStream_t stream) {
   DIFFCOLL_REQUIRE(g.pairs() * max_splits(g) < (int64_t{1} << 31), Status::kUnsupported,
                    "group_norm: ", g.pairs(), " (sample, group) pairs exceed a CUDA grid");
   const T* in = static_cast<const T*>(input);
+  constexpr int k16 = 16 / sizeof(T), k8 = 8 / sizeof(T);
   const ChannelRows rows = channel_rows(g, input, sizeof(T));
-  if (rows.vec > 0) {
-    const int64_t splits = row_splits(g);
-    const unsigned grid = static_cast<unsigned>(g.batch * splits);
-    constexpr int k16 = 16 / sizeof(T), k8 = 8 / sizeof(T);
-    if (rows.vec == k16)
-      channel_rows_kernel<T, k16><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    else if (rows.vec == k8)
-      channel_rows_kernel<T, k8><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    else
-      channel_rows_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    check_launch();
-    return splits;
-  }
+  if (rows.vec == k16)
+    return launch_moments<&channel_rows_kernel<T, k16>>(g, rows, in, partials, merge, stream);
+  if (rows.vec == k8)
+    return launch_moments<&channel_rows_kernel<T, k8>>(g, rows, in, partials, merge, stream);
+  if (rows.vec == 1)
+    return launch_moments<&channel_rows_kernel<T, 1>>(g, rows, in, partials, merge, stream);
   const GroupRuns runs = group_runs(g, input, sizeof(T));
-  const int64_t splits = group_splits(g);
-  const unsigned grid = static_cast<unsigned>(g.pairs() * splits);
   if (runs.vec > 1)
-    group_runs_kernel<T, 16 / sizeof(T)><<<grid, kThreads, 0, stream>>>(g, runs, splits, in,
-                                                                        partials);
-  else
-    group_runs_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, runs, splits, in, partials);
-  check_launch();
-  return splits;
-}
-
-// Moments, then the merge into out[pair] (and the table, when given one).
-template <typename T>
-void moments(const GroupNormGeometry& g, const void* input, GroupMoments* out, const Workspace& w,
-             const GroupNormAffine& a, float eps, ChannelTable table, cudaStream_t stream) {
-  const int64_t splits = launch_moments<T>(g, input, w.partials, stream);
-  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, w.partials, splits, out, a,
-                                                                  eps, table);
-  check_launch();
+    return launch_moments<&group_runs_kernel<T, k16>>(g, runs, in, partials, merge, stream);
+  launch_moments<&group_runs_kernel<T, 1>>(g, runs, in, partials, merge, stream);
 }
 
 template <typename T, int V, DenseWalk W>
 void launch_dense(const DenseArgs& a, cudaStream_t stream) {
-  const int64_t per_block = int64_t{kThreads} * kUnroll * V;
-  const unsigned grid =
-      static_cast<unsigned>(std::min(std::max<int64_t>(1, ceil_div(a.numel, per_block)),
-                                     resident_blocks()));
-  if (a.numel < (int64_t{1} << 31))
-    dense_apply_kernel<T, V, W, uint32_t><<<grid, kThreads, 0, stream>>>(a);
-  else
-    dense_apply_kernel<T, V, W, int64_t><<<grid, kThreads, 0, stream>>>(a);
+  const int64_t blocks = ceil_div(a.numel, int64_t{kThreads} * kUnroll * V);
+  if (a.numel < (int64_t{1} << 31)) {
+    constexpr auto kernel = &dense_apply_kernel<T, V, W, uint32_t>;
+    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a);
+  } else {
+    constexpr auto kernel = &dense_apply_kernel<T, V, W, int64_t>;
+    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a);
+  }
 }
 
 template <typename T, int V>
 void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
-  const int64_t rows = a.numel / a.channels;
-  const unsigned grid = static_cast<unsigned>(std::min(
-      std::max<int64_t>(1, ceil_div(rows, ra.rows * kUnroll)), resident_blocks()));
-  if (a.numel < (int64_t{1} << 31))
-    row_apply_kernel<T, V, uint32_t><<<grid, kThreads, 0, stream>>>(a, ra);
-  else
-    row_apply_kernel<T, V, int64_t><<<grid, kThreads, 0, stream>>>(a, ra);
+  const int64_t blocks = ceil_div(a.numel / a.channels, ra.rows * kUnroll);
+  if (a.numel < (int64_t{1} << 31)) {
+    constexpr auto kernel = &row_apply_kernel<T, V, uint32_t>;
+    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a, ra);
+  } else {
+    constexpr auto kernel = &row_apply_kernel<T, V, int64_t>;
+    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a, ra);
+  }
 }
 
 template <typename T>
@@ -510,10 +593,9 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
   const int64_t numel = g.batch * g.channels * g.spatial;
   if (numel == 0) return;
   if (!dense_same_layout(g)) {
-    const unsigned grid =
-        static_cast<unsigned>(std::min<int64_t>(blocks_for(numel), resident_blocks()));
-    strided_apply_kernel<T><<<grid, kThreads, 0, stream>>>(g, static_cast<const T*>(input),
-                                                            static_cast<T*>(output), table);
+    constexpr auto kernel = &strided_apply_kernel<T>;
+    kernel<<<wave<kernel>(blocks_for(numel)), kThreads, 0, stream>>>(
+        g, static_cast<const T*>(input), static_cast<T*>(output), table);
     check_launch();
     return;
   }
@@ -566,9 +648,10 @@ class CudaGroupNormMath : public GroupNormMath {
                      GroupMoments* out, void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
     const Workspace w = carve(g, workspace);
+    MergeArgs merge;
+    merge.out = out;
     by_dtype(dtype, [&](auto t) {
-      moments<decltype(t)>(g, input, out, w, GroupNormAffine{}, 0.f, ChannelTable{},
-                           static_cast<cudaStream_t>(stream));
+      moments<decltype(t)>(g, input, w.partials, merge, static_cast<cudaStream_t>(stream));
     });
   }
 
@@ -584,15 +667,22 @@ class CudaGroupNormMath : public GroupNormMath {
     by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, s); });
   }
 
+  // Two kernels: the moments, merged with the table written in the same
+  // kernel (one wave), then the apply.
   void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
                        const GroupNormAffine& a, float eps, GroupMoments* records,
                        void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
     auto s = static_cast<cudaStream_t>(stream);
     const Workspace w = carve(g, workspace);
+    MergeArgs merge;
+    merge.out = records;
+    merge.affine = a;
+    merge.eps = eps;
+    merge.table = w.table;
     by_dtype(dtype, [&](auto t) {
       using T = decltype(t);
-      moments<T>(g, input, records, w, a, eps, w.table, s);
+      moments<T>(g, input, w.partials, merge, s);
       apply<T>(g, input, output, w.table, s);
     });
   }
