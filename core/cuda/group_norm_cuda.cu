@@ -148,12 +148,23 @@ struct MergeArgs {
   bool in_kernel = false;
 };
 
-// One warp merges the partials of `pair` (lanes in order, then a tree).
+// One warp merges the partials of `pair`: lane l folds partials l, l + 32,
+// ... in order (kUnroll loads in flight), then a tree over the lanes.
 __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
                            int64_t splits, int64_t pair, const MergeArgs& a) {
   const int lane = threadIdx.x % 32;
+  const GroupMoments* mine = partials + pair * splits;
   GroupMoments m = {0, 0.f, 0.f};
-  for (int64_t k = lane; k < splits; k += 32) m = combine_moments(m, partials[pair * splits + k]);
+  for (int64_t k0 = lane; k0 < splits; k0 += 32 * kUnroll) {
+    GroupMoments p[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t k = k0 + 32 * u;
+      p[u] = k < splits ? mine[k] : GroupMoments{0, 0.f, 0.f};  // count 0: the identity
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) m = combine_moments(m, p[u]);
+  }
   m = warp_moments(m);
   // Every lane takes lane 0's record (the others' trees are partial).
   m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
@@ -531,8 +542,13 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
     config.stream = stream;
     config.attrs = &cooperative;
     config.numAttrs = 1;
-    DIFFCOLL_CUDA_CHECK(cudaLaunchKernelEx(&config, Kernel, g, walk, splits, in, partials, merge));
-    return;
+    const cudaError_t err = cudaLaunchKernelEx(&config, Kernel, g, walk, splits, in, partials, merge);
+    if (err == cudaSuccess) return;
+    // Fewer blocks resident than the occupancy said (a shared device, MPS):
+    // the merge goes back to its own kernel.
+    if (err != cudaErrorCooperativeLaunchTooLarge) DIFFCOLL_CUDA_CHECK(err);
+    (void)cudaGetLastError();
+    merge.in_kernel = false;
   }
   Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
                                                                merge);
