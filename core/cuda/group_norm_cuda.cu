@@ -452,9 +452,8 @@ int current_device() {
 }
 
 // Blocks of Kernel (kThreads each) resident on the current device at once,
-// queried once per device: every grid but the moments' of many pairs is at
-// most one wave and strides beyond it; 0 where the device cannot launch
-// cooperatively (only a grid-wide barrier needs the count exact).
+// by its occupancy, queried once per device: every grid but the moments' of
+// more pairs than that is one wave at most, striding beyond it.
 template <auto Kernel>
 int64_t resident_blocks() {
   static std::atomic<int> cache[kMaxCachedDevices];
