@@ -30,6 +30,10 @@
 //            the (sample, channel) of a vector found once (NCHW-like) or per
 //            element. Other layouts element by element through the strides.
 //            One wave of resident blocks, striding over the tensor.
+// A rank alone whose tensor is dense NCHW-like or channels-last, aligned,
+// runs all of it in the moments kernel: moments, barrier, merge and table,
+// barrier, apply (FusedDenseApply, FusedRowApply); one kernel, no launch
+// gap, and the apply's reads follow the moments' while they are in L2.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
@@ -189,13 +193,186 @@ __device__ void merge_in_kernel(const GroupNormGeometry& g, const GroupMoments* 
     merge_pair(g, partials, splits, pair, a);
 }
 
+// -------------------------------------------------------------------- apply
+
+struct DenseArgs {
+  const void* in;
+  void* out;
+  int64_t numel, n_div, c_div, batch, channels;
+  ChannelTable table;
+};
+
+template <typename T>
+__device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
+                                        int64_t c) {
+  const float2 f = factors[nc];
+  return from_float<T>((to_float(x) - f.x) * f.y + bias[c]);
+}
+
+// Vectors of V elements in memory order, kUnroll in flight per thread, then
+// (block 0) the elements after the last whole vector; this block `block` of
+// `blocks`. Index math in I: 32-bit where the tensor allows (far cheaper
+// divisions).
+template <typename T, int V, DenseWalk W, typename I>
+__device__ void dense_apply(const DenseArgs& a, unsigned block, unsigned blocks) {
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I numel = static_cast<I>(a.numel), n_div = static_cast<I>(a.n_div);
+  const I c_div = static_cast<I>(a.c_div), N = static_cast<I>(a.batch);
+  const I C = static_cast<I>(a.channels);
+  const float2* factors = a.table.factors;
+  const float* bias = a.table.bias;
+  const I vectors = numel / V;
+  const I step = static_cast<I>(blocks) * kThreads * kUnroll;
+  for (I v0 = static_cast<I>(block) * kThreads * kUnroll + threadIdx.x; v0 < vectors;
+       v0 += step) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v < vectors) x[u] = elementwise::load_pack<T, V>(in + v * V);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v >= vectors) continue;
+      I n, c;  // of element 0, and (but per element) of the whole vector
+      dense_sample_channel<W, I>(v * V, 0, n_div, c_div, N, C, &n, &c);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        I nk = n, ck = c;
+        if (W == DenseWalk::kPerElement && k > 0)
+          dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
+        if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
+        x[u].set(k, normalised<T>(x[u].get(k), factors, bias, nk * C + ck, ck));
+      }
+      elementwise::store_pack<T, V>(out + v * V, x[u]);
+    }
+  }
+  if (block != 0) return;
+  for (I p = vectors * V + threadIdx.x; p < numel; p += kThreads) {
+    I n, c;
+    dense_sample_channel<DenseWalk::kPerElement, I>(p, 0, n_div, c_div, N, C, &n, &c);
+    out[p] = normalised<T>(in[p], factors, bias, n * C + c, c);
+  }
+}
+
+template <typename T, int V, DenseWalk W, typename I>
+__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
+                                                                   : kApplyBlocksPerSm)
+    dense_apply_kernel(DenseArgs a) {
+  dense_apply<T, V, W, I>(a, blockIdx.x, gridDim.x);
+}
+
+// Dense channels-last: rows of C channels, thread t on channels
+// (t % cols) * V .. + V - 1 of every blocks * rows-th row (RowApply), its
+// channels' factors in registers, reloaded when the sample changes; kUnroll
+// rows in flight; this block `block` of `blocks`.
+template <typename T, int V, typename I>
+__device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block,
+                          unsigned blocks) {
+  const int t = threadIdx.x;
+  if (t >= ra.cols * ra.rows) return;
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I C = static_cast<I>(a.channels), N = static_cast<I>(a.batch);
+  const I rows = static_cast<I>(a.numel) / C, sample_div = static_cast<I>(ra.sample_div);
+  const I c0 = static_cast<I>(t % ra.cols) * V;
+  const I step = static_cast<I>(blocks) * static_cast<I>(ra.rows);
+  float mean[V], scale[V], bias[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) bias[k] = a.table.bias[c0 + k];
+  I n_loaded = ~I{0};  // no sample yet
+  for (I row0 = static_cast<I>(block) * static_cast<I>(ra.rows) + t / ra.cols; row0 < rows;
+       row0 += step * kUnroll) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row < rows) x[u] = elementwise::load_pack<T, V>(in + row * C + c0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row >= rows) continue;
+      const I n = (row / sample_div) % N;
+      if (n != n_loaded) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float2 f = a.table.factors[n * C + c0 + k];
+          mean[k] = f.x;
+          scale[k] = f.y;
+        }
+        n_loaded = n;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean[k]) * scale[k] + bias[k]));
+      elementwise::store_pack<T, V>(out + row * C + c0, x[u]);
+    }
+  }
+}
+
+template <typename T, int V, typename I>
+__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+    row_apply_kernel(DenseArgs a, RowApply ra) {
+  row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
+}
+
+// What a moments kernel does after its merge: nothing (the apply is a
+// kernel of its own), or, a rank alone with one of the two common layouts
+// in 32-bit indices, the apply itself after a second grid-wide barrier:
+// one kernel for the whole GroupNorm.
+struct NoApply {
+  struct Args {};
+  static constexpr bool kFused = false;
+};
+
+// NCHW-like (contiguous 2-D or 3-D): vectors in memory order.
+template <typename T, int V>
+struct FusedDenseApply {
+  using Args = DenseArgs;
+  static constexpr bool kFused = true;
+  __device__ static void run(const Args& a) {
+    dense_apply<T, V, DenseWalk::kChannelOuter, uint32_t>(a, blockIdx.x, gridDim.x);
+  }
+};
+
+// Channels-last (2-D or 3-D): rows of C channels.
+template <typename T, int V>
+struct FusedRowApply {
+  struct Args {
+    DenseArgs dense;
+    RowApply rows;
+  };
+  static constexpr bool kFused = true;
+  __device__ static void run(const Args& a) {
+    row_apply<T, V, uint32_t>(a.dense, a.rows, blockIdx.x, gridDim.x);
+  }
+};
+
 // ------------------------------------------------------------------ moments
 
+// The end of every moments kernel: the merge, when in the kernel, and the
+// apply, when fused (then always in the kernel: the host launches a fused
+// kernel cooperatively or not at all).
+template <typename Apply>
+__device__ void after_moments(const GroupNormGeometry& g, const GroupMoments* partials,
+                              int64_t splits, const MergeArgs& merge,
+                              const typename Apply::Args& apply) {
+  if (!merge.in_kernel) return;
+  merge_in_kernel(g, partials, splits, merge);
+  if constexpr (Apply::kFused) {
+    cooperative_groups::this_grid().sync();  // the table written, every moment read
+    Apply::run(apply);
+  }
+}
+
 // Block b = pair * splits + split reduces split `split` of the pair's loads.
-template <typename T, int V>
+template <typename T, int V, typename Apply = NoApply>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
-                      GroupMoments* partials, MergeArgs merge) {
+                      GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
@@ -220,7 +397,7 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   }
   const GroupMoments m = block_moments(acc.moments(loads * V));
   if (threadIdx.x == 0) partials[pair * splits + split] = m;
-  if (merge.in_kernel) merge_in_kernel(g, partials, splits, merge);
+  after_moments<Apply>(g, partials, splits, merge, apply);
 }
 
 // Block b = n * splits + split reduces positions split_range(S, split) of
@@ -229,10 +406,10 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 // then the group's columns) in a fixed segmented tree: `lanes` lanes per
 // group, a power of two, each merging entries lane, lane + lanes, ... in
 // order, then a shuffle tree within the lanes of the group.
-template <typename T, int V>
+template <typename T, int V, typename Apply = NoApply>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
-                        GroupMoments* partials, MergeArgs merge) {
+                        GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
   __shared__ GroupMoments thread_moments[kThreads];
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
@@ -280,7 +457,7 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     }
     if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
   }
-  if (merge.in_kernel) merge_in_kernel(g, partials, splits, merge);
+  after_moments<Apply>(g, partials, splits, merge, apply);
 }
 
 // ------------------------------------------------------- statistics, table
@@ -305,120 +482,6 @@ __global__ void __launch_bounds__(kThreads)
   GroupMoments m = records[pair];
   for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + pair]);
   write_channel(g, a, stats_of(m, eps), n, c, table);
-}
-
-// -------------------------------------------------------------------- apply
-
-struct DenseArgs {
-  const void* in;
-  void* out;
-  int64_t numel, n_div, c_div, batch, channels;
-  ChannelTable table;
-};
-
-template <typename T>
-__device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
-                                        int64_t c) {
-  const float2 f = factors[nc];
-  return from_float<T>((to_float(x) - f.x) * f.y + bias[c]);
-}
-
-// Vectors of V elements in memory order, kUnroll in flight per thread, then
-// (block 0) the elements after the last whole vector. Index math in I:
-// 32-bit where the tensor allows (far cheaper divisions).
-template <typename T, int V, DenseWalk W, typename I>
-__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
-                                                                   : kApplyBlocksPerSm)
-    dense_apply_kernel(DenseArgs a) {
-  const T* in = static_cast<const T*>(a.in);
-  T* out = static_cast<T*>(a.out);
-  const I numel = static_cast<I>(a.numel), n_div = static_cast<I>(a.n_div);
-  const I c_div = static_cast<I>(a.c_div), N = static_cast<I>(a.batch);
-  const I C = static_cast<I>(a.channels);
-  const float2* factors = a.table.factors;
-  const float* bias = a.table.bias;
-  const I vectors = numel / V;
-  const I step = static_cast<I>(gridDim.x) * kThreads * kUnroll;
-  for (I v0 = static_cast<I>(blockIdx.x) * kThreads * kUnroll + threadIdx.x; v0 < vectors;
-       v0 += step) {
-    Pack<T, V> x[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I v = v0 + static_cast<I>(u) * kThreads;
-      if (v < vectors) x[u] = elementwise::load_pack<T, V>(in + v * V);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I v = v0 + static_cast<I>(u) * kThreads;
-      if (v >= vectors) continue;
-      I n, c;  // of element 0, and (but per element) of the whole vector
-      dense_sample_channel<W, I>(v * V, 0, n_div, c_div, N, C, &n, &c);
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        I nk = n, ck = c;
-        if (W == DenseWalk::kPerElement && k > 0)
-          dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
-        if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
-        x[u].set(k, normalised<T>(x[u].get(k), factors, bias, nk * C + ck, ck));
-      }
-      elementwise::store_pack<T, V>(out + v * V, x[u]);
-    }
-  }
-  if (blockIdx.x != 0) return;
-  for (I p = vectors * V + threadIdx.x; p < numel; p += kThreads) {
-    I n, c;
-    dense_sample_channel<DenseWalk::kPerElement, I>(p, 0, n_div, c_div, N, C, &n, &c);
-    out[p] = normalised<T>(in[p], factors, bias, n * C + c, c);
-  }
-}
-
-// Dense channels-last: rows of C channels, thread t on channels
-// (t % cols) * V .. + V - 1 of every grid * rows-th row (RowApply), its
-// channels' factors in registers, reloaded when the sample changes; kUnroll
-// rows in flight.
-template <typename T, int V, typename I>
-__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
-    row_apply_kernel(DenseArgs a, RowApply ra) {
-  const int t = threadIdx.x;
-  if (t >= ra.cols * ra.rows) return;
-  const T* in = static_cast<const T*>(a.in);
-  T* out = static_cast<T*>(a.out);
-  const I C = static_cast<I>(a.channels), N = static_cast<I>(a.batch);
-  const I rows = static_cast<I>(a.numel) / C, sample_div = static_cast<I>(ra.sample_div);
-  const I c0 = static_cast<I>(t % ra.cols) * V;
-  const I step = static_cast<I>(gridDim.x) * static_cast<I>(ra.rows);
-  float mean[V], scale[V], bias[V];
-#pragma unroll
-  for (int k = 0; k < V; ++k) bias[k] = a.table.bias[c0 + k];
-  I n_loaded = ~I{0};  // no sample yet
-  for (I row0 = static_cast<I>(blockIdx.x) * static_cast<I>(ra.rows) + t / ra.cols; row0 < rows;
-       row0 += step * kUnroll) {
-    Pack<T, V> x[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I row = row0 + static_cast<I>(u) * step;
-      if (row < rows) x[u] = elementwise::load_pack<T, V>(in + row * C + c0);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I row = row0 + static_cast<I>(u) * step;
-      if (row >= rows) continue;
-      const I n = (row / sample_div) % N;
-      if (n != n_loaded) {
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const float2 f = a.table.factors[n * C + c0 + k];
-          mean[k] = f.x;
-          scale[k] = f.y;
-        }
-        n_loaded = n;
-      }
-#pragma unroll
-      for (int k = 0; k < V; ++k)
-        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean[k]) * scale[k] + bias[k]));
-      elementwise::store_pack<T, V>(out + row * C + c0, x[u]);
-    }
-  }
 }
 
 // Any strides: element i of the logical [N, C, S] order.
@@ -520,6 +583,28 @@ int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident
   return group_splits(g, resident);
 }
 
+// Launches Kernel cooperatively (every block resident at once, so that it
+// may wait at grid-wide barriers): false if the device refuses the grid as
+// larger than it holds (fewer blocks resident than the occupancy said: a
+// shared device, MPS).
+template <auto Kernel, typename... Args>
+bool launch_cooperative(int64_t grid, cudaStream_t stream, const Args&... args) {
+  cudaLaunchAttribute cooperative;
+  cooperative.id = cudaLaunchAttributeCooperative;
+  cooperative.val.cooperative = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(grid));
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  config.attrs = &cooperative;
+  config.numAttrs = 1;
+  const cudaError_t err = cudaLaunchKernelEx(&config, Kernel, args...);
+  if (err == cudaSuccess) return true;
+  if (err != cudaErrorCooperativeLaunchTooLarge) DIFFCOLL_CUDA_CHECK(err);
+  (void)cudaGetLastError();
+  return false;
+}
+
 // Launches the moments kernel `Kernel` for `walk`, one wave of blocks where
 // the units allow, and the merge: within the kernel after a grid-wide
 // barrier (a cooperative launch) when the grid is one wave, else by
@@ -530,30 +615,32 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
   const int64_t resident = resident_blocks<Kernel>();
   const int64_t splits = splits_of(g, walk, resident);
   const int64_t grid = units_of(g, walk) * splits;
+  const NoApply::Args none;
   merge.in_kernel = grid <= resident && cooperative_launch();
-  if (merge.in_kernel) {
-    cudaLaunchAttribute cooperative;
-    cooperative.id = cudaLaunchAttributeCooperative;
-    cooperative.val.cooperative = 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(static_cast<unsigned>(grid));
-    config.blockDim = dim3(kThreads);
-    config.stream = stream;
-    config.attrs = &cooperative;
-    config.numAttrs = 1;
-    const cudaError_t err = cudaLaunchKernelEx(&config, Kernel, g, walk, splits, in, partials, merge);
-    if (err == cudaSuccess) return;
-    // Fewer blocks resident than the occupancy said (a shared device, MPS):
-    // the merge goes back to its own kernel.
-    if (err != cudaErrorCooperativeLaunchTooLarge) DIFFCOLL_CUDA_CHECK(err);
-    (void)cudaGetLastError();
-    merge.in_kernel = false;
-  }
+  if (merge.in_kernel &&
+      launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, none))
+    return;
+  merge.in_kernel = false;
   Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
-                                                               merge);
+                                                               merge, none);
   check_launch();
   merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, partials, splits, merge);
   check_launch();
+}
+
+// The fused GroupNorm of a rank alone, moments, merge, table and apply in
+// one cooperative kernel `Kernel` for `walk`: false (nothing launched) if
+// its grid is more than one wave.
+template <auto Kernel, typename Walk, typename T, typename ApplyArgs>
+bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in,
+                  GroupMoments* partials, MergeArgs merge, const ApplyArgs& apply,
+                  cudaStream_t stream) {
+  const int64_t resident = resident_blocks<Kernel>();
+  const int64_t splits = splits_of(g, walk, resident);
+  const int64_t grid = units_of(g, walk) * splits;
+  if (grid > resident) return false;
+  merge.in_kernel = true;
+  return launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, apply);
 }
 
 // The local moments into merge.out (and the table, when given one), through
@@ -576,6 +663,53 @@ void moments(const GroupNormGeometry& g, const void* input, GroupMoments* partia
   if (runs.vec > 1)
     return launch_moments<&group_runs_kernel<T, k16>>(g, runs, in, partials, merge, stream);
   launch_moments<&group_runs_kernel<T, 1>>(g, runs, in, partials, merge, stream);
+}
+
+DenseArgs dense_args(const GroupNormGeometry& g, const void* input, void* output,
+                     ChannelTable table) {
+  DenseArgs a;
+  a.in = input;
+  a.out = output;
+  a.numel = g.batch * g.channels * g.spatial;
+  dense_divisors(g, &a.n_div, &a.c_div);
+  a.batch = g.batch;
+  a.channels = g.channels;
+  a.table = table;
+  return a;
+}
+
+// A rank alone's whole GroupNorm in one kernel, for the layouts the fused
+// applies cover (dense, in place or alike, 16-byte aligned, 32-bit indices;
+// NCHW-like with group-run vectors, or channels-last with 16-byte channel
+// rows): true if launched; false, with nothing launched, otherwise.
+template <typename T>
+bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
+                 GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t numel = g.batch * g.channels * g.spatial;
+  if (numel == 0 || numel >= (int64_t{1} << 31) || !dense_same_layout(g) ||
+      !aligned_to(input, 16) || !aligned_to(output, 16) || !merge.table.factors ||
+      !cooperative_launch())
+    return false;
+  const T* in = static_cast<const T*>(input);
+  const DenseArgs a = dense_args(g, input, output, merge.table);
+  const ChannelRows rows = channel_rows(g, input, sizeof(T));
+  switch (dense_walk(g, kVec)) {
+    case DenseWalk::kChannelOuter: {
+      const GroupRuns runs = group_runs(g, input, sizeof(T));
+      if (rows.vec != 0 || runs.vec != kVec) return false;
+      return launch_fused<&group_runs_kernel<T, kVec, FusedDenseApply<T, kVec>>>(
+          g, runs, in, partials, merge, a, stream);
+    }
+    case DenseWalk::kChannelInner: {
+      const RowApply ra = row_apply(g, kVec);
+      if (rows.vec != kVec || ra.cols == 0) return false;
+      return launch_fused<&channel_rows_kernel<T, kVec, FusedRowApply<T, kVec>>>(
+          g, rows, in, partials, merge, typename FusedRowApply<T, kVec>::Args{a, ra}, stream);
+    }
+    default:
+      return false;
+  }
 }
 
 template <typename T, int V, DenseWalk W>
@@ -615,14 +749,7 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
     return;
   }
   constexpr int kVec = 16 / sizeof(T);
-  DenseArgs a;
-  a.in = input;
-  a.out = output;
-  a.numel = numel;
-  dense_divisors(g, &a.n_div, &a.c_div);
-  a.batch = g.batch;
-  a.channels = g.channels;
-  a.table = table;
+  const DenseArgs a = dense_args(g, input, output, table);
   const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
   switch (dense_walk(g, vec)) {
     case DenseWalk::kChannelOuter:
@@ -682,8 +809,9 @@ class CudaGroupNormMath : public GroupNormMath {
     by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, s); });
   }
 
-  // Two kernels: the moments, merged with the table written in the same
-  // kernel (one wave), then the apply.
+  // One kernel where fused_alone covers the layout; else two: the moments,
+  // merged with the table written in the same kernel (one wave), then the
+  // apply.
   void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
                        const GroupNormAffine& a, float eps, GroupMoments* records,
                        void* workspace, void* stream) const override {
@@ -697,6 +825,7 @@ class CudaGroupNormMath : public GroupNormMath {
     merge.table = w.table;
     by_dtype(dtype, [&](auto t) {
       using T = decltype(t);
+      if (fused_alone<T>(g, input, output, w.partials, merge, s)) return;
       moments<T>(g, input, w.partials, merge, s);
       apply<T>(g, input, output, w.table, s);
     });
