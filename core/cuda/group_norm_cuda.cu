@@ -21,7 +21,10 @@
 //            shuffles): this rank's record. A rank alone (normalise_alone)
 //            writes the channel table here.
 //  table     one thread per (sample, channel) merges the ranks' records in
-//            rank order and writes (mean, rstd * weight[c]) and bias[c].
+//            rank order and writes (mean, rstd * weight[c]) and bias[c]: in
+//            the dense apply kernels' prologue, before a grid-wide barrier
+//            (cooperative launch), or in a kernel of its own before the
+//            strided apply.
 //  apply     dense tensors with equal input and output strides (in place,
 //            contiguous, channels-last, any permutation) are walked in
 //            memory order with 16-byte vectors where aligned, four in flight
@@ -133,11 +136,31 @@ struct ChannelTable {
   float* bias = nullptr;
 };
 
-__device__ inline void write_channel(const GroupNormGeometry& g, const GroupNormAffine& a,
-                                     GroupStats s, int64_t n, int64_t c, ChannelTable table) {
+__device__ inline void write_channel(int64_t channels, const GroupNormAffine& a, GroupStats s,
+                                     int64_t n, int64_t c, ChannelTable table) {
   const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-  table.factors[n * g.channels + c] = make_float2(s.mean, s.rstd * w);
+  table.factors[n * channels + c] = make_float2(s.mean, s.rstd * w);
   if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+}
+
+// The ranks' records a table is merged from (normalise); records null: none.
+struct RecordArgs {
+  const GroupMoments* records = nullptr;  // records[r * pairs + pair]
+  int ranks = 0;
+  int64_t groups = 1;
+  GroupNormAffine affine;
+  float eps = 0;
+};
+
+// Entry nc = n * C + c of the table: the ranks' records of its pair merged
+// in rank order.
+__device__ inline void table_entry(int64_t batch, int64_t channels, const RecordArgs& r,
+                                   ChannelTable table, int64_t nc) {
+  const int64_t n = nc / channels, c = nc % channels, pairs = batch * r.groups;
+  const int64_t pair = n * r.groups + c / (channels / r.groups);
+  GroupMoments m = r.records[pair];
+  for (int k = 1; k < r.ranks; ++k) m = combine_moments(m, r.records[k * pairs + pair]);
+  write_channel(channels, r.affine, stats_of(m, r.eps), n, c, table);
 }
 
 // Where the merge of the blocks' partials goes: out[pair] (this rank's
@@ -179,7 +202,7 @@ __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* parti
   const GroupStats s = stats_of(m, a.eps);
   const int64_t n = pair / g.groups, cpg = g.channels_per_group();
   for (int64_t k = lane; k < cpg; k += 32)
-    write_channel(g, a.affine, s, n, (pair % g.groups) * cpg + k, a.table);
+    write_channel(g.channels, a.affine, s, n, (pair % g.groups) * cpg + k, a.table);
 }
 
 // The end of a cooperatively launched moments kernel: once every block's
@@ -200,7 +223,20 @@ struct DenseArgs {
   void* out;
   int64_t numel, n_div, c_div, batch, channels;
   ChannelTable table;
+  // With records (normalise), an apply kernel first merges them into the
+  // table, then waits at a grid-wide barrier (it is launched cooperatively).
+  RecordArgs records;
 };
+
+// The table prologue of an apply kernel, when it has records to merge.
+__device__ void table_prologue(const DenseArgs& a) {
+  if (!a.records.records) return;
+  const int64_t entries = a.batch * a.channels;
+  for (int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; nc < entries;
+       nc += static_cast<int64_t>(gridDim.x) * kThreads)
+    table_entry(a.batch, a.channels, a.records, a.table, nc);
+  cooperative_groups::this_grid().sync();  // the whole table written
+}
 
 template <typename T>
 __device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
@@ -261,6 +297,7 @@ template <typename T, int V, DenseWalk W, typename I>
 __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
                                                                    : kApplyBlocksPerSm)
     dense_apply_kernel(DenseArgs a) {
+  table_prologue(a);
   dense_apply<T, V, W, I>(a, blockIdx.x, gridDim.x);
 }
 
@@ -316,6 +353,7 @@ __device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block
 template <typename T, int V, typename I>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     row_apply_kernel(DenseArgs a, RowApply ra) {
+  table_prologue(a);
   row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
 }
 
@@ -473,15 +511,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // One thread per (sample, channel): the ranks' records of its pair in rank order.
 __global__ void __launch_bounds__(kThreads)
-    table_kernel(GroupNormGeometry g, const GroupMoments* records, int ranks, GroupNormAffine a,
-                 float eps, ChannelTable table) {
+    table_kernel(int64_t batch, int64_t channels, RecordArgs r, ChannelTable table) {
   const int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
-  if (nc >= g.batch * g.channels) return;
-  const int64_t n = nc / g.channels, c = nc % g.channels, pairs = g.pairs();
-  const int64_t pair = n * g.groups + c / g.channels_per_group();
-  GroupMoments m = records[pair];
-  for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + pair]);
-  write_channel(g, a, stats_of(m, eps), n, c, table);
+  if (nc < batch * channels) table_entry(batch, channels, r, table, nc);
 }
 
 // Any strides: element i of the logical [N, C, S] order.
@@ -712,36 +744,53 @@ bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
   }
 }
 
+// Launches the apply kernel Kernel(a, extra...) in one wave, for `blocks`
+// blocks of work. With records to merge into the table first: cooperatively
+// (the table in the kernel's prologue), or, refused, after table_kernel.
+template <auto Kernel, typename... Extra>
+void launch_apply(int64_t blocks, DenseArgs a, cudaStream_t stream, const Extra&... extra) {
+  const unsigned grid = wave<Kernel>(blocks);
+  if (a.records.records) {
+    if (cooperative_launch() && launch_cooperative<Kernel>(grid, stream, a, extra...)) return;
+    table_kernel<<<blocks_for(a.batch * a.channels), kThreads, 0, stream>>>(a.batch, a.channels,
+                                                                           a.records, a.table);
+    check_launch();
+    a.records = RecordArgs{};
+  }
+  Kernel<<<grid, kThreads, 0, stream>>>(a, extra...);
+}
+
 template <typename T, int V, DenseWalk W>
 void launch_dense(const DenseArgs& a, cudaStream_t stream) {
   const int64_t blocks = ceil_div(a.numel, int64_t{kThreads} * kUnroll * V);
-  if (a.numel < (int64_t{1} << 31)) {
-    constexpr auto kernel = &dense_apply_kernel<T, V, W, uint32_t>;
-    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a);
-  } else {
-    constexpr auto kernel = &dense_apply_kernel<T, V, W, int64_t>;
-    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a);
-  }
+  if (a.numel < (int64_t{1} << 31))
+    launch_apply<&dense_apply_kernel<T, V, W, uint32_t>>(blocks, a, stream);
+  else
+    launch_apply<&dense_apply_kernel<T, V, W, int64_t>>(blocks, a, stream);
 }
 
 template <typename T, int V>
 void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
   const int64_t blocks = ceil_div(a.numel / a.channels, ra.rows * kUnroll);
-  if (a.numel < (int64_t{1} << 31)) {
-    constexpr auto kernel = &row_apply_kernel<T, V, uint32_t>;
-    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a, ra);
-  } else {
-    constexpr auto kernel = &row_apply_kernel<T, V, int64_t>;
-    kernel<<<wave<kernel>(blocks), kThreads, 0, stream>>>(a, ra);
-  }
+  if (a.numel < (int64_t{1} << 31))
+    launch_apply<&row_apply_kernel<T, V, uint32_t>>(blocks, a, stream, ra);
+  else
+    launch_apply<&row_apply_kernel<T, V, int64_t>>(blocks, a, stream, ra);
 }
 
+// The apply with the table as it is, or, with records (normalise), the
+// table merged from them first.
 template <typename T>
 void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
-           cudaStream_t stream) {
+           const RecordArgs& records, cudaStream_t stream) {
   const int64_t numel = g.batch * g.channels * g.spatial;
   if (numel == 0) return;
   if (!dense_same_layout(g)) {
+    if (records.records) {
+      table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, stream>>>(
+          g.batch, g.channels, records, table);
+      check_launch();
+    }
     constexpr auto kernel = &strided_apply_kernel<T>;
     kernel<<<wave<kernel>(blocks_for(numel)), kThreads, 0, stream>>>(
         g, static_cast<const T*>(input), static_cast<T*>(output), table);
@@ -749,7 +798,8 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
     return;
   }
   constexpr int kVec = 16 / sizeof(T);
-  const DenseArgs a = dense_args(g, input, output, table);
+  DenseArgs a = dense_args(g, input, output, table);
+  a.records = records;
   const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
   switch (dense_walk(g, vec)) {
     case DenseWalk::kChannelOuter:
@@ -803,10 +853,13 @@ class CudaGroupNormMath : public GroupNormMath {
     DeviceGuard guard(g.device);
     auto s = static_cast<cudaStream_t>(stream);
     const Workspace w = carve(g, workspace);
-    table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, s>>>(g, records, ranks, a, eps,
-                                                                      w.table);
-    check_launch();
-    by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, s); });
+    RecordArgs r;
+    r.records = records;
+    r.ranks = ranks;
+    r.groups = g.groups;
+    r.affine = a;
+    r.eps = eps;
+    by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, r, s); });
   }
 
   // One kernel where fused_alone covers the layout; else two: the moments,
@@ -827,7 +880,7 @@ class CudaGroupNormMath : public GroupNormMath {
       using T = decltype(t);
       if (fused_alone<T>(g, input, output, w.partials, merge, s)) return;
       moments<T>(g, input, w.partials, merge, s);
-      apply<T>(g, input, output, w.table, s);
+      apply<T>(g, input, output, w.table, RecordArgs{}, s);
     });
   }
 };
