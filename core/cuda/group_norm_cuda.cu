@@ -13,11 +13,18 @@
 //            element: no cancellation for activations with an offset) over
 //            16-byte loads, four in flight, and turns them into moments; the
 //            block merges its threads' moments in a fixed tree.
-//  merge     one warp per (sample, group) merges the blocks' partials in a
-//            fixed tree (lanes in order, then shuffles): this rank's record.
-//            A rank alone (normalise_alone) writes the channel table here.
+//            The grid is one wave of resident blocks where the pairs allow.
+//  merge     after a grid-wide barrier in the moments kernel (or, when the
+//            (sample, group) pairs outnumber the resident blocks, in a
+//            kernel of its own), one warp per (sample, group) merges the
+//            blocks' partials in a fixed tree (lanes in order, then
+//            shuffles): this rank's record. A rank alone (normalise_alone)
+//            writes the channel table here.
 //  table     one thread per (sample, channel) merges the ranks' records in
-//            rank order and writes (mean, rstd * weight[c]) and bias[c].
+//            rank order and writes (mean, rstd * weight[c]) and bias[c]: in
+//            the dense apply kernels' prologue, before a grid-wide barrier
+//            (cooperative launch), or in a kernel of its own before the
+//            strided apply.
 //  apply     dense tensors with equal input and output strides (in place,
 //            contiguous, channels-last, any permutation) are walked in
 //            memory order with 16-byte vectors where aligned, four in flight
@@ -25,12 +32,18 @@
 //            on fixed channels with their factors in registers; others with
 //            the (sample, channel) of a vector found once (NCHW-like) or per
 //            element. Other layouts element by element through the strides.
+//            One wave of resident blocks, striding over the tensor.
+// A rank alone whose tensor is dense NCHW-like or channels-last, aligned,
+// runs all of it in the moments kernel: moments, barrier, merge and table,
+// barrier, apply (FusedDenseApply, FusedRowApply); one kernel, no launch
+// gap, and the apply's reads follow the moments' while they are in L2.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
 //
 // How the tensors are walked: group_norm_layout.h, checked on the host by
 // tests/group_norm/group_norm_layout_test.cc.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -116,13 +129,288 @@ __device__ GroupMoments block_moments(GroupMoments m) {
   return m;
 }
 
+// Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
+// table[n * C + c] = (mean, rstd * weight[c]); bias[c].
+struct ChannelTable {
+  float2* factors = nullptr;
+  float* bias = nullptr;
+};
+
+__device__ inline void write_channel(int64_t channels, const GroupNormAffine& a, GroupStats s,
+                                     int64_t n, int64_t c, ChannelTable table) {
+  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
+  table.factors[n * channels + c] = make_float2(s.mean, s.rstd * w);
+  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+}
+
+// The ranks' records a table is merged from (normalise); records null: none.
+struct RecordArgs {
+  const GroupMoments* records = nullptr;  // records[r * pairs + pair]
+  int ranks = 0;
+  int64_t groups = 1;
+  GroupNormAffine affine;
+  float eps = 0;
+};
+
+// Entry nc = n * C + c of the table: the ranks' records of its pair merged
+// in rank order.
+__device__ inline void table_entry(int64_t batch, int64_t channels, const RecordArgs& r,
+                                   ChannelTable table, int64_t nc) {
+  const int64_t n = nc / channels, c = nc % channels, pairs = batch * r.groups;
+  const int64_t pair = n * r.groups + c / (channels / r.groups);
+  GroupMoments m = r.records[pair];
+  for (int k = 1; k < r.ranks; ++k) m = combine_moments(m, r.records[k * pairs + pair]);
+  write_channel(channels, r.affine, stats_of(m, r.eps), n, c, table);
+}
+
+// Where the merge of the blocks' partials goes: out[pair] (this rank's
+// records) and, with a table (a rank alone), the pair's channels.
+struct MergeArgs {
+  GroupMoments* out = nullptr;
+  GroupNormAffine affine;
+  float eps = 0;
+  ChannelTable table;
+  // The moments kernel was launched cooperatively and merges itself, after
+  // a grid-wide barrier; otherwise merge_kernel follows it.
+  bool in_kernel = false;
+};
+
+// One warp merges the partials of `pair`: lane l folds partials l, l + 32,
+// ... in order (kUnroll loads in flight), then a tree over the lanes.
+__device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
+                           int64_t splits, int64_t pair, const MergeArgs& a) {
+  const int lane = threadIdx.x % 32;
+  const GroupMoments* mine = partials + pair * splits;
+  GroupMoments m = {0, 0.f, 0.f};
+  for (int64_t k0 = lane; k0 < splits; k0 += 32 * kUnroll) {
+    GroupMoments p[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t k = k0 + 32 * u;
+      p[u] = k < splits ? mine[k] : GroupMoments{0, 0.f, 0.f};  // count 0: the identity
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) m = combine_moments(m, p[u]);
+  }
+  m = warp_moments(m);
+  // Every lane takes lane 0's record (the others' trees are partial).
+  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
+  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
+  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
+  if (lane == 0) a.out[pair] = m;
+  if (!a.table.factors) return;
+  const GroupStats s = stats_of(m, a.eps);
+  const int64_t n = pair / g.groups, cpg = g.channels_per_group();
+  for (int64_t k = lane; k < cpg; k += 32)
+    write_channel(g.channels, a.affine, s, n, (pair % g.groups) * cpg + k, a.table);
+}
+
+// The end of a cooperatively launched moments kernel: once every block's
+// partials are written, warp w of the grid merges pairs w, w + warps, ...
+__device__ void merge_in_kernel(const GroupNormGeometry& g, const GroupMoments* partials,
+                                int64_t splits, const MergeArgs& a) {
+  cooperative_groups::this_grid().sync();  // orders the partials' writes before the reads
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarps;
+  for (int64_t pair = blockIdx.x * static_cast<int64_t>(kWarps) + threadIdx.x / 32;
+       pair < g.pairs(); pair += warps)  // warp-uniform
+    merge_pair(g, partials, splits, pair, a);
+}
+
+// -------------------------------------------------------------------- apply
+
+struct DenseArgs {
+  const void* in;
+  void* out;
+  int64_t numel, n_div, c_div, batch, channels;
+  ChannelTable table;
+  // With records (normalise), an apply kernel first merges them into the
+  // table, then waits at a grid-wide barrier (it is launched cooperatively).
+  RecordArgs records;
+};
+
+// The table prologue of an apply kernel, when it has records to merge.
+__device__ void table_prologue(const DenseArgs& a) {
+  if (!a.records.records) return;
+  const int64_t entries = a.batch * a.channels;
+  for (int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; nc < entries;
+       nc += static_cast<int64_t>(gridDim.x) * kThreads)
+    table_entry(a.batch, a.channels, a.records, a.table, nc);
+  cooperative_groups::this_grid().sync();  // the whole table written
+}
+
+template <typename T>
+__device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
+                                        int64_t c) {
+  const float2 f = factors[nc];
+  return from_float<T>((to_float(x) - f.x) * f.y + bias[c]);
+}
+
+// Vectors of V elements in memory order, kUnroll in flight per thread, then
+// (block 0) the elements after the last whole vector; this block `block` of
+// `blocks`. Index math in I: 32-bit where the tensor allows (far cheaper
+// divisions).
+template <typename T, int V, DenseWalk W, typename I>
+__device__ void dense_apply(const DenseArgs& a, unsigned block, unsigned blocks) {
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I numel = static_cast<I>(a.numel), n_div = static_cast<I>(a.n_div);
+  const I c_div = static_cast<I>(a.c_div), N = static_cast<I>(a.batch);
+  const I C = static_cast<I>(a.channels);
+  const float2* factors = a.table.factors;
+  const float* bias = a.table.bias;
+  const I vectors = numel / V;
+  const I step = static_cast<I>(blocks) * kThreads * kUnroll;
+  for (I v0 = static_cast<I>(block) * kThreads * kUnroll + threadIdx.x; v0 < vectors;
+       v0 += step) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v < vectors) x[u] = elementwise::load_pack<T, V>(in + v * V);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I v = v0 + static_cast<I>(u) * kThreads;
+      if (v >= vectors) continue;
+      I n, c;  // of element 0, and (but per element) of the whole vector
+      dense_sample_channel<W, I>(v * V, 0, n_div, c_div, N, C, &n, &c);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        I nk = n, ck = c;
+        if (W == DenseWalk::kPerElement && k > 0)
+          dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
+        if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
+        x[u].set(k, normalised<T>(x[u].get(k), factors, bias, nk * C + ck, ck));
+      }
+      elementwise::store_pack<T, V>(out + v * V, x[u]);
+    }
+  }
+  if (block != 0) return;
+  for (I p = vectors * V + threadIdx.x; p < numel; p += kThreads) {
+    I n, c;
+    dense_sample_channel<DenseWalk::kPerElement, I>(p, 0, n_div, c_div, N, C, &n, &c);
+    out[p] = normalised<T>(in[p], factors, bias, n * C + c, c);
+  }
+}
+
+template <typename T, int V, DenseWalk W, typename I>
+__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
+                                                                   : kApplyBlocksPerSm)
+    dense_apply_kernel(DenseArgs a) {
+  table_prologue(a);
+  dense_apply<T, V, W, I>(a, blockIdx.x, gridDim.x);
+}
+
+// Dense channels-last: rows of C channels, thread t on channels
+// (t % cols) * V .. + V - 1 of every blocks * rows-th row (RowApply), its
+// channels' factors in registers, reloaded when the sample changes; kUnroll
+// rows in flight; this block `block` of `blocks`.
+template <typename T, int V, typename I>
+__device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block,
+                          unsigned blocks) {
+  const int t = threadIdx.x;
+  if (t >= ra.cols * ra.rows) return;
+  const T* in = static_cast<const T*>(a.in);
+  T* out = static_cast<T*>(a.out);
+  const I C = static_cast<I>(a.channels), N = static_cast<I>(a.batch);
+  const I rows = static_cast<I>(a.numel) / C, sample_div = static_cast<I>(ra.sample_div);
+  const I c0 = static_cast<I>(t % ra.cols) * V;
+  const I step = static_cast<I>(blocks) * static_cast<I>(ra.rows);
+  float mean[V], scale[V], bias[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) bias[k] = a.table.bias[c0 + k];
+  I n_loaded = ~I{0};  // no sample yet
+  for (I row0 = static_cast<I>(block) * static_cast<I>(ra.rows) + t / ra.cols; row0 < rows;
+       row0 += step * kUnroll) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row < rows) x[u] = elementwise::load_pack<T, V>(in + row * C + c0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const I row = row0 + static_cast<I>(u) * step;
+      if (row >= rows) continue;
+      const I n = (row / sample_div) % N;
+      if (n != n_loaded) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float2 f = a.table.factors[n * C + c0 + k];
+          mean[k] = f.x;
+          scale[k] = f.y;
+        }
+        n_loaded = n;
+      }
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean[k]) * scale[k] + bias[k]));
+      elementwise::store_pack<T, V>(out + row * C + c0, x[u]);
+    }
+  }
+}
+
+template <typename T, int V, typename I>
+__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+    row_apply_kernel(DenseArgs a, RowApply ra) {
+  table_prologue(a);
+  row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
+}
+
+// What a moments kernel does after its merge: nothing (the apply is a
+// kernel of its own), or, a rank alone with one of the two common layouts
+// in 32-bit indices, the apply itself after a second grid-wide barrier:
+// one kernel for the whole GroupNorm.
+struct NoApply {
+  struct Args {};
+  static constexpr bool kFused = false;
+};
+
+// NCHW-like (contiguous 2-D or 3-D): vectors in memory order.
+template <typename T, int V>
+struct FusedDenseApply {
+  using Args = DenseArgs;
+  static constexpr bool kFused = true;
+  __device__ static void run(const Args& a) {
+    dense_apply<T, V, DenseWalk::kChannelOuter, uint32_t>(a, blockIdx.x, gridDim.x);
+  }
+};
+
+// Channels-last (2-D or 3-D): rows of C channels.
+template <typename T, int V>
+struct FusedRowApply {
+  struct Args {
+    DenseArgs dense;
+    RowApply rows;
+  };
+  static constexpr bool kFused = true;
+  __device__ static void run(const Args& a) {
+    row_apply<T, V, uint32_t>(a.dense, a.rows, blockIdx.x, gridDim.x);
+  }
+};
+
 // ------------------------------------------------------------------ moments
 
+// The end of every moments kernel: the merge, when in the kernel, and the
+// apply, when fused (then always in the kernel: the host launches a fused
+// kernel cooperatively or not at all).
+template <typename Apply>
+__device__ void after_moments(const GroupNormGeometry& g, const GroupMoments* partials,
+                              int64_t splits, const MergeArgs& merge,
+                              const typename Apply::Args& apply) {
+  if (!merge.in_kernel) return;
+  merge_in_kernel(g, partials, splits, merge);
+  if constexpr (Apply::kFused) {
+    cooperative_groups::this_grid().sync();  // the table written, every moment read
+    Apply::run(apply);
+  }
+}
+
 // Block b = pair * splits + split reduces split `split` of the pair's loads.
-template <typename T, int V>
+template <typename T, int V, typename Apply = NoApply>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
-                      GroupMoments* partials) {
+                      GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
@@ -147,6 +435,7 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   }
   const GroupMoments m = block_moments(acc.moments(loads * V));
   if (threadIdx.x == 0) partials[pair * splits + split] = m;
+  after_moments<Apply>(g, partials, splits, merge, apply);
 }
 
 // Block b = n * splits + split reduces positions split_range(S, split) of
@@ -155,10 +444,10 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 // then the group's columns) in a fixed segmented tree: `lanes` lanes per
 // group, a power of two, each merging entries lane, lane + lanes, ... in
 // order, then a shuffle tree within the lanes of the group.
-template <typename T, int V>
+template <typename T, int V, typename Apply = NoApply>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
-                        GroupMoments* partials) {
+                        GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
   __shared__ GroupMoments thread_moments[kThreads];
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
@@ -206,173 +495,25 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     }
     if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
   }
+  after_moments<Apply>(g, partials, splits, merge, apply);
 }
 
 // ------------------------------------------------------- statistics, table
 
-// Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
-// table[n * C + c] = (mean, rstd * weight[c]); bias[c].
-struct ChannelTable {
-  float2* factors = nullptr;
-  float* bias = nullptr;
-};
-
-__device__ inline void write_channel(const GroupNormGeometry& g, const GroupNormAffine& a,
-                                     GroupStats s, int64_t n, int64_t c, ChannelTable table) {
-  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-  table.factors[n * g.channels + c] = make_float2(s.mean, s.rstd * w);
-  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
-}
-
-// Warp w of the grid merges the partials of pair w (lanes in order, then a
-// tree) into out[pair]; with a table (a rank alone), its lanes also write
-// the pair's channels.
+// The merge as a kernel of its own: warp w of the grid merges pair w.
 __global__ void __launch_bounds__(kThreads)
     merge_kernel(GroupNormGeometry g, const GroupMoments* partials, int64_t splits,
-                 GroupMoments* out, GroupNormAffine a, float eps, ChannelTable table) {
+                 MergeArgs a) {
   const int64_t pair = (blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
   if (pair >= g.pairs()) return;  // whole warps
-  GroupMoments m = {0, 0.f, 0.f};
-  for (int64_t k = lane; k < splits; k += 32) m = combine_moments(m, partials[pair * splits + k]);
-  m = warp_moments(m);
-  // Every lane takes lane 0's record (the others' trees are partial).
-  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
-  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
-  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
-  if (lane == 0) out[pair] = m;
-  if (!table.factors) return;
-  const GroupStats s = stats_of(m, eps);
-  const int64_t n = pair / g.groups, cpg = g.channels_per_group();
-  for (int64_t k = lane; k < cpg; k += 32)
-    write_channel(g, a, s, n, (pair % g.groups) * cpg + k, table);
+  merge_pair(g, partials, splits, pair, a);
 }
 
 // One thread per (sample, channel): the ranks' records of its pair in rank order.
 __global__ void __launch_bounds__(kThreads)
-    table_kernel(GroupNormGeometry g, const GroupMoments* records, int ranks, GroupNormAffine a,
-                 float eps, ChannelTable table) {
+    table_kernel(int64_t batch, int64_t channels, RecordArgs r, ChannelTable table) {
   const int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
-  if (nc >= g.batch * g.channels) return;
-  const int64_t n = nc / g.channels, c = nc % g.channels, pairs = g.pairs();
-  const int64_t pair = n * g.groups + c / g.channels_per_group();
-  GroupMoments m = records[pair];
-  for (int r = 1; r < ranks; ++r) m = combine_moments(m, records[r * pairs + pair]);
-  write_channel(g, a, stats_of(m, eps), n, c, table);
-}
-
-// -------------------------------------------------------------------- apply
-
-struct DenseArgs {
-  const void* in;
-  void* out;
-  int64_t numel, n_div, c_div, batch, channels;
-  ChannelTable table;
-};
-
-template <typename T>
-__device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
-                                        int64_t c) {
-  const float2 f = factors[nc];
-  return from_float<T>((to_float(x) - f.x) * f.y + bias[c]);
-}
-
-// Vectors of V elements in memory order, kUnroll in flight per thread, then
-// (block 0) the elements after the last whole vector. Index math in I:
-// 32-bit where the tensor allows (far cheaper divisions).
-template <typename T, int V, DenseWalk W, typename I>
-__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
-                                                                   : kApplyBlocksPerSm)
-    dense_apply_kernel(DenseArgs a) {
-  const T* in = static_cast<const T*>(a.in);
-  T* out = static_cast<T*>(a.out);
-  const I numel = static_cast<I>(a.numel), n_div = static_cast<I>(a.n_div);
-  const I c_div = static_cast<I>(a.c_div), N = static_cast<I>(a.batch);
-  const I C = static_cast<I>(a.channels);
-  const float2* factors = a.table.factors;
-  const float* bias = a.table.bias;
-  const I vectors = numel / V;
-  const I step = static_cast<I>(gridDim.x) * kThreads * kUnroll;
-  for (I v0 = static_cast<I>(blockIdx.x) * kThreads * kUnroll + threadIdx.x; v0 < vectors;
-       v0 += step) {
-    Pack<T, V> x[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I v = v0 + static_cast<I>(u) * kThreads;
-      if (v < vectors) x[u] = elementwise::load_pack<T, V>(in + v * V);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I v = v0 + static_cast<I>(u) * kThreads;
-      if (v >= vectors) continue;
-      I n, c;  // of element 0, and (but per element) of the whole vector
-      dense_sample_channel<W, I>(v * V, 0, n_div, c_div, N, C, &n, &c);
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        I nk = n, ck = c;
-        if (W == DenseWalk::kPerElement && k > 0)
-          dense_sample_channel<W, I>(v * V, k, n_div, c_div, N, C, &nk, &ck);
-        if (W == DenseWalk::kChannelInner) ck += static_cast<I>(k);
-        x[u].set(k, normalised<T>(x[u].get(k), factors, bias, nk * C + ck, ck));
-      }
-      elementwise::store_pack<T, V>(out + v * V, x[u]);
-    }
-  }
-  if (blockIdx.x != 0) return;
-  for (I p = vectors * V + threadIdx.x; p < numel; p += kThreads) {
-    I n, c;
-    dense_sample_channel<DenseWalk::kPerElement, I>(p, 0, n_div, c_div, N, C, &n, &c);
-    out[p] = normalised<T>(in[p], factors, bias, n * C + c, c);
-  }
-}
-
-// Dense channels-last: rows of C channels, thread t on channels
-// (t % cols) * V .. + V - 1 of every grid * rows-th row (RowApply), its
-// channels' factors in registers, reloaded when the sample changes; kUnroll
-// rows in flight.
-template <typename T, int V, typename I>
-__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
-    row_apply_kernel(DenseArgs a, RowApply ra) {
-  const int t = threadIdx.x;
-  if (t >= ra.cols * ra.rows) return;
-  const T* in = static_cast<const T*>(a.in);
-  T* out = static_cast<T*>(a.out);
-  const I C = static_cast<I>(a.channels), N = static_cast<I>(a.batch);
-  const I rows = static_cast<I>(a.numel) / C, sample_div = static_cast<I>(ra.sample_div);
-  const I c0 = static_cast<I>(t % ra.cols) * V;
-  const I step = static_cast<I>(gridDim.x) * static_cast<I>(ra.rows);
-  float mean[V], scale[V], bias[V];
-#pragma unroll
-  for (int k = 0; k < V; ++k) bias[k] = a.table.bias[c0 + k];
-  I n_loaded = ~I{0};  // no sample yet
-  for (I row0 = static_cast<I>(blockIdx.x) * static_cast<I>(ra.rows) + t / ra.cols; row0 < rows;
-       row0 += step * kUnroll) {
-    Pack<T, V> x[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I row = row0 + static_cast<I>(u) * step;
-      if (row < rows) x[u] = elementwise::load_pack<T, V>(in + row * C + c0);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const I row = row0 + static_cast<I>(u) * step;
-      if (row >= rows) continue;
-      const I n = (row / sample_div) % N;
-      if (n != n_loaded) {
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const float2 f = a.table.factors[n * C + c0 + k];
-          mean[k] = f.x;
-          scale[k] = f.y;
-        }
-        n_loaded = n;
-      }
-#pragma unroll
-      for (int k = 0; k < V; ++k)
-        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean[k]) * scale[k] + bias[k]));
-      elementwise::store_pack<T, V>(out + row * C + c0, x[u]);
-    }
-  }
+  if (nc < batch * channels) table_entry(batch, channels, r, table, nc);
 }
 
 // Any strides: element i of the logical [N, C, S] order.
@@ -399,21 +540,46 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
 }
 
-// Blocks of kThreads resident on the current device at once (2048 threads
-// per SM), queried once per device: the apply's grid strides beyond that.
-int64_t resident_blocks() {
-  static std::atomic<int> cache[kMaxCachedDevices];
+int current_device() {
   int device = 0;
   DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
+// Blocks of Kernel (kThreads each) resident on the current device at once,
+// by its occupancy, queried once per device: every grid but the moments' of
+// more pairs than that is one wave at most, striding beyond it.
+template <auto Kernel>
+int64_t resident_blocks() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  const int device = current_device();
   if (device < kMaxCachedDevices) {
     const int cached = cache[device].load(std::memory_order_relaxed);
     if (cached > 0) return cached;
   }
-  int sms = 0;
+  int sms = 0, per_sm = 0;
   DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  const int blocks = std::max(1, sms) * (2048 / kThreads);
+  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
+  const int blocks = std::max(1, sms * per_sm);
   if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
   return blocks;
+}
+
+bool cooperative_launch() {
+  static std::atomic<int> cache[kMaxCachedDevices];  // 0 unknown, 1 no, 2 yes
+  const int device = current_device();
+  if (device < kMaxCachedDevices && cache[device].load(std::memory_order_relaxed) > 0)
+    return cache[device].load(std::memory_order_relaxed) == 2;
+  int coop = 0;
+  DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+  if (device < kMaxCachedDevices) cache[device].store(coop ? 2 : 1, std::memory_order_relaxed);
+  return coop != 0;
+}
+
+// One wave of Kernel at most: grid for `blocks` blocks of work.
+template <auto Kernel>
+unsigned wave(int64_t blocks) {
+  return static_cast<unsigned>(std::min(std::max<int64_t>(1, blocks), resident_blocks<Kernel>()));
 }
 
 // The workspace: block partials, then the channel table.
@@ -438,94 +604,202 @@ Workspace carve(const GroupNormGeometry& g, void* workspace) {
   return w;
 }
 
-// Block partials of the local moments into w.partials; returns splits per pair.
+// Units of a walk (the channel-rows walk's samples, the group-runs walk's
+// pairs) and the splits of each that fill `resident` blocks.
+int64_t units_of(const GroupNormGeometry& g, const ChannelRows&) { return g.batch; }
+int64_t units_of(const GroupNormGeometry& g, const GroupRuns&) { return g.pairs(); }
+int64_t splits_of(const GroupNormGeometry& g, const ChannelRows&, int64_t resident) {
+  return row_splits(g, resident);
+}
+int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident) {
+  return group_splits(g, resident);
+}
+
+// Launches Kernel cooperatively (every block resident at once, so that it
+// may wait at grid-wide barriers): false if the device refuses the grid as
+// larger than it holds (fewer blocks resident than the occupancy said: a
+// shared device, MPS).
+template <auto Kernel, typename... Args>
+bool launch_cooperative(int64_t grid, cudaStream_t stream, const Args&... args) {
+  cudaLaunchAttribute cooperative;
+  cooperative.id = cudaLaunchAttributeCooperative;
+  cooperative.val.cooperative = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(grid));
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  config.attrs = &cooperative;
+  config.numAttrs = 1;
+  const cudaError_t err = cudaLaunchKernelEx(&config, Kernel, args...);
+  if (err == cudaSuccess) return true;
+  if (err != cudaErrorCooperativeLaunchTooLarge) DIFFCOLL_CUDA_CHECK(err);
+  (void)cudaGetLastError();
+  return false;
+}
+
+// Launches the moments kernel `Kernel` for `walk`, one wave of blocks where
+// the units allow, and the merge: within the kernel after a grid-wide
+// barrier (a cooperative launch) when the grid is one wave, else by
+// merge_kernel after it.
+template <auto Kernel, typename Walk, typename T>
+void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
+                    GroupMoments* partials, MergeArgs merge, cudaStream_t stream) {
+  const int64_t resident = resident_blocks<Kernel>();
+  const int64_t splits = splits_of(g, walk, resident);
+  const int64_t grid = units_of(g, walk) * splits;
+  const NoApply::Args none;
+  merge.in_kernel = grid <= resident && cooperative_launch();
+  if (merge.in_kernel &&
+      launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, none))
+    return;
+  merge.in_kernel = false;
+  Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
+                                                               merge, none);
+  check_launch();
+  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, partials, splits, merge);
+  check_launch();
+}
+
+// The fused GroupNorm of a rank alone, moments, merge, table and apply in
+// one cooperative kernel `Kernel` for `walk`: false (nothing launched) if
+// its grid is more than one wave.
+template <auto Kernel, typename Walk, typename T, typename ApplyArgs>
+bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in,
+                  GroupMoments* partials, MergeArgs merge, const ApplyArgs& apply,
+                  cudaStream_t stream) {
+  const int64_t resident = resident_blocks<Kernel>();
+  const int64_t splits = splits_of(g, walk, resident);
+  const int64_t grid = units_of(g, walk) * splits;
+  if (grid > resident) return false;
+  merge.in_kernel = true;
+  return launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, apply);
+}
+
+// The local moments into merge.out (and the table, when given one), through
+// block partials in `partials`.
 template <typename T>
-int64_t launch_moments(const GroupNormGeometry& g, const void* input, GroupMoments* partials,
-                       cudaStream_t stream) {
+void moments(const GroupNormGeometry& g, const void* input, GroupMoments* partials,
+             const MergeArgs& merge, cudaStream_t stream) {
   DIFFCOLL_REQUIRE(g.pairs() * max_splits(g) < (int64_t{1} << 31), Status::kUnsupported,
                    "group_norm: ", g.pairs(), " (sample, group) pairs exceed a CUDA grid");
   const T* in = static_cast<const T*>(input);
+  constexpr int k16 = 16 / sizeof(T), k8 = 8 / sizeof(T);
   const ChannelRows rows = channel_rows(g, input, sizeof(T));
-  if (rows.vec > 0) {
-    const int64_t splits = row_splits(g);
-    const unsigned grid = static_cast<unsigned>(g.batch * splits);
-    constexpr int k16 = 16 / sizeof(T), k8 = 8 / sizeof(T);
-    if (rows.vec == k16)
-      channel_rows_kernel<T, k16><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    else if (rows.vec == k8)
-      channel_rows_kernel<T, k8><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    else
-      channel_rows_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, rows, splits, in, partials);
-    check_launch();
-    return splits;
-  }
+  if (rows.vec == k16)
+    return launch_moments<&channel_rows_kernel<T, k16>>(g, rows, in, partials, merge, stream);
+  if (rows.vec == k8)
+    return launch_moments<&channel_rows_kernel<T, k8>>(g, rows, in, partials, merge, stream);
+  if (rows.vec == 1)
+    return launch_moments<&channel_rows_kernel<T, 1>>(g, rows, in, partials, merge, stream);
   const GroupRuns runs = group_runs(g, input, sizeof(T));
-  const int64_t splits = group_splits(g);
-  const unsigned grid = static_cast<unsigned>(g.pairs() * splits);
   if (runs.vec > 1)
-    group_runs_kernel<T, 16 / sizeof(T)><<<grid, kThreads, 0, stream>>>(g, runs, splits, in,
-                                                                        partials);
-  else
-    group_runs_kernel<T, 1><<<grid, kThreads, 0, stream>>>(g, runs, splits, in, partials);
-  check_launch();
-  return splits;
+    return launch_moments<&group_runs_kernel<T, k16>>(g, runs, in, partials, merge, stream);
+  launch_moments<&group_runs_kernel<T, 1>>(g, runs, in, partials, merge, stream);
 }
 
-// Moments, then the merge into out[pair] (and the table, when given one).
-template <typename T>
-void moments(const GroupNormGeometry& g, const void* input, GroupMoments* out, const Workspace& w,
-             const GroupNormAffine& a, float eps, ChannelTable table, cudaStream_t stream) {
-  const int64_t splits = launch_moments<T>(g, input, w.partials, stream);
-  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, w.partials, splits, out, a,
-                                                                  eps, table);
-  check_launch();
-}
-
-template <typename T, int V, DenseWalk W>
-void launch_dense(const DenseArgs& a, cudaStream_t stream) {
-  const int64_t per_block = int64_t{kThreads} * kUnroll * V;
-  const unsigned grid =
-      static_cast<unsigned>(std::min(std::max<int64_t>(1, ceil_div(a.numel, per_block)),
-                                     resident_blocks()));
-  if (a.numel < (int64_t{1} << 31))
-    dense_apply_kernel<T, V, W, uint32_t><<<grid, kThreads, 0, stream>>>(a);
-  else
-    dense_apply_kernel<T, V, W, int64_t><<<grid, kThreads, 0, stream>>>(a);
-}
-
-template <typename T, int V>
-void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
-  const int64_t rows = a.numel / a.channels;
-  const unsigned grid = static_cast<unsigned>(std::min(
-      std::max<int64_t>(1, ceil_div(rows, ra.rows * kUnroll)), resident_blocks()));
-  if (a.numel < (int64_t{1} << 31))
-    row_apply_kernel<T, V, uint32_t><<<grid, kThreads, 0, stream>>>(a, ra);
-  else
-    row_apply_kernel<T, V, int64_t><<<grid, kThreads, 0, stream>>>(a, ra);
-}
-
-template <typename T>
-void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
-           cudaStream_t stream) {
-  const int64_t numel = g.batch * g.channels * g.spatial;
-  if (numel == 0) return;
-  if (!dense_same_layout(g)) {
-    const unsigned grid =
-        static_cast<unsigned>(std::min<int64_t>(blocks_for(numel), resident_blocks()));
-    strided_apply_kernel<T><<<grid, kThreads, 0, stream>>>(g, static_cast<const T*>(input),
-                                                            static_cast<T*>(output), table);
-    check_launch();
-    return;
-  }
-  constexpr int kVec = 16 / sizeof(T);
+DenseArgs dense_args(const GroupNormGeometry& g, const void* input, void* output,
+                     ChannelTable table) {
   DenseArgs a;
   a.in = input;
   a.out = output;
-  a.numel = numel;
+  a.numel = g.batch * g.channels * g.spatial;
   dense_divisors(g, &a.n_div, &a.c_div);
   a.batch = g.batch;
   a.channels = g.channels;
   a.table = table;
+  return a;
+}
+
+// A rank alone's whole GroupNorm in one kernel, for the layouts the fused
+// applies cover (dense, in place or alike, 16-byte aligned, 32-bit indices;
+// NCHW-like with group-run vectors, or channels-last with 16-byte channel
+// rows): true if launched; false, with nothing launched, otherwise.
+template <typename T>
+bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
+                 GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t numel = g.batch * g.channels * g.spatial;
+  if (numel == 0 || numel >= (int64_t{1} << 31) || !dense_same_layout(g) ||
+      !aligned_to(input, 16) || !aligned_to(output, 16) || !merge.table.factors ||
+      !cooperative_launch())
+    return false;
+  const T* in = static_cast<const T*>(input);
+  const DenseArgs a = dense_args(g, input, output, merge.table);
+  const ChannelRows rows = channel_rows(g, input, sizeof(T));
+  switch (dense_walk(g, kVec)) {
+    case DenseWalk::kChannelOuter: {
+      const GroupRuns runs = group_runs(g, input, sizeof(T));
+      if (rows.vec != 0 || runs.vec != kVec) return false;
+      return launch_fused<&group_runs_kernel<T, kVec, FusedDenseApply<T, kVec>>>(
+          g, runs, in, partials, merge, a, stream);
+    }
+    case DenseWalk::kChannelInner: {
+      const RowApply ra = row_apply(g, kVec);
+      if (rows.vec != kVec || ra.cols == 0) return false;
+      return launch_fused<&channel_rows_kernel<T, kVec, FusedRowApply<T, kVec>>>(
+          g, rows, in, partials, merge, typename FusedRowApply<T, kVec>::Args{a, ra}, stream);
+    }
+    default:
+      return false;
+  }
+}
+
+// Launches the apply kernel Kernel(a, extra...) in one wave, for `blocks`
+// blocks of work. With records to merge into the table first: cooperatively
+// (the table in the kernel's prologue), or, refused, after table_kernel.
+template <auto Kernel, typename... Extra>
+void launch_apply(int64_t blocks, DenseArgs a, cudaStream_t stream, const Extra&... extra) {
+  const unsigned grid = wave<Kernel>(blocks);
+  if (a.records.records) {
+    if (cooperative_launch() && launch_cooperative<Kernel>(grid, stream, a, extra...)) return;
+    table_kernel<<<blocks_for(a.batch * a.channels), kThreads, 0, stream>>>(a.batch, a.channels,
+                                                                           a.records, a.table);
+    check_launch();
+    a.records = RecordArgs{};
+  }
+  Kernel<<<grid, kThreads, 0, stream>>>(a, extra...);
+}
+
+template <typename T, int V, DenseWalk W>
+void launch_dense(const DenseArgs& a, cudaStream_t stream) {
+  const int64_t blocks = ceil_div(a.numel, int64_t{kThreads} * kUnroll * V);
+  if (a.numel < (int64_t{1} << 31))
+    launch_apply<&dense_apply_kernel<T, V, W, uint32_t>>(blocks, a, stream);
+  else
+    launch_apply<&dense_apply_kernel<T, V, W, int64_t>>(blocks, a, stream);
+}
+
+template <typename T, int V>
+void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
+  const int64_t blocks = ceil_div(a.numel / a.channels, ra.rows * kUnroll);
+  if (a.numel < (int64_t{1} << 31))
+    launch_apply<&row_apply_kernel<T, V, uint32_t>>(blocks, a, stream, ra);
+  else
+    launch_apply<&row_apply_kernel<T, V, int64_t>>(blocks, a, stream, ra);
+}
+
+// The apply with the table as it is, or, with records (normalise), the
+// table merged from them first.
+template <typename T>
+void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
+           const RecordArgs& records, cudaStream_t stream) {
+  const int64_t numel = g.batch * g.channels * g.spatial;
+  if (numel == 0) return;
+  if (!dense_same_layout(g)) {
+    if (records.records) {
+      table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, stream>>>(
+          g.batch, g.channels, records, table);
+      check_launch();
+    }
+    constexpr auto kernel = &strided_apply_kernel<T>;
+    kernel<<<wave<kernel>(blocks_for(numel)), kThreads, 0, stream>>>(
+        g, static_cast<const T*>(input), static_cast<T*>(output), table);
+    check_launch();
+    return;
+  }
+  constexpr int kVec = 16 / sizeof(T);
+  DenseArgs a = dense_args(g, input, output, table);
+  a.records = records;
   const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
   switch (dense_walk(g, vec)) {
     case DenseWalk::kChannelOuter:
@@ -566,9 +840,10 @@ class CudaGroupNormMath : public GroupNormMath {
                      GroupMoments* out, void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
     const Workspace w = carve(g, workspace);
+    MergeArgs merge;
+    merge.out = out;
     by_dtype(dtype, [&](auto t) {
-      moments<decltype(t)>(g, input, out, w, GroupNormAffine{}, 0.f, ChannelTable{},
-                           static_cast<cudaStream_t>(stream));
+      moments<decltype(t)>(g, input, w.partials, merge, static_cast<cudaStream_t>(stream));
     });
   }
 
@@ -578,22 +853,34 @@ class CudaGroupNormMath : public GroupNormMath {
     DeviceGuard guard(g.device);
     auto s = static_cast<cudaStream_t>(stream);
     const Workspace w = carve(g, workspace);
-    table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, s>>>(g, records, ranks, a, eps,
-                                                                      w.table);
-    check_launch();
-    by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, s); });
+    RecordArgs r;
+    r.records = records;
+    r.ranks = ranks;
+    r.groups = g.groups;
+    r.affine = a;
+    r.eps = eps;
+    by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, r, s); });
   }
 
+  // One kernel where fused_alone covers the layout; else two: the moments,
+  // merged with the table written in the same kernel (one wave), then the
+  // apply.
   void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
                        const GroupNormAffine& a, float eps, GroupMoments* records,
                        void* workspace, void* stream) const override {
     DeviceGuard guard(g.device);
     auto s = static_cast<cudaStream_t>(stream);
     const Workspace w = carve(g, workspace);
+    MergeArgs merge;
+    merge.out = records;
+    merge.affine = a;
+    merge.eps = eps;
+    merge.table = w.table;
     by_dtype(dtype, [&](auto t) {
       using T = decltype(t);
-      moments<T>(g, input, records, w, a, eps, w.table, s);
-      apply<T>(g, input, output, w.table, s);
+      if (fused_alone<T>(g, input, output, w.partials, merge, s)) return;
+      moments<T>(g, input, w.partials, merge, s);
+      apply<T>(g, input, output, w.table, RecordArgs{}, s);
     });
   }
 };

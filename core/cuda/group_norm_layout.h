@@ -27,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 
 #include "../ops/group_norm_math.h"
@@ -37,32 +38,39 @@ namespace ops {
 constexpr int kGroupNormThreads = 256;  // threads of every GroupNorm block
 constexpr int kGroupNormUnroll = 4;     // loads a moments thread has in flight
 // Elements a moments block reads at least, before splitting further stops.
-constexpr int64_t kGroupNormElementsPerBlock = 16384;
+constexpr int64_t kGroupNormElementsPerBlock = 4096;
 // Block partials per call at most (16 bytes each): bounds the workspace.
 constexpr int64_t kGroupNormMaxPartials = 16384;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Blocks over `elements`, each at least kGroupNormElementsPerBlock, with at
-// most kGroupNormMaxPartials partials for the g.pairs() pairs in all.
-inline int64_t splits_for(const GroupNormGeometry& g, int64_t elements) {
+// Blocks for each of `units` units (pairs or samples) of `elements`
+// elements: as many as fill the `resident` blocks the device runs at once
+// (one wave, so that the grid can merge after a grid-wide barrier), each at
+// least kGroupNormElementsPerBlock elements, with at most
+// kGroupNormMaxPartials partials for the g.pairs() pairs in all.
+inline int64_t splits_for(const GroupNormGeometry& g, int64_t units, int64_t elements,
+                          int64_t resident) {
   const int64_t cap = std::max<int64_t>(1, kGroupNormMaxPartials / std::max<int64_t>(1, g.pairs()));
-  return std::max<int64_t>(1, std::min(cap, ceil_div(elements, kGroupNormElementsPerBlock)));
+  const int64_t fill = std::max<int64_t>(1, resident / std::max<int64_t>(1, units));
+  return std::max<int64_t>(
+      1, std::min({cap, fill, ceil_div(elements, kGroupNormElementsPerBlock)}));
 }
 
 // Blocks per (sample, group) of the group-runs walk.
-inline int64_t group_splits(const GroupNormGeometry& g) {
-  return splits_for(g, g.channels_per_group() * g.spatial);
+inline int64_t group_splits(const GroupNormGeometry& g, int64_t resident) {
+  return splits_for(g, g.pairs(), g.channels_per_group() * g.spatial, resident);
 }
 
 // Blocks per sample of the channel-rows walk (each writes one partial per group).
-inline int64_t row_splits(const GroupNormGeometry& g) {
-  return splits_for(g, g.channels * g.spatial);
+inline int64_t row_splits(const GroupNormGeometry& g, int64_t resident) {
+  return splits_for(g, g.batch, g.channels * g.spatial, resident);
 }
 
-// Partials either walk writes at most, per pair.
+// Partials either walk writes at most per pair, on any device: the workspace's share.
 inline int64_t max_splits(const GroupNormGeometry& g) {
-  return std::max(group_splits(g), row_splits(g));
+  constexpr int64_t kAnyDevice = INT64_MAX;
+  return std::max(group_splits(g, kAnyDevice), row_splits(g, kAnyDevice));
 }
 
 // Items [begin, end) of split `split` of `splits` over `items` items.

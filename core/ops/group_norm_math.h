@@ -117,6 +117,7 @@ struct GroupNormGeometry {
 // Offset of spatial position s (row-major over sp_shape) by `strides`.
 DIFFCOLL_HOST_DEVICE inline int64_t spatial_offset(const GroupNormGeometry& g, int64_t s,
                                                    const int64_t* strides) {
+  if (g.nsp == 1) return s * strides[0];  // s < sp_shape[0]: no division
   int64_t off = 0;
   for (int d = g.nsp - 1; d >= 0; --d) {
     const int64_t e = g.sp_shape[d];

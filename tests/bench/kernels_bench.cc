@@ -16,8 +16,9 @@
 //   group_norm     [1,512,90,160] 32 groups, contiguous and channels-last, and
 //                  a video [1,256,5,90,160] contiguous and channels-last-3d,
 //                  in place with an f32 affine: the whole one-rank GroupNorm
-//                  (moments, merge, apply), which reads the tensor twice and
-//                  writes it once, and the moments alone (one read).
+//                  (moments, merge, apply: one kernel for these layouts),
+//                  which reads the tensor twice and writes it once, and the
+//                  moments alone (one read).
 //   epilogue       the fused norm's NCCL-path epilogue on 1024 and 8192
 //                  tokens x 5120, residual in place: y and residual read,
 //                  residual_out and y written (4 x the rows' bytes).

@@ -137,7 +137,9 @@ TEST(GpuGroupNorm, CapturesIntoACudaGraph) {
 
 // A view of a storage buffer: the walks of the CUDA kernels (channel rows
 // with 16-byte, 8-byte and element loads; group runs whole, per channel and
-// single; the dense apply's three walks and its tail; the strided apply).
+// single; the dense apply's three walks and its tail; the strided apply;
+// the one-kernel GroupNorm of the common layouts and the two- and
+// three-kernel ones of the others, merge_kernel included).
 struct View {
   std::string name;
   int dtype;
@@ -321,6 +323,9 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       whole("contiguous f32 G 8", f32, {2, 64, 128, 128}, false, 8),
       whole("contiguous bf16 misaligned", bf16, {1, 64, 16, 16}, false, 32, 1),
       whole("channels-last bf16 misaligned", bf16, {1, 64, 16, 16}, true, 32, 3),
+      // More (sample, group) pairs than blocks resident at once: the merge in
+      // a kernel of its own, not after a grid-wide barrier.
+      whole("contiguous bf16 2048 pairs", bf16, {64, 64, 4, 4}, false, 32),
       // More channels than one block's row of loads: per-position runs.
       whole("channels-last bf16 C 4096", bf16, {1, 4096, 4, 5}, true, 32),
       // Halo-padded slabs: per-channel runs and channel rows, the strided apply.

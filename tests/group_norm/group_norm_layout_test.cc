@@ -85,6 +85,12 @@ std::vector<Layout> layouts() {
   return l;
 }
 
+// Resident blocks of a device with room for many (the splits are then
+// bounded by the elements per block) and of one with room for few (bounded
+// by one wave).
+constexpr int64_t kManyResident = 1 << 20;
+constexpr int64_t kFewResident = 8;
+
 // The load of the channel-rows walk: the widest of 16 bytes, 8 bytes and one
 // element that divides the channels per group (the layouts here are aligned).
 int64_t expected_row_vector(int64_t cpg, int64_t elem) {
@@ -123,7 +129,7 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
           EXPECT_EQ(rows.vec, expected_row_vector(cpg, elem)) << "row load width";
           EXPECT_EQ(rows.cols * rows.vec, C);
           EXPECT_LE(rows.active(), ops::kGroupNormThreads);
-          const int64_t splits = ops::row_splits(g);
+          const int64_t splits = ops::row_splits(g, kManyResident);
           for (int64_t n = 0; n < g.batch; ++n)
             for (int64_t split = 0; split < splits; ++split) {
               int64_t begin, end;
@@ -198,6 +204,53 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
       }
 }
 
+// The moments' splits: at least one per unit, within the workspace
+// (max_splits), one wave where the units allow it (the grid-wide barrier
+// before the in-kernel merge needs every block resident), and that wave
+// filled to within one unit's blocks unless the elements per block or the
+// partials' bound stop it.
+TEST(GroupNormLayout, SplitsFillOneWaveWithinTheWorkspace) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1, 512, 90, 160}, {1, 256, 5, 90, 160}, {2, 64, 7, 9}, {16, 512, 64, 64},
+      {64, 512, 8, 8},   {1, 32, 1, 1},        {3, 96, 45, 80}};
+  for (const std::vector<int64_t>& shape : shapes)
+    for (int64_t groups : {1, 8, 32}) {
+      if (shape[1] % groups != 0) continue;
+      Layout l{"contiguous", shape, std::vector<int64_t>(shape.size())};
+      int64_t stride = 1;
+      for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+        l.strides[d] = stride;
+        stride *= shape[d];
+      }
+      const ops::GroupNormGeometry g =
+          ops::group_norm_geometry(view(l, DType::kBFloat16), view(l, DType::kBFloat16), groups);
+      const int64_t bound = ops::max_splits(g);
+      EXPECT_LE(g.pairs() * bound, std::max(ops::kGroupNormMaxPartials, g.pairs()));
+      for (int64_t resident : {int64_t{1}, int64_t{7}, int64_t{396}, int64_t{1056}, kManyResident}) {
+        SCOPED_TRACE(::testing::PrintToString(shape) + " groups " + std::to_string(groups) +
+                     " resident " + std::to_string(resident));
+        struct Walk {
+          int64_t splits, units, elements;
+        };
+        const int64_t cpg = g.channels_per_group();
+        for (const Walk& w : {Walk{ops::group_splits(g, resident), g.pairs(), cpg * g.spatial},
+                              Walk{ops::row_splits(g, resident), g.batch, g.channels * g.spatial}}) {
+          EXPECT_GE(w.splits, 1);
+          EXPECT_LE(w.splits, bound);
+          if (w.units <= resident) {
+            EXPECT_LE(w.units * w.splits, resident);
+            const bool elements_bound =
+                w.splits == ops::ceil_div(w.elements, ops::kGroupNormElementsPerBlock);
+            const bool partials_bound = g.pairs() * (w.splits + 1) > ops::kGroupNormMaxPartials;
+            if (!elements_bound && !partials_bound) EXPECT_GT(w.units * (w.splits + 1), resident);
+          } else {
+            EXPECT_EQ(w.splits, 1);
+          }
+        }
+      }
+    }
+}
+
 // An output in another layout than the input never takes the dense apply.
 TEST(GroupNormLayout, DifferentOutputLayoutIsNotDense) {
   const std::vector<Layout> l = layouts();
@@ -253,7 +306,7 @@ Moments emulated_moments(const ops::GroupNormGeometry& g, const std::vector<floa
   const int64_t pairs = g.pairs();
   std::vector<Moments> partials(pairs);  // per pair, in split order
   if (rows.vec > 0) {
-    const int64_t splits = ops::row_splits(g);
+    const int64_t splits = ops::row_splits(g, kFewResident);
     EXPECT_GT(splits, 1) << "the case should exercise split blocks";
     for (int64_t n = 0; n < g.batch; ++n)
       for (int64_t split = 0; split < splits; ++split) {
@@ -279,7 +332,7 @@ Moments emulated_moments(const ops::GroupNormGeometry& g, const std::vector<floa
       }
   } else {
     const ops::GroupRuns runs = ops::group_runs(g, reinterpret_cast<void*>(uintptr_t{1} << 32), 4);
-    const int64_t splits = ops::group_splits(g);
+    const int64_t splits = ops::group_splits(g, kFewResident);
     EXPECT_GT(splits, 1) << "the case should exercise split blocks";
     for (int64_t pair = 0; pair < pairs; ++pair)
       for (int64_t split = 0; split < splits; ++split) {
