@@ -228,18 +228,13 @@ TEST(PackCudaEmulation, TransposesAroundTheTileEdges) {
 // dimension) and rows apart (a dimension between them), with the sides'
 // runs cut at the tile edges and partial vectors at the ends of the runs.
 TEST(PackCudaEmulation, VectorTiles) {
-  for (DType dtype : kDtypes) {
-    for (int64_t rows : {16, 40, 90, 129})
-      for (int64_t cols : {16, 48, 64, 160, 200})
-        roundTrip({build("3d^T", dtype, {2, cols, rows}, {}, {0, 2, 1})}, rows * 7 + cols, 4);
-    // t (48, stride 1) and the innermost (40 or 72, stride 144) with 3 between.
-    roundTrip({build("rows apart", dtype, {40, 3, 48}, {}, {2, 1, 0})}, 1, 3);
-    roundTrip({build("rows apart, 2 tiles", dtype, {72, 3, 48}, {}, {2, 1, 0})}, 2, 5);
-    roundTrip({build("long rows", dtype, {3, 1504, 24}, {}, {0, 2, 1})}, 3, 7);
-    roundTrip({channelsLast(dtype, {2, 72, 9, 16})}, 4, 6);
-    roundTrip({build("sliced^T", dtype, {2, 64, 96}, {{}, {1, 1, 50}, {8, 1, 80}}, {0, 2, 1})}, 5, 4);
-  }
-  roundTrip({transposedLatent()}, 6, 40);
+  uint64_t seed = 1;
+  for (DType dtype : kDtypes)
+    for (const Layout& l : vectorTileLayouts(dtype)) {
+      roundTrip({l}, seed, 1 + seed % 7);  // 1 to 7 blocks: blocks loop over tiles
+      ++seed;
+    }
+  roundTrip({transposedLatent()}, seed, 40);
 }
 
 // Storage and dense pointers off a vector by every unit: the runs start at
@@ -249,12 +244,9 @@ TEST(PackCudaEmulation, VectorTilesMisaligned) {
   std::mt19937_64 rng(11);
   for (DType dtype : kDtypes) {
     const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-    for (int64_t shift = es; shift < 16; shift += es) {
-      const size_t dense = static_cast<size_t>((shift * 5) % 16);
-      roundTrip({build("3d^T shifted", dtype, {2, 70, 48}, {}, {0, 2, 1}, shift)}, rng(), 3, dense);
-      roundTrip({build("rows apart shifted", dtype, {72, 3, 48}, {}, {2, 1, 0}, shift)}, rng(), 4,
-                dense);
-    }
+    for (int64_t shift = es; shift < 16; shift += es)
+      for (const Layout& l : misalignedVectorTileLayouts(dtype, shift))
+        roundTrip({l}, rng(), 3 + rng() % 3, static_cast<size_t>((shift * 5) % 16));
   }
 }
 
