@@ -52,7 +52,11 @@ constexpr int kMaxCachedDevices = 64;
 constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
 constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
 constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
-constexpr int kMaxWaves = 4;  // grid, in resident blocks; the loops stride over larger work
+// Vector tiles launch up to this many resident blocks' worth, a block a
+// tile: blocks that finish early take the next tile. The other loops launch
+// one resident set and stride over the work, which keeps every thread's
+// share equal.
+constexpr int kVecMaxWaves = 4;
 
 // Units a thread of the strided loop has in flight: 64 bytes, or 8 units
 // of fewer than 8 bytes (index math bounds the useful depth there).
@@ -746,9 +750,7 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
 }
 
 // How packKernel<kPack, kVec> is launched on the current device, queried
-// once per device: the blocks resident at once with tile memory (a grid of a
-// few times that many balances blocks that finish early; the loops stride
-// over more work), and whether to ask for programmatic dependent launch
+// once per device: the blocks resident at once with tile memory, and whether to ask for programmatic dependent launch
 // (sm_90 and a kernel compiled for it, which waits with griddepcontrol.wait).
 struct LaunchShape {
   uint64_t residentBlocks;
@@ -783,7 +785,7 @@ LaunchShape launchShape(const char* op) {
 template <bool kPack, bool kVec>
 void launch(PackArgs& args, int n, void* stream, const char* op) {
   const LaunchShape shape = launchShape<kPack, kVec>(op);
-  const int grid = assignBlocks(&args, n, shape.residentBlocks * kMaxWaves);
+  const int grid = assignBlocks(&args, n, shape.residentBlocks * (kVec ? kVecMaxWaves : 1));
   bool tiles = kVec;
   for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
   cudaLaunchAttribute dependent{};
@@ -795,7 +797,11 @@ void launch(PackArgs& args, int n, void* stream, const char* op) {
   config.dynamicSmemBytes = tiles ? kSmemBytes : 0;
   config.stream = static_cast<cudaStream_t>(stream);
   config.attrs = &dependent;
-  config.numAttrs = shape.dependentLaunch ? 1 : 0;
+  // Only on streams the caller made: the default streams' implicit
+  // synchronisation is left as it is.
+  const bool ownStream = config.stream != nullptr && config.stream != cudaStreamLegacy &&
+                         config.stream != cudaStreamPerThread;
+  config.numAttrs = shape.dependentLaunch && ownStream ? 1 : 0;
   void* params[] = {&args};
   checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kVec>),
                                 params),
