@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <numeric>
 
 #include "../error.h"
 
@@ -125,6 +126,7 @@ struct PackDesc {
   int32_t edgeT, edgeI;     // kVecTiled: units of a tile along tileDim and the innermost dim
   int32_t pitch;            // kVecTiled: shared-memory units from one index of tileDim to the next
   int32_t wholeRows;        // kVecTiled: a tile spans whole dense rows (one contiguous run)
+  int32_t swizzle;          // kVecTiled: rows of shared memory rotated by vectors (below)
   int64_t shape[kDims];
   int64_t stride[kDims];    // in units, any sign
   FastDiv div[kDims];       // shape[k] (kTiled: of the dimensions other than in and t)
@@ -299,6 +301,12 @@ __device__ __forceinline__ void copyTiles(const PackDesc& d, uint32_t block, uin
 // between global and shared memory. `shift` (under one vector) puts every
 // unit at the same offset within a vector in both memories, and the plan
 // makes the pitch a multiple of a vector unless the tile is one run.
+// The view side writes (or reads) buf a unit at a time down a column, the
+// lanes of a warp at t, t + v, t + 2v, ... (v units a vector): with a pitch
+// of whole vectors those fall in one bank. So tiles of rows apart rotate
+// row t by (t / v) % 8 vectors (`swizzle`; rows hold the shifted row and
+// the rotation wraps within it), which spreads such lanes over 8 vectors'
+// banks; dense-side vectors stay whole and aligned.
 
 // One side of a vector tile in global memory: `runs` runs of `length`
 // contiguous units, `runStride` units apart, cut into `slots` vectors per
@@ -345,19 +353,33 @@ __host__ __device__ inline VecTile<U> vecTileAt(const PackDesc& d, uint32_t k) {
   return v;
 }
 
+// Index in buf of element (t, i) of a vector tile of kV-unit vectors.
+template <int32_t kV>
+__host__ __device__ inline int32_t vecTileIndex(const PackDesc& d, int32_t shift, int32_t t,
+                                                int32_t i) {
+  if (!d.swizzle) return t * d.pitch + i + shift;
+  const int32_t x = i + shift, columns = d.pitch / kV;
+  int32_t column = x / kV + (t / kV) % 8;  // columns >= 8: one wrap at most
+  if (column >= columns) column -= columns;
+  return t * d.pitch + column * kV + x % kV;
+}
+
 // Moves one side of a vector tile between global memory and buf (kToSmem:
 // into buf): thread `thread` takes slots thread, thread + kThreads, ...,
 // kVecSlots of them loaded before the first is stored. Consecutive threads
 // take consecutive slots of a run: a warp access is a run of whole vectors.
-// Unit j of run r is buf[r * pitch + j + shift] on the dense side (kDense),
-// where a whole slot is one aligned vector in buf too, and
-// buf[j * pitch + r + shift] on the view side. The few slots that a run
-// covers only in part (at its ends) move at once, unit by unit.
+// Unit j of run r is element (r, j) on the dense side (kDense; in a tile of
+// whole rows the one run is the tile, buf[j + shift]), where a whole slot is
+// one aligned vector in buf too, and element (j, r) on the view side. The
+// few slots that a run covers only in part (at its ends) move at once, unit
+// by unit.
 template <bool kToSmem, bool kDense, typename U, typename W>
-__host__ __device__ inline void vecSideCopy(const VecSide<U>& s, U* buf, int32_t pitch,
+__host__ __device__ inline void vecSideCopy(const PackDesc& d, const VecSide<U>& s, U* buf,
                                             int32_t shift, int thread) {
   constexpr int32_t kV = sizeof(W) / sizeof(U);
-  const int32_t step = kDense ? 1 : pitch;  // in buf, from one unit of a run to the next
+  auto at = [&](int32_t run, int32_t j) {
+    return kDense ? vecTileIndex<kV>(d, shift, run, j) : vecTileIndex<kV>(d, shift, j, run);
+  };
   union Vec {
     W w;
     U u[kV];
@@ -366,42 +388,43 @@ __host__ __device__ inline void vecSideCopy(const VecSide<U>& s, U* buf, int32_t
   for (int32_t q0 = thread; q0 < total; q0 += kThreads * kVecSlots) {
     Vec v[kVecSlots];
     U* global[kVecSlots];
-    int32_t at[kVecSlots];  // buf index of the slot's unit 0; -1: no slot, or moved already
+    int32_t run[kVecSlots];  // -1: no slot, or moved already
+    int32_t first[kVecSlots];  // j of the slot's unit 0 (may be < 0)
     PACK_UNROLL
-    for (int k = 0; k < kVecSlots; ++k) at[k] = -1;
+    for (int k = 0; k < kVecSlots; ++k) run[k] = -1;
     PACK_UNROLL
     for (int k = 0; k < kVecSlots; ++k) {
       const int32_t q = q0 + k * kThreads;
       if (q >= total) break;
-      const int32_t run = s.runs == 1 ? 0 : q / s.slots;
-      const int32_t slot = q - run * s.slots;
-      const int32_t first = slot * kV - s.phase;  // j of the slot's unit 0 (may be < 0)
-      global[k] = s.base + run * s.runStride + slot * kV;
-      const int32_t base = (kDense ? run * pitch : run) + first * step + shift;
-      if (first >= 0 && first + kV <= s.length) {
-        at[k] = base;
+      const int32_t r = s.runs == 1 ? 0 : q / s.slots;
+      const int32_t slot = q - r * s.slots;
+      const int32_t j0 = slot * kV - s.phase;
+      global[k] = s.base + r * s.runStride + slot * kV;
+      if (j0 >= 0 && j0 + kV <= s.length) {
+        run[k] = r;
+        first[k] = j0;
         if (kToSmem) v[k].w = *reinterpret_cast<const W*>(global[k]);
-        else if (kDense) v[k].w = *reinterpret_cast<const W*>(buf + base);
+        else if (kDense) v[k].w = *reinterpret_cast<const W*>(buf + at(r, j0));
         else
           PACK_UNROLL
-          for (int e = 0; e < kV; ++e) v[k].u[e] = buf[base + e * step];
+          for (int e = 0; e < kV; ++e) v[k].u[e] = buf[at(r, j0 + e)];
       } else {
         for (int e = 0; e < kV; ++e) {
-          const int32_t j = first + e;
+          const int32_t j = j0 + e;
           if (j < 0 || j >= s.length) continue;
-          if (kToSmem) buf[base + e * step] = global[k][e];
-          else global[k][e] = buf[base + e * step];
+          if (kToSmem) buf[at(r, j)] = global[k][e];
+          else global[k][e] = buf[at(r, j)];
         }
       }
     }
     PACK_UNROLL
     for (int k = 0; k < kVecSlots; ++k) {
-      if (at[k] < 0) continue;
+      if (run[k] < 0) continue;
       if (!kToSmem) *reinterpret_cast<W*>(global[k]) = v[k].w;
-      else if (kDense) *reinterpret_cast<W*>(buf + at[k]) = v[k].w;
+      else if (kDense) *reinterpret_cast<W*>(buf + at(run[k], first[k])) = v[k].w;
       else
         PACK_UNROLL
-        for (int e = 0; e < kV; ++e) buf[at[k] + e * step] = v[k].u[e];
+        for (int e = 0; e < kV; ++e) buf[at(run[k], first[k] + e)] = v[k].u[e];
     }
   }
 }
@@ -411,14 +434,14 @@ __host__ __device__ inline void vecSideCopy(const VecSide<U>& s, U* buf, int32_t
 template <bool kPack, typename U, typename W>
 __host__ __device__ inline void vecTileIn(const PackDesc& d, const VecTile<U>& tile, U* buf,
                                           int thread) {
-  if (kPack) vecSideCopy<true, false, U, W>(tile.view, buf, d.pitch, tile.shift, thread);
-  else vecSideCopy<true, true, U, W>(tile.dense, buf, d.pitch, tile.shift, thread);
+  if (kPack) vecSideCopy<true, false, U, W>(d, tile.view, buf, tile.shift, thread);
+  else vecSideCopy<true, true, U, W>(d, tile.dense, buf, tile.shift, thread);
 }
 template <bool kPack, typename U, typename W>
 __host__ __device__ inline void vecTileOut(const PackDesc& d, const VecTile<U>& tile, U* buf,
                                            int thread) {
-  if (kPack) vecSideCopy<false, true, U, W>(tile.dense, buf, d.pitch, tile.shift, thread);
-  else vecSideCopy<false, false, U, W>(tile.view, buf, d.pitch, tile.shift, thread);
+  if (kPack) vecSideCopy<false, true, U, W>(d, tile.dense, buf, tile.shift, thread);
+  else vecSideCopy<false, false, U, W>(d, tile.view, buf, tile.shift, thread);
 }
 
 // Block `block` of `blocks` moves vector tiles block, block + blocks, ...;
@@ -587,46 +610,63 @@ int64_t evenEdge(int64_t size, int64_t most, int64_t v) {
   return ((size + tiles - 1) / tiles + v - 1) / v * v;
 }
 
-// Plans vector tiles for a part whose tile dimension has stride +1: the
-// widest vector (16 or 8 bytes, two units at least) that divides the view's
-// innermost stride and, unless a tile spans whole dense rows, the dense
-// stride of the tile dimension (every run of a side then starts at the same
-// offset within a vector). A tile spans whole rows when the tile dimension
-// is next to the innermost and enough rows fit in kVecTileBytes; otherwise
-// it is up to 64 units (32 of 8 bytes) along the innermost dimension.
-// Returns false when no vector fits: unit tiles move the part.
+// Plans vector tiles for a part whose tile dimension has stride +1, with
+// the widest vector (16 or 8 bytes, two units at least) that divides the
+// view's innermost stride. A tile spans whole dense rows (one run) when the
+// tile dimension is next to the innermost, enough rows fit in kVecTileBytes
+// and the row's pitch spreads the view side's column accesses over at least
+// 4 banks' groups; otherwise rows lie apart, up to 64 units (32 of 8 bytes)
+// of the innermost dimension each, which asks the dense stride of the tile
+// dimension to be a multiple of a vector (every run of a side then starts at
+// the same offset within a vector). A tile of whole rows whose pitch
+// conflicts is the last resort. Returns false when no vector fits: unit
+// tiles move the part.
 bool planVecTiles(PackDesc* d) {
   const int in = d->ndim - 1, t = d->tileDim;
   if (d->stride[t] != 1) return false;
   const int64_t unit = d->unit;
   int64_t tDense = 1;  // the dense stride of t
   for (int k = t + 1; k <= in; ++k) tDense *= d->shape[k];
-  for (int64_t bytes : {16, 8}) {
+  auto vector = [&](int64_t bytes) { return bytes > unit && d->stride[in] % (bytes / unit) == 0; };
+  // Whether lanes of a warp at t, t + v, t + 2v, ... of one column of a
+  // tile of `pitch` units a row (bytes * pitch bytes apart) fall in at
+  // least 4 different banks.
+  auto spread = [&](int64_t bytes, int64_t pitch) {
+    return 32 / std::gcd<int64_t>(bytes / 4 * pitch, 32) >= 4;
+  };
+  auto wholeRows = [&](int64_t bytes, bool anyPitch) {
     const int64_t v = bytes / unit;
-    if (v < 2 || d->stride[in] % v != 0) continue;
     const int64_t rowsMost = kVecTileBytes / (d->shape[in] * unit) / v * v;
-    if (t == in - 1 && rowsMost > 0 &&
-        (rowsMost * unit >= kVecMinRun || rowsMost >= d->shape[t])) {
-      d->wholeRows = 1;
-      d->edgeI = static_cast<int32_t>(d->shape[in]);
-      d->pitch = d->edgeI;
-      d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], rowsMost, v));
-    } else if (tDense % v == 0) {
-      d->wholeRows = 0;
-      d->edgeI = static_cast<int32_t>(std::min<int64_t>(d->shape[in], unit < 8 ? kLargeTile : kSmallTile));
-      int64_t pitch = (d->edgeI + v - 1) / v * v;
-      // A pitch of whole 128 bytes puts every index of t in the same banks:
-      // the view side's unit-by-unit accesses along t would conflict.
-      if (pitch * unit % 128 == 0) pitch += v;
-      d->pitch = static_cast<int32_t>(pitch);
-      const int64_t most = std::min<int64_t>(kVecTileBytes / (pitch * unit) / v * v, 128);
-      d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], most, v));
-    } else {
-      continue;
-    }
-    d->vecBytes = static_cast<int32_t>(bytes);
+    if (t != in - 1 || rowsMost == 0 || (rowsMost * unit < kVecMinRun && rowsMost < d->shape[t]))
+      return false;
+    if (!anyPitch && !spread(bytes, d->shape[in])) return false;
+    d->wholeRows = 1;
+    d->swizzle = 0;
+    d->edgeI = static_cast<int32_t>(d->shape[in]);
+    d->pitch = d->edgeI;
+    d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], rowsMost, v));
     return true;
-  }
+  };
+  auto rowsApart = [&](int64_t bytes) {
+    const int64_t v = bytes / unit;
+    if (tDense % v != 0) return false;
+    d->wholeRows = 0;
+    d->edgeI = static_cast<int32_t>(std::min<int64_t>(d->shape[in], unit < 8 ? kLargeTile : kSmallTile));
+    const int64_t pitch = (d->edgeI + 2 * v - 2) / v * v;  // the row and its shift
+    d->pitch = static_cast<int32_t>(pitch);
+    d->swizzle = pitch / v >= 8;
+    const int64_t most = std::min<int64_t>(kVecTileBytes / (pitch * unit) / v * v, 128);
+    d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], most, v));
+    return true;
+  };
+  for (bool anyPitch : {false, true})
+    for (int64_t bytes : {16, 8}) {
+      if (!vector(bytes)) continue;
+      if (wholeRows(bytes, anyPitch) || (!anyPitch && rowsApart(bytes))) {
+        d->vecBytes = static_cast<int32_t>(bytes);
+        return true;
+      }
+    }
   return false;
 }
 

@@ -275,6 +275,9 @@ void expectVecTileFits(const PackDesc& d) {
   EXPECT_GE(d.pitch, d.edgeI);
   EXPECT_EQ(d.edgeT % v, 0);
   if (!d.wholeRows) EXPECT_EQ(d.pitch % v, 0);
+  if (!d.wholeRows) EXPECT_GE(d.pitch, d.edgeI + v - 1) << "a row and its shift";
+  if (d.swizzle) EXPECT_GE(d.pitch / v, 8) << "rotations of up to 7 vectors wrap once";
+  EXPECT_FALSE(d.swizzle && d.wholeRows);
 }
 
 TEST(PackCudaEmulation, BenchmarkViewsTakeTheFastLoops) {
@@ -306,9 +309,13 @@ TEST(PackCudaEmulation, TilePlans) {
     SCOPED_TRACE(dtype_name(dtype));
     const int64_t es = static_cast<int64_t>(dtype_size(dtype));
     // Innermost stride 48 elements: a multiple of any vector.
+    // A pitch of 64 units would put a column in one bank: rows apart, and
+    // rotated where a row holds 8 vectors or more.
     const PackDesc even = planOf(build("2d^T", dtype, {64, 48}, {}, {1, 0}));
     EXPECT_EQ(even.kind, kVecTiled);
     EXPECT_EQ(even.vecBytes, 16);
+    EXPECT_EQ(even.wholeRows, 0);
+    EXPECT_EQ(even.swizzle, es > 1 ? 1 : 0);
     expectVecTileFits(even);
     // Innermost stride 70 elements: 8-byte vectors where 70 units are a
     // multiple of one, else unit tiles.
