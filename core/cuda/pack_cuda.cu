@@ -22,9 +22,10 @@
 // of a tile) before the first store. Unit tiles are 64 x 64 units for units
 // of up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
 // fill 64), so a warp access is a run of 32 units.
-// Launches ask for programmatic dependent launch on sm_90 and later: the
-// kernel waits for the work before it in the stream (griddepcontrol.wait)
-// before touching memory, so its launch overlaps that work's tail.
+// Launches ask for programmatic dependent launch on sm_90 and later (on
+// the caller's own streams, outside graph capture): the kernel waits for the
+// work before it in the stream (griddepcontrol.wait) before touching
+// memory, so its launch overlaps that work's tail.
 // All index math on the device is 32-bit: the host cuts pieces into parts of
 // fewer than 2^31 units.
 #include "pack_cuda.h"
@@ -837,11 +838,17 @@ void launch(PackArgs& args, int n, void* stream, const char* op) {
   config.dynamicSmemBytes = tiles ? kSmemBytes : 0;
   config.stream = static_cast<cudaStream_t>(stream);
   config.attrs = &dependent;
-  // Only on streams the caller made: the default streams' implicit
-  // synchronisation is left as it is.
-  const bool ownStream = config.stream != nullptr && config.stream != cudaStreamLegacy &&
-                         config.stream != cudaStreamPerThread;
-  config.numAttrs = shape.dependentLaunch && ownStream ? 1 : 0;
+  // Only on streams the caller made (the default streams' implicit
+  // synchronisation is left as it is) and outside graph capture (a graph's
+  // edges stay plain ones).
+  bool early = shape.dependentLaunch && config.stream != nullptr &&
+               config.stream != cudaStreamLegacy && config.stream != cudaStreamPerThread;
+  if (early) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    checkCuda(cudaStreamIsCapturing(config.stream, &capture), op, "cudaStreamIsCapturing");
+    early = capture == cudaStreamCaptureStatusNone;
+  }
+  config.numAttrs = early ? 1 : 0;
   void* params[] = {&args};
   checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kVec>),
                                 params),

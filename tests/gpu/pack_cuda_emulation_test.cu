@@ -8,7 +8,8 @@
 // and tiled loops (tile edges, partial tiles, grid-stride loops over few
 // blocks) on a machine without a GPU; pack_cuda_test.cu checks the kernels
 // themselves on one. Also checks that the benchmark's views take the fast
-// loops: a transpose the 64-wide tiles, rows with gaps 16-byte units.
+// loops (a transpose vector tiles, rows with gaps 16-byte units) and which
+// loop, vector and tile each kind of view is planned for.
 #include <gtest/gtest.h>
 
 #include <algorithm>
