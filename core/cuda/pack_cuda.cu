@@ -4,21 +4,28 @@
 // CUDA pack/unpack kernels. Each piece is planned on the host into a
 // description in "units" (1, 2, 4, 8 or 16 bytes moved by one access); the
 // pieces of a batch go to one launch, each owning a range of its blocks.
-// Two copy loops:
+// Three copy loops:
 //  - strided: each thread moves units i, i + threads, ... of the dense
 //    buffer, finding their place in the view by division over the coalesced
 //    shape (a multiply and a shift). Contiguous rows move as 16-byte vectors
-//    when their length and the pointers allow.
-//  - tiled: when the view's innermost dimension is strided but another
-//    dimension has stride +-1 (a transpose, channels-last), square tiles pass
-//    through shared memory so that the view and the dense buffer are both
-//    accessed along their stride-1 dimension.
-// Both loops are limited by the bytes each SM keeps in flight, not by the
+//    when their length and the pointers allow (rows with gaps).
+//  - vector tiles: when the view's innermost dimension is strided and
+//    another has stride +1 (a transpose, channels-last), tiles pass through
+//    shared memory and both global sides move 16- or 8-byte vectors: the
+//    view along its stride-1 dimension, the dense buffer along its rows
+//    (one contiguous run per tile when a tile spans whole rows). Shared
+//    memory is read and written a unit at a time on the transposed side.
+//  - tiled: the same with one unit per access, for what vectors cannot do
+//    (stride -1, strides that are not a multiple of a vector).
+// All loops are limited by the bytes each SM keeps in flight, not by the
 // width of one access: a thread issues all its loads (64 bytes, or 16 units,
-// of a tile) before the first store. Tiles are 64 x 64 units for units of
-// up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
-// fill 64), so a warp access is a run of 32 units and a 2-byte transpose
-// keeps 32 bytes per thread in flight instead of 8.
+// of a tile) before the first store. Unit tiles are 64 x 64 units for units
+// of up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
+// fill 64), so a warp access is a run of 32 units.
+// Launches ask for programmatic dependent launch on sm_90 and later (on
+// the caller's own streams, outside graph capture): the kernel waits for the
+// work before it in the stream (griddepcontrol.wait) before touching
+// memory, so its launch overlaps that work's tail.
 // All index math on the device is 32-bit: the host cuts pieces into parts of
 // fewer than 2^31 units.
 #include "pack_cuda.h"
@@ -28,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <numeric>
 
 #include "../error.h"
 
@@ -43,6 +51,14 @@ constexpr int kLargeTile = 64;            // edge of a tile of units of up to 4 
 constexpr int kTileMinEdge = 16;  // a smaller tile wastes more threads than it saves
 constexpr int kTileMaxUnit = 8;   // bytes; bounds the static shared memory
 constexpr int kMaxCachedDevices = 64;
+constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
+constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
+constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
+// Vector tiles launch up to this many resident blocks' worth, a block a
+// tile: blocks that finish early take the next tile. The other loops launch
+// one resident set and stride over the work, which keeps every thread's
+// share equal.
+constexpr int kVecMaxWaves = 4;
 
 // Units a thread of the strided loop has in flight: 64 bytes, or 8 units
 // of fewer than 8 bytes (index math bounds the useful depth there).
@@ -53,6 +69,9 @@ constexpr int kUnitsInFlight = sizeof(U) >= 8 ? 64 / static_cast<int>(sizeof(U))
 // 1024 threads) holds 64 KB of loads in flight per SM, which HBM's latency
 // asks for, without spills.
 constexpr int kMinBlocksPerSm = 4;
+// The vector tiles' kernel keeps 4 vectors a thread in flight in 80
+// registers (3 blocks, 768 threads, 48 KB of loads per SM): at 64 it spills.
+constexpr int kMinVecBlocksPerSm = 3;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
 // machine without a GPU; the host compiler does not know `#pragma unroll`.
@@ -62,7 +81,7 @@ constexpr int kMinBlocksPerSm = 4;
 #define PACK_UNROLL
 #endif
 
-enum Kind : int32_t { kStrided, kTiled };
+enum Kind : int32_t { kStrided, kTiled, kVecTiled };
 
 __host__ __device__ inline uint32_t mulhi(uint32_t a, uint32_t b) {
 #ifdef __CUDA_ARCH__
@@ -104,10 +123,15 @@ struct PackDesc {
   int32_t kind;
   int32_t tileDim;          // kTiled: the dimension of stride +-1
   int32_t tileEdge;         // kTiled: kSmallTile or kLargeTile
+  int32_t vecBytes;         // kVecTiled: bytes of one vector (8 or 16)
+  int32_t edgeT, edgeI;     // kVecTiled: units of a tile along tileDim and the innermost dim
+  int32_t pitch;            // kVecTiled: shared-memory units from one index of tileDim to the next
+  int32_t wholeRows;        // kVecTiled: a tile spans whole dense rows (one contiguous run)
+  int32_t swizzle;          // kVecTiled: rows of shared memory rotated by vectors (below)
   int64_t shape[kDims];
   int64_t stride[kDims];    // in units, any sign
   FastDiv div[kDims];       // shape[k] (kTiled: of the dimensions other than in and t)
-  FastDiv tilesIn, tilesT;  // kTiled: tiles along the innermost dimension and tileDim
+  FastDiv tilesIn, tilesT;  // tiles along the innermost dimension and tileDim
 };
 
 // The kernel parameter, passed by value: a launch needs no staging memory and
@@ -166,12 +190,12 @@ struct Tile {
   int tCount, iCount;
 };
 
-// Tile k, the tiles numbered row-major over (other dimensions, t, in).
-__host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k) {
+// Tile k, the tiles numbered row-major over (other dimensions, t, in), of
+// edgeT x edgeI units.
+__host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k, int64_t edgeT, int64_t edgeI) {
   const int in = d.ndim - 1, t = d.tileDim;
-  const int64_t edge = d.tileEdge;
-  const int64_t i0 = static_cast<int64_t>(d.tilesIn.divmod(k)) * edge;
-  const int64_t t0 = static_cast<int64_t>(d.tilesT.divmod(k)) * edge;
+  const int64_t i0 = static_cast<int64_t>(d.tilesIn.divmod(k)) * edgeI;
+  const int64_t t0 = static_cast<int64_t>(d.tilesT.divmod(k)) * edgeT;
   Tile tile = {0, 0, 0, 0, 0};
   int64_t denseStride = 1;
   for (int j = in; j >= 0; --j) {
@@ -186,8 +210,8 @@ __host__ __device__ inline Tile tileAt(const PackDesc& d, uint32_t k) {
   }
   tile.strided += t0 * d.stride[t] + i0 * d.stride[in];
   tile.dense += t0 * tile.tDense + i0;
-  tile.tCount = static_cast<int>(d.shape[t] - t0 < edge ? d.shape[t] - t0 : edge);
-  tile.iCount = static_cast<int>(d.shape[in] - i0 < edge ? d.shape[in] - i0 : edge);
+  tile.tCount = static_cast<int>(d.shape[t] - t0 < edgeT ? d.shape[t] - t0 : edgeT);
+  tile.iCount = static_cast<int>(d.shape[in] - i0 < edgeI ? d.shape[in] - i0 : edgeI);
   return tile;
 }
 
@@ -264,13 +288,180 @@ __device__ __forceinline__ void copyTiles(const PackDesc& d, uint32_t block, uin
   TileBuf<U, kEdge> buf = reinterpret_cast<TileBuf<U, kEdge>>(smem);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (uint32_t k = block; k < d.items; k += blocks) {
-    const Tile tile = tileAt(d, k);
+    const Tile tile = tileAt(d, k, d.tileEdge, d.tileEdge);
     tileSide<true, U, kEdge>(d, tile, kPack, buf, lane, warp);  // in from the source side
     __syncthreads();
     tileSide<false, U, kEdge>(d, tile, !kPack, buf, lane, warp);
     __syncthreads();
   }
 }
+
+// ------------------------------------------------------------ vector tiles
+// A vector tile holds element (t0 + t, i0 + i) at buf[t * pitch + i + shift]:
+// row-major along the dense side, so that the dense side moves whole vectors
+// between global and shared memory. `shift` (under one vector) puts every
+// unit at the same offset within a vector in both memories, and the plan
+// makes the pitch a multiple of a vector unless the tile is one run.
+// The view side writes (or reads) buf a unit at a time down a column, the
+// lanes of a warp at t, t + v, t + 2v, ... (v units a vector): with a pitch
+// of whole vectors those fall in one bank. So tiles of rows apart rotate
+// row t by (t / v) % 8 vectors (`swizzle`; rows hold the shifted row and
+// the rotation wraps within it), which spreads such lanes over 8 vectors'
+// banks; dense-side vectors stay whole and aligned.
+
+// One side of a vector tile in global memory: `runs` runs of `length`
+// contiguous units, `runStride` units apart, cut into `slots` vectors per
+// run at vector-aligned addresses (the first from `base`, the run's first
+// unit `phase` units into it). Every run has the same phase.
+template <typename U>
+struct VecSide {
+  U* base;
+  int64_t runStride;
+  int32_t runs, slots, phase, length;
+};
+
+template <typename U>
+struct VecTile {
+  VecSide<U> view;   // runs along t, one for each i
+  VecSide<U> dense;  // runs along i, one for each t, or one run of the whole tile
+  int32_t shift;
+};
+
+// Units from the last vector-aligned address up to p.
+template <typename U, typename W>
+__host__ __device__ inline int32_t vecPhase(const U* p) {
+  return static_cast<int32_t>(reinterpret_cast<uintptr_t>(p) % sizeof(W) / sizeof(U));
+}
+
+template <typename U, typename W>
+__host__ __device__ inline VecSide<U> vecSide(U* first, int64_t runStride, int32_t runs,
+                                              int32_t length) {
+  constexpr int32_t kV = sizeof(W) / sizeof(U);
+  const int32_t phase = vecPhase<U, W>(first);
+  return {first - phase, runStride, runs, (phase + length + kV - 1) / kV, phase, length};
+}
+
+template <typename U, typename W>
+__host__ __device__ inline VecTile<U> vecTileAt(const PackDesc& d, uint32_t k) {
+  const Tile tile = tileAt(d, k, d.edgeT, d.edgeI);
+  U* view = reinterpret_cast<U*>(d.strided) + tile.strided;
+  U* dense = reinterpret_cast<U*>(d.dense) + tile.dense;
+  VecTile<U> v;
+  v.view = vecSide<U, W>(view, d.stride[d.ndim - 1], tile.iCount, tile.tCount);
+  v.dense = d.wholeRows ? vecSide<U, W>(dense, 0, 1, tile.tCount * tile.iCount)
+                        : vecSide<U, W>(dense, tile.tDense, tile.tCount, tile.iCount);
+  v.shift = v.dense.phase;
+  return v;
+}
+
+// Index in buf of element (t, i) of a vector tile of kV-unit vectors.
+template <int32_t kV>
+__host__ __device__ inline int32_t vecTileIndex(const PackDesc& d, int32_t shift, int32_t t,
+                                                int32_t i) {
+  if (!d.swizzle) return t * d.pitch + i + shift;
+  const int32_t x = i + shift, columns = d.pitch / kV;
+  int32_t column = x / kV + (t / kV) % 8;  // columns >= 8: one wrap at most
+  if (column >= columns) column -= columns;
+  return t * d.pitch + column * kV + x % kV;
+}
+
+// Moves one side of a vector tile between global memory and buf (kToSmem:
+// into buf): thread `thread` takes slots thread, thread + kThreads, ...,
+// kVecSlots of them loaded before the first is stored. Consecutive threads
+// take consecutive slots of a run: a warp access is a run of whole vectors.
+// Unit j of run r is element (r, j) on the dense side (kDense; in a tile of
+// whole rows the one run is the tile, buf[j + shift]), where a whole slot is
+// one aligned vector in buf too, and element (j, r) on the view side. The
+// few slots that a run covers only in part (at its ends) move at once, unit
+// by unit.
+template <bool kToSmem, bool kDense, typename U, typename W>
+__host__ __device__ inline void vecSideCopy(const PackDesc& d, const VecSide<U>& s, U* buf,
+                                            int32_t shift, int thread) {
+  constexpr int32_t kV = sizeof(W) / sizeof(U);
+  auto at = [&](int32_t run, int32_t j) {
+    return kDense ? vecTileIndex<kV>(d, shift, run, j) : vecTileIndex<kV>(d, shift, j, run);
+  };
+  union Vec {
+    W w;
+    U u[kV];
+  };
+  const int32_t total = s.runs * s.slots;
+  for (int32_t q0 = thread; q0 < total; q0 += kThreads * kVecSlots) {
+    Vec v[kVecSlots];
+    U* global[kVecSlots];
+    int32_t run[kVecSlots];  // -1: no slot, or moved already
+    int32_t first[kVecSlots];  // j of the slot's unit 0 (may be < 0)
+    PACK_UNROLL
+    for (int k = 0; k < kVecSlots; ++k) run[k] = -1;
+    PACK_UNROLL
+    for (int k = 0; k < kVecSlots; ++k) {
+      const int32_t q = q0 + k * kThreads;
+      if (q >= total) break;
+      const int32_t r = s.runs == 1 ? 0 : q / s.slots;
+      const int32_t slot = q - r * s.slots;
+      const int32_t j0 = slot * kV - s.phase;
+      global[k] = s.base + r * s.runStride + slot * kV;
+      if (j0 >= 0 && j0 + kV <= s.length) {
+        run[k] = r;
+        first[k] = j0;
+        if (kToSmem) v[k].w = *reinterpret_cast<const W*>(global[k]);
+        else if (kDense) v[k].w = *reinterpret_cast<const W*>(buf + at(r, j0));
+        else
+          PACK_UNROLL
+          for (int e = 0; e < kV; ++e) v[k].u[e] = buf[at(r, j0 + e)];
+      } else {
+        for (int e = 0; e < kV; ++e) {
+          const int32_t j = j0 + e;
+          if (j < 0 || j >= s.length) continue;
+          if (kToSmem) buf[at(r, j)] = global[k][e];
+          else global[k][e] = buf[at(r, j)];
+        }
+      }
+    }
+    PACK_UNROLL
+    for (int k = 0; k < kVecSlots; ++k) {
+      if (run[k] < 0) continue;
+      if (!kToSmem) *reinterpret_cast<W*>(global[k]) = v[k].w;
+      else if (kDense) *reinterpret_cast<W*>(buf + at(run[k], first[k])) = v[k].w;
+      else
+        PACK_UNROLL
+        for (int e = 0; e < kV; ++e) buf[at(run[k], first[k] + e)] = v[k].u[e];
+    }
+  }
+}
+
+// Both sides of vector tile k: the source side into buf, then, after every
+// thread's part is in, buf out to the other side.
+template <bool kPack, typename U, typename W>
+__host__ __device__ inline void vecTileIn(const PackDesc& d, const VecTile<U>& tile, U* buf,
+                                          int thread) {
+  if (kPack) vecSideCopy<true, false, U, W>(d, tile.view, buf, tile.shift, thread);
+  else vecSideCopy<true, true, U, W>(d, tile.dense, buf, tile.shift, thread);
+}
+template <bool kPack, typename U, typename W>
+__host__ __device__ inline void vecTileOut(const PackDesc& d, const VecTile<U>& tile, U* buf,
+                                           int thread) {
+  if (kPack) vecSideCopy<false, true, U, W>(d, tile.dense, buf, tile.shift, thread);
+  else vecSideCopy<false, false, U, W>(d, tile.view, buf, tile.shift, thread);
+}
+
+// Block `block` of `blocks` moves vector tiles block, block + blocks, ...;
+// the trip count depends on the block only: every thread reaches the barriers.
+template <bool kPack, typename U, typename W>
+__device__ __forceinline__ void copyVecTiles(const PackDesc& d, uint32_t block, uint32_t blocks,
+                                             void* smem) {
+  U* buf = static_cast<U*>(smem);
+  for (uint32_t k = block; k < d.items; k += blocks) {
+    const VecTile<U> tile = vecTileAt<U, W>(d, k);
+    vecTileIn<kPack, U, W>(d, tile, buf, threadIdx.x);
+    __syncthreads();
+    vecTileOut<kPack, U, W>(d, tile, buf, threadIdx.x);
+    __syncthreads();
+  }
+}
+
+// Shared memory of a vector tile: its units, and the shift (under a vector).
+constexpr int kVecSmemBytes = kVecTileBytes + 16;
 
 // The largest tile buffer of any unit and edge.
 constexpr int kTileSmemBytes = kTileBytes<uint32_t, kLargeTile>;
@@ -279,8 +470,21 @@ static_assert(kTileBytes<uint8_t, kLargeTile> <= kTileSmemBytes &&
                   kTileBytes<uint64_t, kSmallTile> <= kTileSmemBytes,
               "the shared tile buffer holds every tile");
 
-template <bool kPack, typename U>
+// The shared memory a launch gives each block: room for either tile.
+constexpr int kSmemBytes = kTileSmemBytes > kVecSmemBytes ? kTileSmemBytes : kVecSmemBytes;
+
+// kVec: the kernel of vector tiles (and nothing else), apart from the other
+// loops so that each keeps its registers to itself.
+template <bool kPack, bool kVec, typename U>
 __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, void* smem) {
+  if constexpr (kVec) {
+    if constexpr (sizeof(U) <= kTileMaxUnit) {
+      if constexpr (sizeof(U) < 8)
+        if (d.vecBytes == 8) return copyVecTiles<kPack, U, uint2>(d, block, blocks, smem);
+      return copyVecTiles<kPack, U, uint4>(d, block, blocks, smem);
+    }
+    return;  // planned for units of at most kTileMaxUnit bytes only
+  }
   if constexpr (sizeof(U) <= kTileMaxUnit) {
     if (d.kind == kTiled) {
       if constexpr (sizeof(U) < 8)
@@ -291,21 +495,28 @@ __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, voi
   copyStrided<kPack, U>(d, block * kThreads + threadIdx.x, blocks * kThreads);
 }
 
-template <bool kPack>
-__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
+template <bool kPack, bool kVec>
+__global__ void __launch_bounds__(kThreads, kVec ? kMinVecBlocksPerSm : kMinBlocksPerSm)
     packKernel(const __grid_constant__ PackArgs args) {
-  __shared__ alignas(16) unsigned char smem[kTileSmemBytes];
+  extern __shared__ uint4 smem[];  // kSmemBytes when the launch has tiles, else none
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Launched early (programmatic dependent launch): wait until the work
+  // before this kernel in the stream is complete and its writes visible,
+  // then let the next kernel start its own launch.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
   int p = 0;
   while (blockIdx.x >= static_cast<uint32_t>(args.blockEnd[p])) ++p;
   const uint32_t first = p ? args.blockEnd[p - 1] : 0;
   const uint32_t block = blockIdx.x - first, blocks = args.blockEnd[p] - first;
   const PackDesc& d = args.piece[p];
   switch (d.unit) {
-    case 1: runPiece<kPack, uint8_t>(d, block, blocks, smem); break;
-    case 2: runPiece<kPack, uint16_t>(d, block, blocks, smem); break;
-    case 4: runPiece<kPack, uint32_t>(d, block, blocks, smem); break;
-    case 8: runPiece<kPack, uint64_t>(d, block, blocks, smem); break;
-    default: runPiece<kPack, uint4>(d, block, blocks, smem); break;
+    case 1: runPiece<kPack, kVec, uint8_t>(d, block, blocks, smem); break;
+    case 2: runPiece<kPack, kVec, uint16_t>(d, block, blocks, smem); break;
+    case 4: runPiece<kPack, kVec, uint32_t>(d, block, blocks, smem); break;
+    case 8: runPiece<kPack, kVec, uint64_t>(d, block, blocks, smem); break;
+    default: runPiece<kPack, kVec, uint4>(d, block, blocks, smem); break;
   }
 }
 
@@ -392,6 +603,74 @@ uint64_t reduce(const PackPiece& piece, PackDesc* d) {
   return units;
 }
 
+// Edge of the tiles along a dimension of `size` units, at most `most` (a
+// multiple of v): as many tiles as `most` asks for, of equal size rounded up
+// to v, so that the last tile is not a sliver.
+int64_t evenEdge(int64_t size, int64_t most, int64_t v) {
+  const int64_t tiles = (size + most - 1) / most;
+  return ((size + tiles - 1) / tiles + v - 1) / v * v;
+}
+
+// Plans vector tiles for a part whose tile dimension has stride +1, with
+// the widest vector (16 or 8 bytes, two units at least) that divides the
+// view's innermost stride. A tile spans whole dense rows (one run) when the
+// tile dimension is next to the innermost, enough rows fit in kVecTileBytes
+// and the row's pitch spreads the view side's column accesses over at least
+// 4 banks' groups; otherwise rows lie apart, up to 64 units (32 of 8 bytes)
+// of the innermost dimension each, which asks the dense stride of the tile
+// dimension to be a multiple of a vector (every run of a side then starts at
+// the same offset within a vector). A tile of whole rows whose pitch
+// conflicts is the last resort. Returns false when no vector fits: unit
+// tiles move the part.
+bool planVecTiles(PackDesc* d) {
+  const int in = d->ndim - 1, t = d->tileDim;
+  if (d->stride[t] != 1) return false;
+  const int64_t unit = d->unit;
+  int64_t tDense = 1;  // the dense stride of t
+  for (int k = t + 1; k <= in; ++k) tDense *= d->shape[k];
+  auto vector = [&](int64_t bytes) { return bytes > unit && d->stride[in] % (bytes / unit) == 0; };
+  // Whether lanes of a warp at t, t + v, t + 2v, ... of one column of a
+  // tile of `pitch` units a row (bytes * pitch bytes apart) fall in at
+  // least 4 different banks.
+  auto spread = [&](int64_t bytes, int64_t pitch) {
+    return 32 / std::gcd<int64_t>(bytes / 4 * pitch, 32) >= 4;
+  };
+  auto wholeRows = [&](int64_t bytes, bool anyPitch) {
+    const int64_t v = bytes / unit;
+    const int64_t rowsMost = kVecTileBytes / (d->shape[in] * unit) / v * v;
+    if (t != in - 1 || rowsMost == 0 || (rowsMost * unit < kVecMinRun && rowsMost < d->shape[t]))
+      return false;
+    if (!anyPitch && !spread(bytes, d->shape[in])) return false;
+    d->wholeRows = 1;
+    d->swizzle = 0;
+    d->edgeI = static_cast<int32_t>(d->shape[in]);
+    d->pitch = d->edgeI;
+    d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], rowsMost, v));
+    return true;
+  };
+  auto rowsApart = [&](int64_t bytes) {
+    const int64_t v = bytes / unit;
+    if (tDense % v != 0) return false;
+    d->wholeRows = 0;
+    d->edgeI = static_cast<int32_t>(std::min<int64_t>(d->shape[in], unit < 8 ? kLargeTile : kSmallTile));
+    const int64_t pitch = (d->edgeI + 2 * v - 2) / v * v;  // the row and its shift
+    d->pitch = static_cast<int32_t>(pitch);
+    d->swizzle = pitch / v >= 8;
+    const int64_t most = std::min<int64_t>(kVecTileBytes / (pitch * unit) / v * v, 128);
+    d->edgeT = static_cast<int32_t>(evenEdge(d->shape[t], most, v));
+    return true;
+  };
+  for (bool anyPitch : {false, true})
+    for (int64_t bytes : {16, 8}) {
+      if (!vector(bytes)) continue;
+      if (wholeRows(bytes, anyPitch) || (!anyPitch && rowsApart(bytes))) {
+        d->vecBytes = static_cast<int32_t>(bytes);
+        return true;
+      }
+    }
+  return false;
+}
+
 // Picks the copy loop of a part of at most kMaxUnits units and sets up its
 // divisors. Tiled when the innermost dimension is strided and another has
 // stride +-1 (-1 still gives each warp consecutive units).
@@ -403,14 +682,21 @@ void finish(PackDesc* d, uint64_t units) {
       if (magnitude(d->stride[k]) == 1 && d->shape[k] >= kTileMinEdge) d->tileDim = k;
   const int t = d->tileDim;
   if (t >= 0) {
-    // 64 x 64 where both dimensions fill most of such a tile; 8-byte units
-    // already move 256 bytes per warp access on a 32 x 32 tile.
-    const int64_t edge = d->unit < 8 && std::min(d->shape[in], d->shape[t]) >= 48 ? kLargeTile
-                                                                                 : kSmallTile;
-    d->tileEdge = static_cast<int32_t>(edge);
-    const uint64_t tilesIn = (d->shape[in] + edge - 1) / edge;
-    const uint64_t tilesT = (d->shape[t] + edge - 1) / edge;
-    d->kind = kTiled;
+    int64_t edgeT, edgeI;
+    if (planVecTiles(d)) {
+      d->kind = kVecTiled;
+      edgeT = d->edgeT;
+      edgeI = d->edgeI;
+    } else {
+      // 64 x 64 where both dimensions fill most of such a tile; 8-byte units
+      // already move 256 bytes per warp access on a 32 x 32 tile.
+      d->kind = kTiled;
+      d->tileEdge = d->unit < 8 && std::min(d->shape[in], d->shape[t]) >= 48 ? kLargeTile
+                                                                              : kSmallTile;
+      edgeT = edgeI = d->tileEdge;
+    }
+    const uint64_t tilesIn = (d->shape[in] + edgeI - 1) / edgeI;
+    const uint64_t tilesT = (d->shape[t] + edgeT - 1) / edgeT;
     d->items = static_cast<uint32_t>(units / (d->shape[t] * d->shape[in]) * tilesT * tilesIn);
     d->tilesIn.init(static_cast<uint32_t>(tilesIn));
     d->tilesT.init(static_cast<uint32_t>(tilesT));
@@ -486,7 +772,7 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   uint64_t want[kPackCudaMaxPieces], total = 0;
   for (int p = 0; p < n; ++p) {
     const PackDesc& d = args->piece[p];
-    const uint64_t perBlock = d.kind == kTiled ? 1 : kThreads * 4;  // a tile, 4 units a thread
+    const uint64_t perBlock = d.kind == kStrided ? kThreads * 4 : 1;  // 4 units a thread, a tile
     want[p] = (d.items + perBlock - 1) / perBlock;
     total += want[p];
   }
@@ -504,36 +790,84 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   return end;
 }
 
-// Blocks of packKernel<kPack> resident on the current device at once,
-// queried once per device; more would only queue, as the loops are
-// grid-stride.
-template <bool kPack>
-uint64_t residentBlocks(const char* op) {
-  static std::atomic<int> cache[kMaxCachedDevices];
+// How packKernel<kPack, kVec> is launched on the current device, queried
+// once per device: the blocks resident at once with tile memory, and whether to ask for programmatic dependent launch
+// (sm_90 and a kernel compiled for it, which waits with griddepcontrol.wait).
+struct LaunchShape {
+  uint64_t residentBlocks;
+  bool dependentLaunch;
+};
+
+template <bool kPack, bool kVec>
+LaunchShape launchShape(const char* op) {
+  static std::atomic<int> cache[kMaxCachedDevices];  // 2 x blocks + dependentLaunch; 0: not yet
   int device = 0;
   checkCuda(cudaGetDevice(&device), op, "cudaGetDevice");
-  if (device < kMaxCachedDevices) {
-    const int cached = cache[device].load(std::memory_order_relaxed);
-    if (cached > 0) return static_cast<uint64_t>(cached);
+  int cached = device < kMaxCachedDevices ? cache[device].load(std::memory_order_relaxed) : 0;
+  if (cached == 0) {
+    int sms = 0, major = 0, perSm = 0;
+    checkCuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), op,
+              "cudaDeviceGetAttribute");
+    checkCuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), op,
+              "cudaDeviceGetAttribute");
+    checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack, kVec>,
+                                                            kThreads, kSmemBytes),
+              op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    cudaFuncAttributes attr{};
+    checkCuda(cudaFuncGetAttributes(&attr, packKernel<kPack, kVec>), op, "cudaFuncGetAttributes");
+    const bool dependent = major >= 9 && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+    cached = 2 * std::max(1, sms * perSm) + (dependent ? 1 : 0);
+    if (device < kMaxCachedDevices) cache[device].store(cached, std::memory_order_relaxed);
   }
-  int sms = 0, perSm = 0;
-  checkCuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), op,
-            "cudaDeviceGetAttribute");
-  checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack>, kThreads, 0),
-            op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-  const int blocks = std::max(1, sms * perSm);
-  if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
-  return static_cast<uint64_t>(blocks);
+  return {static_cast<uint64_t>(cached / 2), (cached & 1) != 0};
 }
 
+// One launch of packKernel<kPack, kVec> for the first n pieces of args.
+template <bool kPack, bool kVec>
+void launch(PackArgs& args, int n, void* stream, const char* op) {
+  const LaunchShape shape = launchShape<kPack, kVec>(op);
+  const int grid = assignBlocks(&args, n, shape.residentBlocks * (kVec ? kVecMaxWaves : 1));
+  bool tiles = kVec;
+  for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
+  cudaLaunchAttribute dependent{};
+  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = tiles ? kSmemBytes : 0;
+  config.stream = static_cast<cudaStream_t>(stream);
+  config.attrs = &dependent;
+  // Only on streams the caller made (the default streams' implicit
+  // synchronisation is left as it is) and outside graph capture (a graph's
+  // edges stay plain ones).
+  bool early = shape.dependentLaunch && config.stream != nullptr &&
+               config.stream != cudaStreamLegacy && config.stream != cudaStreamPerThread;
+  if (early) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    checkCuda(cudaStreamIsCapturing(config.stream, &capture), op, "cudaStreamIsCapturing");
+    early = capture == cudaStreamCaptureStatusNone;
+  }
+  config.numAttrs = early ? 1 : 0;
+  void* params[] = {&args};
+  checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kVec>),
+                                params),
+            op, "kernel launch");
+}
+
+// Each batch in up to two launches: vector tiles in their kernel, the other
+// pieces in theirs.
 template <bool kPack>
 void transfer(const PackPiece* pieces, int count, void* stream, const char* op) {
   forEachBatch(pieces, count, op, [&](PackArgs& args, int n) {
-    const int grid = assignBlocks(&args, n, residentBlocks<kPack>(op));
-    void* params[] = {&args};
-    checkCuda(cudaLaunchKernel(reinterpret_cast<const void*>(packKernel<kPack>), dim3(grid),
-                               dim3(kThreads), params, 0, static_cast<cudaStream_t>(stream)),
-              op, "kernel launch");
+    PackArgs vec{}, other{};
+    int vecs = 0, others = 0;
+    for (int p = 0; p < n; ++p) {
+      if (args.piece[p].kind == kVecTiled) vec.piece[vecs++] = args.piece[p];
+      else other.piece[others++] = args.piece[p];
+    }
+    if (others > 0) launch<kPack, false>(other, others, stream, op);
+    if (vecs > 0) launch<kPack, true>(vec, vecs, stream, op);
   });
 }
 

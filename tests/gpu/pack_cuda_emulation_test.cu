@@ -8,9 +8,11 @@
 // and tiled loops (tile edges, partial tiles, grid-stride loops over few
 // blocks) on a machine without a GPU; pack_cuda_test.cu checks the kernels
 // themselves on one. Also checks that the benchmark's views take the fast
-// loops: a transpose the 64-wide tiles, rows with gaps 16-byte units.
+// loops (a transpose vector tiles, rows with gaps 16-byte units) and which
+// loop, vector and tile each kind of view is planned for.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -24,16 +26,75 @@ namespace {
 using namespace pack_test;
 
 // One block of packKernel, its threads run phase by phase between barriers.
+// Shared memory of one emulated block, with poisoned guard bytes behind it
+// that no thread may write.
+class SharedMemory {
+ public:
+  static constexpr size_t kGuardBytes = 1024;
+  SharedMemory() : words_((kSmemBytes + kGuardBytes) / sizeof(uint4) + 1) {
+    std::memset(guard(), kGuardByte, kGuardBytes);
+  }
+  template <typename U>
+  U* get() { return reinterpret_cast<U*>(words_.data()); }
+  bool guardIntact() {
+    const unsigned char* g = guard();
+    return std::all_of(g, g + kGuardBytes, [](unsigned char b) { return b == kGuardByte; });
+  }
+
+ private:
+  static constexpr unsigned char kGuardByte = 0xCD;
+  unsigned char* guard() { return reinterpret_cast<unsigned char*>(words_.data()) + kSmemBytes; }
+  std::vector<uint4> words_;
+};
+
+// What the device needs of a vector tile and the host would not notice: every
+// whole slot's vector aligned in global and shared memory (the host does
+// misaligned loads as well as aligned ones), which holds when each side's
+// runs start a whole number of vectors apart.
+template <typename U, typename W>
+void expectAligned(const PackDesc& d, const VecTile<U>& tile) {
+  constexpr int64_t kV = sizeof(W) / sizeof(U);
+  for (const VecSide<U>* side : {&tile.view, &tile.dense}) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(side->base) % sizeof(W), 0u);
+    EXPECT_TRUE(side->runs == 1 || side->runStride % kV == 0) << side->runStride;
+    EXPECT_LT(side->phase, kV);
+  }
+  EXPECT_EQ(tile.shift, tile.dense.phase);
+  EXPECT_TRUE(tile.dense.runs == 1 || d.pitch % kV == 0) << d.pitch;
+}
+
 template <bool kPack, typename U>
 void runBlock(const PackDesc& d, uint32_t block, uint32_t blocks) {
   if constexpr (sizeof(U) <= kTileMaxUnit) {
+    if (d.kind == kVecTiled) {
+      SharedMemory smem;
+      auto tiles = [&](auto vector) {
+        using W = decltype(vector);
+        U* buf = smem.get<U>();
+        for (uint32_t k = block; k < d.items; k += blocks) {
+          const VecTile<U> tile = vecTileAt<U, W>(d, k);
+          expectAligned<U, W>(d, tile);
+          for (int t = 0; t < kThreads; ++t) vecTileIn<kPack, U, W>(d, tile, buf, t);
+          for (int t = 0; t < kThreads; ++t) vecTileOut<kPack, U, W>(d, tile, buf, t);
+        }
+      };
+      if (d.vecBytes == 8) {
+        if constexpr (sizeof(U) < 8) tiles(uint2{});
+        else FAIL() << "8-byte vectors of 8-byte units";
+      } else {
+        ASSERT_EQ(d.vecBytes, 16);
+        tiles(uint4{});
+      }
+      EXPECT_TRUE(smem.guardIntact()) << "a vector tile wrote past the shared memory";
+      return;
+    }
     if (d.kind == kTiled) {
       std::vector<unsigned char> smem(kTileSmemBytes);
       auto tiles = [&](auto edge) {
         constexpr int kEdge = decltype(edge)::value;
         auto buf = reinterpret_cast<TileBuf<U, kEdge>>(smem.data());
         for (uint32_t k = block; k < d.items; k += blocks) {
-          const Tile tile = tileAt(d, k);
+          const Tile tile = tileAt(d, k, d.tileEdge, d.tileEdge);
           for (int t = 0; t < kThreads; ++t)
             tileSide<true, U, kEdge>(d, tile, kPack, buf, t % 32, t / 32);
           for (int t = 0; t < kThreads; ++t)
@@ -164,6 +225,32 @@ TEST(PackCudaEmulation, TransposesAroundTheTileEdges) {
   }
 }
 
+// Vector tiles: whole dense rows in one run (t next to the innermost
+// dimension) and rows apart (a dimension between them), with the sides'
+// runs cut at the tile edges and partial vectors at the ends of the runs.
+TEST(PackCudaEmulation, VectorTiles) {
+  uint64_t seed = 1;
+  for (DType dtype : kDtypes)
+    for (const Layout& l : vectorTileLayouts(dtype)) {
+      roundTrip({l}, seed, 1 + seed % 7);  // 1 to 7 blocks: blocks loop over tiles
+      ++seed;
+    }
+  roundTrip({transposedLatent()}, seed, 40);
+}
+
+// Storage and dense pointers off a vector by every unit: the runs start at
+// an offset within a vector that differs between the view and the dense
+// buffer, tile by tile.
+TEST(PackCudaEmulation, VectorTilesMisaligned) {
+  std::mt19937_64 rng(11);
+  for (DType dtype : kDtypes) {
+    const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+    for (int64_t shift = es; shift < 16; shift += es)
+      for (const Layout& l : misalignedVectorTileLayouts(dtype, shift))
+        roundTrip({l}, rng(), 3 + rng() % 3, static_cast<size_t>((shift * 5) % 16));
+  }
+}
+
 TEST(PackCudaEmulation, MisalignedAndSeveralPieces) {
   std::mt19937_64 rng(8);
   for (DType dtype : kDtypes) {
@@ -180,17 +267,77 @@ TEST(PackCudaEmulation, MisalignedAndSeveralPieces) {
   roundTrip(layouts, 9, 20);
 }
 
+// A vector tile's largest shared-memory index (unit (edgeT - 1, edgeI - 1)
+// plus the largest shift) lies inside the launch's shared memory.
+void expectVecTileFits(const PackDesc& d) {
+  const int64_t v = d.vecBytes / d.unit;
+  const int64_t last = int64_t{d.edgeT - 1} * d.pitch + d.edgeI - 1 + v - 1;
+  EXPECT_LT(last * d.unit + d.unit, int64_t{kSmemBytes});
+  EXPECT_GE(d.pitch, d.edgeI);
+  EXPECT_EQ(d.edgeT % v, 0);
+  if (!d.wholeRows) EXPECT_EQ(d.pitch % v, 0);
+  if (!d.wholeRows) EXPECT_GE(d.pitch, d.edgeI + v - 1) << "a row and its shift";
+  if (d.swizzle) EXPECT_GE(d.pitch / v, 8) << "rotations of up to 7 vectors wrap once";
+  EXPECT_FALSE(d.swizzle && d.wholeRows);
+}
+
 TEST(PackCudaEmulation, BenchmarkViewsTakeTheFastLoops) {
+  // bf16 [2,16,21,160,90]: tiles of 80 x 90 (whole rows of 90), 16-byte vectors.
   const PackDesc transposed = planOf(transposedLatent());
-  EXPECT_EQ(transposed.kind, kTiled);
+  EXPECT_EQ(transposed.kind, kVecTiled);
   EXPECT_EQ(transposed.unit, 2);
-  EXPECT_EQ(transposed.tileEdge, kLargeTile);
+  EXPECT_EQ(transposed.vecBytes, 16);
+  EXPECT_EQ(transposed.wholeRows, 1);
+  EXPECT_EQ(transposed.edgeI, 90);
+  EXPECT_EQ(transposed.edgeT, 80);
+  EXPECT_EQ(transposed.items, 2u * 16 * 21 * 2);
+  expectVecTileFits(transposed);
   const PackDesc sliced = planOf(slicedLatent());
   EXPECT_EQ(sliced.kind, kStrided);
   EXPECT_EQ(sliced.unit, 16);
+  // Channels-last: C against H * W = 14400, rows apart, 64 wide.
   const PackDesc cl = planOf(channelsLast(DType::kFloat32, {1, 512, 90, 160}));
-  EXPECT_EQ(cl.kind, kTiled);
-  EXPECT_EQ(cl.tileEdge, kLargeTile);
+  EXPECT_EQ(cl.kind, kVecTiled);
+  EXPECT_EQ(cl.vecBytes, 16);
+  EXPECT_EQ(cl.wholeRows, 0);
+  EXPECT_EQ(cl.edgeI, kLargeTile);
+  expectVecTileFits(cl);
+}
+
+// Which loop and vector each kind of view gets.
+TEST(PackCudaEmulation, TilePlans) {
+  for (DType dtype : kDtypes) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+    // Innermost stride 48 elements: a multiple of any vector.
+    // A pitch of 64 units would put a column in one bank: rows apart, and
+    // rotated where a row holds 8 vectors or more.
+    const PackDesc even = planOf(build("2d^T", dtype, {64, 48}, {}, {1, 0}));
+    EXPECT_EQ(even.kind, kVecTiled);
+    EXPECT_EQ(even.vecBytes, 16);
+    EXPECT_EQ(even.wholeRows, 0);
+    EXPECT_EQ(even.swizzle, es > 1 ? 1 : 0);
+    expectVecTileFits(even);
+    // Innermost stride 70 elements: 8-byte vectors where 70 units are a
+    // multiple of one, else unit tiles.
+    const PackDesc seventy = planOf(build("2d^T", dtype, {64, 70}, {}, {1, 0}));
+    if (es == 4 || es == 8) {
+      EXPECT_EQ(seventy.kind, kVecTiled);
+      EXPECT_EQ(seventy.vecBytes, es == 4 ? 8 : 16);
+      expectVecTileFits(seventy);
+    } else {
+      EXPECT_EQ(seventy.kind, kTiled);
+    }
+    // Stride -1 along the tile dimension: unit tiles.
+    EXPECT_EQ(planOf(build("reversed^T", dtype, {3, 70, 64}, {{}, {}, {0, 1, -1, true}},
+                           {0, 2, 1})).kind,
+              kTiled);
+    // Rows too long for a tile of whole rows: 64 wide.
+    const PackDesc longRows = planOf(build("long rows", dtype, {3, 1504, 24}, {}, {0, 2, 1}));
+    EXPECT_EQ(longRows.kind, kVecTiled);
+    EXPECT_EQ(longRows.wholeRows, 0);
+    expectVecTileFits(longRows);
+  }
 }
 
 }  // namespace

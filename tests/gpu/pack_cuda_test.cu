@@ -282,6 +282,29 @@ TEST_F(PackCudaTest, LargeTilesAndRowsWithGaps) {
   roundTrip({slicedLatent()}, 9);
 }
 
+// The vector tiles (16- and 8-byte vectors on both global sides) on edge
+// tiles, odd sizes and every unit, then storage and dense buffers off a
+// vector by every unit, and the latent transpose with its dense buffer off
+// a vector, one launch with other pieces.
+TEST_F(PackCudaTest, VectorTiles) {
+  uint64_t seed = 1;
+  for (DType dtype : kDtypes)
+    for (const Layout& l : vectorTileLayouts(dtype)) roundTrip({l}, seed++);
+  for (DType dtype : kDtypes) {
+    const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+    for (int64_t shift = es; shift < 16; shift += es)
+      for (const Layout& l : misalignedVectorTileLayouts(dtype, shift))
+        roundTrip({l}, seed++, static_cast<size_t>((shift * 5) % 16));
+  }
+  roundTrip({transposedLatent()}, seed++, 2);
+  std::vector<Layout> mixed = vectorTileLayouts(DType::kBFloat16);
+  mixed.resize(kPackCudaMaxPieces - 2);
+  mixed.push_back(slicedLatent());
+  mixed.push_back(build("reversed^T", DType::kFloat32, {3, 70, 64}, {{}, {}, {0, 1, -1, true}},
+                        {0, 2, 1}));
+  roundTrip(mixed, seed++);  // vector tiles and other loops from one call: two launches
+}
+
 TEST_F(PackCudaTest, ChannelsLast) {
   for (DType dtype : kDtypes) {
     roundTrip({channelsLast(dtype, {2, 3, 17, 19})}, 1);     // few channels: elementwise
@@ -405,14 +428,16 @@ TEST_F(PackCudaTest, InvalidPiecesThrowBeforeLaunching) {
   EXPECT_EQ("", firstMismatch(dense, std::vector<unsigned char>(dense.size(), kPoison)));
 }
 
-// Not a pass/fail check: prints bandwidths for the design's two reference
-// cases, against cudaMemcpyAsync of the same bytes.
+// Not a pass/fail check: prints bandwidths for the design's reference cases
+// (the latent contiguous, with gaps and transposed), against
+// cudaMemcpyAsync of the latent's bytes. kernels_bench is the benchmark.
 TEST_F(PackCudaTest, PrintsBandwidth) {
   const Layout dense = build("contiguous", DType::kBFloat16, {2, 16, 21, 90, 160});
+  const Layout gapped = slicedLatent();
   const Layout transposed = transposedLatent();
-  const size_t bytes = dense.storageBytes;
-  DeviceBuffer src(bytes), dst(bytes);
-  CHECK_CUDA(cudaMemset(src.get(), 1, bytes));
+  const size_t bytes = dense.storageBytes;  // the view's bytes, in every case
+  DeviceBuffer src(gapped.storageBytes), dst(bytes);
+  CHECK_CUDA(cudaMemset(src.get(), 1, gapped.storageBytes));
   CHECK_CUDA(cudaDeviceSynchronize());
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
@@ -434,11 +459,11 @@ TEST_F(PackCudaTest, PrintsBandwidth) {
   const double copy = measure("cudaMemcpyAsync", [&] {
     CHECK_CUDA(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, stream_));
   });
-  for (const Layout* l : {&dense, &transposed}) {
+  for (const Layout* l : {&dense, &gapped, &transposed}) {
     const PackPiece piece = {l->view(src.get(), Device{DeviceType::kCuda, 0}), dst.get()};
     const double p = measure(("pack " + l->name).c_str(), [&] { pack_cuda(&piece, 1, stream_); });
     const double u = measure(("unpack " + l->name).c_str(), [&] { unpack_cuda(&piece, 1, stream_); });
-    std::printf("  %-28s pack %.2fx, unpack %.2fx the copy\n", l->name.c_str(), p / copy,
+    std::printf("  %-28s pack %.2fx, unpack %.2fx the copy's time\n", l->name.c_str(), p / copy,
                 u / copy);
   }
   CHECK_CUDA(cudaEventDestroy(start));

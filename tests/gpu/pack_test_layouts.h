@@ -168,6 +168,30 @@ inline Layout slicedLatent() {
                {{}, {}, {}, {}, {0, 1, 160}});
 }
 
+// Views for the vector tiles, in `dtype`: a transpose next to the innermost
+// dimension (tiles of whole dense rows) around the tile sizes, the tile
+// dimension and the innermost apart (3 between them) in one and two tiles
+// along the innermost, rows too long for whole-row tiles, channels-last, and
+// a sliced transpose whose runs start off a vector.
+inline std::vector<Layout> vectorTileLayouts(DType dtype) {
+  std::vector<Layout> layouts;
+  for (int64_t rows : {16, 40, 90, 129})
+    for (int64_t cols : {16, 48, 64, 160, 200})
+      layouts.push_back(build("3d^T", dtype, {2, cols, rows}, {}, {0, 2, 1}));
+  layouts.push_back(build("rows apart", dtype, {40, 3, 48}, {}, {2, 1, 0}));
+  layouts.push_back(build("rows apart, 2 tiles", dtype, {72, 3, 48}, {}, {2, 1, 0}));
+  layouts.push_back(build("long rows", dtype, {3, 1504, 24}, {}, {0, 2, 1}));
+  layouts.push_back(channelsLast(dtype, {2, 72, 9, 16}));
+  layouts.push_back(build("sliced^T", dtype, {2, 64, 96}, {{}, {1, 1, 50}, {8, 1, 80}}, {0, 2, 1}));
+  return layouts;
+}
+
+// The vector tiles' views with storage `shift` bytes off a vector.
+inline std::vector<Layout> misalignedVectorTileLayouts(DType dtype, int64_t shift) {
+  return {build("3d^T shifted", dtype, {2, 70, 48}, {}, {0, 2, 1}, shift),
+          build("rows apart shifted", dtype, {72, 3, 48}, {}, {2, 1, 0}, shift)};
+}
+
 inline const DType kDtypes[] = {DType::kUInt8, DType::kBFloat16, DType::kFloat32, DType::kFloat64};
 
 }  // namespace pack_test
