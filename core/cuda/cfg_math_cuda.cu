@@ -8,7 +8,7 @@
 //    reduction order and sample (x: chunks, y: samples); thread l is lane l
 //    and handles its 16-byte vectors l, l + lanes, ... of the chunk, read and
 //    written with 16-byte accesses where every pointer is aligned (scalar
-//    accesses otherwise, same arithmetic). A 9.7 MB bf16 latent is 1181
+//    accesses otherwise, same arithmetic). A 9.7 MB bf16 latent is 1182
 //    blocks: enough to fill 132 SMs.
 //  - Statistics: each lane's record is merged in shared memory, thread 0
 //    writes the chunk partial, and the last block to finish (elected by a
@@ -76,6 +76,21 @@ class RelaxedCaptureScope {
  private:
   cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
 };
+
+// The CUDA devices this process sees, asked once (the set cannot change
+// after CUDA starts): check_memory runs for every tensor of every call.
+int device_count() {
+  static const int count = [] {
+    RelaxedCaptureScope relaxed;  // the first call may come inside the caller's capture
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+      cudaGetLastError();
+      devices = 0;
+    }
+    return devices;
+  }();
+  return count;
+}
 
 // ---- everything a pass needs -----------------------------------------------------------
 
@@ -723,16 +738,12 @@ class CudaCfgMath final : public CfgMath {
   }
 
   void check_memory(const TensorView& view, const std::string& what) const override {
-    RelaxedCaptureScope relaxed;  // pure queries only, legal inside the caller's capture
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
-      cudaGetLastError();
-      devices = 0;
-    }
+    const int devices = device_count();
     DIFFCOLL_REQUIRE(device_ < devices, Status::kUnsupported, what, " ", view.describe(),
                      " is on CUDA device ", device_, " but this process sees ", devices,
                      " CUDA device(s)");
     if (view.numel() == 0) return;
+    RelaxedCaptureScope relaxed;  // a pure query, legal inside the caller's capture
     cudaPointerAttributes attributes{};
     const cudaError_t err = cudaPointerGetAttributes(&attributes, view.span_begin());
     if (err != cudaSuccess) cudaGetLastError();

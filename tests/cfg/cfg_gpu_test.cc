@@ -172,6 +172,40 @@ TEST_F(CfgGpu, SerialCombineEqualsHostBitwise) {
       }
 }
 
+// Samples of 301 chunks of the reduction order: more chunk partials than a
+// block has lanes, so that the last block merges several partials per lane
+// (unequal counts) and the statistics passes run many blocks per sample.
+// Device == host bitwise, every order and post-process.
+TEST_F(CfgGpu, LargeSamplesEqualHostBitwise) {
+  const Shape shape = {2, 16, 151, 509};  // 1229744 elements per sample
+  uint32_t seed = 500;
+  for (int n = 2; n <= 3; ++n)
+    for (const Config& cfg : gpu_configs())
+      for (int dtype : {DIFFCOLL_BFLOAT16, DIFFCOLL_FLOAT32}) {
+        Case c(n, cfg, dtype, shape, seed++);
+        Policy policy(c.spec);
+        std::vector<diffcoll_tensor_t> host_d;
+        for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+        Tensor host_out(dtype, shape);
+        diffcoll_tensor_t hod = host_out.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &hod, 0, nullptr));
+
+        std::vector<std::unique_ptr<DeviceMirror>> dev;
+        std::vector<diffcoll_tensor_t> dev_d;
+        for (Tensor& t : c.preds) {
+          dev.push_back(std::make_unique<DeviceMirror>(t));
+          dev_d.push_back(dev.back()->desc());
+        }
+        Tensor dev_out(dtype, shape);
+        DeviceMirror dev_out_mirror(dev_out);
+        diffcoll_tensor_t dod = dev_out_mirror.desc();
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &dod, 0, stream_));
+        sync();
+        dev_out_mirror.download();
+        expect_same_bits(dev_out, host_out, "large samples " + c.where);
+      }
+}
+
 // out = one of the predictions (in place), on a strided prediction.
 TEST_F(CfgGpu, SerialCombineInPlaceEqualsHostBitwise) {
   const Config cfg = gpu_configs().back();  // serial + zero* + rescale + norm
