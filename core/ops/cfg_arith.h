@@ -153,6 +153,7 @@ struct F32 {
 
 // Elements of one lane of the reduction order (cfg_math.h): the same for every dtype.
 constexpr int kLaneElements = static_cast<int>(kCfgReduceChunk / kCfgReduceLanes);
+static_assert((kLaneElements & (kLaneElements - 1)) == 0, "lane_moments divides by a power of two");
 
 // ---- the guidance formula, one element at a time --------------------------------------
 // x are stored values as f32; R() rounds to the dtype E.
@@ -210,7 +211,9 @@ CFG_UNROLL
   for (int i = 0; i < kLaneElements; ++i)
     if (i < count) sum = dadd(sum, static_cast<double>(x[i]));
   m.n = static_cast<double>(count);
-  m.mean = ddiv(sum, m.n);
+  // A full lane divides by a power of two: the product with its reciprocal
+  // is the same correctly rounded quotient, without a division.
+  m.mean = count == kLaneElements ? dmul(sum, 1.0 / kLaneElements) : ddiv(sum, m.n);
 CFG_UNROLL
   for (int i = 0; i < kLaneElements; ++i)
     if (i < count) {
