@@ -8,15 +8,21 @@
 //    reduction order and sample (x: chunks, y: samples); thread l is lane l
 //    and handles its 16-byte vectors l, l + lanes, ... of the chunk, read and
 //    written with 16-byte accesses where every pointer is aligned (scalar
-//    accesses otherwise, same arithmetic). A 9.7 MB bf16 latent is 1181
+//    accesses otherwise, same arithmetic). A 9.7 MB bf16 latent is 1182
 //    blocks: enough to fill 132 SMs.
-//  - Statistics: each lane's record is merged in shared memory, thread 0
-//    writes the chunk partial, and the last block to finish (elected by a
-//    ticket counter that begin() zeroes; the counter decides who finishes,
-//    never what is summed) merges the partials in the fixed order and writes
-//    the per-sample results and post-processing parameters to device
-//    memory. Nothing is read back, nothing synchronises the host, and every
-//    call may be captured into a CUDA graph.
+//  - Statistics: the lanes' records are merged in the fixed pairwise order
+//    (shared memory across warps, shuffles inside warp 0), thread 0 writes
+//    the chunk partial, and the last block to finish (elected by a ticket
+//    counter that begin() zeroes; the counter decides who finishes, never
+//    what is summed) merges the partials in the fixed order and writes the
+//    per-sample results and post-processing parameters to device memory.
+//    Only the doubles the post-processing reads are collected and moved
+//    (Fields). Nothing is read back, nothing synchronises the host, and
+//    every call may be captured into a CUDA graph.
+//  - Cost: the bytes are the floor (each input read once, the output written
+//    once per pass); what used to dominate was the merging (double
+//    divisions, barriers, registers), which is now a few shuffles and three
+//    barriers per block and free of divisions for full lanes and chunks.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -34,6 +40,10 @@ using cfg::Finish;
 using cfg::Partial;
 
 constexpr int kThreads = kCfgReduceLanes;  // a block has one thread per lane
+// Blocks of a pass resident per SM (at most 64 registers a thread): a block
+// reads its 8 KiB to 16 KiB and then merges, so the loads of the others hide
+// its merges.
+constexpr int kBlocksPerSm = 3;
 constexpr int64_t kMaxGridY = 65535;
 constexpr int kMaxDevices = 64;
 
@@ -73,9 +83,35 @@ class RelaxedCaptureScope {
   cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
 };
 
+// The CUDA devices this process sees, asked once (the set cannot change
+// after CUDA starts): check_memory runs for every tensor of every call.
+int device_count() {
+  static const int count = [] {
+    RelaxedCaptureScope relaxed;  // the first call may come inside the caller's capture
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+      cudaGetLastError();
+      devices = 0;
+    }
+    return devices;
+  }();
+  return count;
+}
+
 // ---- everything a pass needs -----------------------------------------------------------
 
 enum class PostMode : int { kFactor, kNormalize, kRescale };
+
+// The sums a statistics pass collects. Lane records, merges through shared
+// memory and shuffles, and the chunk partials move only these doubles, so a
+// pass pays for no statistic its post-processing does not read (guidance
+// rescale needs standard deviations, not sums of squares or products).
+struct Fields {
+  bool a = false;         // moments of an input (slot a)
+  bool b = false;         // moments of the output (slot b)
+  bool squares = false;   // the moments' sums of squares (CFG normalization)
+  bool products = false;  // the CFG-zero* sums
+};
 
 struct Pass {
   const void* in[kCfgCudaMaxInputs];
@@ -94,6 +130,7 @@ struct Pass {
   void* out;
   int64_t n, batch, chunks;
   bool vec;               // 16-byte accesses: every pointer aligned, n a multiple of the vector
+  Fields fields;          // what the statistics (finish.kind != kNone) collect
   uint32_t* ticket;
   cfg::FinishArgs finish;
 };
@@ -127,14 +164,36 @@ bool vectorizable(const Pass& a, const void* const* pointers, int count) {
 
 // ---- the vectors of a lane ---------------------------------------------------------------
 // Lane threadIdx.x of chunk c holds vectors v = 0 .. kLane / kVector - 1,
-// starting at sample-relative element vector_start(c, v). A lane's values
-// live in a float[kLane] in that order; its valid elements are a prefix
-// (lane_count of them). Whole lanes are loaded before anything is
-// computed or stored, so that all their loads are in flight at once (and an
-// output that aliases an input is read before it is written: each element
-// is read and written by the same thread).
+// starting at sample-relative element vector_start(c, v); its element k is
+// element k % kVector of vector k / kVector, and its valid elements are a
+// prefix (lane_count of them). A lane of an input is kept as loaded, 16-byte
+// vectors of stored values (LaneData: half the registers of floats for a
+// 16-bit dtype), and decoded where it is used; results are floats
+// (float[kLane]). Whole lanes are loaded before anything is computed or
+// stored, so that all their loads are in flight at once (and an output that
+// aliases an input is read before it is written: each element is read and
+// written by the same thread).
 
 constexpr int kLane = cfg::kLaneElements;
+
+__device__ __forceinline__ uint32_t word(const uint4& q, int i) {
+  return i == 0 ? q.x : i == 1 ? q.y : i == 2 ? q.z : q.w;
+}
+
+template <typename E>
+struct LaneData {
+  static constexpr int kVectors = kLane / E::kVector;
+  uint4 v[kVectors];
+  // Element k as f32 (k is a constant once loops are unrolled).
+  __device__ __forceinline__ float operator[](int k) const {
+    const uint4& q = v[k / E::kVector];
+    const int slot = k % E::kVector;
+    if constexpr (sizeof(typename E::S) == 4)
+      return E::load(__uint_as_float(word(q, slot)));
+    else
+      return E::load(static_cast<typename E::S>(word(q, slot / 2) >> (16 * (slot % 2))));
+  }
+};
 
 template <typename E>
 __device__ int64_t vector_start(int64_t c, int v) {
@@ -155,23 +214,22 @@ __device__ int lane_count(int64_t n, int64_t c) {
   return count;
 }
 
-// x = the lane of sample b of `image` (zeros past the end).
+// x = the lane of sample b of `image` (zero bits, +0, past the end).
 template <typename E>
-__device__ void load_lane(const void* image, const Pass& a, int64_t b, int64_t c, float (&x)[kLane]) {
+__device__ void load_lane(const void* image, const Pass& a, int64_t b, int64_t c, LaneData<E>& x) {
   using S = typename E::S;
 #pragma unroll
-  for (int v = 0; v < kLane / E::kVector; ++v) {
+  for (int v = 0; v < LaneData<E>::kVectors; ++v) {
     const int64_t e = vector_start<E>(c, v);
     const int valid = vector_valid<E>(a.n, e);
     const S* p = static_cast<const S*>(image) + b * a.n + e;
     if (a.vec && valid == E::kVector) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(p);
-      const S* s = reinterpret_cast<const S*>(&raw);
-#pragma unroll
-      for (int t = 0; t < E::kVector; ++t) x[v * E::kVector + t] = E::load(s[t]);
+      x.v[v] = *reinterpret_cast<const uint4*>(p);
     } else {
+      S s[E::kVector];
 #pragma unroll
-      for (int t = 0; t < E::kVector; ++t) x[v * E::kVector + t] = t < valid ? E::load(p[t]) : 0.0f;
+      for (int t = 0; t < E::kVector; ++t) s[t] = t < valid ? p[t] : S{};
+      memcpy(&x.v[v], s, sizeof s);
     }
   }
 }
@@ -203,37 +261,98 @@ __device__ void store_lane(void* image, const Pass& a, int64_t b, int64_t c, flo
 
 // ---- merging in the reduction order ----------------------------------------------------
 
-// Step 3: the pairwise merge of the block's lanes; thread 0 gets v[0].
-__device__ Partial fold_lanes(const Partial& mine, Partial (&shared)[kThreads]) {
-  shared[threadIdx.x] = mine;
-  __syncthreads();
-  for (int s = kThreads / 2; s >= 1; s /= 2) {
-    if (threadIdx.x < s) cfg::merge_into(shared[threadIdx.x], shared[threadIdx.x + s]);
-    __syncthreads();
+constexpr int kWarp = 32;
+
+// Calls fn(index, value) for each double of `p` that the pass collects;
+// index is the double's place in a stored record (cfg::Partial's order).
+template <typename Fn>
+__device__ __forceinline__ void for_fields(const Fields& f, Partial& p, Fn&& fn) {
+  if (f.a) {
+    fn(0, p.a.n);
+    fn(1, p.a.mean);
+    fn(2, p.a.m2);
+    if (f.squares) fn(3, p.a.sq);
   }
-  const Partial result = shared[0];
-  __syncthreads();  // shared is reused by the next sample
-  return result;
+  if (f.b) {
+    fn(4, p.b.n);
+    fn(5, p.b.mean);
+    fn(6, p.b.m2);
+    if (f.squares) fn(7, p.b.sq);
+  }
+  if (f.products) {
+    fn(8, p.dot);
+    fn(9, p.uu);
+  }
 }
 
-// A chunk partial written by another block: read through L2 (not this SM's L1).
-__device__ Partial load_partial(const double* partials, int64_t index) {
-  const double* p = partials + index * kCfgPartialDoubles;
-  double v[kCfgPartialDoubles];
-#pragma unroll
-  for (int k = 0; k < kCfgPartialDoubles; ++k) v[k] = __ldcg(p + k);
-  Partial r;
-  r.a = {v[0], v[1], v[2], v[3]};
-  r.b = {v[4], v[5], v[6], v[7]};
-  r.dot = v[8];
-  r.uu = v[9];
-  return r;
+// v = merge(v, w) (cfg::merge_into), w's collected doubles given by get(index):
+// one moment record at a time, so that few doubles are live at once.
+// Fields a pass does not collect are empty in both, and stay so.
+template <typename Get>
+__device__ __forceinline__ void merge_fields(Partial& v, const Fields& f, Get&& get) {
+  if (f.a) v.a = cfg::merge(v.a, {get(0), get(1), get(2), f.squares ? get(3) : 0.0});
+  if (f.b) v.b = cfg::merge(v.b, {get(4), get(5), get(6), f.squares ? get(7) : 0.0});
+  if (f.products) {
+    v.dot = cfg::dadd(v.dot, get(8));
+    v.uu = cfg::dadd(v.uu, get(9));
+  }
 }
 
-// The end of a statistics pass: every block writes its chunk partials; the
-// last block to finish merges them per sample (step 4) and runs the last step.
+// Lane records in shared memory, one array per double (consecutive lanes hit
+// consecutive banks).
+struct LaneRecords {
+  double v[kCfgPartialDoubles][kThreads];
+};
+
+// Step 3: the pairwise merge of the block's lanes, v[l] = merge(v[l], v[l + s])
+// for s = 128, ..., 1; thread 0 returns v[0] (the others return partial merges).
+// The steps across warps go through shared memory: lanes [s, 2s) publish,
+// lanes below s merge after a barrier. A step's slots [s, 2s) are read only
+// in that step, before the next step's barrier, so no fold (this one or the
+// next, which may follow at once) overwrites a slot still to be read. The
+// steps inside warp 0 are shuffles.
+__device__ Partial fold_lanes(Partial v, LaneRecords& shared, const Fields& f) {
+  const int l = threadIdx.x;
+  for (int s = kThreads / 2; s >= kWarp; s /= 2) {
+    if (l >= s && l < 2 * s) for_fields(f, v, [&](int k, double& x) { shared.v[k][l] = x; });
+    __syncthreads();
+    if (l < s) merge_fields(v, f, [&](int k) { return shared.v[k][l + s]; });
+  }
+  if (l < kWarp) {
+    for (int s = kWarp / 2; s >= 1; s /= 2) {
+      Partial w = v;  // lane l + s's record (fields not collected: empty everywhere)
+      for_fields(f, w, [&](int, double& x) { x = __shfl_down_sync(0xffffffffu, x, s); });
+      if (l < s) merge_fields(v, f, [&](int k) {
+        switch (k) {
+          case 0: return w.a.n;
+          case 1: return w.a.mean;
+          case 2: return w.a.m2;
+          case 3: return w.a.sq;
+          case 4: return w.b.n;
+          case 5: return w.b.mean;
+          case 6: return w.b.m2;
+          case 7: return w.b.sq;
+          case 8: return w.dot;
+          default: return w.uu;
+        }
+      });
+    }
+  }
+  return v;
+}
+
+// A chunk partial: written by thread 0 of its block, read by the last block
+// through L2 (not this SM's L1).
+__device__ void store_partial(double* record, Partial p, const Fields& f) {
+  for_fields(f, p, [&](int k, double& x) { record[k] = x; });
+}
+
+// The end of a statistics pass: every block has written its chunk partials;
+// the last block to finish merges them per sample (step 4) and runs the last
+// step. The ticket only elects that block; what is merged, and in which
+// order, does not depend on it.
 template <typename E>
-__device__ void finish_pass(const Pass& a, Partial (&shared)[kThreads]) {
+__device__ void finish_pass(const Pass& a, LaneRecords& shared) {
   __shared__ bool last;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -242,13 +361,16 @@ __device__ void finish_pass(const Pass& a, Partial (&shared)[kThreads]) {
   }
   __syncthreads();
   if (!last) return;
-  __threadfence();
-  const double* partials = a.finish.scalars.partials;
+  __threadfence();  // every other block's partials, fenced before their tickets, after ours
   for (int64_t b = 0; b < a.batch; ++b) {
-    Partial p = cfg::empty_partial();
-    for (int64_t c = threadIdx.x; c < a.chunks; c += kThreads)
-      cfg::merge_into(p, load_partial(partials, b * a.chunks + c));
-    p = fold_lanes(p, shared);
+    const double* sample = a.finish.scalars.partials + b * a.chunks * kCfgPartialDoubles;
+    Partial p = cfg::empty_partial();  // lane l merges partials l, l + lanes, ... in turn
+#pragma unroll 4  // the loads of later partials may start before the earlier merges end
+    for (int64_t c = threadIdx.x; c < a.chunks; c += kThreads) {
+      const double* record = sample + c * kCfgPartialDoubles;
+      merge_fields(p, a.fields, [&](int k) { return __ldcg(record + k); });
+    }
+    p = fold_lanes(p, shared, a.fields);
     if (threadIdx.x == 0) cfg::finish_sample<E>(a.finish, b, p);
   }
   if (threadIdx.x == 0) cfg::finish_all<E>(a.finish);
@@ -262,20 +384,15 @@ __device__ void run_pass(const Pass& a, LaneFn lane) {
   if constexpr (!kStatistics) {
     for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y) lane(b, c);
   } else {
-    __shared__ Partial shared[kThreads];
+    __shared__ LaneRecords shared;
     const bool statistics = a.finish.kind != Finish::kNone;
     for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y) {
       const Partial mine = lane(b, c);
       if (!statistics) continue;
-      const Partial chunk = fold_lanes(mine, shared);
-      if (threadIdx.x == 0) {
-        double* p = a.finish.scalars.partials + (b * a.chunks + c) * kCfgPartialDoubles;
-        const double v[kCfgPartialDoubles] = {chunk.a.n, chunk.a.mean, chunk.a.m2, chunk.a.sq,
-                                              chunk.b.n, chunk.b.mean, chunk.b.m2, chunk.b.sq,
-                                              chunk.dot, chunk.uu};
-#pragma unroll
-        for (int k = 0; k < kCfgPartialDoubles; ++k) p[k] = v[k];
-      }
+      const Partial chunk = fold_lanes(mine, shared, a.fields);
+      if (threadIdx.x == 0)
+        store_partial(a.finish.scalars.partials + (b * a.chunks + c) * kCfgPartialDoubles, chunk,
+                      a.fields);
     }
     if (statistics) finish_pass<E>(a, shared);
   }
@@ -285,33 +402,31 @@ __device__ void run_pass(const Pass& a, LaneFn lane) {
 
 // Pass 1: moments of in[0] (slot a) and the CFG-zero* sums of in[0], in[1].
 template <typename E>
-__global__ void __launch_bounds__(kThreads) input_stats_kernel(const Pass a) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) input_stats_kernel(const Pass a) {
   run_pass<E>(a, [&](int64_t b, int64_t c) {
-    float cv[kLane], uv[kLane];
+    LaneData<E> cv, uv{};
     load_lane<E>(a.in[0], a, b, c, cv);
     if (a.products) load_lane<E>(a.in[1], a, b, c, uv);
     const int count = lane_count<E>(a.n, c);
     Partial p = cfg::empty_partial();
-    if (a.cond >= 0) p.a = cfg::lane_moments(cv, count);
+    if (a.cond >= 0) p.a = cfg::lane_moments(cv, count, a.fields.squares);
     if (a.products) cfg::lane_products(cv, uv, count, &p.dot, &p.uu);
     return p;
   });
 }
 
-// An input of the SERIAL / TORCH chain, CFG-zero*-scaled where it applies.
+// A value x of input i in the SERIAL / TORCH chain, CFG-zero*-scaled by s
+// where it applies.
 template <typename E, CfgOrder O>
-__device__ void chain_input(const Pass& a, int i, int64_t b, int64_t c, float s, float (&x)[kLane]) {
-  load_lane<E>(a.in[i], a, b, c, x);
-  if (i != a.scaled) return;
-#pragma unroll
-  for (int k = 0; k < kLane; ++k)
-    x[k] = O == CfgOrder::kTorch ? cfg::torch_scaled<E>(s, x[k]) : cfg::serial_scaled(s, x[k]);
+__device__ float chain_value(const Pass& a, int i, float s, float x) {
+  if (i != a.scaled) return x;
+  return O == CfgOrder::kTorch ? cfg::torch_scaled<E>(s, x) : cfg::serial_scaled(s, x);
 }
 
 // Pass 2: the guidance formula, with the moments of in[cond] (slot a) and of
 // the output (slot b) on the way.
 template <typename E, CfgOrder O>
-__global__ void __launch_bounds__(kThreads) combine_kernel(const Pass a) {
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) combine_kernel(const Pass a) {
   run_pass<E>(a, [&](int64_t b, int64_t c) {
     float s = 0.0f;  // PARALLEL: the scaled input's weight; else the sample's scale
     if (a.scaled >= 0) {
@@ -320,74 +435,99 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const Pass a) {
     }
     const int count = lane_count<E>(a.n, c);
     Partial p = cfg::empty_partial();
-    float x[kLane], acc[kLane];
+    float acc[kLane];
     if (O == CfgOrder::kParallel) {
       // The first two inputs (standard CFG's cond and uncond) are loaded
       // together, so that both are in flight at once; cond's moments come
       // from the values loaded for the sum (before out, which may alias an
       // input, is written).
-      load_lane<E>(a.in[0], a, b, c, acc);
-      if (a.count > 1) load_lane<E>(a.in[1], a, b, c, x);
-      if (a.cond == 0) p.a = cfg::lane_moments(acc, count);
-      if (a.cond == 1) p.a = cfg::lane_moments(x, count);
+      LaneData<E> first, second{};
+      load_lane<E>(a.in[0], a, b, c, first);
+      if (a.count > 1) load_lane<E>(a.in[1], a, b, c, second);
+      if (a.cond == 0 || a.cond == 1) {
+        LaneData<E> cond;  // selected vector by vector: both stay in registers
+#pragma unroll
+        for (int v = 0; v < LaneData<E>::kVectors; ++v)
+          cond.v[v] = a.cond == 0 ? first.v[v] : second.v[v];
+        p.a = cfg::lane_moments(cond, count, a.fields.squares);
+      }
       const float w0 = a.scaled == 0 ? s : a.weight[0];
 #pragma unroll
-      for (int k = 0; k < kLane; ++k) acc[k] = cfg::parallel_first<E>(w0, acc[k]);
-      for (int i = 1; i < a.count; ++i) {
-        if (i > 1) {
-          load_lane<E>(a.in[i], a, b, c, x);
-          if (a.cond == i) p.a = cfg::lane_moments(x, count);
-        }
+      for (int k = 0; k < kLane; ++k) acc[k] = cfg::parallel_first<E>(w0, first[k]);
+      if (a.count > 1) {
+        const float w1 = a.scaled == 1 ? s : a.weight[1];
+#pragma unroll
+        for (int k = 0; k < kLane; ++k) acc[k] = cfg::parallel_next<E>(acc[k], w1, second[k]);
+      }
+      for (int i = 2; i < a.count; ++i) {
+        LaneData<E> x;
+        load_lane<E>(a.in[i], a, b, c, x);
+        if (a.cond == i) p.a = cfg::lane_moments(x, count, a.fields.squares);
         const float w = i == a.scaled ? s : a.weight[i];
 #pragma unroll
         for (int k = 0; k < kLane; ++k) acc[k] = cfg::parallel_next<E>(acc[k], w, x[k]);
       }
     } else {
       if (a.cond >= 0) {  // before out, which may alias it, is written
+        LaneData<E> x;
         load_lane<E>(a.in[a.cond], a, b, c, x);
-        p.a = cfg::lane_moments(x, count);
+        p.a = cfg::lane_moments(x, count, a.fields.squares);
       }
-      chain_input<E, O>(a, a.base, b, c, s, acc);
-      for (int t = 0; t < a.num_terms; ++t) {
-        float minus[kLane];
-        chain_input<E, O>(a, a.plus[t], b, c, s, x);
-        chain_input<E, O>(a, a.minus[t], b, c, s, minus);
+      {
+        LaneData<E> x;
+        load_lane<E>(a.in[a.base], a, b, c, x);
 #pragma unroll
-        for (int k = 0; k < kLane; ++k)
-          acc[k] = O == CfgOrder::kTorch ? cfg::torch_term<E>(acc[k], a.scale[t], x[k], minus[k])
-                                         : cfg::serial_term(acc[k], a.scale[t], x[k], minus[k]);
+        for (int k = 0; k < kLane; ++k) acc[k] = chain_value<E, O>(a, a.base, s, x[k]);
+      }
+      for (int t = 0; t < a.num_terms; ++t) {
+        LaneData<E> plus, minus;
+        load_lane<E>(a.in[a.plus[t]], a, b, c, plus);
+        load_lane<E>(a.in[a.minus[t]], a, b, c, minus);
+#pragma unroll
+        for (int k = 0; k < kLane; ++k) {
+          const float x = chain_value<E, O>(a, a.plus[t], s, plus[k]);
+          const float y = chain_value<E, O>(a, a.minus[t], s, minus[k]);
+          acc[k] = O == CfgOrder::kTorch ? cfg::torch_term<E>(acc[k], a.scale[t], x, y)
+                                         : cfg::serial_term(acc[k], a.scale[t], x, y);
+        }
       }
     }
     store_lane<E>(a.out, a, b, c, acc);
-    if (a.out_moments) p.b = cfg::lane_moments(acc, count);
+    if (a.out_moments) p.b = cfg::lane_moments(acc, count, a.fields.squares);
     return p;
   });
 }
 
 // Pass 2' and 3: reads out; post-processes it in place (post_mode, when
-// `write`); moments of the result into slot b (out_moments).
+// `write`); moments of the result into slot b (out_moments). Without
+// statistics a thread needs few registers: more blocks fit an SM.
 template <typename E, bool kStatistics>
-__global__ void __launch_bounds__(kThreads) output_kernel(const Pass a, bool write) {
+__global__ void __launch_bounds__(kThreads, kStatistics ? kBlocksPerSm : 2 * kBlocksPerSm)
+    output_kernel(const Pass a, bool write) {
   run_pass<E, kStatistics>(a, [&](int64_t b, int64_t c) {
     const double* params = a.finish.scalars.post + b * kCfgPostColumns;
-    const float factor = cfg::f32(params[kCfgPostFactor]);
-    const float ratio = cfg::f32(params[kCfgPostRescale]);
     // Factors of 1 change nothing: such samples are not rewritten.
     const bool rewrite =
         write && (a.post_mode == PostMode::kRescale || params[kCfgPostFactor] != 1.0);
     Partial p = cfg::empty_partial();
     if (!rewrite && !kStatistics) return p;
+    LaneData<E> raw;
+    load_lane<E>(a.out, a, b, c, raw);
     float x[kLane];
-    load_lane<E>(a.out, a, b, c, x);
     if (rewrite) {
+      const float factor = cfg::f32(params[kCfgPostFactor]);
+      const float ratio = cfg::f32(params[kCfgPostRescale]);
 #pragma unroll
       for (int k = 0; k < kLane; ++k)
         x[k] = a.post_mode == PostMode::kRescale
-                   ? cfg::torch_rescale<E>(x[k], ratio, a.phi, a.one_minus_phi)
-                   : cfg::apply_factor<E>(x[k], factor);
+                   ? cfg::torch_rescale<E>(raw[k], ratio, a.phi, a.one_minus_phi)
+                   : cfg::apply_factor<E>(raw[k], factor);
       store_lane<E>(a.out, a, b, c, x);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kLane; ++k) x[k] = raw[k];
     }
-    if (kStatistics) p.b = cfg::lane_moments(x, lane_count<E>(a.n, c));
+    if (kStatistics) p.b = cfg::lane_moments(x, lane_count<E>(a.n, c), a.fields.squares);
     return p;
   });
 }
@@ -425,6 +565,9 @@ class CudaCfgMath final : public CfgMath {
     a.finish.order = order;
     a.finish.cond_moments = moments;
     a.finish.zero_star = a.products;
+    a.fields.a = moments;
+    a.fields.squares = moments;  // this pass does not know the post-processing: all of cond's
+    a.fields.products = a.products;
     DeviceGuard guard(device_);
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
@@ -469,6 +612,9 @@ class CudaCfgMath final : public CfgMath {
     a.finish.post = c.post;
     a.finish.cond_moments = c.cond >= 0;
     a.finish.kind = a.out_moments ? Finish::kOutput : c.cond >= 0 ? Finish::kCondOnly : Finish::kNone;
+    a.fields.a = c.cond >= 0;
+    a.fields.b = a.out_moments;
+    a.fields.squares = c.post.norm_k != 0;
     const void* pointers[kCfgCudaMaxInputs + 1];
     for (int i = 0; i < c.count; ++i) pointers[i] = c.inputs[i];
     pointers[c.count] = out;
@@ -502,6 +648,8 @@ class CudaCfgMath final : public CfgMath {
     a.finish.kind = Finish::kOutput;
     a.finish.order = order;
     a.finish.post = post;
+    a.fields.b = true;
+    a.fields.squares = post.norm_k != 0;
     launch_output(dtype, a, false, stream, "the CFG output statistics");
   }
 
@@ -524,6 +672,7 @@ class CudaCfgMath final : public CfgMath {
       a.finish.kind = Finish::kNormalized;
       a.finish.order = order;
       a.finish.post = post;
+      a.fields.b = true;  // the rescale ratio needs the normalized output's std only
       launch_output(dtype, a, true, stream, "the CFG normalization");
     }
     a.post_mode = PostMode::kRescale;
@@ -595,16 +744,12 @@ class CudaCfgMath final : public CfgMath {
   }
 
   void check_memory(const TensorView& view, const std::string& what) const override {
-    RelaxedCaptureScope relaxed;  // pure queries only, legal inside the caller's capture
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
-      cudaGetLastError();
-      devices = 0;
-    }
+    const int devices = device_count();
     DIFFCOLL_REQUIRE(device_ < devices, Status::kUnsupported, what, " ", view.describe(),
                      " is on CUDA device ", device_, " but this process sees ", devices,
                      " CUDA device(s)");
     if (view.numel() == 0) return;
+    RelaxedCaptureScope relaxed;  // a pure query, legal inside the caller's capture
     cudaPointerAttributes attributes{};
     const cudaError_t err = cudaPointerGetAttributes(&attributes, view.span_begin());
     if (err != cudaSuccess) cudaGetLastError();

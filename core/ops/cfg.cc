@@ -536,6 +536,7 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
     c.inputs = images.data();
     c.count = count;
     c.weights = weights.data();
+    c.post = post;  // which of cond's statistics to collect
     if (o.zero_star && local_uncond >= 0) {  // cond is here too (checked above)
       math.input_stats(dt, images[local_cond], images[local_uncond], post.any(), o.order, extent,
                        scalars, stream);

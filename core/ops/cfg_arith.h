@@ -153,6 +153,7 @@ struct F32 {
 
 // Elements of one lane of the reduction order (cfg_math.h): the same for every dtype.
 constexpr int kLaneElements = static_cast<int>(kCfgReduceChunk / kCfgReduceLanes);
+static_assert((kLaneElements & (kLaneElements - 1)) == 0, "lane_moments divides by a power of two");
 
 // ---- the guidance formula, one element at a time --------------------------------------
 // x are stored values as f32; R() rounds to the dtype E.
@@ -197,8 +198,12 @@ struct Moments {
 };
 
 // Moments of x[0..count), count <= kLaneElements: the lane's own two passes
-// over values it holds in registers.
-CFG_HD Moments lane_moments(const float* x, int count) {
+// over values it holds in registers. Without `squares` the sum of squares
+// is left 0 (only CFG normalization reads it; the device skips it otherwise).
+// x[i] is the i-th value as f32 (an array, or a device lane decoding its
+// stored values).
+template <typename Values>
+CFG_HD Moments lane_moments(const Values& x, int count, bool squares = true) {
   Moments m{0.0, 0.0, 0.0, 0.0};
   if (count <= 0) return m;
   double sum = 0.0;
@@ -206,14 +211,16 @@ CFG_UNROLL
   for (int i = 0; i < kLaneElements; ++i)
     if (i < count) sum = dadd(sum, static_cast<double>(x[i]));
   m.n = static_cast<double>(count);
-  m.mean = ddiv(sum, m.n);
+  // A full lane divides by a power of two: the product with its reciprocal
+  // is the same correctly rounded quotient, without a division.
+  m.mean = count == kLaneElements ? dmul(sum, 1.0 / kLaneElements) : ddiv(sum, m.n);
 CFG_UNROLL
   for (int i = 0; i < kLaneElements; ++i)
     if (i < count) {
       const double v = x[i];
       const double d = dsub(v, m.mean);
       m.m2 = dadd(m.m2, dmul(d, d));
-      m.sq = dadd(m.sq, dmul(v, v));
+      if (squares) m.sq = dadd(m.sq, dmul(v, v));
     }
   return m;
 }
@@ -224,8 +231,15 @@ CFG_HD Moments merge(const Moments& a, const Moments& b) {
   Moments r;
   r.n = dadd(a.n, b.n);
   const double d = dsub(b.mean, a.mean);
-  r.mean = dadd(a.mean, dmul(d, ddiv(b.n, r.n)));
-  r.m2 = dadd(dadd(a.m2, b.m2), dmul(dmul(d, d), ddiv(dmul(a.n, b.n), r.n)));
+  // Equal counts (every full lane and chunk of the reduction order): b.n / r.n
+  // is exactly 1/2 and a.n b.n / r.n exactly a.n / 2 (a.n^2 is exact up to
+  // 2^26), so the divisions, the slowest steps of a merge on a GPU, are
+  // skipped without changing a bit.
+  const bool halves = a.n == b.n && a.n <= 67108864.0;
+  const double wb = halves ? 0.5 : ddiv(b.n, r.n);
+  const double wab = halves ? dmul(a.n, 0.5) : ddiv(dmul(a.n, b.n), r.n);
+  r.mean = dadd(a.mean, dmul(d, wb));
+  r.m2 = dadd(dadd(a.m2, b.m2), dmul(dmul(d, d), wab));
   r.sq = dadd(a.sq, b.sq);
   return r;
 }
@@ -254,7 +268,8 @@ CFG_HD void merge_into(Partial& into, const Partial& p) {
 }
 
 // sum c*u and sum u*u of a lane, in element order.
-CFG_HD void lane_products(const float* c, const float* u, int count, double* dot, double* uu) {
+template <typename Values>
+CFG_HD void lane_products(const Values& c, const Values& u, int count, double* dot, double* uu) {
   double cu = 0.0, uu2 = 0.0;
 CFG_UNROLL
   for (int i = 0; i < kLaneElements; ++i)

@@ -173,6 +173,8 @@ struct CfgCombine {
   // The output is the final combined prediction: with post-processing on,
   // collect its statistics and derive the post-processing parameters.
   bool final_output = false;
+  // The post-processing the statistics serve, also when the output is not
+  // final: sums of squares are collected only for CFG normalization.
   CfgPost post;
 };
 

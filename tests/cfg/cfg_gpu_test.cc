@@ -129,6 +129,27 @@ class CfgGpu : public ::testing::Test {
     ASSERT_OK(diffcoll_comm_create(name.c_str(), 0, 1, &config, &comm_));
   }
   void sync() { ASSERT_CUDA(cudaStreamSynchronize(stream_)); }
+  // The serial combine of c's predictions on the host into host_out, and of
+  // device mirrors of them into a mirror of dev_out (downloaded).
+  void combine_serial_on_both(Case& c, Tensor& host_out, Tensor& dev_out) {
+    Policy policy(c.spec);
+    const int n = c.spec.n();
+    std::vector<diffcoll_tensor_t> host_d;
+    for (const Tensor& t : c.preds) host_d.push_back(t.desc());
+    diffcoll_tensor_t hod = host_out.desc();
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &hod, 0, nullptr));
+    std::vector<std::unique_ptr<DeviceMirror>> dev;
+    std::vector<diffcoll_tensor_t> dev_d;
+    for (Tensor& t : c.preds) {
+      dev.push_back(std::make_unique<DeviceMirror>(t));
+      dev_d.push_back(dev.back()->desc());
+    }
+    DeviceMirror dev_out_mirror(dev_out);
+    diffcoll_tensor_t dod = dev_out_mirror.desc();
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &dod, 0, stream_));
+    sync();
+    dev_out_mirror.download();
+  }
   void capture_and_replay(const Config& cfg);
 
   cudaStream_t stream_ = nullptr;
@@ -145,30 +166,30 @@ TEST_F(CfgGpu, SerialCombineEqualsHostBitwise) {
       for (int dtype : float_dtypes()) {
         if (cfg.zero_star && n < 2) continue;
         Case c(n, cfg, dtype, kShape, seed++);
-        Policy policy(c.spec);
-        std::vector<diffcoll_tensor_t> host_d;
-        for (const Tensor& t : c.preds) host_d.push_back(t.desc());
         const Layout out_layout = n % 2 ? Layout::kGapped : Layout::kContiguous;
-        Tensor host_out(dtype, kShape, out_layout);
-        diffcoll_tensor_t hod = host_out.desc();
-        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &hod, 0, nullptr));
-
-        std::vector<std::unique_ptr<DeviceMirror>> dev;
-        std::vector<diffcoll_tensor_t> dev_d;
-        for (Tensor& t : c.preds) {
-          dev.push_back(std::make_unique<DeviceMirror>(t));
-          dev_d.push_back(dev.back()->desc());
-        }
-        Tensor dev_out(dtype, kShape, out_layout);
-        DeviceMirror dev_out_mirror(dev_out);
-        diffcoll_tensor_t dod = dev_out_mirror.desc();
-        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &dod, 0, stream_));
-        sync();
-        dev_out_mirror.download();
+        Tensor host_out(dtype, kShape, out_layout), dev_out(dtype, kShape, out_layout);
+        ASSERT_NO_FATAL_FAILURE(combine_serial_on_both(c, host_out, dev_out));
         EXPECT_TRUE(dev_out.gaps_intact()) << c.where;
         expect_same_bits(dev_out, host_out, "serial " + c.where);
         EXPECT_MATCHES_REFERENCE(dtype, dev_out.values(), reference(c.spec, c.values, kShape[0], 0),
                                  n, "device serial " + c.where);
+      }
+}
+
+// Samples of 301 chunks of the reduction order: more chunk partials than a
+// block has lanes, so that the last block merges several partials per lane
+// (unequal counts) and the statistics passes run many blocks per sample.
+// Device == host bitwise, every order and post-process.
+TEST_F(CfgGpu, LargeSamplesEqualHostBitwise) {
+  const Shape shape = {2, 16, 151, 509};  // 1229744 elements per sample
+  uint32_t seed = 500;
+  for (int n = 2; n <= 3; ++n)
+    for (const Config& cfg : gpu_configs())
+      for (int dtype : {DIFFCOLL_BFLOAT16, DIFFCOLL_FLOAT32}) {
+        Case c(n, cfg, dtype, shape, seed++);
+        Tensor host_out(dtype, shape), dev_out(dtype, shape);
+        ASSERT_NO_FATAL_FAILURE(combine_serial_on_both(c, host_out, dev_out));
+        expect_same_bits(dev_out, host_out, "large samples " + c.where);
       }
 }
 
