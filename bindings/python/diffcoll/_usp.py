@@ -146,6 +146,13 @@ class Ring(OwnedHandle):
         )
         self._keep: Any = (k0, k1)  # the library reads and writes the buffers until close()
         self._current = 0
+        # The half the library's ring holds as current: other than _current
+        # after an odd number of diffcoll.torch steps a compiled graph made
+        # without the ring's memory (see diffcoll/torch/_kernels.py).
+        self._library_current = 0
+        # How the step in flight was posted by diffcoll.torch: through the
+        # library's ring (True), as a detached exchange (False), or none (None).
+        self._step_library: Optional[bool] = None
 
     @property
     def comm(self) -> Comm:
@@ -175,6 +182,11 @@ class Ring(OwnedHandle):
 
         ``stream`` (CUDA): the transfer starts after the work already on it and
         overlaps the work queued on it afterwards. Host: runs in the background."""
+        if self._library_current != self._current:
+            raise InvalidArgumentError(
+                "the ring's library state is a half behind its steps through a compiled graph: "
+                "go on with diffcoll.torch.ring_start / ring_wait until it catches up",
+                function="diffcoll.Ring.start")
         _check(c.diffcoll_ring_start(self._handle, stream_handle(stream)), "diffcoll_ring_start")
 
     def wait(self, stream: StreamLike = None) -> int:
@@ -184,7 +196,7 @@ class Ring(OwnedHandle):
         ``stream`` (CUDA): work queued on it afterwards runs after the transfer
         (the call does not block). Host: returns when the transfer is done."""
         (current,) = _check(c.diffcoll_ring_wait(self._handle, stream_handle(stream)), "diffcoll_ring_wait")
-        self._current = int(current)
+        self._current = self._library_current = int(current)
         return self._current
 
     def steps(self, *, stream: StreamLike = None) -> Iterator[Tuple[TensorLike, ...]]:

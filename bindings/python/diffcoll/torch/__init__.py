@@ -57,7 +57,9 @@ _DIRECTIONS = {d.name.lower(): int(d) for d in UlyssesDirection}
 _PATHS = {p.name.lower(): int(p) for p in FusedNormPath}
 
 if COMPILABLE:
-    _is_compiling = torch.compiler.is_compiling
+    # Dynamo's own flag is the cheaper test; non-strict export, which it
+    # misses, traces fake or functional tensors, which the type test catches.
+    _is_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
     _dispatch_modes = torch._C._len_torch_dispatch_stack
     _Tensor = torch.Tensor
 
@@ -280,10 +282,15 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     """Posts one step of the :class:`diffcoll.Ring` ``ring``
     (``diffcoll::ring_start``): half ``current`` goes to the next rank, the
     other half receives. ``buffers`` are the ring's tensors, half 0 then
-    half 1 (under torch.compile the graph may hand its own copies of them: the
-    half sent is then copied into the ring first, and :func:`ring_wait` copies
-    the half received back out); ``current`` is the half the caller holds as
-    current (the ring's ``current`` before the loop; the operators check it)."""
+    half 1; ``current`` is the half the caller holds as current (the ring's
+    ``current`` before the loop; the operators check it).
+
+    Eagerly, with the ring's own tensors, the transfer runs while the caller
+    works on the current half. Under torch.compile (the graph may hand its own
+    copies of the halves, and keep other values in the ring's memory) and with
+    other tensors, ring_start only checks and :func:`ring_wait` exchanges the
+    halves handed to it, grouped send and receive on the current stream: no
+    overlap, but nothing written where the graph does not expect it."""
     number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
     if type(buffers) is not list:
         buffers = list(buffers)

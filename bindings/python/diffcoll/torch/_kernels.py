@@ -131,20 +131,20 @@ def _fused_norm(x: Tensor, residual: Optional[Tensor], weight: Optional[Tensor],
     _check(c.diffcoll_fused_norm(ws, xd, rd, wd, eps, yd, od, options, _stream(xd)), "diffcoll_fused_norm")
 
 
-def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool) -> None:
+def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool, graph: bool = False) -> None:
     """Posts (``wait`` False: diffcoll_ring_start) or completes (True:
     diffcoll_ring_wait) one step of the ring of handle ``ring``, after
     checking that ``buffers`` match the ring's tensors one for one and
     ``current`` is its current half.
 
-    The kernel of both ring operators, and what diffcoll.torch.ring_start and
-    ring_wait call directly outside a trace. Ring attention runs it twice a
-    step, so the usual case, ``buffers`` being the ring's own tensors, spends
-    no Python frame it can avoid: the registry's entry is read in place, the
-    buffers are compared by identity in C, and the library is called here
-    (not through Ring.start / Ring.wait), its status checked in place. Other
-    tensors (a compiled graph's copies) are checked by :func:`_check_halves`
-    and copied in and out as the note below says."""
+    The kernel of both ring operators (``graph`` True), and what
+    diffcoll.torch.ring_start and ring_wait call directly outside a trace.
+    Ring attention runs it twice a step, so the usual eager case, ``buffers``
+    being the ring's own tensors, spends no Python frame it can avoid: the
+    registry's entry is read in place, the buffers are compared by identity
+    in C, and the library is called here (not through Ring.start /
+    Ring.wait), its status checked in place. The operators and other tensors
+    take :func:`_detached_step`."""
     entry = _registry.entry(ring)
     r = None if entry is None else entry.ref()
     if type(r) is not Ring:
@@ -153,28 +153,35 @@ def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool) ->
     mine = len(buffers) == len(own) and all(map(_is, buffers, own))
     if not mine:
         _check_halves(buffers, own, _ring_op(wait))
+        mine = all(b.data_ptr() == o.data_ptr() and b.stride() == o.stride() for b, o in zip(buffers, own))
     if current != r._current:
         raise InvalidArgumentError(f"the caller holds half {current} as current, the ring half {r._current}",
                                    function=_ring_op(wait))
+    # A step is exchanged the way it was posted; a wait without a start gets
+    # the library's error.
+    library = r._step_library
+    if not wait or library is None:
+        library = not graph and mine and r._library_current == current
+    if not library:
+        r._step_library = None if wait else False
+        _detached_step(r, buffers, current, wait)
+        return
     d = r._cuda_device
     stream = None if d is None else _raw_stream(d)
     if not wait:
-        if not mine:
-            for given, ring_tensor in zip(_half(buffers, current), _half(own, current)):
-                if _elsewhere(given, ring_tensor):
-                    ring_tensor.copy_(given)
         status = c.diffcoll_ring_start(r._handle, stream)
         if status != _SUCCESS:
             _check(status, "diffcoll_ring_start")
-    else:
-        status, now = c.diffcoll_ring_wait(r._handle, stream)
-        if status != _SUCCESS:
-            _check(status, "diffcoll_ring_wait")
-        r._current = int(now)
-        if not mine:
-            for given, ring_tensor in zip(_half(buffers, 1 - current), _half(own, 1 - current)):
-                if _elsewhere(given, ring_tensor):
-                    given.copy_(ring_tensor)
+        r._step_library = True
+        return
+    status, now = c.diffcoll_ring_wait(r._handle, stream)
+    if status != _SUCCESS:
+        _check(status, "diffcoll_ring_wait")
+    r._step_library = None
+    r._current = r._library_current = int(now)
+    if not mine:  # posted with the ring's tensors, completed with others
+        for given, ring_tensor in zip(_half(buffers, r._current), _half(own, r._current)):
+            given.copy_(ring_tensor)
 
 
 def _ring_op(wait: bool) -> str:
@@ -190,26 +197,55 @@ def _check_halves(buffers: Sequence[Tensor], own: Sequence[Tensor], op: str) -> 
 
 
 # torch.compile functionalizes the writes a graph makes into the ring's halves:
-# the operators may then be handed the graph's copies of the halves instead of
-# the ring's own tensors. The library only moves the ring's own memory, so the
-# half sent is copied into it first and the half received copied out of it
-# after the wait, each only where the tensor handed in is not the ring's own
-# (never in eager mode); the copies run on the current stream, in order.
+# the operators may then be handed the graph's own tensors for the halves, and
+# the graph may keep other values in the ring's memory meanwhile (it only knows
+# of the writes made into the tensors it hands over; a receive the library
+# posted into the ring's memory at ring_start clobbered a block the graph read
+# later, on 4 ranks). So the operators, and eager calls with other tensors,
+# leave the ring's memory alone: ring_start only checks, and ring_wait
+# sends the half handed as current to the next rank and receives the other
+# half from the previous one, grouped, on the current stream (no overlap with
+# the step's attention, but nothing written where the graph does not expect
+# it). The library's ring then holds the other half as current than the
+# program: until a step brings them together again, eager steps take this
+# path too.
 def _half(tensors: Sequence[Tensor], half: int) -> Sequence[Tensor]:
     n = len(tensors) // 2
     return tensors[half * n:(half + 1) * n]
 
 
-def _elsewhere(a: Tensor, b: Tensor) -> bool:
-    return a is not b and a.data_ptr() != b.data_ptr()
+def _detached_step(r: Ring, buffers: Sequence[Tensor], current: int, wait: bool) -> None:
+    if not wait:
+        return
+    comm = r.comm
+    size, rank = comm.size, comm.rank
+    sent, received = _half(buffers, current), _half(buffers, 1 - current)
+    if size == 1:
+        for into, block in zip(received, sent):
+            into.copy_(block)
+    else:
+        h = comm._handle
+        _check(c.diffcoll_group_start(h), "diffcoll_group_start")
+        try:
+            for t in sent:
+                d = torch_desc(t, "buffers")
+                _check(c.diffcoll_send(h, d, (rank + 1) % size, _stream(d)), "diffcoll_send")
+            for t in received:
+                d = torch_desc(t, "buffers")
+                _check(c.diffcoll_recv(h, d, (rank - 1) % size, _stream(d)), "diffcoll_recv")
+        except BaseException:
+            c.diffcoll_group_end(h)  # the communicator stays usable; the first error is reported
+            raise
+        _check(c.diffcoll_group_end(h), "diffcoll_group_end")
+    r._current = 1 - current
 
 
 def ring_start(buffers: List[Tensor], ring: int, current: int) -> None:
-    ring_step(buffers, ring, current, False)
+    ring_step(buffers, ring, current, False, graph=True)
 
 
 def ring_wait(buffers: List[Tensor], ring: int, current: int) -> None:
-    ring_step(buffers, ring, current, True)
+    ring_step(buffers, ring, current, True, graph=True)
 
 
 # ---------------------------------------------------------------- new outputs
