@@ -227,10 +227,22 @@ def test_fused_add_rmsnorm(ranks, size):
 
 @pytest.mark.parametrize("size", [2, 3])
 @pytest.mark.parametrize("copies", [False, True], ids=["own", "graph_copies"])
-def test_ring_visits_every_block(ranks, size, copies):
-    """With ``copies`` the operators get other tensors holding the halves'
-    values at each call, as torch.compile's functionalized graphs hand them:
-    the block sent and the block received must still be the right ones."""
+@pytest.mark.parametrize("operators", [False, True], ids=["eager", "operator_kernels"])
+def test_ring_visits_every_block(ranks, size, copies, operators):
+    """With ``copies`` the steps get other tensors holding the halves' values
+    at each call, as torch.compile's functionalized graphs hand them; with
+    ``operators`` they run the registered operators' kernels, as a compiled
+    graph does: the block sent and the block received must still be the
+    right ones."""
+    def start(h, buffers, cur):
+        return _kernels.ring_start(buffers, h, cur) if operators else dct.ring_start(h, buffers, cur)
+
+    def wait(h, buffers, cur):
+        if not operators:
+            return dct.ring_wait(h, buffers, cur)
+        _kernels.ring_wait(buffers, h, cur)
+        return 1 - cur
+
     def body(comm):
         halves = [[torch.zeros(3, 4), torch.zeros(3)] for _ in range(2)]
         halves[0][0].fill_(comm.rank)
@@ -249,10 +261,10 @@ def test_ring_visits_every_block(ranks, size, copies):
             for step in range(comm.size):
                 k, v = buffers[2 * cur:2 * cur + 2]
                 if step < comm.size - 1:
-                    dct.ring_start(h, buffers, cur)
+                    start(h, buffers, cur)
                 seen.append((int(k[0, 0]), int(v[0])))  # "attention" on the current block
                 if step < comm.size - 1:
-                    cur = dct.ring_wait(h, buffers, cur)
+                    cur = wait(h, buffers, cur)
                     assert cur == ring.current
                 if copies:  # the next call gets fresh copies again
                     buffers = [b.clone() for b in buffers]
@@ -290,6 +302,9 @@ def test_ring_steps_take_views_and_refuse_what_is_not_the_ring(ranks, size):
             dct.ring_start(h, buffers, cur)
         with pytest.raises(diffcoll.InvalidHandleError, match="diffcoll_ring_wait: ring is NULL"):
             dct.ring_wait(h, buffers, cur)
+        for kernel in (_kernels.ring_start, _kernels.ring_wait):  # the operators' exchange
+            with pytest.raises(diffcoll.InvalidHandleError, match="the ring was closed"):
+                kernel([b.clone() for b in buffers], h, cur)
         dct.release_handle(ring)
         with pytest.raises(diffcoll.InvalidHandleError, match="names no live diffcoll object"):
             dct.ring_start(h, buffers, cur)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .. import _registry
 from .._cfg import CfgPolicy
-from .._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError, InvalidHandleError
 from .._halo import HaloPlan
 from .._handle import _check
 from .._native import c
@@ -215,6 +215,8 @@ def _half(tensors: Sequence[Tensor], half: int) -> Sequence[Tensor]:
 
 
 def _detached_step(r: Ring, buffers: Sequence[Tensor], current: int, wait: bool) -> None:
+    if r.closed:
+        raise InvalidHandleError("the ring was closed", function=_ring_op(wait))
     if not wait:
         return
     comm = r.comm
