@@ -31,9 +31,9 @@
 //
 //   cfg_bench [--ranks D] [--iters N] [--json PATH]
 //
-// Runs D processes (this program re-executed), rank r on GPU r % gpus. One
-// GPU per rank gives the timings; with more ranks than GPUs the ranks share
-// them (each its own NCCL host over loopback sockets): results are checked,
+// Runs D ranks through bench_support.h's bench_main: threads with a GPU each,
+// which gives the timings; with more ranks than GPUs, processes sharing them
+// (each its own NCCL host over loopback sockets): results are checked,
 // timings are not meaningful and the table says so. D = 1 has no
 // communication (diffcoll's CFG group of one rank communicates nothing, the
 // baselines still call NCCL).
@@ -41,27 +41,19 @@
 #include <cuda_runtime.h>
 #include <diffcoll/diffcoll.h>
 #include <nccl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bench_support.h"
 #include "example_support.h"
-
-extern char** environ;
 
 namespace {
 
@@ -132,30 +124,6 @@ __global__ void rescale_kernel(__nv_bfloat16* out, const double* cond_acc, const
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
     out[i] = __float2bfloat16(__bfloat162float(out[i]) * f);
-}
-
-// ---- processes ---------------------------------------------------------------------------
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// Rank 0 publishes the NCCL unique id as a file in `dir`; the others wait for it.
-ncclUniqueId share_nccl_id(int rank, const std::string& dir) {
-  ncclUniqueId id;
-  const std::string path = dir + "/nccl-id", tmp = path + ".tmp";
-  if (rank == 0) {
-    NCCL(ncclGetUniqueId(&id));
-    std::ofstream(tmp, std::ios::binary).write(id.internal, sizeof id.internal);
-    std::rename(tmp.c_str(), path.c_str());
-    return id;
-  }
-  for (;;) {
-    std::ifstream in(path, std::ios::binary);
-    if (in.read(id.internal, sizeof id.internal)) return id;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
 }
 
 struct Timing {
@@ -255,18 +223,13 @@ double check_result(const std::vector<uint16_t>& got, const std::vector<uint16_t
   return worst;
 }
 
-int run_rank(int rank, int ranks, int gpus, int iters, const std::string& dir,
-             const std::string& json) {
-  const int device = rank % gpus;
-  const bool shared = ranks > gpus;
-  CUDA(cudaSetDevice(device));
-  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
-  config.device_id = device;
-  diffcoll_comm_t* comm;
-  CHECK(diffcoll_comm_create(("file://" + dir).c_str(), rank, ranks, &config, &comm));
-  const ncclUniqueId id = share_nccl_id(rank, dir);
-  ncclComm_t nccl;
-  NCCL(ncclCommInitRank(&nccl, ranks, id, rank));
+int run_rank(const BenchRank& me, const BenchArgs& args) {
+  const int rank = me.rank, ranks = me.ranks, device = me.device, gpus = args.gpus;
+  const int iters = args.iters;
+  const bool shared = me.shared;
+  const std::string& json = args.json;
+  diffcoll_comm_t* comm = bench_comm(me);
+  ncclComm_t nccl = raw_nccl_comm(comm, me);
   cudaStream_t stream;
   CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
 
@@ -478,50 +441,5 @@ int run_rank(int rank, int ranks, int gpus, int iters, const std::string& dir,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!env("CFG_BENCH_RANK").empty())
-    return run_rank(std::atoi(env("CFG_BENCH_RANK").c_str()),
-                    std::atoi(env("CFG_BENCH_RANKS").c_str()),
-                    std::atoi(env("CFG_BENCH_GPUS").c_str()),
-                    std::atoi(env("CFG_BENCH_ITERS").c_str()), env("CFG_BENCH_DIR"),
-                    env("CFG_BENCH_JSON"));
-  BenchArgs args;
-  args.iters = 100;
-  args.json = "cfg_bench.json";
-  args.share_gpus = true;
-  if (int status = parse_bench_args(argc, argv, "cfg_bench", &args); status >= 0) return status;
-  const int ranks = args.ranks, iters = args.iters;
-  const std::string json = args.json;
-  char dir[] = "/tmp/diffcoll-cfg-bench-XXXXXX";
-  if (!mkdtemp(dir)) {
-    std::perror("mkdtemp");
-    return 1;
-  }
-  std::vector<pid_t> children;
-  for (int r = 0; r < ranks; ++r) {
-    std::vector<std::string> vars = {"CFG_BENCH_RANK=" + std::to_string(r),
-                                     "CFG_BENCH_RANKS=" + std::to_string(ranks),
-                                     "CFG_BENCH_GPUS=" + std::to_string(args.gpus),
-                                     "CFG_BENCH_ITERS=" + std::to_string(iters),
-                                     "CFG_BENCH_DIR=" + std::string(dir),
-                                     "CFG_BENCH_JSON=" + json};
-    for (std::string& v : shared_gpu_environment(r, ranks, args.gpus)) vars.push_back(v);
-    std::vector<char*> envp;
-    for (char** e = environ; *e; ++e) envp.push_back(*e);
-    for (std::string& v : vars) envp.push_back(v.data());
-    envp.push_back(nullptr);
-    char* child_args[] = {const_cast<char*>("/proc/self/exe"), nullptr};
-    pid_t pid;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, child_args, envp.data()) != 0) {
-      std::perror("posix_spawn");
-      return 1;
-    }
-    children.push_back(pid);
-  }
-  int failed = 0;
-  for (pid_t pid : children) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
-  return failed ? 1 : 0;
+  return bench_main(argc, argv, "cfg_bench", 100, "cfg_bench.json", run_rank);
 }

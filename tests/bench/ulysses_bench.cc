@@ -52,25 +52,6 @@ diffcoll_tensor_t bshd(void* data, int64_t s, int64_t h, int device) {
   return d;
 }
 
-// Milliseconds of `iters` runs of fn on `stream`, all ranks started together.
-template <typename Fn>
-double time_ms(diffcoll_comm_t* comm, cudaStream_t stream, int iters, Fn fn) {
-  cudaEvent_t start, stop;
-  CUDA(cudaEventCreate(&start));
-  CUDA(cudaEventCreate(&stop));
-  CUDA(cudaStreamSynchronize(stream));
-  CHECK(diffcoll_barrier(comm, nullptr));
-  CUDA(cudaEventRecord(start, stream));
-  for (int i = 0; i < iters; ++i) fn();
-  CUDA(cudaEventRecord(stop, stream));
-  CUDA(cudaEventSynchronize(stop));
-  float ms = 0;
-  CUDA(cudaEventElapsedTime(&ms, start, stop));
-  CUDA(cudaEventDestroy(start));
-  CUDA(cudaEventDestroy(stop));
-  return ms;
-}
-
 // Fills a bf16 buffer so that element i of rank r's input is recognisable.
 void fill(std::vector<uint16_t>& host, int rank) {
   for (size_t i = 0; i < host.size(); ++i)
@@ -155,16 +136,15 @@ int main(int argc, char** argv) {
                       correct = false;
             }
           }
-          const double eager = time_ms(comm, stream, iters, call);
+          const double eager_us = time_launches_us(comm, stream, call, iters, iters);
           cudaGraph_t graph;
           cudaGraphExec_t exec;
           CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
           for (int i = 0; i < 10; ++i) call();
           CUDA(cudaStreamEndCapture(stream, &graph));
           CUDA(cudaGraphInstantiate(&exec, graph, 0));
-          CUDA(cudaGraphLaunch(exec, stream));
-          const double graphed =
-              time_ms(comm, stream, iters / 10, [&] { CUDA(cudaGraphLaunch(exec, stream)); });
+          const double graphed_us = time_launches_us(
+              comm, stream, [&] { CUDA(cudaGraphLaunch(exec, stream)); }, iters / 10, iters / 10 * 10);
           CUDA(cudaGraphExecDestroy(exec));
           CUDA(cudaGraphDestroy(graph));
           // Raw NCCL on dense buffers of the same bytes (equal blocks).
@@ -173,8 +153,7 @@ int main(int argc, char** argv) {
           CUDA(cudaMalloc(&send, block * ranks));
           CUDA(cudaMalloc(&recv, block * ranks));
           auto raw = [&] { NCCL(ncclAlltoAll(send, recv, block, ncclUint8, nccl, stream)); };
-          for (int i = 0; i < 5; ++i) raw();
-          const double nccl_ms = time_ms(comm, stream, iters, raw);
+          const double nccl_us = time_launches_us(comm, stream, raw, iters, iters);
           CUDA(cudaFree(send));
           CUDA(cudaFree(recv));
           for (int t = 0; t < tensors; ++t) {
@@ -183,8 +162,7 @@ int main(int argc, char** argv) {
           }
           if (r == 0)
             results.push_back({seq, tensors, static_cast<double>(tensors * in_bytes),
-                               1000.0 * eager / iters, 1000.0 * graphed / (iters / 10 * 10),
-                               1000.0 * nccl_ms / iters, correct});
+                               eager_us, graphed_us, nccl_us, correct});
           else if (!correct)
             std::fprintf(stderr, "rank %d: wrong result for S=%lld\n", r, (long long)seq);
         }
