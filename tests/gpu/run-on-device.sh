@@ -38,29 +38,26 @@ python3 -m pytest -q -rs bindings/python/tests/test_torch_cuda.py \
   >"$out/python-torch.log" 2>&1 || rc=1
 tail -3 "$out/python-torch.log"
 examples_passed=0 examples_failed=0
-[ $examples = 1 ] && for n in 1 2 4; do
-  if python3 -m torch.distributed.run --nproc-per-node="$n" examples/python/torch_gpu.py \
-      >"$out/torch-example-$n.log" 2>&1; then
+# run_example NAME COMMAND...: runs an example, its output in $out/NAME.log.
+run_example() {
+  local name=$1; shift
+  if "$@" >"$out/$name.log" 2>&1; then
     examples_passed=$((examples_passed + 1))
   else
     examples_failed=$((examples_failed + 1)); rc=1
-    echo "torch_gpu.py at $n ranks FAILED:"; tail -15 "$out/torch-example-$n.log"
+    echo "$name FAILED:"; tail -15 "$out/$name.log"
   fi
+}
+[ $examples = 1 ] && for n in 1 2 4; do
+  run_example "torch-example-$n" python3 -m torch.distributed.run --nproc-per-node="$n" examples/python/torch_gpu.py
 done
 # The end-to-end pipeline (examples/pipeline) against its 1-rank video, on
 # diffcoll and on torch.distributed, at 2, 3 and 4 ranks.
 declare -A pipeline_layouts=([2]=cfg2,ulysses2,ring2 [3]=ulysses3,cfg3xvae3,ring3
   [4]=cfg2xulysses2,ulysses4,cfg2xring2,ulysses2xring2)
 [ $examples = 1 ] && for n in 2 3 4; do
-  layouts=${pipeline_layouts[$n]}
-  if python3 examples/pipeline/run.py --device cuda --ranks "$n" --preset gpu --branches 2 \
-      --impl diffcoll,torch --layouts "$layouts" --json "$out/pipeline-gpu-$n.json" \
-      >"$out/pipeline-gpu-$n.log" 2>&1; then
-    examples_passed=$((examples_passed + 1))
-  else
-    examples_failed=$((examples_failed + 1)); rc=1
-    echo "pipeline at $n ranks FAILED:"; tail -15 "$out/pipeline-gpu-$n.log"
-  fi
+  run_example "pipeline-gpu-$n" python3 examples/pipeline/run.py --device cuda --ranks "$n" --preset gpu \
+    --branches 2 --impl diffcoll,torch --layouts "${pipeline_layouts[$n]}" --json "$out/pipeline-gpu-$n.json"
 done
 echo "examples (torch_gpu.py at 1, 2, 4 ranks; pipeline at 2, 3, 4): $examples_passed passed, $examples_failed failed"
 python3 tests/gpu/summarize.py "$out"/ctest-gpu.xml "$out"/python-torch.xml || rc=1
