@@ -294,7 +294,9 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
     if type(buffers) is not list:
         buffers = list(buffers)
-    if _eager(buffers[0]):
+    b = buffers[0]
+    # _eager(b) written out: ring attention takes two ring steps per block.
+    if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
         _k.ring_step(buffers, number, current, False)
     else:
         torch.ops.diffcoll.ring_start(buffers, number, int(current))
@@ -307,7 +309,8 @@ def ring_wait(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> int:
     number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
     if type(buffers) is not list:
         buffers = list(buffers)
-    if _eager(buffers[0]):
+    b = buffers[0]
+    if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
         _k.ring_step(buffers, number, current, True)
     else:
         torch.ops.diffcoll.ring_wait(buffers, number, int(current))

@@ -33,6 +33,10 @@ _torch_seen()  # fills the dtype table of torch_desc
 _raw_stream = _Torch.raw_stream or torch_stream  # torch_stream without its frame, for the ring steps
 _CUDA = int(DeviceType.CUDA)
 _SUCCESS = c.DIFFCOLL_SUCCESS
+# The ring steps call the extension's functions themselves: SWIG's module
+# proxies only forward their arguments, a Python frame per call.
+_c_functions = getattr(c, "_diffcoll_c", c)
+_ring_start, _ring_wait = _c_functions.diffcoll_ring_start, _c_functions.diffcoll_ring_wait
 _SEQ_TO_HEAD, _HEAD_TO_SEQ = int(UlyssesDirection.SEQ_TO_HEAD), int(UlyssesDirection.HEAD_TO_SEQ)
 
 
@@ -169,12 +173,12 @@ def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool, gr
     d = r._cuda_device
     stream = None if d is None else _raw_stream(d)
     if not wait:
-        status = c.diffcoll_ring_start(r._handle, stream)
+        status = _ring_start(r._handle, stream)
         if status != _SUCCESS:
             _check(status, "diffcoll_ring_start")
         r._step_library = True
         return
-    status, now = c.diffcoll_ring_wait(r._handle, stream)
+    status, now = _ring_wait(r._handle, stream)
     if status != _SUCCESS:
         _check(status, "diffcoll_ring_wait")
     r._step_library = None
