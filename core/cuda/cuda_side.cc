@@ -100,10 +100,10 @@ std::unique_ptr<Side> make_device_side(const DeviceSideSpec& spec) {
                      "the NCCL unique id in the store has ", bytes.size(), " bytes");
     std::memcpy(id.internal, bytes.data(), bytes.size());
   }
-  ncclComm_t comm = NcclBackend::init(id, spec.rank, spec.size, spec.device, spec.timeout,
-                                      spec.name);
+  ncclComm_t setup = NcclBackend::init(id, spec.rank, spec.size, spec.device, spec.timeout,
+                                       spec.name);
   return std::make_unique<CudaSide>(
-      std::make_unique<NcclBackend>(comm, true, spec.device, spec.timeout, spec.name));
+      NcclBackend::own(setup, spec.device, spec.timeout, spec.name));
 }
 
 std::unique_ptr<Side> split_device_side(Side& parent, int color, int key,
@@ -111,16 +111,15 @@ std::unique_ptr<Side> split_device_side(Side& parent, int color, int key,
   NcclBackend& nccl = static_cast<CudaSide&>(parent).nccl();
   ncclComm_t child = nccl.split(color, key, name);
   if (!child) return nullptr;
-  return std::make_unique<CudaSide>(std::make_unique<NcclBackend>(
-      child, true, nccl.device(), nccl.timeout(), name));
+  return std::make_unique<CudaSide>(NcclBackend::own(child, nccl.device(), nccl.timeout(), name));
 }
 
 std::unique_ptr<Side> wrap_device_side(void* nccl_comm, std::chrono::milliseconds timeout,
                                        const std::string& name) {
   int rank, size, device;
   describe_nccl_comm(nccl_comm, &rank, &size, &device);
-  return std::make_unique<CudaSide>(std::make_unique<NcclBackend>(
-      static_cast<ncclComm_t>(nccl_comm), false, device, timeout, name));
+  return std::make_unique<CudaSide>(
+      NcclBackend::borrow(static_cast<ncclComm_t>(nccl_comm), device, timeout, name));
 }
 
 void describe_nccl_comm(void* nccl_comm, int* rank, int* size, int* device) {

@@ -192,9 +192,10 @@ SymmetricNorm::~SymmetricNorm() {
   Resources& r = *resources_;
   try {
     if (r.has_dev_comm)
-      nccl_.settle(ncclDevCommDestroy(nccl_.comm(), &r.dev), "ncclDevCommDestroy");
+      nccl_.settle(ncclDevCommDestroy(nccl_.setup_comm(), &r.dev), "ncclDevCommDestroy");
     if (r.window)
-      nccl_.settle(ncclCommWindowDeregister(nccl_.comm(), r.window), "ncclCommWindowDeregister");
+      nccl_.settle(ncclCommWindowDeregister(nccl_.setup_comm(), r.window),
+                   "ncclCommWindowDeregister");
   } catch (const Error&) {
     // A destructor cannot report; the communicator itself reports its state.
   }
@@ -214,8 +215,9 @@ std::string SymmetricNorm::allocate(size_t region_bytes) {
 std::string SymmetricNorm::register_window() {
   DeviceGuard guard(nccl_.device());
   return attempt([&] {
-    nccl_.settle(ncclCommWindowRegister(nccl_.comm(), resources_->buffer, 3 * region_bytes_,
-                                        &resources_->window, NCCL_WIN_COLL_SYMMETRIC),
+    nccl_.settle(ncclCommWindowRegister(nccl_.setup_comm(), resources_->buffer,
+                                        3 * region_bytes_, &resources_->window,
+                                        NCCL_WIN_COLL_SYMMETRIC),
                  "ncclCommWindowRegister");
   });
 }
@@ -225,7 +227,7 @@ std::string SymmetricNorm::create_device_comm() {
   ncclDevCommRequirements requirements{};
   requirements.lsaBarrierCount = kMaxCtas;  // one per CTA of a kernel
   std::string why = attempt([&] {
-    nccl_.settle(ncclDevCommCreate(nccl_.comm(), &requirements, &resources_->dev),
+    nccl_.settle(ncclDevCommCreate(nccl_.setup_comm(), &requirements, &resources_->dev),
                  "ncclDevCommCreate");
   });
   if (!why.empty()) return why;

@@ -4,7 +4,8 @@
 // The one-kernel fused-norm paths, built on NCCL's own machinery: a buffer
 // from ncclMemAlloc registered as a symmetric window (ncclCommWindowRegister)
 // and an NCCL device communicator (ncclDevCommCreate) whose LSA team gives
-// load/store pointers into every peer's window and LSA barriers.
+// load/store pointers into every peer's window and LSA barriers. Both live on
+// the backend's non-blocking set-up communicator, whose calls settle() bounds.
 //
 // The window holds three regions of region_bytes each: x (every rank copies
 // its x there), y and residual_out (two-shot's per-rank results, which the

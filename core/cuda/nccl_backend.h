@@ -2,8 +2,15 @@
 // SPDX-License-Identifier: BSD-3-Clause
 
 // The device backend: NCCL on CUDA memory, stream-ordered on the caller's
-// stream, with a non-blocking communicator so that a stuck or failed peer
-// becomes an error (and an abort) instead of a hang.
+// stream. An owned backend holds two communicators of the same ranks:
+// - the set-up communicator, non-blocking: creation, splits and the other
+//   management calls (symmetric windows, device communicators) poll it, so
+//   that a peer that never arrives becomes a timeout instead of a hang;
+// - the data communicator, blocking, split from the set-up one: collectives
+//   return as soon as NCCL has enqueued them, as raw NCCL's do (a
+//   non-blocking communicator runs each one through an asynchronous job that
+//   costs tens of microseconds of host time). A call that blocks on the host
+//   for a missing peer is bounded by the watchdog's host deadline instead.
 #pragma once
 
 #include <nccl.h>
@@ -11,7 +18,6 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 
@@ -22,20 +28,30 @@ namespace diffcoll {
 
 class NcclBackend : public Backend {
  public:
-  // Takes `comm` (owned: destroyed with the backend, and watched: aborted
-  // when an operation hangs past the timeout; borrowed: never destroyed nor
-  // aborted, its owner watches it).
-  NcclBackend(ncclComm_t comm, bool owned, int device, std::chrono::milliseconds timeout,
-              std::string name);
+  // Owns `setup` (from init or split): splits the blocking data
+  // communicator from it (bounded by the timeout; on failure `setup` is
+  // aborted and the error thrown), destroys both with the backend and has
+  // the watchdog revoke the data one when an operation hangs.
+  static std::unique_ptr<NcclBackend> own(ncclComm_t setup, int device,
+                                          std::chrono::milliseconds timeout,
+                                          const std::string& name);
+  // Borrows `comm` (the caller's) for both roles: never destroyed, not
+  // watched (its owner watches it).
+  static std::unique_ptr<NcclBackend> borrow(ncclComm_t comm, int device,
+                                             std::chrono::milliseconds timeout,
+                                             const std::string& name);
   ~NcclBackend() override;
 
-  // A new communicator of `size` ranks from a unique id every rank shares.
+  // A new non-blocking set-up communicator of `size` ranks from a unique id
+  // every rank shares.
   static ncclComm_t init(const ncclUniqueId& id, int rank, int size, int device,
                          std::chrono::milliseconds timeout, const std::string& name);
-  // ncclCommSplit of this backend's communicator; nullptr for NCCL_SPLIT_NOCOLOR.
+  // A non-blocking set-up communicator split from this backend's (for own());
+  // nullptr for NCCL_SPLIT_NOCOLOR.
   ncclComm_t split(int color, int key, const std::string& name);
 
-  ncclComm_t comm() const { return comm_; }
+  // The communicator of management calls (settle() bounds them).
+  ncclComm_t setup_comm() const { return setup_; }
   int device() const { return device_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
   int rank() const;
@@ -67,21 +83,34 @@ class NcclBackend : public Backend {
   void complete_exchange(void* stream) override;
   void barrier(void* stream) override;
 
-  // Waits (bounded by the timeout) for a non-blocking call to settle and
-  // turns failures into errors; aborts the communicator on timeout.
+  // Waits (bounded by the timeout) for a management call on the set-up
+  // communicator to settle and turns failures into errors; aborts the
+  // communicators on timeout.
   void settle(ncclResult_t result, const char* what);
 
  private:
-  // Runs one NCCL call on `stream`: refuses an aborted communicator, settles
-  // the call and hands the stream to the watchdog. (Defined in the .cc, its
-  // only user; a template so that the hot path allocates nothing.)
+  NcclBackend(ncclComm_t setup, ncclComm_t data, bool owned, int device,
+              std::chrono::milliseconds timeout, std::string name);
+  // settle() on `comm`.
+  void settle_on(ncclComm_t comm, ncclResult_t result, const char* what);
+  // Runs one NCCL call on the data communicator on `stream`: refuses a
+  // revoked or aborted communicator, brackets the call with the host
+  // deadline, checks its result and hands the stream to the watchdog. (Defined
+  // in the .cc, its only user; a template so that the hot path allocates
+  // nothing.)
   template <typename Call>
   void enqueue(const char* what, void* stream, Call&& call);
+  void refuse_if_stopped(const char* what) const;
   ncclRedOp_t red_op(DType dtype, Reduction red);
-  // ncclCommAbort, once, whichever of a timed-out call or the watchdog asks.
-  void abort_once();
+  // ncclCommAbort of both communicators, on the caller's thread, once.
+  void abort_communicators();
+  // The watchdog's action (on its thread): see the .cc.
+  void revoke_data();
+  // Finalizes and destroys the communicators of a healthy owned backend.
+  void release();
 
-  ncclComm_t comm_;
+  ncclComm_t setup_;  // non-blocking (owned), or the borrowed communicator
+  ncclComm_t data_;   // blocking (owned), or the borrowed communicator
   bool owned_;
   int device_;
   std::chrono::milliseconds timeout_;
@@ -93,7 +122,6 @@ class NcclBackend : public Backend {
   cudaStream_t post_stream_ = nullptr;
   cudaEvent_t post_ready_ = nullptr;
   cudaEvent_t post_done_ = nullptr;
-  std::once_flag abort_flag_;
   std::unique_ptr<Watchdog> watchdog_;  // owned communicators only
   // Pre-multiplied-sum operators, one per (dtype, scalar), kept for the
   // communicator's life: a captured graph may still refer to them.

@@ -6,9 +6,19 @@
 #include "cuda_error.h"
 
 namespace diffcoll {
+namespace {
 
-Watchdog::Watchdog(int device, std::chrono::milliseconds timeout, std::function<void()> abort)
-    : device_(device), timeout_(timeout), abort_(std::move(abort)) {
+// Poll often enough that a revoke lands within about a tenth of the timeout
+// after it is due, and at least every 100 ms.
+std::chrono::milliseconds poll_period(std::chrono::milliseconds timeout) {
+  return std::min(std::chrono::milliseconds(100),
+                  std::max(std::chrono::milliseconds(1), timeout / 10));
+}
+
+}  // namespace
+
+Watchdog::Watchdog(int device, std::chrono::milliseconds timeout, std::function<void()> revoke)
+    : device_(device), timeout_(timeout), revoke_(std::move(revoke)) {
   DeviceGuard guard(device_);
   DIFFCOLL_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
   thread_ = std::thread([this] { run(); });
@@ -29,10 +39,50 @@ void Watchdog::track(cudaStream_t stream) {
   if (is_capturing(stream)) return;
   // No notify: the thread polls on its own, so that a call costs the caller
   // an event record and no wake-up of another thread.
-  std::lock_guard<std::mutex> lock(mutex_);
   DIFFCOLL_CUDA_CHECK(cudaEventRecord(event_, stream));
-  pending_ = true;
-  marked_at_ = std::chrono::steady_clock::now();
+  marks_.marked(DeadlineClock::now());
+}
+
+bool Watchdog::drain() {
+  const auto deadline = DeadlineClock::now() + timeout_ + 2 * poll_period(timeout_);
+  while (!fired()) {
+    const cudaError_t state = cudaEventQuery(event_);
+    if (state != cudaErrorNotReady) {
+      if (state != cudaSuccess) cudaGetLastError();  // sticky: the next CUDA call reports it
+      return true;
+    }
+    if (DeadlineClock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+void Watchdog::fire(std::string reason) {
+  reason_ = std::move(reason);
+  fired_.store(true, std::memory_order_release);
+  revoke_();  // may wait for NCCL's kernels to see the abort flag
+}
+
+bool Watchdog::check_host() {
+  if (!host_.overdue(DeadlineClock::now(), timeout_)) return false;
+  fire("a call into NCCL did not return within " + std::to_string(timeout_.count()) +
+       " ms (a peer may have died or never arrived); the NCCL communicator was revoked");
+  return true;
+}
+
+bool Watchdog::check_device() {
+  const uint64_t latest = marks_.latest();  // before the query: see DeviceMarks
+  if (!marks_.pending(latest)) return false;
+  const cudaError_t state = cudaEventQuery(event_);
+  if (state != cudaErrorNotReady) {
+    if (state != cudaSuccess) cudaGetLastError();  // sticky: the next CUDA call reports it
+    marks_.completed(latest);
+    return false;
+  }
+  if (!marks_.overdue(latest, DeadlineClock::now(), timeout_)) return false;
+  fire("a device operation did not complete within " + std::to_string(timeout_.count()) +
+       " ms (a peer may have died); the NCCL communicator was revoked");
+  return true;
 }
 
 void Watchdog::run() {
@@ -43,29 +93,13 @@ void Watchdog::run() {
   // thread: it never touches the capturing streams.
   cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
   cudaThreadExchangeStreamCaptureMode(&mode);
-  // Poll often enough that an abort lands within about a tenth of the
-  // timeout after it is due, and at least every 100 ms.
-  const auto period = std::min(std::chrono::milliseconds(100),
-                               std::max(std::chrono::milliseconds(1), timeout_ / 10));
+  const auto period = poll_period(timeout_);
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {
-    if (pending_) {
-      const cudaError_t state = cudaEventQuery(event_);
-      if (state != cudaErrorNotReady) {
-        if (state != cudaSuccess) cudaGetLastError();  // sticky: the next CUDA call reports it
-        pending_ = false;
-      } else if (std::chrono::steady_clock::now() - marked_at_ > timeout_) {
-        reason_ = "a device operation did not complete within " +
-                  std::to_string(timeout_.count()) +
-                  " ms (a peer may have died); the NCCL communicator was aborted";
-        fired_.store(true, std::memory_order_release);
-        pending_ = false;
-        lock.unlock();
-        abort_();  // may wait for NCCL's kernels to see the abort flag
-        lock.lock();
-        continue;
-      }
-    }
+    lock.unlock();
+    const bool done = check_host() || check_device();
+    lock.lock();
+    if (done) break;  // fired: once is all it does
     wake_.wait_for(lock, period);  // woken early only by the destructor
   }
 }

@@ -217,6 +217,65 @@ TEST(Watchdog, HungOperationAbortsInsteadOfHanging) {
 
 // ---- several ranks: one process each, on their own GPUs or sharing them ----
 
+// A peer that never makes its first collective. diffcoll's data communicator
+// is blocking, so rank 0's all-reduce either waits on the host inside NCCL
+// (the first collective's connection set-up needs the peer) or returns and
+// leaves a kernel waiting on the device. Either way it must end in an error
+// within about the timeout: the call itself times out (host deadline), or the
+// next one is refused (device deadline). Rank 1 idles meanwhile, then leaves.
+constexpr int kAbsentPeerTimeoutMs = 3000;
+
+TEST(PeerFaults, AbsentPeerTimesOutInsteadOfHanging) {
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a CUDA device";
+  run_worker_processes(2, "AbsentPeerWorker.DISABLED_Run");
+}
+
+TEST(AbsentPeerWorker, DISABLED_Run) {
+  const char* rank_env = std::getenv("DIFFCOLL_TEST_RANK");
+  if (!rank_env)
+    GTEST_SKIP() << "runs only as a rank of PeerFaults.AbsentPeerTimesOutInsteadOfHanging";
+  const int rank = std::atoi(rank_env);
+  const int device = test_device();
+  ASSERT_CUDA(cudaSetDevice(device));
+  diffcoll_config_t config = DIFFCOLL_CONFIG_INIT;
+  config.device_id = device;
+  config.timeout_ms = kAbsentPeerTimeoutMs;
+  diffcoll_comm_t* comm = nullptr;
+  ASSERT_OK(diffcoll_comm_create(std::getenv("DIFFCOLL_TEST_STORE"), rank, 2, &config, &comm));
+  if (rank == 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(4 * kAbsentPeerTimeoutMs));
+    EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+    return;
+  }
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreate(&stream));
+  DeviceTensor t(kShape, kLayouts[0].strides, kLayouts[0].physical, device);
+  t.fill([](int64_t i) { return value_of(0, i); });
+  const auto start = std::chrono::steady_clock::now();
+  diffcoll_status_t s = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream);
+  std::string message = diffcoll_last_error();
+  if (s == DIFFCOLL_SUCCESS) {  // queued: the wait is on the device
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * kAbsentPeerTimeoutMs));
+    s = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream);
+    message = diffcoll_last_error();
+    EXPECT_EQ(s, DIFFCOLL_ERR_REMOTE) << message;
+    EXPECT_NE(message.find("did not complete within"), std::string::npos) << message;
+  } else {
+    EXPECT_EQ(s, DIFFCOLL_ERR_TIMEOUT) << message;
+    EXPECT_NE(message.find("did not return within"), std::string::npos) << message;
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(waited, std::chrono::milliseconds(kAbsentPeerTimeoutMs + 2000))
+        << "the call should end about the timeout after it started";
+    // Every later call is refused.
+    s = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream);
+    EXPECT_EQ(s, DIFFCOLL_ERR_REMOTE) << diffcoll_last_error();
+  }
+  cudaStreamSynchronize(stream);  // revoked: the kernels, if any, have exited
+  cudaGetLastError();
+  EXPECT_EQ(diffcoll_comm_destroy(comm), DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  cudaStreamDestroy(stream);
+}
+
 class MultiGpu : public ::testing::TestWithParam<int> {};
 
 TEST_P(MultiGpu, CollectivesAcrossProcesses) {
