@@ -46,9 +46,10 @@ constexpr int kThreads = kCfgReduceLanes;  // a block has one thread per lane
 // Blocks of a pass resident per SM, which its launch bounds guarantee and
 // its one-wave grid fills (at most 80 registers a thread): a block reads its
 // 8 KiB to 16 KiB and then sums, so the loads of the others hide its sums.
-// A pass without statistics needs few registers: more blocks fit an SM.
+// A pass without statistics needs few registers (at most 32): a full SM of
+// threads fits, the most loads in flight.
 constexpr int kBlocksPerSm = 3;
-constexpr int kPlainBlocksPerSm = 2 * kBlocksPerSm;
+constexpr int kPlainBlocksPerSm = 8;
 constexpr int kMaxDevices = 64;
 
 template <typename Fn>
