@@ -95,7 +95,7 @@ CFG_HD float bits_float(uint32_t b) {
 
 struct Bf16 {
   using S = uint16_t;
-  using Acc = float;  // lane moments (lane_moments)
+  using Acc = float;
   static constexpr int kVector = 8;
   static constexpr S kNegativeZero = 0x8000u;
   static CFG_HD float load(S v) { return bits_float(static_cast<uint32_t>(v) << 16); }
