@@ -4,28 +4,31 @@
 // CUDA twin of cfg_math_host.cc: the passes of cfg_math.h as one kernel
 // each, on the caller's stream, with every formula from cfg_arith.h (shared
 // with the host loops, hence bitwise the host's results).
-//  - Geometry: one block of kCfgReduceLanes threads per chunk of the
-//    reduction order and sample (x: chunks, y: samples); thread l is lane l
-//    and handles its 16-byte vectors l, l + lanes, ... of the chunk, read and
+//  - Geometry: blocks of kCfgReduceLanes threads, one wave of them (as many
+//    as the SMs hold at once), each walking (sample, chunk) items of the
+//    reduction order with a grid stride; thread l is lane l of the item's
+//    chunk and handles its 16-byte vectors l, l + lanes, ..., read and
 //    written with 16-byte accesses where every pointer is aligned (scalar
-//    accesses otherwise, same arithmetic). A 9.7 MB bf16 latent is 1182
-//    blocks: enough to fill 132 SMs.
-//  - Statistics: the lanes' records are merged in the fixed pairwise order
-//    (shared memory across warps, shuffles inside warp 0), thread 0 writes
-//    the chunk partial, and the last block to finish (elected by a ticket
-//    counter that begin() zeroes; the counter decides who finishes, never
-//    what is summed) merges the partials in the fixed order and writes the
-//    per-sample results and post-processing parameters to device memory.
-//    Only the doubles the post-processing reads are collected and moved
-//    (Fields). Nothing is read back, nothing synchronises the host, and
-//    every call may be captured into a CUDA graph.
+//    accesses otherwise, same arithmetic).
+//  - Statistics: a lane sums its values in float (16-bit dtypes) about its
+//    first value; lane 0's first value, the chunk's reference, is broadcast
+//    and every lane moves its sums to it in double; the lanes' sums are then
+//    plain sums in the fixed pairwise order (shared memory across warps,
+//    shuffles inside warp 0), thread 0 writes the chunk partial, and the
+//    last block to finish (elected by a ticket counter that begin() zeroes;
+//    the counter decides who finishes, never what is summed) merges the
+//    partials in the fixed order and writes the per-sample results and
+//    post-processing parameters to device memory. Only the doubles the
+//    post-processing reads are collected and moved (Fields). Nothing is read
+//    back, nothing synchronises the host, and every call may be captured
+//    into a CUDA graph.
 //  - Cost: the bytes are the floor (each input read once, the output written
-//    once per pass); what used to dominate was the merging (double
-//    divisions, barriers, registers), which is now a few shuffles and three
-//    barriers per block and free of divisions for full lanes and chunks.
+//    once per pass); per element a statistic costs four float operations,
+//    and no division is made before the last block's last step.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "../ops/cfg_arith.h"
@@ -40,11 +43,13 @@ using cfg::Finish;
 using cfg::Partial;
 
 constexpr int kThreads = kCfgReduceLanes;  // a block has one thread per lane
-// Blocks of a pass resident per SM (at most 64 registers a thread): a block
-// reads its 8 KiB to 16 KiB and then merges, so the loads of the others hide
-// its merges.
+// Blocks of a pass resident per SM, which its launch bounds guarantee and
+// its one-wave grid fills (at most 80 registers a thread): a block reads its
+// 8 KiB to 16 KiB and then sums, so the loads of the others hide its sums.
+// A pass without statistics needs few registers (at most 32): a full SM of
+// threads fits, the most loads in flight.
 constexpr int kBlocksPerSm = 3;
-constexpr int64_t kMaxGridY = 65535;
+constexpr int kPlainBlocksPerSm = 8;
 constexpr int kMaxDevices = 64;
 
 template <typename Fn>
@@ -102,14 +107,13 @@ int device_count() {
 
 enum class PostMode : int { kFactor, kNormalize, kRescale };
 
-// The sums a statistics pass collects. Lane records, merges through shared
+// The sums a statistics pass collects. Lane records, sums through shared
 // memory and shuffles, and the chunk partials move only these doubles, so a
 // pass pays for no statistic its post-processing does not read (guidance
-// rescale needs standard deviations, not sums of squares or products).
+// rescale needs no sums of products).
 struct Fields {
   bool a = false;         // moments of an input (slot a)
   bool b = false;         // moments of the output (slot b)
-  bool squares = false;   // the moments' sums of squares (CFG normalization)
   bool products = false;  // the CFG-zero* sums
 };
 
@@ -148,9 +152,25 @@ Pass make_pass(CfgExtent extent, const CfgScalars& scalars, CfgPass pass) {
   return a;
 }
 
-dim3 pass_grid(const Pass& a) {
-  return dim3(static_cast<unsigned>(a.chunks),
-              static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(a.batch, 1), kMaxGridY)));
+// Streaming multiprocessors of `device`, asked once per device.
+int sm_count(int device) {
+  static std::atomic<int> counts[kMaxDevices];  // 0: not asked yet
+  int count = counts[device].load(std::memory_order_relaxed);
+  if (count == 0) {
+    RelaxedCaptureScope relaxed;  // a pure query, legal inside the caller's capture
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    counts[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
+}
+
+// One wave: as many blocks as the device holds at once (`per_sm` is what the
+// kernel's launch bounds guarantee), each walking the (sample, chunk) items
+// of the pass with a grid stride. Which block sums a chunk changes nothing:
+// chunk partials are stored by item and merged in the fixed order.
+unsigned pass_grid(const Pass& a, int device, int per_sm) {
+  const int64_t items = std::max<int64_t>(a.batch, 1) * a.chunks;
+  return static_cast<unsigned>(std::min<int64_t>(items, int64_t{sm_count(device)} * per_sm));
 }
 
 // Every pointer 16-byte aligned and every sample a whole number of vectors.
@@ -263,21 +283,27 @@ __device__ void store_lane(void* image, const Pass& a, int64_t b, int64_t c, flo
 
 constexpr int kWarp = 32;
 
-// Calls fn(index, value) for each double of `p` that the pass collects;
-// index is the double's place in a stored record (cfg::Partial's order).
-template <typename Fn>
+// Calls fn(index, value) for each double of `p` that a step moves; index is
+// the double's place in a stored record (cfg::Partial's order). The sums of
+// a chunk's lanes (kRecords false) move the sums only, all about the chunk's
+// references; chunk records (kRecords true) carry count and reference too.
+template <bool kRecords, typename Fn>
 __device__ __forceinline__ void for_fields(const Fields& f, Partial& p, Fn&& fn) {
   if (f.a) {
-    fn(0, p.a.n);
-    fn(1, p.a.mean);
-    fn(2, p.a.m2);
-    if (f.squares) fn(3, p.a.sq);
+    if (kRecords) {
+      fn(0, p.a.n);
+      fn(1, p.a.ref);
+    }
+    fn(2, p.a.s1);
+    fn(3, p.a.s2);
   }
   if (f.b) {
-    fn(4, p.b.n);
-    fn(5, p.b.mean);
-    fn(6, p.b.m2);
-    if (f.squares) fn(7, p.b.sq);
+    if (kRecords) {
+      fn(4, p.b.n);
+      fn(5, p.b.ref);
+    }
+    fn(6, p.b.s1);
+    fn(7, p.b.s2);
   }
   if (f.products) {
     fn(8, p.dot);
@@ -285,13 +311,24 @@ __device__ __forceinline__ void for_fields(const Fields& f, Partial& p, Fn&& fn)
   }
 }
 
-// v = merge(v, w) (cfg::merge_into), w's collected doubles given by get(index):
-// one moment record at a time, so that few doubles are live at once.
-// Fields a pass does not collect are empty in both, and stay so.
-template <typename Get>
-__device__ __forceinline__ void merge_fields(Partial& v, const Fields& f, Get&& get) {
-  if (f.a) v.a = cfg::merge(v.a, {get(0), get(1), get(2), f.squares ? get(3) : 0.0});
-  if (f.b) v.b = cfg::merge(v.b, {get(4), get(5), get(6), f.squares ? get(7) : 0.0});
+// v = v + w (kRecords false: cfg::sum_into) or merge(v, w) (cfg::merge_into),
+// w's moved doubles given by get(index). Fields a pass does not collect are
+// empty in both, and stay so.
+template <bool kRecords, typename Get>
+__device__ __forceinline__ void step_fields(Partial& v, const Fields& f, Get&& get) {
+  if (kRecords) {
+    if (f.a) v.a = cfg::merge(v.a, {get(0), get(1), get(2), get(3)});
+    if (f.b) v.b = cfg::merge(v.b, {get(4), get(5), get(6), get(7)});
+  } else {
+    if (f.a) {
+      v.a.s1 = cfg::dadd(v.a.s1, get(2));
+      v.a.s2 = cfg::dadd(v.a.s2, get(3));
+    }
+    if (f.b) {
+      v.b.s1 = cfg::dadd(v.b.s1, get(6));
+      v.b.s2 = cfg::dadd(v.b.s2, get(7));
+    }
+  }
   if (f.products) {
     v.dot = cfg::dadd(v.dot, get(8));
     v.uu = cfg::dadd(v.uu, get(9));
@@ -299,39 +336,42 @@ __device__ __forceinline__ void merge_fields(Partial& v, const Fields& f, Get&& 
 }
 
 // Lane records in shared memory, one array per double (consecutive lanes hit
-// consecutive banks).
+// consecutive banks), and the chunk's references broadcast by lane 0.
 struct LaneRecords {
   double v[kCfgPartialDoubles][kThreads];
+  double reference[2];
 };
 
-// Step 3: the pairwise merge of the block's lanes, v[l] = merge(v[l], v[l + s])
-// for s = 128, ..., 1; thread 0 returns v[0] (the others return partial merges).
-// The steps across warps go through shared memory: lanes [s, 2s) publish,
-// lanes below s merge after a barrier. A step's slots [s, 2s) are read only
-// in that step, before the next step's barrier, so no fold (this one or the
-// next, which may follow at once) overwrites a slot still to be read. The
-// steps inside warp 0 are shuffles.
+// The pairwise steps s = 128, ..., 1 of the reduction order over the block's
+// lanes: sums (step 3) or merges (step 4); thread 0 returns v[0] (the others
+// return partial results). The steps across warps go through shared memory:
+// lanes [s, 2s) publish, lanes below s step after a barrier. A step's slots
+// [s, 2s) are read only in that step, before the next step's barrier, so no
+// fold (this one or the next, which may follow at once) overwrites a slot
+// still to be read. The steps inside warp 0 are shuffles.
+template <bool kRecords>
 __device__ Partial fold_lanes(Partial v, LaneRecords& shared, const Fields& f) {
   const int l = threadIdx.x;
   for (int s = kThreads / 2; s >= kWarp; s /= 2) {
-    if (l >= s && l < 2 * s) for_fields(f, v, [&](int k, double& x) { shared.v[k][l] = x; });
+    if (l >= s && l < 2 * s)
+      for_fields<kRecords>(f, v, [&](int k, double& x) { shared.v[k][l] = x; });
     __syncthreads();
-    if (l < s) merge_fields(v, f, [&](int k) { return shared.v[k][l + s]; });
+    if (l < s) step_fields<kRecords>(v, f, [&](int k) { return shared.v[k][l + s]; });
   }
   if (l < kWarp) {
     for (int s = kWarp / 2; s >= 1; s /= 2) {
-      Partial w = v;  // lane l + s's record (fields not collected: empty everywhere)
-      for_fields(f, w, [&](int, double& x) { x = __shfl_down_sync(0xffffffffu, x, s); });
-      if (l < s) merge_fields(v, f, [&](int k) {
+      Partial w = v;  // lane l + s's record (fields not moved: unused)
+      for_fields<kRecords>(f, w, [&](int, double& x) { x = __shfl_down_sync(0xffffffffu, x, s); });
+      if (l < s) step_fields<kRecords>(v, f, [&](int k) {
         switch (k) {
           case 0: return w.a.n;
-          case 1: return w.a.mean;
-          case 2: return w.a.m2;
-          case 3: return w.a.sq;
+          case 1: return w.a.ref;
+          case 2: return w.a.s1;
+          case 3: return w.a.s2;
           case 4: return w.b.n;
-          case 5: return w.b.mean;
-          case 6: return w.b.m2;
-          case 7: return w.b.sq;
+          case 5: return w.b.ref;
+          case 6: return w.b.s1;
+          case 7: return w.b.s2;
           case 8: return w.dot;
           default: return w.uu;
         }
@@ -341,10 +381,26 @@ __device__ Partial fold_lanes(Partial v, LaneRecords& shared, const Fields& f) {
   return v;
 }
 
-// A chunk partial: written by thread 0 of its block, read by the last block
-// through L2 (not this SM's L1).
-__device__ void store_partial(double* record, Partial p, const Fields& f) {
-  for_fields(f, p, [&](int k, double& x) { record[k] = x; });
+// Step 2's move of every lane's moments to the chunk's references, lane 0's
+// first values (lane 0 holds the chunk's first element). Every thread reads
+// the broadcast before the first barrier of the fold that follows, so the
+// next chunk's broadcast cannot overwrite it early.
+__device__ void to_chunk_reference(Partial& p, LaneRecords& shared, const Fields& f) {
+  if (threadIdx.x == 0) {
+    shared.reference[0] = p.a.ref;
+    shared.reference[1] = p.b.ref;
+  }
+  __syncthreads();
+  if (f.a) p.a = cfg::recentered(p.a, shared.reference[0]);
+  if (f.b) p.b = cfg::recentered(p.b, shared.reference[1]);
+}
+
+// A chunk partial: written by thread 0 of its block (count and references
+// set: the chunk's), read by the last block through L2 (not this SM's L1).
+__device__ void store_partial(double* record, Partial p, const Fields& f, double count) {
+  p.a.n = count;
+  p.b.n = count;
+  for_fields<true>(f, p, [&](int k, double& x) { record[k] = x; });
 }
 
 // The end of a statistics pass: every block has written its chunk partials;
@@ -357,7 +413,7 @@ __device__ void finish_pass(const Pass& a, LaneRecords& shared) {
   __syncthreads();
   if (threadIdx.x == 0) {
     __threadfence();  // this block's partials before its ticket
-    last = atomicAdd(a.ticket, 1u) == gridDim.x * gridDim.y - 1;
+    last = atomicAdd(a.ticket, 1u) == gridDim.x - 1;
   }
   __syncthreads();
   if (!last) return;
@@ -368,31 +424,34 @@ __device__ void finish_pass(const Pass& a, LaneRecords& shared) {
 #pragma unroll 4  // the loads of later partials may start before the earlier merges end
     for (int64_t c = threadIdx.x; c < a.chunks; c += kThreads) {
       const double* record = sample + c * kCfgPartialDoubles;
-      merge_fields(p, a.fields, [&](int k) { return __ldcg(record + k); });
+      step_fields<true>(p, a.fields, [&](int k) { return __ldcg(record + k); });
     }
-    p = fold_lanes(p, shared, a.fields);
+    p = fold_lanes<true>(p, shared, a.fields);
     if (threadIdx.x == 0) cfg::finish_sample<E>(a.finish, b, p);
   }
   if (threadIdx.x == 0) cfg::finish_all<E>(a.finish);
 }
 
-// Runs lane(b, c) -> Partial for this block's chunk of every sample it
-// covers; with statistics, merges and finishes them.
+// Runs lane(b, c) -> Partial (moments about each lane's first value) for the
+// (sample, chunk) items of this block; with statistics, sums each chunk's
+// lanes into its partial, and the last block finishes the pass.
 template <typename E, bool kStatistics = true, typename LaneFn>
 __device__ void run_pass(const Pass& a, LaneFn lane) {
-  const int64_t c = blockIdx.x;
+  const int64_t items = a.batch * a.chunks;
   if constexpr (!kStatistics) {
-    for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y) lane(b, c);
+    for (int64_t w = blockIdx.x; w < items; w += gridDim.x) lane(w / a.chunks, w % a.chunks);
   } else {
     __shared__ LaneRecords shared;
     const bool statistics = a.finish.kind != Finish::kNone;
-    for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y) {
-      const Partial mine = lane(b, c);
+    for (int64_t w = blockIdx.x; w < items; w += gridDim.x) {
+      const int64_t b = w / a.chunks, c = w % a.chunks;
+      Partial mine = lane(b, c);
       if (!statistics) continue;
-      const Partial chunk = fold_lanes(mine, shared, a.fields);
+      to_chunk_reference(mine, shared, a.fields);
+      const Partial chunk = fold_lanes<false>(mine, shared, a.fields);
       if (threadIdx.x == 0)
-        store_partial(a.finish.scalars.partials + (b * a.chunks + c) * kCfgPartialDoubles, chunk,
-                      a.fields);
+        store_partial(a.finish.scalars.partials + w * kCfgPartialDoubles, chunk, a.fields,
+                      static_cast<double>(cfg::chunk_elements(a.n, c)));
     }
     if (statistics) finish_pass<E>(a, shared);
   }
@@ -409,7 +468,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) input_stats_kernel(con
     if (a.products) load_lane<E>(a.in[1], a, b, c, uv);
     const int count = lane_count<E>(a.n, c);
     Partial p = cfg::empty_partial();
-    if (a.cond >= 0) p.a = cfg::lane_moments(cv, count, a.fields.squares);
+    if (a.cond >= 0) p.a = cfg::lane_moments<typename E::Acc>(cv, count);
     if (a.products) cfg::lane_products(cv, uv, count, &p.dot, &p.uu);
     return p;
   });
@@ -449,7 +508,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) combine_kernel(const P
 #pragma unroll
         for (int v = 0; v < LaneData<E>::kVectors; ++v)
           cond.v[v] = a.cond == 0 ? first.v[v] : second.v[v];
-        p.a = cfg::lane_moments(cond, count, a.fields.squares);
+        p.a = cfg::lane_moments<typename E::Acc>(cond, count);
       }
       const float w0 = a.scaled == 0 ? s : a.weight[0];
 #pragma unroll
@@ -462,7 +521,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) combine_kernel(const P
       for (int i = 2; i < a.count; ++i) {
         LaneData<E> x;
         load_lane<E>(a.in[i], a, b, c, x);
-        if (a.cond == i) p.a = cfg::lane_moments(x, count, a.fields.squares);
+        if (a.cond == i) p.a = cfg::lane_moments<typename E::Acc>(x, count);
         const float w = i == a.scaled ? s : a.weight[i];
 #pragma unroll
         for (int k = 0; k < kLane; ++k) acc[k] = cfg::parallel_next<E>(acc[k], w, x[k]);
@@ -471,7 +530,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) combine_kernel(const P
       if (a.cond >= 0) {  // before out, which may alias it, is written
         LaneData<E> x;
         load_lane<E>(a.in[a.cond], a, b, c, x);
-        p.a = cfg::lane_moments(x, count, a.fields.squares);
+        p.a = cfg::lane_moments<typename E::Acc>(x, count);
       }
       {
         LaneData<E> x;
@@ -493,16 +552,15 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) combine_kernel(const P
       }
     }
     store_lane<E>(a.out, a, b, c, acc);
-    if (a.out_moments) p.b = cfg::lane_moments(acc, count, a.fields.squares);
+    if (a.out_moments) p.b = cfg::lane_moments<typename E::Acc>(acc, count);
     return p;
   });
 }
 
 // Pass 2' and 3: reads out; post-processes it in place (post_mode, when
-// `write`); moments of the result into slot b (out_moments). Without
-// statistics a thread needs few registers: more blocks fit an SM.
+// `write`); moments of the result into slot b (out_moments).
 template <typename E, bool kStatistics>
-__global__ void __launch_bounds__(kThreads, kStatistics ? kBlocksPerSm : 2 * kBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, kStatistics ? kBlocksPerSm : kPlainBlocksPerSm)
     output_kernel(const Pass a, bool write) {
   run_pass<E, kStatistics>(a, [&](int64_t b, int64_t c) {
     const double* params = a.finish.scalars.post + b * kCfgPostColumns;
@@ -527,7 +585,7 @@ __global__ void __launch_bounds__(kThreads, kStatistics ? kBlocksPerSm : 2 * kBl
 #pragma unroll
       for (int k = 0; k < kLane; ++k) x[k] = raw[k];
     }
-    if (kStatistics) p.b = cfg::lane_moments(x, lane_count<E>(a.n, c), a.fields.squares);
+    if (kStatistics) p.b = cfg::lane_moments<typename E::Acc>(x, lane_count<E>(a.n, c));
     return p;
   });
 }
@@ -566,13 +624,13 @@ class CudaCfgMath final : public CfgMath {
     a.finish.cond_moments = moments;
     a.finish.zero_star = a.products;
     a.fields.a = moments;
-    a.fields.squares = moments;  // this pass does not know the post-processing: all of cond's
     a.fields.products = a.products;
     DeviceGuard guard(device_);
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
       a.vec = vectorizable<E>(a, a.in, a.products ? 2 : 1);
-      input_stats_kernel<E><<<pass_grid(a), kThreads, 0, as_stream(stream)>>>(a);
+      input_stats_kernel<E>
+          <<<pass_grid(a, device_, kBlocksPerSm), kThreads, 0, as_stream(stream)>>>(a);
     });
     check_launch("the CFG input statistics");
   }
@@ -614,7 +672,6 @@ class CudaCfgMath final : public CfgMath {
     a.finish.kind = a.out_moments ? Finish::kOutput : c.cond >= 0 ? Finish::kCondOnly : Finish::kNone;
     a.fields.a = c.cond >= 0;
     a.fields.b = a.out_moments;
-    a.fields.squares = c.post.norm_k != 0;
     const void* pointers[kCfgCudaMaxInputs + 1];
     for (int i = 0; i < c.count; ++i) pointers[i] = c.inputs[i];
     pointers[c.count] = out;
@@ -622,7 +679,7 @@ class CudaCfgMath final : public CfgMath {
     dispatch(dtype, [&](auto e) {
       using E = decltype(e);
       a.vec = vectorizable<E>(a, pointers, c.count + 1);
-      const dim3 grid = pass_grid(a);
+      const unsigned grid = pass_grid(a, device_, kBlocksPerSm);
       auto stream_ = as_stream(stream);
       switch (c.order) {
         case CfgOrder::kParallel:
@@ -649,7 +706,6 @@ class CudaCfgMath final : public CfgMath {
     a.finish.order = order;
     a.finish.post = post;
     a.fields.b = true;
-    a.fields.squares = post.norm_k != 0;
     launch_output(dtype, a, false, stream, "the CFG output statistics");
   }
 
@@ -774,9 +830,11 @@ class CudaCfgMath final : public CfgMath {
       const void* pointers[1] = {a.out};
       a.vec = vectorizable<E>(a, pointers, 1);
       if (a.out_moments)
-        output_kernel<E, true><<<pass_grid(a), kThreads, 0, as_stream(stream)>>>(a, write);
+        output_kernel<E, true>
+            <<<pass_grid(a, device_, kBlocksPerSm), kThreads, 0, as_stream(stream)>>>(a, write);
       else
-        output_kernel<E, false><<<pass_grid(a), kThreads, 0, as_stream(stream)>>>(a, write);
+        output_kernel<E, false><<<pass_grid(a, device_, kPlainBlocksPerSm), kThreads, 0,
+                                  as_stream(stream)>>>(a, write);
     });
     check_launch(what);
   }

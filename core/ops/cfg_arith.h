@@ -90,10 +90,12 @@ CFG_HD float bits_float(uint32_t b) {
 // ---- element types ---------------------------------------------------------------------
 // load: the stored value as f32 (exact); store: an f32 rounded to the type,
 // to nearest even, NaN kept NaN, overflow to infinity; round = load(store()).
-// kVector elements make one 16-byte access (the unit of the reduction order).
+// kVector elements make one 16-byte access (the unit of the reduction order);
+// Acc is what a lane accumulates its moments in.
 
 struct Bf16 {
   using S = uint16_t;
+  using Acc = float;
   static constexpr int kVector = 8;
   static constexpr S kNegativeZero = 0x8000u;
   static CFG_HD float load(S v) { return bits_float(static_cast<uint32_t>(v) << 16); }
@@ -107,6 +109,7 @@ struct Bf16 {
 
 struct F16 {
   using S = uint16_t;
+  using Acc = float;
   static constexpr int kVector = 8;
   static constexpr S kNegativeZero = 0x8000u;
   static CFG_HD float load(S h) {
@@ -144,6 +147,7 @@ struct F16 {
 
 struct F32 {
   using S = float;
+  using Acc = double;
   static constexpr int kVector = 4;
   static constexpr float kNegativeZero = -0.0f;
   static CFG_HD float load(float v) { return v; }
@@ -153,7 +157,6 @@ struct F32 {
 
 // Elements of one lane of the reduction order (cfg_math.h): the same for every dtype.
 constexpr int kLaneElements = static_cast<int>(kCfgReduceChunk / kCfgReduceLanes);
-static_assert((kLaneElements & (kLaneElements - 1)) == 0, "lane_moments divides by a power of two");
 
 // ---- the guidance formula, one element at a time --------------------------------------
 // x are stored values as f32; R() rounds to the dtype E.
@@ -188,66 +191,76 @@ CFG_HD float torch_scaled(float alpha, float x) {
 CFG_HD float parallel_scaled_weight(double weight, double scale) { return f32(dmul(weight, scale)); }
 
 // ---- per-sample moments and their merge ----------------------------------------------
-// A run of n values: their mean, the sum of squared deviations from it
-// (m2) and the sum of squares (sq), all in double. Chan et al.'s pairwise
-// update merges two runs without a second pass over the data and without
-// the cancellation of sum(x^2) - n mean^2.
+// A run of n values x about a reference r: s1 = sum (x - r), s2 = sum (x - r)^2,
+// in double. Records about the same reference add up component by component
+// (sum_into); records about different references are merged by moving one
+// to the other's reference first (recentered), which needs no division and,
+// references being values of the data, none of the cancellation of
+// sum(x^2) - n mean^2 about zero. A run of equal values has s1 = s2 = 0
+// exactly, so its standard deviation is exactly 0.
 
 struct Moments {
-  double n, mean, m2, sq;
+  double n, ref, s1, s2;
 };
 
-// Moments of x[0..count), count <= kLaneElements: the lane's own two passes
-// over values it holds in registers. Without `squares` the sum of squares
-// is left 0 (only CFG normalization reads it; the device skips it otherwise).
-// x[i] is the i-th value as f32 (an array, or a device lane decoding its
-// stored values).
-template <typename Values>
-CFG_HD Moments lane_moments(const Values& x, int count, bool squares = true) {
-  Moments m{0.0, 0.0, 0.0, 0.0};
-  if (count <= 0) return m;
-  double sum = 0.0;
-CFG_UNROLL
-  for (int i = 0; i < kLaneElements; ++i)
-    if (i < count) sum = dadd(sum, static_cast<double>(x[i]));
-  m.n = static_cast<double>(count);
-  // A full lane divides by a power of two: the product with its reciprocal
-  // is the same correctly rounded quotient, without a division.
-  m.mean = count == kLaneElements ? dmul(sum, 1.0 / kLaneElements) : ddiv(sum, m.n);
-CFG_UNROLL
-  for (int i = 0; i < kLaneElements; ++i)
-    if (i < count) {
-      const double v = x[i];
-      const double d = dsub(v, m.mean);
-      m.m2 = dadd(m.m2, dmul(d, d));
-      if (squares) m.sq = dadd(m.sq, dmul(v, v));
-    }
-  return m;
+// m about `ref` instead: sum (x - ref) = s1 + n d, sum (x - ref)^2 = s2 + d (2 s1 + n d),
+// d = m.ref - ref. An empty run stays empty.
+CFG_HD Moments recentered(const Moments& m, double ref) {
+  if (m.n == 0.0) return Moments{0.0, ref, 0.0, 0.0};
+  const double d = dsub(m.ref, ref);
+  return Moments{m.n, ref, dadd(m.s1, dmul(m.n, d)),
+                 dadd(m.s2, dmul(d, dadd(dmul(2.0, m.s1), dmul(m.n, d))))};
 }
 
+// The run of a followed by b, about a's reference (b's if a is empty).
 CFG_HD Moments merge(const Moments& a, const Moments& b) {
   if (b.n == 0.0) return a;
   if (a.n == 0.0) return b;
-  Moments r;
-  r.n = dadd(a.n, b.n);
-  const double d = dsub(b.mean, a.mean);
-  // Equal counts (every full lane and chunk of the reduction order): b.n / r.n
-  // is exactly 1/2 and a.n b.n / r.n exactly a.n / 2 (a.n^2 is exact up to
-  // 2^26), so the divisions, the slowest steps of a merge on a GPU, are
-  // skipped without changing a bit.
-  const bool halves = a.n == b.n && a.n <= 67108864.0;
-  const double wb = halves ? 0.5 : ddiv(b.n, r.n);
-  const double wab = halves ? dmul(a.n, 0.5) : ddiv(dmul(a.n, b.n), r.n);
-  r.mean = dadd(a.mean, dmul(d, wb));
-  r.m2 = dadd(dadd(a.m2, b.m2), dmul(dmul(d, d), wab));
-  r.sq = dadd(a.sq, b.sq);
-  return r;
+  const Moments c = recentered(b, a.ref);
+  return Moments{dadd(a.n, c.n), a.ref, dadd(a.s1, c.s1), dadd(a.s2, c.s2)};
 }
 
-// Standard deviation with Bessel's correction (as torch.std); 0 below 2 values.
-CFG_HD double std_of(const Moments& m) {
-  return m.n > 1.0 ? dsqrt(ddiv(m.m2, dsub(m.n, 1.0))) : 0.0;
+// Accumulation in a lane: float for 16-bit dtypes (their values, and the
+// differences of two of them up to a 2^13 ratio, are exact in float), double
+// for float32 (whose statistics round to float32 bits, where float sums
+// would show).
+CFG_HD float acc_sub(float a, float b) { return fsub(a, b); }
+CFG_HD float acc_add(float a, float b) { return fadd(a, b); }
+CFG_HD float acc_mul(float a, float b) { return fmul(a, b); }
+CFG_HD double acc_sub(double a, double b) { return dsub(a, b); }
+CFG_HD double acc_add(double a, double b) { return dadd(a, b); }
+CFG_HD double acc_mul(double a, double b) { return dmul(a, b); }
+
+// Moments of x[0..count), count <= kLaneElements, about the lane's own first
+// value k: t1 = sum (x_i - k), t2 = sum (x_i - k)^2 over i = 1..count-1 in
+// element order, in Acc. x[i] is the i-th value as f32 (an array, or a
+// device lane decoding its stored values).
+template <typename Acc, typename Values>
+CFG_HD Moments lane_moments(const Values& x, int count) {
+  if (count <= 0) return Moments{0.0, 0.0, 0.0, 0.0};
+  const Acc k = static_cast<Acc>(x[0]);
+  Acc t1 = 0, t2 = 0;
+CFG_UNROLL
+  for (int i = 1; i < kLaneElements; ++i)
+    if (i < count) {
+      const Acc d = acc_sub(static_cast<Acc>(x[i]), k);
+      t1 = acc_add(t1, d);
+      t2 = acc_add(t2, acc_mul(d, d));
+    }
+  return Moments{static_cast<double>(count), static_cast<double>(k), static_cast<double>(t1),
+                 static_cast<double>(t2)};
 }
+
+// Standard deviation with Bessel's correction (as torch.std); 0 below 2
+// values. Rounding can leave the squared deviations a hair below zero: 0 then.
+CFG_HD double std_of(const Moments& m) {
+  if (m.n <= 1.0) return 0.0;
+  const double m2 = dsub(m.s2, dmul(m.s1, ddiv(m.s1, m.n)));
+  return dsqrt(ddiv(m2 < 0.0 ? 0.0 : m2, dsub(m.n, 1.0)));
+}
+
+// Sum of squares: the moments about zero.
+CFG_HD double squares_of(const Moments& m) { return recentered(m, 0.0).s2; }
 
 // What one pass sums per sample: moments of an input (usually cond, slot
 // a) and of the output (slot b), and the two sums of CFG-zero*.
@@ -260,11 +273,29 @@ static_assert(sizeof(Partial) == kCfgPartialDoubles * sizeof(double), "cfg_math.
 
 CFG_HD Partial empty_partial() { return Partial{{0, 0, 0, 0}, {0, 0, 0, 0}, 0.0, 0.0}; }
 
+// Lane records of one chunk, both about the chunk's references: their sums
+// (count and reference are the chunk's, set once the chunk is summed).
+CFG_HD void sum_into(Partial& into, const Partial& p) {
+  into.a.s1 = dadd(into.a.s1, p.a.s1);
+  into.a.s2 = dadd(into.a.s2, p.a.s2);
+  into.b.s1 = dadd(into.b.s1, p.b.s1);
+  into.b.s2 = dadd(into.b.s2, p.b.s2);
+  into.dot = dadd(into.dot, p.dot);
+  into.uu = dadd(into.uu, p.uu);
+}
+
+// Chunk records (and their merges): about references of their own.
 CFG_HD void merge_into(Partial& into, const Partial& p) {
   into.a = merge(into.a, p.a);
   into.b = merge(into.b, p.b);
   into.dot = dadd(into.dot, p.dot);
   into.uu = dadd(into.uu, p.uu);
+}
+
+// Elements of chunk c of a sample of n elements.
+CFG_HD int64_t chunk_elements(int64_t n, int64_t c) {
+  const int64_t rest = n - c * kCfgReduceChunk;
+  return rest < kCfgReduceChunk ? rest : kCfgReduceChunk;
 }
 
 // sum c*u and sum u*u of a lane, in element order.
@@ -308,7 +339,7 @@ CFG_HD double stat(const double* stats, int64_t b, int column) {
 }
 CFG_HD void set_stats(double* stats, int64_t b, const Moments& m) {
   stats[b * kCfgStatColumns + kCfgStatStd] = std_of(m);
-  stats[b * kCfgStatColumns + kCfgStatSumSq] = m.sq;
+  stats[b * kCfgStatColumns + kCfgStatSumSq] = squares_of(m);
 }
 
 // Per sample, once the sample's sums are merged.

@@ -34,7 +34,8 @@
 //    so a device implementation never reads them back on the host: the
 //    whole combine stays stream-ordered and graph-capturable.
 //  - dtype is float16, bfloat16 or float32; arithmetic is float32 ("f32"),
-//    statistics accumulate in double. round(x) is rounding of an f32 value
+//    statistics are double sums (float ones inside a lane of a 16-bit
+//    dtype, see "Reduction order"). round(x) is rounding of an f32 value
 //    to dtype, to nearest even (the identity for float32). No FMA
 //    contraction anywhere.
 #pragma once
@@ -81,19 +82,26 @@ struct CfgPost {
 //  2. in a chunk, lane l (of kCfgReduceLanes) holds the 16-byte vectors
 //     l, l + lanes, l + 2 lanes, ... (a vector is 16 / sizeof(dtype)
 //     consecutive elements: 8 of a 16-bit type, 4 of float32), i.e.
-//     kCfgReduceChunk / kCfgReduceLanes elements, and computes their sums in
-//     element order (two passes over values it holds: the mean, then the
-//     squared deviations from it);
-//  3. the lanes are merged pairwise, v[l] = merge(v[l], v[l + s]) for l < s,
-//     s = lanes/2, lanes/4, ..., 1; v[0] is the chunk's partial;
+//     kCfgReduceChunk / kCfgReduceLanes elements. Its moments are sums of
+//     (x - k) and (x - k)^2 about its own first value k, in element order,
+//     in float for 16-bit dtypes and in double for float32; in double they
+//     are moved to the chunk's reference, the chunk's first value (lane 0's
+//     k), without a division (cfg::recentered). Sums of products (CFG-zero*)
+//     are double sums in element order;
+//  3. the lanes' records are summed pairwise, v[l] += v[l + s] for l < s,
+//     s = lanes/2, lanes/4, ..., 1; v[0] is the chunk's partial (count,
+//     reference, sums);
 //  4. the G chunk partials are merged like the lanes of one chunk: lane l
 //     merges partials l, l + lanes, ... in turn into an empty record, then
-//     the pairwise merge of step 3.
-// merge() is Chan et al.'s update of (count, mean, squared deviations) plus
-// plain sums (cfg_arith.h). This is the order a GPU reduces in naturally (a
-// block per chunk, 16-byte coalesced loads, a shared-memory tree, the last
-// block merging the chunk partials): deterministic, no atomics in the
-// arithmetic, and one read of the data even for a standard deviation.
+//     pairwise, v[l] = merge(v[l], v[l + s]); merge() moves the second
+//     record to the first one's reference and adds (cfg_arith.h).
+// This is the order a GPU reduces in naturally (16-byte coalesced loads,
+// per-element arithmetic in float, a shared-memory tree of plain sums, the
+// last block merging the chunk partials): deterministic, no atomics in the
+// arithmetic, no division before the last step, one read of the data even
+// for a standard deviation, and references taken from the data, so that no
+// sum of squares about zero cancels (a constant sample has exactly zero
+// deviation).
 constexpr int kCfgReduceLanes = 256;
 constexpr int64_t kCfgReduceChunk = 16 * kCfgReduceLanes;
 
@@ -115,7 +123,8 @@ constexpr int kCfgPostFactor = 0;   // SERIAL/PARALLEL: the folded factor; TORCH
 constexpr int kCfgPostRescale = 1;  // TORCH: the rescale ratio std(cond) / std(out), in the dtype
 constexpr int kCfgPostColumns = 2;
 
-// Doubles of one merged record (cfg::Partial: two moments and two sums).
+// Doubles of one merged record (cfg::Partial: two moments of four doubles,
+// count, reference and two sums, and two sums of products).
 constexpr int kCfgPartialDoubles = 10;
 // Statistics passes of one call that elect a last block (ticket counters).
 constexpr int kCfgTickets = 4;

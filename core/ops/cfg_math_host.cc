@@ -45,10 +45,12 @@ void dispatch(DType dtype, Fn&& fn) {
 
 using Lanes = std::array<Partial, kCfgReduceLanes>;
 
-// Step 3 of the reduction order: v[0] after the pairwise merge of the lanes.
-void fold(Lanes& v) {
+// v[0] after the pairwise steps s = lanes/2, ..., 1 of the reduction order:
+// plain sums (step 3, the lanes of a chunk) or merges (step 4, chunk partials).
+template <typename Step>
+void fold(Lanes& v, Step&& step) {
   for (int s = kCfgReduceLanes / 2; s >= 1; s /= 2)
-    for (int l = 0; l < s; ++l) cfg::merge_into(v[l], v[l + s]);
+    for (int l = 0; l < s; ++l) step(v[l], v[l + s]);
 }
 
 // The elements of one lane: sample-relative indices in the lane's order.
@@ -57,8 +59,14 @@ struct Lane {
   int count = 0;
 };
 
+// Step 2's move of a lane's moments to the chunk's reference, `first`'s (lane 0's).
+void to_chunk_reference(cfg::Moments& m, const cfg::Moments& first) {
+  m = cfg::recentered(m, first.ref);
+}
+
 // The merged record of one sample of `n` elements: lane(const Lane&) returns
-// each lane's record, called for every lane of every chunk in turn.
+// each lane's record (moments about the lane's first value), called for
+// every lane of every chunk in turn.
 template <typename E, typename LaneFn>
 Partial reduce_sample(int64_t n, LaneFn&& lane_fn) {
   constexpr int kVectors = cfg::kLaneElements / E::kVector;
@@ -76,10 +84,21 @@ Partial reduce_sample(int64_t n, LaneFn&& lane_fn) {
         }
       lanes[l] = lane_fn(lane);
     }
-    fold(lanes);
-    cfg::merge_into(outer[c % kCfgReduceLanes], lanes[0]);
+    // Lane 0 holds the chunk's first element: its moments are collected
+    // (n > 0) exactly when the pass collects that slot.
+    const cfg::Moments first_a = lanes[0].a, first_b = lanes[0].b;
+    for (Partial& p : lanes) {
+      to_chunk_reference(p.a, first_a);
+      to_chunk_reference(p.b, first_b);
+    }
+    fold(lanes, [](Partial& v, const Partial& w) { cfg::sum_into(v, w); });
+    Partial& chunk = lanes[0];
+    const double count = static_cast<double>(cfg::chunk_elements(n, c));
+    if (first_a.n > 0) chunk.a.n = count;
+    if (first_b.n > 0) chunk.b.n = count;
+    cfg::merge_into(outer[c % kCfgReduceLanes], chunk);
   }
-  fold(outer);
+  fold(outer, [](Partial& v, const Partial& w) { cfg::merge_into(v, w); });
   return outer[0];
 }
 
@@ -112,7 +131,7 @@ Partial output_lane(const typename E::S* x, const Lane& lane) {
   float v[cfg::kLaneElements];
   for (int i = 0; i < lane.count; ++i) v[i] = E::load(x[lane.index[i]]);
   Partial p = cfg::empty_partial();
-  p.b = cfg::lane_moments(v, lane.count);
+  p.b = cfg::lane_moments<typename E::Acc>(v, lane.count);
   return p;
 }
 
@@ -139,7 +158,7 @@ class HostCfgMath final : public CfgMath {
             cv[i] = E::load(c[lane.index[i]]);
             uv[i] = u ? E::load(u[lane.index[i]]) : 0.0f;
           }
-          if (moments) p.a = cfg::lane_moments(cv, lane.count);
+          if (moments) p.a = cfg::lane_moments<typename E::Acc>(cv, lane.count);
           if (u) cfg::lane_products(cv, uv, lane.count, &p.dot, &p.uu);
           return p;
         });
@@ -182,8 +201,8 @@ class HostCfgMath final : public CfgMath {
             ov[i] = E::load(o[j]);
           }
           Partial p = cfg::empty_partial();
-          if (c.cond >= 0) p.a = cfg::lane_moments(cv, lane.count);
-          if (output_moments) p.b = cfg::lane_moments(ov, lane.count);
+          if (c.cond >= 0) p.a = cfg::lane_moments<typename E::Acc>(cv, lane.count);
+          if (output_moments) p.b = cfg::lane_moments<typename E::Acc>(ov, lane.count);
           return p;
         });
       });

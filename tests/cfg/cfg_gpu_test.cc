@@ -193,6 +193,35 @@ TEST_F(CfgGpu, LargeSamplesEqualHostBitwise) {
       }
 }
 
+// Constant samples (every prediction holds one constant per sample): the
+// combined sample is constant, its deviation exactly 0 in the reduction
+// order's sums, so SERIAL and PARALLEL guidance rescale leave it alone (the
+// output is the plain combine) and TORCH gives PyTorch's inf/NaN; on the
+// device as on the host, bit for bit.
+TEST_F(CfgGpu, ConstantSamplesKeepZeroDeviation) {
+  const Shape shape = {2, 16, 21, 90};  // 30240 elements per sample: 8 chunks
+  for (int order : {DIFFCOLL_CFG_ORDER_SERIAL, DIFFCOLL_CFG_ORDER_PARALLEL, DIFFCOLL_CFG_ORDER_TORCH})
+    for (int dtype : float_dtypes()) {
+      const Config cfg = {"constant+rescale", order, false, 0.7, 0, false};
+      Case c(2, cfg, dtype, shape, 900);
+      const int64_t per = numel(shape) / shape[0];
+      for (size_t i = 0; i < c.preds.size(); ++i) {
+        std::vector<double> v(numel(shape));
+        for (int64_t j = 0; j < numel(shape); ++j) v[j] = 1.25 + 0.5 * i - 3.0 * (j / per);
+        c.values[i] = c.preds[i].fill(v);
+      }
+      Tensor host_out(dtype, shape), dev_out(dtype, shape);
+      ASSERT_NO_FATAL_FAILURE(combine_serial_on_both(c, host_out, dev_out));
+      expect_same_bits(dev_out, host_out, "constant samples " + c.where);
+      if (order == DIFFCOLL_CFG_ORDER_TORCH) continue;
+      Case plain = c;
+      plain.spec.options.rescale_phi = 0;
+      Tensor plain_host(dtype, shape), plain_dev(dtype, shape);
+      ASSERT_NO_FATAL_FAILURE(combine_serial_on_both(plain, plain_host, plain_dev));
+      expect_same_bits(dev_out, plain_dev, "constant samples, rescale off " + c.where);
+    }
+}
+
 // out = one of the predictions (in place), on a strided prediction.
 TEST_F(CfgGpu, SerialCombineInPlaceEqualsHostBitwise) {
   const Config cfg = gpu_configs().back();  // serial + zero* + rescale + norm
