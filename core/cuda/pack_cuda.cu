@@ -4,7 +4,7 @@
 // CUDA pack/unpack kernels. Each piece is planned on the host into a
 // description in "units" (1, 2, 4, 8 or 16 bytes moved by one access); the
 // pieces of a batch go to one launch, each owning a range of its blocks.
-// Three copy loops:
+// Four copy loops, in three kernels (plane tiles, vector tiles, the rest):
 //  - strided: each thread moves units i, i + threads, ... of the dense
 //    buffer, finding their place in the view by division over the coalesced
 //    shape (a multiply and a shift). Contiguous rows move as 16-byte vectors
@@ -15,11 +15,22 @@
 //    view along its stride-1 dimension, the dense buffer along its rows
 //    (one contiguous run per tile when a tile spans whole rows). Shared
 //    memory is read and written a unit at a time on the transposed side.
+//  - plane tiles, the common case of vector tiles: the view's last two
+//    dimensions are a contiguous plane with its two dimensions swapped (H
+//    and W of a latent; channels-last with few pixels), its rows whole
+//    16-byte vectors, its pointers aligned. A tile is whole dense rows, so
+//    both global sides move aligned 16-byte vectors and nothing else: the
+//    dense side one flat run, the view side one run per dense column, with
+//    no partial vectors and no division per unit. Shared memory holds the
+//    tile in dense order, padded so that the view side's unit accesses
+//    spread over the banks. Each block loads its next tile while it writes
+//    out the current one.
 //  - tiled: the same with one unit per access, for what vectors cannot do
 //    (stride -1, strides that are not a multiple of a vector).
 // All loops are limited by the bytes each SM keeps in flight, not by the
-// width of one access: a thread issues all its loads (64 bytes, or 16 units,
-// of a tile) before the first store. Unit tiles are 64 x 64 units for units
+// width of one access: a thread issues all its loads (8 units of the
+// strided loop, 16 units of a unit tile, 4 vectors of a vector or plane
+// tile) before the first store. Unit tiles are 64 x 64 units for units
 // of up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
 // fill 64), so a warp access is a run of 32 units.
 // Launches ask for programmatic dependent launch on sm_90 and later (on
@@ -55,15 +66,20 @@ constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
 constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
 constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
 // Vector tiles launch up to this many resident blocks' worth, a block a
-// tile: blocks that finish early take the next tile. The other loops launch
-// one resident set and stride over the work, which keeps every thread's
-// share equal.
+// tile (plane tiles: two), so that blocks that finish early take the next
+// ones. The other loops launch one resident set and stride over the work,
+// which keeps every thread's share equal.
 constexpr int kVecMaxWaves = 4;
+// Plane tiles: each thread holds kPlaneSlots 16-byte vectors of a tile in
+// flight, so a tile is at most kPlaneTileBytes and one pass of the block
+// moves it.
+constexpr int kPlaneSlots = 4;
+constexpr int kPlaneTileBytes = kThreads * kPlaneSlots * 16;
 
-// Units a thread of the strided loop has in flight: 64 bytes, or 8 units
-// of fewer than 8 bytes (index math bounds the useful depth there).
-template <typename U>
-constexpr int kUnitsInFlight = sizeof(U) >= 8 ? 64 / static_cast<int>(sizeof(U)) : 8;
+// Units a thread of the strided loop has in flight: 128 bytes of 16-byte
+// units (rows with gaps), 64 of 8-byte units; index math bounds the useful
+// depth of smaller ones.
+constexpr int kUnitsInFlight = 8;
 
 // Resident blocks per SM asked of the register allocator: 4 (64 registers,
 // 1024 threads) holds 64 KB of loads in flight per SM, which HBM's latency
@@ -71,6 +87,8 @@ constexpr int kUnitsInFlight = sizeof(U) >= 8 ? 64 / static_cast<int>(sizeof(U))
 constexpr int kMinBlocksPerSm = 4;
 // The vector tiles' kernel keeps 4 vectors a thread in flight in 80
 // registers (3 blocks, 768 threads, 48 KB of loads per SM): at 64 it spills.
+// So does the plane tiles' kernel, whose 3 blocks an SM keep up to 3 tiles
+// (43 KB for the latent) of loads in flight while they store 3 others.
 constexpr int kMinVecBlocksPerSm = 3;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
@@ -81,7 +99,11 @@ constexpr int kMinVecBlocksPerSm = 3;
 #define PACK_UNROLL
 #endif
 
-enum Kind : int32_t { kStrided, kTiled, kVecTiled };
+enum Kind : int32_t { kStrided, kTiled, kVecTiled, kPlaneTiled };
+
+// The kernels: one for the strided and unit-tiled loops, one for each kind
+// of vector tiles, so that each keeps its registers and occupancy to itself.
+enum Loop : int { kLoopGeneral, kLoopVec, kLoopPlane };
 
 __host__ __device__ inline uint32_t mulhi(uint32_t a, uint32_t b) {
 #ifdef __CUDA_ARCH__
@@ -125,13 +147,17 @@ struct PackDesc {
   int32_t tileEdge;         // kTiled: kSmallTile or kLargeTile
   int32_t vecBytes;         // kVecTiled: bytes of one vector (8 or 16)
   int32_t edgeT, edgeI;     // kVecTiled: units of a tile along tileDim and the innermost dim
+                            // kPlaneTiled: dense rows of a tile, and the units of a dense row
   int32_t pitch;            // kVecTiled: shared-memory units from one index of tileDim to the next
+                            // kPlaneTiled: shared-memory chunks from one row of V dense rows to the next
   int32_t wholeRows;        // kVecTiled: a tile spans whole dense rows (one contiguous run)
   int32_t swizzle;          // kVecTiled: rows of shared memory rotated by vectors (below)
   int64_t shape[kDims];
   int64_t stride[kDims];    // in units, any sign
   FastDiv div[kDims];       // shape[k] (kTiled: of the dimensions other than in and t)
   FastDiv tilesIn, tilesT;  // tiles along the innermost dimension and tileDim
+  FastDiv planeRow;         // kPlaneTiled: edgeI
+  FastDiv runVectors[2];    // kPlaneTiled: vectors of a view run, in a whole and the last tile
 };
 
 // The kernel parameter, passed by value: a launch needs no staging memory and
@@ -140,6 +166,7 @@ struct PackArgs {
   PackDesc piece[kPackCudaMaxPieces];
   int32_t blockEnd[kPackCudaMaxPieces];  // piece p owns blocks [blockEnd[p-1], blockEnd[p])
 };
+static_assert(sizeof(PackArgs) <= 4096, "kernel parameters of up to 4 KB launch everywhere");
 
 // ---------------------------------------------------------------- device side
 
@@ -154,27 +181,25 @@ __host__ __device__ inline int64_t stridedOffset(const PackDesc& d, uint32_t i) 
 // its loads all issue before their stores, to keep memory busy.
 template <bool kPack, typename U>
 __host__ __device__ void copyStrided(const PackDesc& d, uint32_t thread, uint32_t threads) {
-  constexpr int kUnits = kUnitsInFlight<U>;
+  constexpr int kUnits = kUnitsInFlight;
   U* strided = reinterpret_cast<U*>(d.strided);
   U* dense = reinterpret_cast<U*>(d.dense);
   // i + threads * kUnits stays below 2^32: items < 2^31, threads < 2^28.
   for (uint32_t base = thread; base < d.items; base += threads * kUnits) {
+    // The view's offsets are worked out where they are used: unpack keeps
+    // none across its loads, which leaves the registers to the values.
     U value[kUnits];
-    int64_t offset[kUnits];
     PACK_UNROLL
     for (int u = 0; u < kUnits; ++u) {
       const uint32_t i = base + u * threads;
-      if (i < d.items) {
-        offset[u] = stridedOffset(d, i);
-        value[u] = kPack ? strided[offset[u]] : dense[i];
-      }
+      if (i < d.items) value[u] = kPack ? strided[stridedOffset(d, i)] : dense[i];
     }
     PACK_UNROLL
     for (int u = 0; u < kUnits; ++u) {
       const uint32_t i = base + u * threads;
       if (i < d.items) {
         if (kPack) dense[i] = value[u];
-        else strided[offset[u]] = value[u];
+        else strided[stridedOffset(d, i)] = value[u];
       }
     }
   }
@@ -460,6 +485,188 @@ __device__ __forceinline__ void copyVecTiles(const PackDesc& d, uint32_t block, 
   }
 }
 
+// ------------------------------------------------------------- plane tiles
+// The view's last two dimensions are a contiguous plane of I rows (in) of
+// T units (t), T a whole number of 16-byte vectors; the dense buffer holds
+// the plane transposed, T rows of I units. A tile is dense rows t0 ...
+// t0 + rows - 1: in the dense buffer one flat run of rows * I units, in the
+// view I runs of `rows` units, T units apart; each side is whole vectors,
+// aligned (the plan checks the pointers and strides).
+// Shared memory holds the tile in dense order, unit t * I + i of the tile
+// (t counted from t0), in rows of V dense rows (V units a vector): I
+// 16-byte chunks a row, rows `pitch` chunks apart. The view side moves
+// vector s of run i, units t = s * V + e, which all lie in row s: unit
+// s * V * pitch + e * I + i. The lanes of a warp take consecutive vectors s
+// of a run, one row apart: an odd pitch puts 8 such lanes in 8 chunks'
+// different banks, where a pitch of I chunks (I a multiple of 8) would put
+// them all in one. Dense chunk q lies at q + q / I * (pitch - I): whole
+// and aligned, so the dense side moves vectors in shared memory too.
+
+template <typename U>
+constexpr int32_t kPlaneVector = 16 / static_cast<int32_t>(sizeof(U));  // units of a vector
+
+template <typename U>
+struct PlaneTile {
+  U* view;          // unit (t0, 0) of the tile in the view; run i starts i * T units on
+  uint4* dense;     // the tile's flat run in the dense buffer
+  int32_t vectors;  // of either side
+  FastDiv run;      // vectors of a view run
+};
+
+template <typename U>
+__host__ __device__ inline PlaneTile<U> planeTileAt(const PackDesc& d, uint32_t k) {
+  const Tile tile = tileAt(d, k, d.edgeT, d.edgeI);
+  PlaneTile<U> p;
+  p.view = reinterpret_cast<U*>(d.strided) + tile.strided;
+  p.dense = reinterpret_cast<uint4*>(reinterpret_cast<U*>(d.dense) + tile.dense);
+  p.vectors = tile.tCount / kPlaneVector<U> * tile.iCount;
+  p.run = d.runVectors[tile.tCount == d.edgeT ? 0 : 1];
+  return p;
+}
+
+// Vector s of view run i, for vector q of the view side (consecutive q:
+// consecutive vectors of a run).
+struct PlaneVector {
+  int32_t i, s;
+};
+template <typename U>
+__host__ __device__ inline PlaneVector planeVectorAt(const PlaneTile<U>& tile, int32_t q) {
+  uint32_t i = static_cast<uint32_t>(q);
+  const uint32_t s = tile.run.divmod(i);
+  return {static_cast<int32_t>(i), static_cast<int32_t>(s)};
+}
+template <typename U>
+__host__ __device__ inline uint4* planeViewVector(const PackDesc& d, const PlaneTile<U>& tile,
+                                                  PlaneVector v) {
+  const int32_t T = static_cast<int32_t>(d.stride[d.ndim - 1]);
+  return reinterpret_cast<uint4*>(tile.view + v.i * T + v.s * kPlaneVector<U>);
+}
+// Where dense chunk q of the tile lies in shared memory.
+__host__ __device__ inline int32_t planeChunk(const PackDesc& d, int32_t q) {
+  uint32_t row = static_cast<uint32_t>(q);
+  d.planeRow.divmod(row);
+  return q + static_cast<int32_t>(row) * (d.pitch - d.edgeI);
+}
+// Where unit e of view vector v lies in shared memory.
+template <typename U>
+__host__ __device__ inline int32_t planeUnit(const PackDesc& d, PlaneVector v, int32_t e) {
+  return v.s * kPlaneVector<U> * d.pitch + e * d.edgeI + v.i;
+}
+
+template <typename U>
+union PlaneUnits {
+  uint4 w;
+  U u[kPlaneVector<U>];
+};
+
+// Thread `thread` takes vectors thread + m * kThreads of each side, m <
+// kPlaneSlots: the whole tile.
+// The source side into regs (kPack: the view; else the dense run).
+template <bool kPack, typename U>
+__host__ __device__ inline void planeLoad(const PackDesc& d, const PlaneTile<U>& tile, uint4* regs,
+                                          int thread) {
+  PACK_UNROLL
+  for (int m = 0; m < kPlaneSlots; ++m) {
+    const int32_t q = thread + m * kThreads;
+    if (q < tile.vectors)
+      regs[m] = kPack ? *planeViewVector(d, tile, planeVectorAt(tile, q)) : tile.dense[q];
+  }
+}
+
+// regs into shared memory: view vectors a unit at a time, dense chunks whole.
+template <bool kPack, typename U>
+__host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& tile,
+                                         const uint4* regs, U* buf, int thread) {
+  PACK_UNROLL
+  for (int m = 0; m < kPlaneSlots; ++m) {
+    const int32_t q = thread + m * kThreads;
+    if (q >= tile.vectors) break;
+    if (kPack) {
+      const PlaneVector v = planeVectorAt(tile, q);
+      PlaneUnits<U> units;
+      units.w = regs[m];
+      PACK_UNROLL
+      for (int e = 0; e < kPlaneVector<U>; ++e) buf[planeUnit<U>(d, v, e)] = units.u[e];
+    } else {
+      reinterpret_cast<uint4*>(buf)[planeChunk(d, q)] = regs[m];
+    }
+  }
+}
+
+// Shared memory out to the destination side (kPack: the dense run; else the
+// view), every slot read before the first store.
+template <bool kPack, typename U>
+__host__ __device__ inline void planeOut(const PackDesc& d, const PlaneTile<U>& tile,
+                                         const U* buf, int thread) {
+  PlaneUnits<U> out[kPlaneSlots];
+  PACK_UNROLL
+  for (int m = 0; m < kPlaneSlots; ++m) {
+    const int32_t q = thread + m * kThreads;
+    if (q >= tile.vectors) break;
+    if (kPack) {
+      out[m].w = reinterpret_cast<const uint4*>(buf)[planeChunk(d, q)];
+    } else {
+      const PlaneVector v = planeVectorAt(tile, q);
+      PACK_UNROLL
+      for (int e = 0; e < kPlaneVector<U>; ++e) out[m].u[e] = buf[planeUnit<U>(d, v, e)];
+    }
+  }
+  PACK_UNROLL
+  for (int m = 0; m < kPlaneSlots; ++m) {
+    const int32_t q = thread + m * kThreads;
+    if (q >= tile.vectors) break;
+    if (kPack) tile.dense[q] = out[m].w;
+    else *planeViewVector(d, tile, planeVectorAt(tile, q)) = out[m].w;
+  }
+}
+
+// Waits for the block on the device; the host emulation runs each phase
+// for every thread of the block before the next, so it has nothing to wait for.
+__host__ __device__ inline void blockBarrier() {
+#ifdef __CUDA_ARCH__
+  __syncthreads();
+#endif
+}
+
+// The tiles of block `block` of `blocks`: block, block + blocks, ... Each
+// tile's source goes into shared memory; after a barrier each thread loads
+// its part of the next tile's source, then writes out its part of this one.
+// Runs threads first ... first + count - 1 of the block, regs[j] holding the
+// vectors in flight of thread first + j: on the device each thread itself
+// (count 1), on the host the whole block phase by phase. The trip count
+// depends on the block only: every thread reaches the barriers.
+template <bool kPack, typename U>
+__host__ __device__ inline void planeTiles(const PackDesc& d, uint32_t block, uint32_t blocks,
+                                           U* buf, int first, int count,
+                                           uint4 (*regs)[kPlaneSlots]) {
+  if (block >= d.items) return;
+  PlaneTile<U> tile = planeTileAt<U>(d, block);
+  for (int j = 0; j < count; ++j) planeLoad<kPack>(d, tile, regs[j], first + j);
+  for (uint32_t k = block;;) {
+    for (int j = 0; j < count; ++j) planePut<kPack>(d, tile, regs[j], buf, first + j);
+    blockBarrier();
+    const uint32_t next = k + blocks;  // items and blocks are below 2^31
+    const bool more = next < d.items;
+    const PlaneTile<U> following = more ? planeTileAt<U>(d, next) : tile;
+    for (int j = 0; j < count; ++j) {
+      if (more) planeLoad<kPack>(d, following, regs[j], first + j);
+      planeOut<kPack>(d, tile, buf, first + j);
+    }
+    if (!more) return;
+    blockBarrier();  // every thread is done reading this tile from buf
+    k = next;
+    tile = following;
+  }
+}
+
+template <bool kPack, typename U>
+__device__ __forceinline__ void copyPlaneTiles(const PackDesc& d, uint32_t block, uint32_t blocks,
+                                               void* smem) {
+  uint4 regs[1][kPlaneSlots];
+  planeTiles<kPack>(d, block, blocks, static_cast<U*>(smem), static_cast<int>(threadIdx.x), 1,
+                    regs);
+}
+
 // Shared memory of a vector tile: its units, and the shift (under a vector).
 constexpr int kVecSmemBytes = kVecTileBytes + 16;
 
@@ -470,14 +677,18 @@ static_assert(kTileBytes<uint8_t, kLargeTile> <= kTileSmemBytes &&
                   kTileBytes<uint64_t, kSmallTile> <= kTileSmemBytes,
               "the shared tile buffer holds every tile");
 
-// The shared memory a launch gives each block: room for either tile.
-constexpr int kSmemBytes = kTileSmemBytes > kVecSmemBytes ? kTileSmemBytes : kVecSmemBytes;
+// The shared memory a launch gives each block: room for any tile.
+constexpr int kSmemBytes = std::max({kTileSmemBytes, kVecSmemBytes, kPlaneTileBytes});
 
-// kVec: the kernel of vector tiles (and nothing else), apart from the other
-// loops so that each keeps its registers to itself.
-template <bool kPack, bool kVec, typename U>
+// kLoop: which kernel; the vector tiles' kernels move their kind of piece
+// and nothing else.
+template <bool kPack, int kLoop, typename U>
 __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, void* smem) {
-  if constexpr (kVec) {
+  if constexpr (kLoop == kLoopPlane) {
+    if constexpr (sizeof(U) <= kTileMaxUnit) return copyPlaneTiles<kPack, U>(d, block, blocks, smem);
+    return;  // planned for units of at most kTileMaxUnit bytes only
+  }
+  if constexpr (kLoop == kLoopVec) {
     if constexpr (sizeof(U) <= kTileMaxUnit) {
       if constexpr (sizeof(U) < 8)
         if (d.vecBytes == 8) return copyVecTiles<kPack, U, uint2>(d, block, blocks, smem);
@@ -495,8 +706,9 @@ __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, voi
   copyStrided<kPack, U>(d, block * kThreads + threadIdx.x, blocks * kThreads);
 }
 
-template <bool kPack, bool kVec>
-__global__ void __launch_bounds__(kThreads, kVec ? kMinVecBlocksPerSm : kMinBlocksPerSm)
+template <bool kPack, int kLoop>
+__global__ void __launch_bounds__(kThreads,
+                                  kLoop == kLoopGeneral ? kMinBlocksPerSm : kMinVecBlocksPerSm)
     packKernel(const __grid_constant__ PackArgs args) {
   extern __shared__ uint4 smem[];  // kSmemBytes when the launch has tiles, else none
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -512,11 +724,11 @@ __global__ void __launch_bounds__(kThreads, kVec ? kMinVecBlocksPerSm : kMinBloc
   const uint32_t block = blockIdx.x - first, blocks = args.blockEnd[p] - first;
   const PackDesc& d = args.piece[p];
   switch (d.unit) {
-    case 1: runPiece<kPack, kVec, uint8_t>(d, block, blocks, smem); break;
-    case 2: runPiece<kPack, kVec, uint16_t>(d, block, blocks, smem); break;
-    case 4: runPiece<kPack, kVec, uint32_t>(d, block, blocks, smem); break;
-    case 8: runPiece<kPack, kVec, uint64_t>(d, block, blocks, smem); break;
-    default: runPiece<kPack, kVec, uint4>(d, block, blocks, smem); break;
+    case 1: runPiece<kPack, kLoop, uint8_t>(d, block, blocks, smem); break;
+    case 2: runPiece<kPack, kLoop, uint16_t>(d, block, blocks, smem); break;
+    case 4: runPiece<kPack, kLoop, uint32_t>(d, block, blocks, smem); break;
+    case 8: runPiece<kPack, kLoop, uint64_t>(d, block, blocks, smem); break;
+    default: runPiece<kPack, kLoop, uint4>(d, block, blocks, smem); break;
   }
 }
 
@@ -671,6 +883,42 @@ bool planVecTiles(PackDesc* d) {
   return false;
 }
 
+// Plans plane tiles (above) for a part whose last two dimensions are a
+// contiguous plane of the view with t next to the innermost: its rows (t)
+// and the dense rows' starts a whole number of aligned 16-byte vectors, a
+// tile as many dense rows as kPlaneTileBytes holds with rows of V dense rows
+// an odd number of chunks apart, in tiles of equal size where the plane
+// needs several and that keeps the view's runs kVecMinRun long (a shorter
+// run wastes its sectors), else in tiles as large as they can be. Planes
+// whose runs are short all the same (several tiles of dense rows over 256
+// units) are left to the vector tiles, whose tiles are not whole rows.
+// Returns false when the part is no such plane.
+bool planPlaneTiles(PackDesc* d) {
+  const int in = d->ndim - 1, t = d->tileDim;
+  const int64_t unit = d->unit, v = 16 / unit;
+  const int64_t rows = d->shape[t], row = d->shape[in];
+  if (t != in - 1 || d->stride[t] != 1 || d->stride[in] != rows || rows % v != 0) return false;
+  if (reinterpret_cast<uintptr_t>(d->strided) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(d->dense) % 16 != 0)
+    return false;
+  for (int k = 0; k < t; ++k)
+    if (d->stride[k] % v != 0) return false;
+  const int64_t pitch = row | 1;  // chunks
+  const int64_t most = kPlaneTileBytes / 16 / pitch * v;
+  if (most == 0) return false;
+  int64_t edge = evenEdge(rows, most, v);
+  if (edge < rows && edge * unit < kVecMinRun) edge = most;  // long runs, the last tile shorter
+  if (edge < rows && edge * unit < kVecMinRun) return false;
+  const int64_t last = rows - (rows - 1) / edge * edge;
+  d->edgeT = static_cast<int32_t>(edge);
+  d->edgeI = static_cast<int32_t>(row);
+  d->pitch = static_cast<int32_t>(pitch);
+  d->planeRow.init(static_cast<uint32_t>(row));
+  d->runVectors[0].init(static_cast<uint32_t>(edge / v));
+  d->runVectors[1].init(static_cast<uint32_t>(last / v));
+  return true;
+}
+
 // Picks the copy loop of a part of at most kMaxUnits units and sets up its
 // divisors. Tiled when the innermost dimension is strided and another has
 // stride +-1 (-1 still gives each warp consecutive units).
@@ -683,7 +931,11 @@ void finish(PackDesc* d, uint64_t units) {
   const int t = d->tileDim;
   if (t >= 0) {
     int64_t edgeT, edgeI;
-    if (planVecTiles(d)) {
+    if (planPlaneTiles(d)) {
+      d->kind = kPlaneTiled;
+      edgeT = d->edgeT;
+      edgeI = d->edgeI;
+    } else if (planVecTiles(d)) {
       d->kind = kVecTiled;
       edgeT = d->edgeT;
       edgeI = d->edgeI;
@@ -772,7 +1024,9 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   uint64_t want[kPackCudaMaxPieces], total = 0;
   for (int p = 0; p < n; ++p) {
     const PackDesc& d = args->piece[p];
-    const uint64_t perBlock = d.kind == kStrided ? kThreads * 4 : 1;  // 4 units a thread, a tile
+    // 4 units a thread; a tile; two plane tiles, so that a block loads one
+    // while it stores the other.
+    const uint64_t perBlock = d.kind == kStrided ? kThreads * 4 : d.kind == kPlaneTiled ? 2 : 1;
     want[p] = (d.items + perBlock - 1) / perBlock;
     total += want[p];
   }
@@ -790,7 +1044,7 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   return end;
 }
 
-// How packKernel<kPack, kVec> is launched on the current device, queried
+// How packKernel<kPack, kLoop> is launched on the current device, queried
 // once per device: the blocks resident at once with tile memory, and whether to ask for programmatic dependent launch
 // (sm_90 and a kernel compiled for it, which waits with griddepcontrol.wait).
 struct LaunchShape {
@@ -798,7 +1052,7 @@ struct LaunchShape {
   bool dependentLaunch;
 };
 
-template <bool kPack, bool kVec>
+template <bool kPack, int kLoop>
 LaunchShape launchShape(const char* op) {
   static std::atomic<int> cache[kMaxCachedDevices];  // 2 x blocks + dependentLaunch; 0: not yet
   int device = 0;
@@ -810,11 +1064,11 @@ LaunchShape launchShape(const char* op) {
               "cudaDeviceGetAttribute");
     checkCuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), op,
               "cudaDeviceGetAttribute");
-    checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack, kVec>,
+    checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack, kLoop>,
                                                             kThreads, kSmemBytes),
               op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
     cudaFuncAttributes attr{};
-    checkCuda(cudaFuncGetAttributes(&attr, packKernel<kPack, kVec>), op, "cudaFuncGetAttributes");
+    checkCuda(cudaFuncGetAttributes(&attr, packKernel<kPack, kLoop>), op, "cudaFuncGetAttributes");
     const bool dependent = major >= 9 && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
     cached = 2 * std::max(1, sms * perSm) + (dependent ? 1 : 0);
     if (device < kMaxCachedDevices) cache[device].store(cached, std::memory_order_relaxed);
@@ -822,12 +1076,13 @@ LaunchShape launchShape(const char* op) {
   return {static_cast<uint64_t>(cached / 2), (cached & 1) != 0};
 }
 
-// One launch of packKernel<kPack, kVec> for the first n pieces of args.
-template <bool kPack, bool kVec>
+// One launch of packKernel<kPack, kLoop> for the first n pieces of args.
+template <bool kPack, int kLoop>
 void launch(PackArgs& args, int n, void* stream, const char* op) {
-  const LaunchShape shape = launchShape<kPack, kVec>(op);
-  const int grid = assignBlocks(&args, n, shape.residentBlocks * (kVec ? kVecMaxWaves : 1));
-  bool tiles = kVec;
+  const LaunchShape shape = launchShape<kPack, kLoop>(op);
+  const int grid = assignBlocks(
+      &args, n, shape.residentBlocks * (kLoop == kLoopGeneral ? 1 : kVecMaxWaves));
+  bool tiles = kLoop != kLoopGeneral;
   for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
   cudaLaunchAttribute dependent{};
   dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -850,24 +1105,30 @@ void launch(PackArgs& args, int n, void* stream, const char* op) {
   }
   config.numAttrs = early ? 1 : 0;
   void* params[] = {&args};
-  checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kVec>),
+  checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kLoop>),
                                 params),
             op, "kernel launch");
 }
 
-// Each batch in up to two launches: vector tiles in their kernel, the other
-// pieces in theirs.
+int loopOf(const PackDesc& d) {
+  return d.kind == kPlaneTiled ? kLoopPlane : d.kind == kVecTiled ? kLoopVec : kLoopGeneral;
+}
+
+// Each batch in up to three launches, one for the pieces of each kernel.
 template <bool kPack>
 void transfer(const PackPiece* pieces, int count, void* stream, const char* op) {
   forEachBatch(pieces, count, op, [&](PackArgs& args, int n) {
-    PackArgs vec{}, other{};
-    int vecs = 0, others = 0;
+    PackArgs byLoop[3] = {};
+    int counts[3] = {};
     for (int p = 0; p < n; ++p) {
-      if (args.piece[p].kind == kVecTiled) vec.piece[vecs++] = args.piece[p];
-      else other.piece[others++] = args.piece[p];
+      const int loop = loopOf(args.piece[p]);
+      byLoop[loop].piece[counts[loop]++] = args.piece[p];
     }
-    if (others > 0) launch<kPack, false>(other, others, stream, op);
-    if (vecs > 0) launch<kPack, true>(vec, vecs, stream, op);
+    if (counts[kLoopGeneral] > 0)
+      launch<kPack, kLoopGeneral>(byLoop[kLoopGeneral], counts[kLoopGeneral], stream, op);
+    if (counts[kLoopVec] > 0) launch<kPack, kLoopVec>(byLoop[kLoopVec], counts[kLoopVec], stream, op);
+    if (counts[kLoopPlane] > 0)
+      launch<kPack, kLoopPlane>(byLoop[kLoopPlane], counts[kLoopPlane], stream, op);
   });
 }
 

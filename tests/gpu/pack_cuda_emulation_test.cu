@@ -8,11 +8,13 @@
 // and tiled loops (tile edges, partial tiles, grid-stride loops over few
 // blocks) on a machine without a GPU; pack_cuda_test.cu checks the kernels
 // themselves on one. Also checks that the benchmark's views take the fast
-// loops (a transpose vector tiles, rows with gaps 16-byte units) and which
-// loop, vector and tile each kind of view is planned for.
+// loops (the transposed latent plane tiles, rows with gaps 16-byte units)
+// and which loop, vector and tile each kind of view is planned for. The
+// plane tiles run their own block loop, prefetch included, phase by phase.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -63,9 +65,35 @@ void expectAligned(const PackDesc& d, const VecTile<U>& tile) {
   EXPECT_TRUE(tile.dense.runs == 1 || d.pitch % kV == 0) << d.pitch;
 }
 
+// What the device needs of a plane tile: both sides' vectors aligned, a
+// whole number of vectors in each view run.
+template <typename U>
+void expectAligned(const PlaneTile<U>& tile) {
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(tile.view) % 16, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(tile.dense) % 16, 0u);
+  EXPECT_GT(tile.vectors, 0);
+  EXPECT_LE(tile.vectors, kThreads * kPlaneSlots);
+  EXPECT_EQ(tile.vectors % static_cast<int32_t>(tile.run.divisor), 0);
+}
+
+// The plane tiles' own loop, every thread of the block in each phase.
+template <bool kPack, typename U>
+void planeBlock(const PackDesc& d, uint32_t block, uint32_t blocks, SharedMemory& smem) {
+  std::vector<std::array<uint4, kPlaneSlots>> regs(kThreads);
+  for (uint32_t k = block; k < d.items; k += blocks) expectAligned(planeTileAt<U>(d, k));
+  planeTiles<kPack>(d, block, blocks, smem.get<U>(), 0, kThreads,
+                    reinterpret_cast<uint4(*)[kPlaneSlots]>(regs.data()));
+}
+
 template <bool kPack, typename U>
 void runBlock(const PackDesc& d, uint32_t block, uint32_t blocks) {
   if constexpr (sizeof(U) <= kTileMaxUnit) {
+    if (d.kind == kPlaneTiled) {
+      SharedMemory smem;
+      planeBlock<kPack, U>(d, block, blocks, smem);
+      EXPECT_TRUE(smem.guardIntact()) << "a plane tile wrote past the shared memory";
+      return;
+    }
     if (d.kind == kVecTiled) {
       SharedMemory smem;
       auto tiles = [&](auto vector) {
@@ -228,13 +256,21 @@ TEST(PackCudaEmulation, TransposesAroundTheTileEdges) {
 // Vector tiles: whole dense rows in one run (t next to the innermost
 // dimension) and rows apart (a dimension between them), with the sides'
 // runs cut at the tile edges and partial vectors at the ends of the runs.
+// (Those whose rows are whole aligned vectors take plane tiles: each dtype
+// keeps vector tiles of both kinds.)
 TEST(PackCudaEmulation, VectorTiles) {
   uint64_t seed = 1;
-  for (DType dtype : kDtypes)
+  for (DType dtype : kDtypes) {
+    int wholeRows = 0, rowsApart = 0;
     for (const Layout& l : vectorTileLayouts(dtype)) {
+      const PackDesc plan = planOf(l);
+      if (plan.kind == kVecTiled) ++(plan.wholeRows ? wholeRows : rowsApart);
       roundTrip({l}, seed, 1 + seed % 7);  // 1 to 7 blocks: blocks loop over tiles
       ++seed;
     }
+    EXPECT_GT(wholeRows, 0) << dtype_name(dtype);
+    EXPECT_GT(rowsApart, 0) << dtype_name(dtype);
+  }
   roundTrip({transposedLatent()}, seed, 40);
 }
 
@@ -281,17 +317,34 @@ void expectVecTileFits(const PackDesc& d) {
   EXPECT_FALSE(d.swizzle && d.wholeRows);
 }
 
+// A plane tile's rows of shared memory fit the launch's shared memory, its
+// vectors the threads' slots, and its tiles along t are whole vectors.
+void expectPlaneTileFits(const PackDesc& d) {
+  const int64_t v = 16 / d.unit;
+  EXPECT_EQ(d.pitch % 2, 1) << "an odd pitch spreads a warp's view accesses";
+  EXPECT_GE(d.pitch, d.edgeI);
+  EXPECT_LE(int64_t{d.edgeT} / v * d.pitch * 16, int64_t{kPlaneTileBytes});
+  EXPECT_LE(kPlaneTileBytes, kSmemBytes);
+  EXPECT_LE(int64_t{d.edgeT} / v * d.edgeI, int64_t{kThreads} * kPlaneSlots);
+  EXPECT_EQ(d.edgeT % v, 0);
+  EXPECT_EQ(int64_t{d.runVectors[0].divisor} * v, d.edgeT);
+  EXPECT_GE(d.runVectors[1].divisor, 1u);
+  EXPECT_LE(d.runVectors[1].divisor, d.runVectors[0].divisor);
+  EXPECT_EQ(d.planeRow.divisor, static_cast<uint32_t>(d.edgeI));
+}
+
 TEST(PackCudaEmulation, BenchmarkViewsTakeTheFastLoops) {
-  // bf16 [2,16,21,160,90]: tiles of 80 x 90 (whole rows of 90), 16-byte vectors.
+  // bf16 [2,16,21,160,90]: plane tiles of 80 x 90 (whole dense rows of 90),
+  // rows of 8 dense rows 91 chunks apart.
   const PackDesc transposed = planOf(transposedLatent());
-  EXPECT_EQ(transposed.kind, kVecTiled);
+  EXPECT_EQ(transposed.kind, kPlaneTiled);
   EXPECT_EQ(transposed.unit, 2);
-  EXPECT_EQ(transposed.vecBytes, 16);
-  EXPECT_EQ(transposed.wholeRows, 1);
   EXPECT_EQ(transposed.edgeI, 90);
   EXPECT_EQ(transposed.edgeT, 80);
+  EXPECT_EQ(transposed.pitch, 91);
   EXPECT_EQ(transposed.items, 2u * 16 * 21 * 2);
-  expectVecTileFits(transposed);
+  expectPlaneTileFits(transposed);
+  EXPECT_EQ(transposed.runVectors[1].divisor, 10u) << "both tiles of a plane are whole";
   const PackDesc sliced = planOf(slicedLatent());
   EXPECT_EQ(sliced.kind, kStrided);
   EXPECT_EQ(sliced.unit, 16);
@@ -309,21 +362,32 @@ TEST(PackCudaEmulation, TilePlans) {
   for (DType dtype : kDtypes) {
     SCOPED_TRACE(dtype_name(dtype));
     const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-    // Innermost stride 48 elements: a multiple of any vector.
-    // A pitch of 64 units would put a column in one bank: rows apart, and
-    // rotated where a row holds 8 vectors or more.
-    const PackDesc even = planOf(build("2d^T", dtype, {64, 48}, {}, {1, 0}));
+    // Innermost stride 48 elements: a multiple of any vector, and a
+    // contiguous plane: plane tiles, one per plane.
+    const PackDesc plane = planOf(build("2d^T", dtype, {64, 48}, {}, {1, 0}));
+    EXPECT_EQ(plane.kind, kPlaneTiled);
+    EXPECT_EQ(plane.pitch, 65);
+    EXPECT_EQ(plane.edgeT, es == 8 ? 24 : 48) << "rows of 64 x 8 bytes: 30 in 16 KB";
+    EXPECT_EQ(plane.items, es == 8 ? 2u : 1u);
+    expectPlaneTileFits(plane);
+    // The same off 16-byte alignment: vector tiles. A pitch of 64 units
+    // would put a column in one bank: rows apart, and rotated where a row
+    // holds 8 vectors or more.
+    const PackDesc even = planOf(build("2d^T shifted", dtype, {64, 48}, {}, {1, 0}, 8));
     EXPECT_EQ(even.kind, kVecTiled);
     EXPECT_EQ(even.vecBytes, 16);
     EXPECT_EQ(even.wholeRows, 0);
     EXPECT_EQ(even.swizzle, es > 1 ? 1 : 0);
     expectVecTileFits(even);
-    // Innermost stride 70 elements: 8-byte vectors where 70 units are a
-    // multiple of one, else unit tiles.
+    // Innermost stride 70 elements: plane tiles where 70 is whole vectors,
+    // 8-byte vectors where 70 units are a multiple of one, else unit tiles.
     const PackDesc seventy = planOf(build("2d^T", dtype, {64, 70}, {}, {1, 0}));
-    if (es == 4 || es == 8) {
+    if (es == 8) {
+      EXPECT_EQ(seventy.kind, kPlaneTiled);
+      expectPlaneTileFits(seventy);
+    } else if (es == 4) {
       EXPECT_EQ(seventy.kind, kVecTiled);
-      EXPECT_EQ(seventy.vecBytes, es == 4 ? 8 : 16);
+      EXPECT_EQ(seventy.vecBytes, 8);
       expectVecTileFits(seventy);
     } else {
       EXPECT_EQ(seventy.kind, kTiled);
@@ -332,11 +396,88 @@ TEST(PackCudaEmulation, TilePlans) {
     EXPECT_EQ(planOf(build("reversed^T", dtype, {3, 70, 64}, {{}, {}, {0, 1, -1, true}},
                            {0, 2, 1})).kind,
               kTiled);
+    // Planes with gaps between the rows (t sliced): vector tiles.
+    EXPECT_EQ(planOf(build("sliced plane^T", dtype, {2, 40, 64}, {{}, {}, {0, 1, 48}}, {0, 2, 1}))
+                  .kind,
+              kVecTiled);
     // Rows too long for a tile of whole rows: 64 wide.
     const PackDesc longRows = planOf(build("long rows", dtype, {3, 1504, 24}, {}, {0, 2, 1}));
     EXPECT_EQ(longRows.kind, kVecTiled);
     EXPECT_EQ(longRows.wholeRows, 0);
     expectVecTileFits(longRows);
+  }
+}
+
+// Plane tiles on every dtype, planes in one and several tiles (the last
+// shorter), odd and even rows, batches with gaps and reversed, with 1 to 7
+// blocks (each looping over tiles, loading the next while storing one) and
+// with more blocks than tiles.
+TEST(PackCudaEmulation, PlaneTiles) {
+  uint64_t seed = 100;
+  for (DType dtype : kDtypes)
+    for (const Layout& l : planeTileLayouts(dtype)) {
+      SCOPED_TRACE(l.describe());
+      EXPECT_EQ(planOf(l).kind, kPlaneTiled);
+      expectPlaneTileFits(planOf(l));
+      roundTrip({l}, seed, 1 + seed % 7);
+      ++seed;
+    }
+  for (DType dtype : kDtypes) roundTrip({build("plane^T", dtype, {3, 90, 160}, {}, {0, 2, 1})}, 7, 1000);
+  roundTrip({transposedLatent()}, seed, 200);
+  // pack_cuda_test's batch of three kernels: plane tiles, vector tiles and
+  // the strided loop.
+  std::vector<Layout> mixed = planeTileLayouts(DType::kFloat32);
+  mixed.resize(kPackCudaMaxPieces - 3);
+  mixed.push_back(transposedLatent());
+  mixed.push_back(slicedLatent());
+  mixed.push_back(channelsLast(DType::kFloat32, {1, 40, 90, 160}));
+  EXPECT_EQ(planOf(mixed.back()).kind, kVecTiled);
+  roundTrip(mixed, seed, 50);
+}
+
+// Which planes take several tiles, and how many rows each.
+TEST(PackCudaEmulation, PlaneTileEdges) {
+  // bf16, rows of 255 (pitch 255): 4 rows of 8 = 32 dense rows a tile at
+  // most; 336 in 11 tiles of 32, the last 16.
+  const PackDesc bf16 = planOf(build("plane^T", DType::kBFloat16, {2, 255, 336}, {}, {0, 2, 1}));
+  EXPECT_EQ(bf16.kind, kPlaneTiled);
+  EXPECT_EQ(bf16.edgeT, 32);
+  EXPECT_EQ(bf16.items, 2u * 11);
+  EXPECT_EQ(bf16.runVectors[1].divisor, 2u);
+  // uint8, rows of 128 (pitch 129): 7 rows of 16 = 112 at most; 336 in 3.
+  const PackDesc u8 = planOf(build("plane^T", DType::kUInt8, {1, 128, 336}, {}, {0, 2, 1}));
+  EXPECT_EQ(u8.kind, kPlaneTiled);
+  EXPECT_EQ(u8.pitch, 129);
+  EXPECT_EQ(u8.edgeT, 112);
+  EXPECT_EQ(u8.items, 3u);
+  // Rows of 1500 bf16: a row of 8 dense rows does not fit: vector tiles.
+  EXPECT_EQ(planOf(build("long plane^T", DType::kBFloat16, {1, 1500, 64}, {}, {0, 2, 1})).kind,
+            kVecTiled);
+  // bf16 rows of 255, planes of 48 rows: two even tiles would have runs of
+  // 48 bytes: a tile of 32 and one of 16.
+  const PackDesc uneven = planOf(build("plane^T", DType::kBFloat16, {1, 255, 48}, {}, {0, 2, 1}));
+  EXPECT_EQ(uneven.kind, kPlaneTiled);
+  EXPECT_EQ(uneven.edgeT, 32);
+  EXPECT_EQ(uneven.items, 2u);
+  EXPECT_EQ(uneven.runVectors[1].divisor, 2u);
+  // f32 rows of 255: 16 dense rows a tile, runs of 64 bytes: plane tiles;
+  // rows of 257: 12 rows, 48 bytes: other tiles.
+  EXPECT_EQ(planOf(build("plane^T", DType::kFloat32, {1, 255, 64}, {}, {0, 2, 1})).kind,
+            kPlaneTiled);
+  EXPECT_NE(planOf(build("plane^T", DType::kFloat32, {1, 257, 64}, {}, {0, 2, 1})).kind,
+            kPlaneTiled);
+  // Storage or dense pointers off 16 bytes, rows (t) not whole vectors: not
+  // plane tiles, moved all the same.
+  for (DType dtype : kDtypes) {
+    const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+    for (int64_t shift = es; shift < 16; shift += es) {
+      const Layout l = build("plane^T shifted", dtype, {2, 90, 160}, {}, {0, 2, 1}, shift);
+      EXPECT_NE(planOf(l).kind, kPlaneTiled);
+      roundTrip({l}, static_cast<uint64_t>(shift), 5);
+      roundTrip({build("plane^T", dtype, {2, 90, 160}, {}, {0, 2, 1})}, 3, 5,
+                static_cast<size_t>(shift));
+    }
+    roundTrip({build("odd rows^T", dtype, {2, 90, 168 - 8 / es}, {}, {0, 2, 1})}, 4, 5);
   }
 }
 

@@ -305,6 +305,35 @@ TEST_F(PackCudaTest, VectorTiles) {
   roundTrip(mixed, seed++);  // vector tiles and other loops from one call: two launches
 }
 
+// Plane tiles (a contiguous plane with its two dimensions swapped, rows of
+// whole 16-byte vectors) in every dtype: odd and even rows, planes of one
+// and several tiles (the last shorter), batches with gaps, reversed and over
+// two dimensions; the latent in both directions; storage or dense buffers
+// off 16 bytes by every unit (other tiles then, the same bytes); rows that
+// are not whole vectors; plane tiles with other pieces in one call.
+TEST_F(PackCudaTest, PlaneTiles) {
+  uint64_t seed = 1;
+  for (DType dtype : kDtypes)
+    for (const Layout& l : planeTileLayouts(dtype)) roundTrip({l}, seed++);
+  roundTrip({transposedLatent()}, seed++);
+  for (DType dtype : kDtypes) {
+    const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+    for (int64_t shift = es; shift < 16; shift += es) {
+      roundTrip({build("plane^T shifted", dtype, {2, 90, 160}, {}, {0, 2, 1}, shift)}, seed++);
+      roundTrip({build("plane^T", dtype, {2, 90, 160}, {}, {0, 2, 1})}, seed++,
+                static_cast<size_t>(shift));
+    }
+    roundTrip({build("rows not whole vectors^T", dtype, {2, 90, 168 - 8 / es}, {}, {0, 2, 1})},
+              seed++);
+  }
+  std::vector<Layout> mixed = planeTileLayouts(DType::kFloat32);
+  mixed.resize(kPackCudaMaxPieces - 3);
+  mixed.push_back(transposedLatent());
+  mixed.push_back(slicedLatent());
+  mixed.push_back(channelsLast(DType::kFloat32, {1, 40, 90, 160}));  // vector tiles, rows apart
+  roundTrip(mixed, seed++);  // plane tiles, vector tiles and the strided loop: three launches
+}
+
 TEST_F(PackCudaTest, ChannelsLast) {
   for (DType dtype : kDtypes) {
     roundTrip({channelsLast(dtype, {2, 3, 17, 19})}, 1);     // few channels: elementwise

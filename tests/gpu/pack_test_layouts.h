@@ -192,6 +192,24 @@ inline std::vector<Layout> misalignedVectorTileLayouts(DType dtype, int64_t shif
           build("rows apart shifted", dtype, {72, 3, 48}, {}, {2, 1, 0}, shift)};
 }
 
+// Views for the plane tiles, in `dtype`: batches of contiguous planes of I
+// rows of T elements with the two swapped, T a multiple of 16 (whole
+// vectors of any dtype): I odd and even (a shared-memory pitch of I or
+// I + 1 chunks), a multiple of 8, and so long that a plane takes several
+// tiles, the last one shorter; batches of one, several, with gaps, reversed
+// and over two dimensions that do not merge.
+inline std::vector<Layout> planeTileLayouts(DType dtype) {
+  std::vector<Layout> layouts;
+  for (int64_t rows : {16, 17, 90, 128, 255})
+    for (int64_t cols : {16, 48, 160, 336})
+      layouts.push_back(build("plane^T", dtype, {2, rows, cols}, {}, {0, 2, 1}));
+  layouts.push_back(build("one plane^T", dtype, {91, 64}, {}, {1, 0}));
+  layouts.push_back(build("planes with gaps^T", dtype, {5, 90, 32}, {{0, 2}}, {0, 2, 1}));
+  layouts.push_back(build("planes reversed^T", dtype, {3, 33, 48}, {{0, 1, -1, true}}, {0, 2, 1}));
+  layouts.push_back(build("4d planes^T", dtype, {3, 2, 21, 64}, {{0, 1, 2}}, {1, 0, 3, 2}));
+  return layouts;
+}
+
 inline const DType kDtypes[] = {DType::kUInt8, DType::kBFloat16, DType::kFloat32, DType::kFloat64};
 
 }  // namespace pack_test
