@@ -34,9 +34,14 @@
 //            element. Other layouts element by element through the strides.
 //            One wave of resident blocks, striding over the tensor.
 // A rank alone whose tensor is dense NCHW-like or channels-last, aligned,
-// runs all of it in the moments kernel: moments, barrier, merge and table,
-// barrier, apply (FusedDenseApply, FusedRowApply); one kernel, no launch
-// gap, and the apply's reads follow the moments' while they are in L2.
+// runs all of it in the moments kernel (fused_walk): the moments, a
+// grid-wide barrier, then NCHW-like each block merges its own pair's
+// partials (fused_runs_end), channels-last the grid merges the table and
+// waits at a second barrier; then every thread normalises the very loads it
+// read for the moments, the last read first (own_runs_apply,
+// own_rows_apply): one kernel, no launch gap, and the second read is of
+// what the same SM just read, likely still in L1 or L2 even where the
+// tensor outgrows L2.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
@@ -136,11 +141,17 @@ struct ChannelTable {
   float* bias = nullptr;
 };
 
+__device__ inline float channel_scale(const GroupNormAffine& a, GroupStats s, int64_t c) {
+  return s.rstd * (a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f);
+}
+__device__ inline float channel_bias(const GroupNormAffine& a, int64_t c) {
+  return a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+}
+
 __device__ inline void write_channel(int64_t channels, const GroupNormAffine& a, GroupStats s,
                                      int64_t n, int64_t c, ChannelTable table) {
-  const float w = a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-  table.factors[n * channels + c] = make_float2(s.mean, s.rstd * w);
-  if (n == 0) table.bias[c] = a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
+  table.factors[n * channels + c] = make_float2(s.mean, channel_scale(a, s, c));
+  if (n == 0) table.bias[c] = channel_bias(a, c);
 }
 
 // The ranks' records a table is merged from (normalise); records null: none.
@@ -175,10 +186,11 @@ struct MergeArgs {
   bool in_kernel = false;
 };
 
-// One warp merges the partials of `pair`: lane l folds partials l, l + 32,
-// ... in order (kUnroll loads in flight), then a tree over the lanes.
-__device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
-                           int64_t splits, int64_t pair, const MergeArgs& a) {
+// The partials of `pair` merged by one warp, every lane getting the result:
+// lane l folds partials l, l + 32, ... in order (kUnroll loads in flight),
+// then a tree over the lanes.
+__device__ GroupMoments merged_partials(const GroupMoments* partials, int64_t splits,
+                                        int64_t pair) {
   const int lane = threadIdx.x % 32;
   const GroupMoments* mine = partials + pair * splits;
   GroupMoments m = {0, 0.f, 0.f};
@@ -197,6 +209,15 @@ __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* parti
   m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
   m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
   m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
+  return m;
+}
+
+// One warp merges the partials of `pair` into this rank's record and, with
+// a table, the pair's channels.
+__device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
+                           int64_t splits, int64_t pair, const MergeArgs& a) {
+  const int lane = threadIdx.x % 32;
+  const GroupMoments m = merged_partials(partials, splits, pair);
   if (lane == 0) a.out[pair] = m;
   if (!a.table.factors) return;
   const GroupStats s = stats_of(m, a.eps);
@@ -332,7 +353,7 @@ __device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block
     for (int u = 0; u < kUnroll; ++u) {
       const I row = row0 + static_cast<I>(u) * step;
       if (row >= rows) continue;
-      const I n = (row / sample_div) % N;
+      const I n = N == 1 ? 0 : (row / sample_div) % N;
       if (n != n_loaded) {
 #pragma unroll
         for (int k = 0; k < V; ++k) {
@@ -357,60 +378,98 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
 }
 
-// What a moments kernel does after its merge: nothing (the apply is a
-// kernel of its own), or, a rank alone with one of the two common layouts
-// in 32-bit indices, the apply itself after a second grid-wide barrier:
-// one kernel for the whole GroupNorm.
-struct NoApply {
-  struct Args {};
-  static constexpr bool kFused = false;
-};
-
-// NCHW-like (contiguous 2-D or 3-D): vectors in memory order.
-template <typename T, int V>
-struct FusedDenseApply {
-  using Args = DenseArgs;
-  static constexpr bool kFused = true;
-  __device__ static void run(const Args& a) {
-    dense_apply<T, V, DenseWalk::kChannelOuter, uint32_t>(a, blockIdx.x, gridDim.x);
-  }
-};
-
-// Channels-last (2-D or 3-D): rows of C channels.
-template <typename T, int V>
-struct FusedRowApply {
-  struct Args {
-    DenseArgs dense;
-    RowApply rows;
-  };
-  static constexpr bool kFused = true;
-  __device__ static void run(const Args& a) {
-    row_apply<T, V, uint32_t>(a.dense, a.rows, blockIdx.x, gridDim.x);
-  }
-};
-
 // ------------------------------------------------------------------ moments
 
-// The end of every moments kernel: the merge, when in the kernel, and the
-// apply, when fused (then always in the kernel: the host launches a fused
-// kernel cooperatively or not at all).
-template <typename Apply>
+// The end of every moments kernel: the merge, when in the kernel, and, when
+// fused (then always in the kernel: the host launches a fused kernel
+// cooperatively or not at all), a second grid-wide barrier after which the
+// channel table is whole and the block may normalise its own elements.
+template <bool kFused>
 __device__ void after_moments(const GroupNormGeometry& g, const GroupMoments* partials,
-                              int64_t splits, const MergeArgs& merge,
-                              const typename Apply::Args& apply) {
+                              int64_t splits, const MergeArgs& merge) {
   if (!merge.in_kernel) return;
   merge_in_kernel(g, partials, splits, merge);
-  if constexpr (Apply::kFused) {
-    cooperative_groups::this_grid().sync();  // the table written, every moment read
-    Apply::run(apply);
+  if constexpr (kFused) cooperative_groups::this_grid().sync();  // the table written
+}
+
+// The factors of a pair's channels, in shared memory (FusedWalk::kRuns:
+// at most kGroupNormFusedChannels channels per group).
+struct PairFactors {
+  float scale[kGroupNormFusedChannels];
+  float bias[kGroupNormFusedChannels];
+};
+
+// The fused apply of group_runs_kernel: the thread normalises the loads
+// j0, j0 + kThreads, ... < end of pair `pair` it read for the moments, the
+// last read first (the likeliest still in cache), with the pair's mean and
+// the factors of the load's channel (run_channel). Output strides are the
+// input's (FusedWalk::kRuns), so base + offset addresses both.
+template <typename T, int V>
+__device__ void own_runs_apply(const GroupNormGeometry& g, const GroupRuns& runs, const T* in,
+                               T* out, float mean, const PairFactors& f, int64_t pair,
+                               int64_t j0, int64_t end) {
+  if (j0 >= end) return;
+  const int64_t base = pair_base(g, pair);
+  const int64_t last = j0 + (end - 1 - j0) / kThreads * kThreads;
+  for (int64_t j1 = last; j1 >= j0; j1 -= kThreads * kUnroll) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = j1 - u * kThreads;
+      if (j >= j0) x[u] = elementwise::load_pack<T, V>(in + base + load_offset(g, runs, j));
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t j = j1 - u * kThreads;
+      if (j < j0) continue;
+      // 32-bit: the fused walk's tensors have fewer than 2^31 elements.
+      const uint32_t c = run_channel<uint32_t>(g, runs, static_cast<uint32_t>(j));
+      const float scale = f.scale[c], bias = f.bias[c];
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean) * scale + bias));
+      elementwise::store_pack<T, V>(out + base + load_offset(g, runs, j), x[u]);
+    }
   }
 }
 
-// Block b = pair * splits + split reduces split `split` of the pair's loads.
-template <typename T, int V, typename Apply = NoApply>
+// The end of a fused group_runs_kernel: its block needs the statistics of
+// its own pair alone, so after one grid-wide barrier warp 0 merges the
+// pair's partials itself (every block of the pair the same partials in the
+// same order: the same bits), split 0 writes the record, the block writes
+// its channels' factors to shared memory (the table's arithmetic,
+// write_channel) and normalises its loads; no table, no second barrier.
+template <typename T, int V>
+__device__ void fused_runs_end(const GroupNormGeometry& g, const GroupRuns& runs, int64_t splits,
+                               const T* input, T* output, const GroupMoments* partials,
+                               const MergeArgs& merge, int64_t pair, int64_t split, int64_t j0,
+                               int64_t end) {
+  __shared__ GroupStats stats;
+  __shared__ PairFactors factors;
+  cooperative_groups::this_grid().sync();  // every partial written
+  if (threadIdx.x < 32) {
+    const GroupMoments m = merged_partials(partials, splits, pair);
+    if (threadIdx.x == 0) {
+      stats = stats_of(m, merge.eps);
+      if (split == 0) merge.out[pair] = m;
+    }
+  }
+  __syncthreads();
+  const int64_t cpg = g.channels_per_group(), c0 = (pair % g.groups) * cpg;
+  for (int64_t k = threadIdx.x; k < cpg; k += kThreads) {
+    factors.scale[k] = channel_scale(merge.affine, stats, c0 + k);
+    factors.bias[k] = channel_bias(merge.affine, c0 + k);
+  }
+  __syncthreads();
+  own_runs_apply<T, V>(g, runs, input, output, stats.mean, factors, pair, j0, end);
+}
+
+// Block b = pair * splits + split reduces split `split` of the pair's loads;
+// fused, it then normalises them.
+template <typename T, int V, bool kFused = false>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
-                      GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
+                      GroupMoments* partials, MergeArgs merge, T* output) {
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
@@ -435,7 +494,51 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   }
   const GroupMoments m = block_moments(acc.moments(loads * V));
   if (threadIdx.x == 0) partials[pair * splits + split] = m;
-  after_moments<Apply>(g, partials, splits, merge, apply);
+  if constexpr (kFused)
+    fused_runs_end<T, V>(g, runs, splits, input, output, partials, merge, pair, split,
+                         begin + threadIdx.x, end);
+  else
+    after_moments<false>(g, partials, splits, merge);
+}
+
+// The fused apply of channel_rows_kernel: the thread normalises the
+// positions first, first + rows.rows, ... < end of sample n it read, in
+// column `col` (channels col * V .. + V - 1, their factors in registers),
+// the last read first. Output strides are the input's (FusedWalk::kRows).
+template <typename T, int V>
+__device__ void own_rows_apply(const GroupNormGeometry& g, const ChannelRows& rows, const T* in,
+                               T* out, const ChannelTable& table, int64_t n, int64_t col,
+                               int64_t first, int64_t end) {
+  if (first >= end) return;
+  const int64_t base = n * g.in_n + col * V;
+  // A load's channels are of one group (V divides the channels per group):
+  // one mean.
+  const float mean = table.factors[n * g.channels + col * V].x;
+  float scale[V], bias[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    scale[k] = table.factors[n * g.channels + col * V + k].y;
+    bias[k] = table.bias[col * V + k];
+  }
+  const int64_t step = rows.rows, last = first + (end - 1 - first) / step * step;
+  for (int64_t s1 = last; s1 >= first; s1 -= step * kUnroll) {
+    Pack<T, V> x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t s = s1 - u * step;
+      if (s >= first)
+        x[u] = elementwise::load_pack<T, V>(in + base + spatial_offset(g, s, g.in_sp_stride));
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t s = s1 - u * step;
+      if (s < first) continue;
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean) * scale[k] + bias[k]));
+      elementwise::store_pack<T, V>(out + base + spatial_offset(g, s, g.in_sp_stride), x[u]);
+    }
+  }
 }
 
 // Block b = n * splits + split reduces positions split_range(S, split) of
@@ -443,11 +546,12 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 // The block then merges, per group, its threads' moments (position rows,
 // then the group's columns) in a fixed segmented tree: `lanes` lanes per
 // group, a power of two, each merging entries lane, lane + lanes, ... in
-// order, then a shuffle tree within the lanes of the group.
-template <typename T, int V, typename Apply = NoApply>
+// order, then a shuffle tree within the lanes of the group. Fused, the
+// threads then normalise the positions they read.
+template <typename T, int V, bool kFused = false>
 __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
-                        GroupMoments* partials, MergeArgs merge, typename Apply::Args apply) {
+                        GroupMoments* partials, MergeArgs merge, T* output) {
   __shared__ GroupMoments thread_moments[kThreads];
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
@@ -495,7 +599,9 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
     }
     if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
   }
-  after_moments<Apply>(g, partials, splits, merge, apply);
+  after_moments<kFused>(g, partials, splits, merge);
+  if constexpr (kFused)
+    if (active) own_rows_apply<T, V>(g, rows, input, output, merge.table, n, col, first, end);
 }
 
 // ------------------------------------------------------- statistics, table
@@ -647,14 +753,14 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
   const int64_t resident = resident_blocks<Kernel>();
   const int64_t splits = splits_of(g, walk, resident);
   const int64_t grid = units_of(g, walk) * splits;
-  const NoApply::Args none;
+  T* const no_output = nullptr;  // the moments alone
   merge.in_kernel = grid <= resident && cooperative_launch();
   if (merge.in_kernel &&
-      launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, none))
+      launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, no_output))
     return;
   merge.in_kernel = false;
   Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
-                                                               merge, none);
+                                                               merge, no_output);
   check_launch();
   merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, partials, splits, merge);
   check_launch();
@@ -663,16 +769,15 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
 // The fused GroupNorm of a rank alone, moments, merge, table and apply in
 // one cooperative kernel `Kernel` for `walk`: false (nothing launched) if
 // its grid is more than one wave.
-template <auto Kernel, typename Walk, typename T, typename ApplyArgs>
-bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in,
-                  GroupMoments* partials, MergeArgs merge, const ApplyArgs& apply,
-                  cudaStream_t stream) {
+template <auto Kernel, typename Walk, typename T>
+bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in, T* out,
+                  GroupMoments* partials, MergeArgs merge, cudaStream_t stream) {
   const int64_t resident = resident_blocks<Kernel>();
   const int64_t splits = splits_of(g, walk, resident);
   const int64_t grid = units_of(g, walk) * splits;
   if (grid > resident) return false;
   merge.in_kernel = true;
-  return launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, apply);
+  return launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, out);
 }
 
 // The local moments into merge.out (and the table, when given one), through
@@ -710,38 +815,21 @@ DenseArgs dense_args(const GroupNormGeometry& g, const void* input, void* output
   return a;
 }
 
-// A rank alone's whole GroupNorm in one kernel, for the layouts the fused
-// applies cover (dense, in place or alike, 16-byte aligned, 32-bit indices;
-// NCHW-like with group-run vectors, or channels-last with 16-byte channel
-// rows): true if launched; false, with nothing launched, otherwise.
+// A rank alone's whole GroupNorm in one kernel, for the layouts fused_walk
+// covers: true if launched; false, with nothing launched, otherwise.
 template <typename T>
 bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
                  GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const int64_t numel = g.batch * g.channels * g.spatial;
-  if (numel == 0 || numel >= (int64_t{1} << 31) || !dense_same_layout(g) ||
-      !aligned_to(input, 16) || !aligned_to(output, 16) || !merge.table.factors ||
-      !cooperative_launch())
-    return false;
+  const FusedWalk walk = fused_walk(g, input, output, sizeof(T));
+  if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch()) return false;
   const T* in = static_cast<const T*>(input);
-  const DenseArgs a = dense_args(g, input, output, merge.table);
-  const ChannelRows rows = channel_rows(g, input, sizeof(T));
-  switch (dense_walk(g, kVec)) {
-    case DenseWalk::kChannelOuter: {
-      const GroupRuns runs = group_runs(g, input, sizeof(T));
-      if (rows.vec != 0 || runs.vec != kVec) return false;
-      return launch_fused<&group_runs_kernel<T, kVec, FusedDenseApply<T, kVec>>>(
-          g, runs, in, partials, merge, a, stream);
-    }
-    case DenseWalk::kChannelInner: {
-      const RowApply ra = row_apply(g, kVec);
-      if (rows.vec != kVec || ra.cols == 0) return false;
-      return launch_fused<&channel_rows_kernel<T, kVec, FusedRowApply<T, kVec>>>(
-          g, rows, in, partials, merge, typename FusedRowApply<T, kVec>::Args{a, ra}, stream);
-    }
-    default:
-      return false;
-  }
+  T* out = static_cast<T*>(output);
+  if (walk == FusedWalk::kRows)
+    return launch_fused<&channel_rows_kernel<T, kVec, true>>(
+        g, channel_rows(g, input, sizeof(T)), in, out, partials, merge, stream);
+  return launch_fused<&group_runs_kernel<T, kVec, true>>(g, group_runs(g, input, sizeof(T)), in,
+                                                         out, partials, merge, stream);
 }
 
 // Launches the apply kernel Kernel(a, extra...) in one wave, for `blocks`

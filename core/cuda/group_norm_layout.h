@@ -24,6 +24,8 @@
 // memory order, 16-byte vectors where aligned; the (sample, channel) of a
 // vector's elements is found once per vector when the channel is constant
 // along it (NCHW-like) or steps by one (channels-last), per element otherwise.
+// One kernel (a rank alone, fused_walk): each thread normalises its own
+// moments loads, so the walk above covers the apply too.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +43,9 @@ constexpr int kGroupNormUnroll = 4;     // loads a moments thread has in flight
 constexpr int64_t kGroupNormElementsPerBlock = 4096;
 // Block partials per call at most (16 bytes each): bounds the workspace.
 constexpr int64_t kGroupNormMaxPartials = 16384;
+// Channels per group at most of the one-kernel GroupNorm on group runs: a
+// block keeps its pair's channel factors in shared memory (8 KiB).
+constexpr int kGroupNormFusedChannels = 1024;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -213,11 +218,15 @@ inline bool dense_same_layout(const GroupNormGeometry& g) {
   return true;
 }
 
-// The divisors of the dense apply: any value for an extent of 1 (the
-// coordinate is then 0), else the dimension's stride.
+// The divisors of the dense apply: the dimension's stride, or, for an extent
+// of 1 (the coordinate (p / div) % 1 is 0 whatever the divisor), the dense
+// element count: a multiple of C and of every vector that divides C or the
+// spatial size, so that a batch of 1 passes the tests of dense_walk and
+// row_apply wherever its layout does (a stride of 1 there would fail them).
 inline void dense_divisors(const GroupNormGeometry& g, int64_t* n_div, int64_t* c_div) {
-  *n_div = g.batch > 1 ? g.in_n : 1;
-  *c_div = g.channels > 1 ? g.in_c : 1;
+  const int64_t any = std::max<int64_t>(1, g.batch * g.channels * g.spatial);
+  *n_div = g.batch > 1 ? g.in_n : any;
+  *c_div = g.channels > 1 ? g.in_c : any;
 }
 
 // How the dense apply finds the (sample, channel) of element k of the
@@ -271,6 +280,57 @@ inline RowApply row_apply(const GroupNormGeometry& g, int vec) {
   r.rows = kGroupNormThreads / r.cols;
   r.sample_div = n_div / g.channels;
   return r;
+}
+
+// ------------------------------------------------------- one-kernel GroupNorm
+
+// A rank alone whose tensor allows it runs the whole GroupNorm in the
+// moments kernel: after a grid-wide barrier the statistics are merged (by
+// each block for its own pair, or by the grid into the channel table), and
+// each thread normalises the very elements it read (its own loads, while
+// they are in cache):
+//   kRuns  NCHW-like: group runs (whole groups or one run per channel) of
+//          16-byte vectors, each within one channel (run_channel), at most
+//          kGroupNormFusedChannels channels per group
+//   kRows  channels-last: channel rows of 16-byte loads
+//   kNone  two kernels or more
+enum class FusedWalk : int32_t { kNone, kRuns, kRows };
+
+// The one-kernel walk of `g` for elements of `elem` bytes, `input` and
+// `output` the data pointers: dense, in place or alike, 16-byte aligned, and
+// 32-bit element indices (the kernels' index math).
+inline FusedWalk fused_walk(const GroupNormGeometry& g, const void* input, const void* output,
+                            int64_t elem) {
+  const int vec = static_cast<int>(16 / elem);
+  const int64_t numel = g.batch * g.channels * g.spatial;
+  if (numel == 0 || numel >= (int64_t{1} << 31) || !dense_same_layout(g) ||
+      !aligned_to(input, 16) || !aligned_to(output, 16))
+    return FusedWalk::kNone;
+  const ChannelRows rows = channel_rows(g, input, elem);
+  switch (dense_walk(g, vec)) {
+    case DenseWalk::kChannelOuter: {
+      const GroupRuns runs = group_runs(g, input, elem);
+      const bool by_channel =
+          runs.kind == GroupRuns::kOneBlock || runs.kind == GroupRuns::kPerChannel;
+      const bool fits = g.channels_per_group() <= kGroupNormFusedChannels;
+      const bool ok = rows.vec == 0 && runs.vec == vec && by_channel && fits;
+      return ok ? FusedWalk::kRuns : FusedWalk::kNone;
+    }
+    case DenseWalk::kChannelInner:
+      return rows.vec == vec ? FusedWalk::kRows : FusedWalk::kNone;
+    default:
+      return FusedWalk::kNone;
+  }
+}
+
+// The channel, within its group, of every element of load j of a pair's
+// runs under FusedWalk::kRuns (where a vector never straddles two channels:
+// the channel stride is a multiple of the vector). I: the index type.
+template <typename I>
+DIFFCOLL_HOST_DEVICE inline I run_channel(const GroupNormGeometry& g, const GroupRuns& runs, I j) {
+  if (runs.kind == GroupRuns::kPerChannel) return j / static_cast<I>(runs.loads_per_run());
+  if (g.channels_per_group() == 1) return 0;
+  return j * static_cast<I>(runs.vec) / static_cast<I>(g.in_c);  // kOneBlock: one run, in_c == S
 }
 
 }  // namespace ops

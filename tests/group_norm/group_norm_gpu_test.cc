@@ -316,6 +316,16 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       whole("channels-last-3d bf16 cpg 2", bf16, {1, 64, 5, 24, 40}, true, 32),
       whole("channels-last-3d f32 cpg 2", f32, {1, 64, 5, 24, 40}, true, 32),
       whole("contiguous-3d bf16", bf16, {1, 64, 5, 24, 40}, false, 32),
+      // A batch of 1 channels-last (the benchmark's): the one-kernel GroupNorm
+      // on 16-byte rows, 2-D above and 3-D here, and, with 8-byte row loads,
+      // the moments kernel then the channel-rows apply.
+      whole("channels-last-3d bf16 cpg 8", bf16, {1, 256, 3, 20, 24}, true, 32),
+      whole("channels-last-3d f32 cpg 8", f32, {1, 256, 3, 20, 24}, true, 32),
+      whole("channels-last bf16 cpg 4, N 1", bf16, {1, 128, 20, 24}, true, 32),
+      // Dense, the samples inside the channels: the one-kernel GroupNorm on
+      // per-channel runs.
+      {"samples in channels bf16", bf16, {2, 64, 16, 24}, {384, 768, 24, 1}, 2 * 64 * 16 * 24, 0,
+       16},
       // Odd spatial size: scalar runs, the apply's per-element walk and its tail.
       whole("contiguous bf16 7x9", bf16, {1, 64, 7, 9}, false, 32),
       whole("channels-last bf16 C 36", bf16, {1, 36, 7, 9}, true, 4),

@@ -82,6 +82,15 @@ std::vector<Layout> layouts() {
   l.push_back({"nc_only", {N, C}, {C, 1}, 0, true, true, true});
   l.push_back({"batch_inner", {N, C, H, W}, {1, H * W * N, W * N, N}, 0, false, true});
   l.push_back({"channels_last_odd", {1, 6, 5, 3}, {90, 1, 18, 6}, 0, false, true, true});
+  // A batch of 1, as every benchmark shape: the sample's stride is never
+  // used (torch gives any value to an extent-1 dimension; 5 here).
+  l.push_back({"channels_last_n1", {1, C, H, W}, {C * H * W, 1, W * C, C}, 0, true, true, true});
+  l.push_back({"channels_last_3d_n1", {1, C, T, H, W}, {5, 1, H * W * C, W * C, C}, 0, true, true,
+               true});
+  l.push_back({"contiguous_n1", {1, C, H, W}, {5, H * W, W, 1}, 0, true, true});
+  l.push_back({"one_channel", {N, 1, H, W}, {H * W, 1, W, 1}, 0, true, true});
+  // Dense with the samples inside the channels: one run per channel.
+  l.push_back({"samples_in_channels", {N, C, H, W}, {H * W, N * H * W, W, 1}, 0, true, true});
   return l;
 }
 
@@ -155,13 +164,34 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
         }
         for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
 
+        // The one-kernel GroupNorm: its applies normalise the moments' own
+        // loads (covered above), vectors of 16 bytes each within one channel.
+        const int vec16 = static_cast<int>(16 / elem);
+        const ops::FusedWalk fused = ops::fused_walk(g, t.data, t.data, elem);
+        EXPECT_EQ(fused == ops::FusedWalk::kRows, l.dense && rows.vec == vec16) << "fused rows";
+        if (fused == ops::FusedWalk::kRuns) {
+          EXPECT_TRUE(l.dense && rows.vec == 0);
+          const ops::GroupRuns runs = ops::group_runs(g, t.data, elem);
+          ASSERT_EQ(runs.vec, vec16);
+          for (int64_t pair = 0; pair < g.pairs(); ++pair)
+            for (int64_t j = 0; j < runs.loads(); ++j)
+              for (int k = 0; k < runs.vec; ++k) {
+                const int64_t o = ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k;
+                const int64_t c = (element_at[o] / S) % C;
+                ASSERT_EQ(c, (pair % groups) * cpg + ops::run_channel<int64_t>(g, runs, j))
+                    << "channel of load " << j << " of pair " << pair;
+              }
+        }
+        if (l.name.rfind("contiguous", 0) == 0) {
+          EXPECT_EQ(fused, ops::FusedWalk::kRuns) << "fused runs";
+        }
+
         EXPECT_EQ(ops::dense_same_layout(g), l.dense) << "dense apply";
         if (!ops::dense_same_layout(g)) continue;
         int64_t n_div, c_div;
         ops::dense_divisors(g, &n_div, &c_div);
         // The channel-rows apply: where channels have stride 1 (and C holds
         // whole vectors), row p / C, column (p % C) / vec, sample by sample_div.
-        const int vec16 = static_cast<int>(16 / elem);
         const ops::RowApply ra = ops::row_apply(g, vec16);
         EXPECT_EQ(ra.cols > 0, c_div == 1 && C % vec16 == 0 && l.dense) << "channel-rows apply";
         if (ra.cols > 0) {
@@ -202,6 +232,53 @@ TEST(GroupNormLayout, LoadsCoverEachGroupOnceAndFastPathsApply) {
           }
         }
       }
+}
+
+// The benchmark's activations (a batch of 1), 2-D and video, contiguous and
+// channels-last, bf16, 32 groups: the one-kernel GroupNorm, and for the
+// two-kernel apply (several ranks) of channels-last the channel-rows apply
+// with 16-byte vectors. A batch of 1 once got a sample divisor of 1, which
+// no multiple of C divides, and fell to the dense apply of every element's
+// factors.
+TEST(GroupNormLayout, BatchOfOneTakesTheRowAndOneKernelPaths) {
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{1, 512, 90, 160}, std::vector<int64_t>{1, 256, 5, 90, 160},
+        std::vector<int64_t>{2, 512, 90, 160}})
+    for (bool channels_last : {false, true}) {
+      SCOPED_TRACE(::testing::PrintToString(shape) + (channels_last ? " channels-last" : ""));
+      const int nd = static_cast<int>(shape.size());
+      Layout l{"benchmark", shape, std::vector<int64_t>(nd)};
+      int64_t step = 1;
+      if (channels_last) {
+        l.strides[1] = 1;
+        step = shape[1];
+      }
+      for (int d = nd - 1; d >= 0; --d) {
+        if (channels_last && d == 1) continue;
+        l.strides[d] = step;
+        step *= shape[d];
+      }
+      const TensorView t = view(l, DType::kBFloat16);
+      const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 32);
+      const int64_t C = shape[1];
+      ASSERT_TRUE(ops::dense_same_layout(g));
+      const ops::FusedWalk fused = ops::fused_walk(g, t.data, t.data, 2);
+      if (!channels_last) {
+        EXPECT_EQ(fused, ops::FusedWalk::kRuns);
+        EXPECT_EQ(ops::dense_walk(g, 8), ops::DenseWalk::kChannelOuter);
+        continue;
+      }
+      EXPECT_EQ(fused, ops::FusedWalk::kRows);
+      EXPECT_EQ(ops::channel_rows(g, t.data, 2).vec, 8);
+      EXPECT_EQ(ops::dense_walk(g, 8), ops::DenseWalk::kChannelInner);
+      const ops::RowApply ra = ops::row_apply(g, 8);
+      EXPECT_EQ(ra.cols, C / 8);
+      EXPECT_EQ(ra.rows, ops::kGroupNormThreads / (C / 8));
+      // Rows of sample n are [n * S, (n + 1) * S): every row's sample.
+      ASSERT_GT(ra.sample_div, 0);
+      for (int64_t row : {int64_t{0}, g.spatial - 1, g.spatial, g.batch * g.spatial - 1})
+        if (row < g.batch * g.spatial) EXPECT_EQ((row / ra.sample_div) % g.batch, row / g.spatial);
+    }
 }
 
 // The moments' splits: at least one per unit, within the workspace
