@@ -319,7 +319,7 @@ class Bench:
         halves = [[z(256)], [z(256)]]
         ring = d.Ring(w, halves[0], halves[1])
         keep.append(ring)
-        hr, bufs = d.handle(ring), halves[0] + halves[1]
+        hr, bufs = d.handle(ring), ring.buffers
 
         def dc_ring_step():
             cur = ring.current

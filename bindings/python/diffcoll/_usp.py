@@ -165,6 +165,13 @@ class Ring(OwnedHandle):
         return self._halves
 
     @property
+    def buffers(self) -> Tuple[TensorLike, ...]:
+        """Half 0's tensors then half 1's, one tuple: what the
+        :mod:`diffcoll.torch` ring operators take. Handing them this very
+        tuple saves them comparing the tensors one by one at every step."""
+        return self._buffers
+
+    @property
     def current(self) -> int:
         """Index (0 or 1) of the half holding the current block."""
         return self._current

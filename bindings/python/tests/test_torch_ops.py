@@ -11,6 +11,8 @@ with the reason otherwise; tests/test_torch_ops_cuda.py runs it on GPUs.
 """
 from __future__ import annotations
 
+import operator
+
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (python3-torch)")
@@ -226,11 +228,13 @@ def test_fused_add_rmsnorm(ranks, size):
 
 
 @pytest.mark.parametrize("size", [2, 3])
-@pytest.mark.parametrize("copies", [False, True], ids=["own", "graph_copies"])
+@pytest.mark.parametrize("copies", [False, "ring_buffers", True], ids=["own", "ring_buffers", "graph_copies"])
 @pytest.mark.parametrize("operators", [False, True], ids=["eager", "operator_kernels"])
 def test_ring_visits_every_block(ranks, size, copies, operators):
-    """With ``copies`` the steps get other tensors holding the halves' values
-    at each call, as torch.compile's functionalized graphs hand them; with
+    """The steps get the ring's tensors in a list, or ``Ring.buffers`` itself
+    (``copies`` "ring_buffers"); with ``copies`` True they get other tensors
+    holding the halves' values at each call, as torch.compile's functionalized
+    graphs hand them; with
     ``operators`` they run the registered operators' kernels, as a compiled
     graph does: the block sent and the block received must still be the
     right ones."""
@@ -256,7 +260,8 @@ def test_ring_visits_every_block(ranks, size, copies, operators):
                 dct.ring_start(h, own[:2], 0)
             with pytest.raises(diffcoll.InvalidArgumentError, match="ring's halves"):
                 dct.ring_start(h, [own[0].double()] + own[1:], 0)
-            buffers = [b.clone() for b in own] if copies else own
+            assert len(ring.buffers) == len(own) and all(map(operator.is_, ring.buffers, own))
+            buffers = [b.clone() for b in own] if copies is True else ring.buffers if copies else own
             seen, cur = [], ring.current
             for step in range(comm.size):
                 k, v = buffers[2 * cur:2 * cur + 2]
@@ -266,7 +271,7 @@ def test_ring_visits_every_block(ranks, size, copies, operators):
                 if step < comm.size - 1:
                     cur = wait(h, buffers, cur)
                     assert cur == ring.current
-                if copies:  # the next call gets fresh copies again
+                if copies is True:  # the next call gets fresh copies again
                     buffers = [b.clone() for b in buffers]
             return seen
 

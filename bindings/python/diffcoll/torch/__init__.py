@@ -282,7 +282,8 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     """Posts one step of the :class:`diffcoll.Ring` ``ring``
     (``diffcoll::ring_start``): half ``current`` goes to the next rank, the
     other half receives. ``buffers`` are the ring's tensors, half 0 then
-    half 1; ``current`` is the half the caller holds as current (the ring's
+    half 1 (:attr:`diffcoll.Ring.buffers` itself is the cheapest to check);
+    ``current`` is the half the caller holds as current (the ring's
     ``current`` before the loop; the operators check it).
 
     Eagerly, with the ring's own tensors, the transfer runs while the caller
@@ -292,14 +293,14 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     halves handed to it, grouped send and receive on the current stream: no
     overlap, but nothing written where the graph does not expect it."""
     number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
-    if type(buffers) is not list:
+    if type(buffers) is not tuple and type(buffers) is not list:  # a tuple: maybe Ring.buffers itself
         buffers = list(buffers)
     b = buffers[0]
     # _eager(b) written out: ring attention takes two ring steps per block.
     if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
         _k.ring_step(buffers, number, current, False)
     else:
-        torch.ops.diffcoll.ring_start(buffers, number, int(current))
+        torch.ops.diffcoll.ring_start(list(buffers), number, int(current))
 
 
 def ring_wait(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> int:
@@ -307,13 +308,13 @@ def ring_wait(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> int:
     returns the new current half, ``1 - current``, which now holds the block
     received."""
     number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
-    if type(buffers) is not list:
+    if type(buffers) is not tuple and type(buffers) is not list:  # a tuple: maybe Ring.buffers itself
         buffers = list(buffers)
     b = buffers[0]
     if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
         _k.ring_step(buffers, number, current, True)
     else:
-        torch.ops.diffcoll.ring_wait(buffers, number, int(current))
+        torch.ops.diffcoll.ring_wait(list(buffers), number, int(current))
     return 1 - int(current)
 
 

@@ -154,7 +154,7 @@ def ring_step(buffers: Sequence[Tensor], ring: int, current: int, wait: bool, gr
     if type(r) is not Ring:
         r = _registry.lookup(ring, Ring, _ring_op(wait))  # raises the error that fits
     own = r._buffers
-    mine = len(buffers) == len(own) and all(map(_is, buffers, own))
+    mine = buffers is own or (len(buffers) == len(own) and all(map(_is, buffers, own)))
     if not mine:
         _check_halves(buffers, own, _ring_op(wait))
         mine = all(b.data_ptr() == o.data_ptr() and b.stride() == o.stride() for b, o in zip(buffers, own))
