@@ -289,17 +289,22 @@ constexpr int kWarp = 32;
 // references; chunk records (kRecords true) carry count and reference too.
 template <bool kRecords, typename Fn>
 __device__ __forceinline__ void for_fields(const Fields& f, Partial& p, Fn&& fn) {
-  // The moments whose doubles start at `first` in a record.
-  auto moments = [&](cfg::Moments& m, int first) {
+  if (f.a) {
     if (kRecords) {
-      fn(first, m.n);
-      fn(first + 1, m.ref);
+      fn(0, p.a.n);
+      fn(1, p.a.ref);
     }
-    fn(first + 2, m.s1);
-    fn(first + 3, m.s2);
-  };
-  if (f.a) moments(p.a, 0);
-  if (f.b) moments(p.b, 4);
+    fn(2, p.a.s1);
+    fn(3, p.a.s2);
+  }
+  if (f.b) {
+    if (kRecords) {
+      fn(4, p.b.n);
+      fn(5, p.b.ref);
+    }
+    fn(6, p.b.s1);
+    fn(7, p.b.s2);
+  }
   if (f.products) {
     fn(8, p.dot);
     fn(9, p.uu);
