@@ -278,22 +278,6 @@ def fused_add_rmsnorm_(x: Tensor, residual: Optional[Tensor], weight: Optional[T
     return x, residual
 
 
-def _ring_step(ring: HandleLike, buffers: Sequence[Tensor], current: int, wait: bool) -> None:
-    """ring_start (``wait`` False) or ring_wait: the ring's kernel directly
-    where it may run eagerly, else its operator."""
-    number = ring if type(ring) is int else handle(ring)
-    if type(buffers) is not tuple and type(buffers) is not list:  # a tuple: maybe Ring.buffers itself
-        buffers = list(buffers)
-    b = buffers[0]
-    # _eager(b) written out: ring attention takes two ring steps per block.
-    if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
-        _k.ring_step(buffers, number, current, wait)
-    elif wait:
-        torch.ops.diffcoll.ring_wait(list(buffers), number, int(current))
-    else:
-        torch.ops.diffcoll.ring_start(list(buffers), number, int(current))
-
-
 def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> None:
     """Posts one step of the :class:`diffcoll.Ring` ``ring``
     (``diffcoll::ring_start``): half ``current`` goes to the next rank, the
@@ -308,14 +292,29 @@ def ring_start(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> Non
     other tensors, ring_start only checks and :func:`ring_wait` exchanges the
     halves handed to it, grouped send and receive on the current stream: no
     overlap, but nothing written where the graph does not expect it."""
-    _ring_step(ring, buffers, current, False)
+    number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
+    if type(buffers) is not tuple and type(buffers) is not list:  # a tuple: maybe Ring.buffers itself
+        buffers = list(buffers)
+    b = buffers[0]
+    # _eager(b) written out: ring attention takes two ring steps per block.
+    if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
+        _k.ring_step(buffers, number, current, False)
+    else:
+        torch.ops.diffcoll.ring_start(list(buffers), number, int(current))
 
 
 def ring_wait(ring: HandleLike, buffers: Sequence[Tensor], current: int) -> int:
     """Completes the step :func:`ring_start` posted (``diffcoll::ring_wait``);
     returns the new current half, ``1 - current``, which now holds the block
     received."""
-    _ring_step(ring, buffers, current, True)
+    number = ring if type(ring) is int else handle(ring)  # every ring step: no frame to spare
+    if type(buffers) is not tuple and type(buffers) is not list:  # a tuple: maybe Ring.buffers itself
+        buffers = list(buffers)
+    b = buffers[0]
+    if not COMPILABLE or (not _is_compiling() and type(b) is _Tensor and _dispatch_modes() == 0):
+        _k.ring_step(buffers, number, current, True)
+    else:
+        torch.ops.diffcoll.ring_wait(list(buffers), number, int(current))
     return 1 - int(current)
 
 
