@@ -42,6 +42,14 @@ void check_reduction(Reduction red, DType) {
                    "unknown reduction op ", static_cast<int32_t>(red.op));
 }
 
+// Whether a rank alone already holds the result of reducing `red` in place:
+// the sum, product, minimum, maximum and average of one value are that value,
+// so nothing is enqueued, on the host or the device (NCCL launches nothing
+// then either). A pre-multiplied sum still scales the tensor.
+bool alone_in_place(const Comm& comm, Reduction red) {
+  return comm.size() == 1 && red.op != RedOp::kPreMulSum;
+}
+
 void check_same_place(const TensorView& a, const TensorView& b) {
   DIFFCOLL_REQUIRE(a.dtype == b.dtype, Status::kInvalidArgument, "input is ",
                    dtype_name(a.dtype), " but output is ", dtype_name(b.dtype));
@@ -158,6 +166,7 @@ void all_reduce(Comm& comm, const TensorView& t, Reduction red, void* stream) {
   run(comm, "all_reduce", [&] {
     verify_agreement(comm, signature("all_reduce", t, static_cast<int>(red.op)));
     Side& side = comm.side_for(t.device);
+    if (alone_in_place(comm, red)) return;
     if (t.is_dense()) {  // elementwise: any order works if every rank shares it
       side.backend().all_reduce(t.span_begin(), t.numel(), t.dtype, red, stream);
       return;
@@ -176,6 +185,7 @@ void broadcast(Comm& comm, const TensorView& t, int root, void* stream) {
   run(comm, "broadcast", [&] {
     verify_agreement(comm, signature("broadcast", t, root));
     Side& side = comm.side_for(t.device);
+    if (comm.size() == 1) return;  // the root's tensor is the result
     if (t.is_dense()) {
       side.backend().broadcast(t.span_begin(), t.nbytes(), root, stream);
       return;
@@ -195,6 +205,7 @@ void reduce(Comm& comm, const TensorView& t, Reduction red, int root, void* stre
   run(comm, "reduce", [&] {
     verify_agreement(comm, signature("reduce", t, static_cast<int>(red.op), root));
     Side& side = comm.side_for(t.device);
+    if (alone_in_place(comm, red)) return;
     if (t.is_dense()) {
       side.backend().reduce(t.span_begin(), t.span_begin(), t.numel(), t.dtype, red, root,
                             stream);

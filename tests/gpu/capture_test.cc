@@ -92,7 +92,8 @@ cudaGraphExec_t capture(CapturedWork& work, diffcoll_comm_t* comm, cudaStream_t 
   return exec;
 }
 
-// One rank: an eager all-reduce waits behind a kernel that spins for 600 ms,
+// One rank: an eager all-reduce (a scaling one: a rank alone's sum enqueues
+// nothing) waits behind a kernel that spins for 600 ms,
 // so the watchdog finds it pending and polls it throughout each 300 ms
 // capture (and NCCL has eager work outstanding when the capture starts).
 TEST(Capture, NoModeIsInvalidatedWhileTheWatchdogPolls) {
@@ -109,7 +110,7 @@ TEST(Capture, NoModeIsInvalidatedWhileTheWatchdogPolls) {
     CapturedWork held(0), work(0);
     ASSERT_CUDA(cudaDeviceSynchronize());  // the uploads are done
     launch_spin_for(std::chrono::milliseconds(600), eager);
-    ASSERT_OK(diffcoll_all_reduce(comm, &held.gapped.desc, DIFFCOLL_SUM, 1.0, eager));
+    ASSERT_OK(diffcoll_all_reduce(comm, &held.gapped.desc, DIFFCOLL_PREMUL_SUM, 1.0, eager));
     cudaGraphExec_t exec = capture(work, comm, side, mode, std::chrono::milliseconds(300));
     ASSERT_CUDA(cudaStreamSynchronize(eager));
     ASSERT_NE(exec, nullptr);

@@ -75,6 +75,36 @@ TEST_F(SingleGpu, PreMulSumScalesInPlaceInEveryLayout) {
   }
 }
 
+TEST_F(SingleGpu, AloneInPlaceReductionsEnqueueNothing) {
+  // A rank alone already holds an in-place sum, min, max or average, a
+  // broadcast and a reduce: captured, the calls leave an empty graph, and
+  // the data and gaps stay as they were.
+  for (const Layout& layout : kLayouts) {
+    SCOPED_TRACE(layout.name);
+    DeviceTensor t(kShape, layout.strides, layout.physical);
+    t.fill([](int64_t i) { return value_of(5, i); });
+    ASSERT_OK(diffcoll_comm_reset_stats(comm_));
+    cudaGraph_t graph = nullptr;
+    ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    for (int op : {DIFFCOLL_SUM, DIFFCOLL_MIN, DIFFCOLL_MAX, DIFFCOLL_AVG}) {
+      ASSERT_OK(diffcoll_all_reduce(comm_, &t.desc, op, 1.0, stream_));
+      ASSERT_OK(diffcoll_reduce(comm_, &t.desc, op, 1.0, 0, stream_));
+    }
+    ASSERT_OK(diffcoll_broadcast(comm_, &t.desc, 0, stream_));
+    ASSERT_CUDA(cudaStreamEndCapture(stream_, &graph));
+    size_t nodes = 1;
+    ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
+    EXPECT_EQ(nodes, 0u);
+    cudaGraphDestroy(graph);
+    ASSERT_CUDA(cudaStreamSynchronize(stream_));
+    t.download();
+    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.at(i), value_of(5, i)) << i;
+    EXPECT_TRUE(t.gaps_untouched());
+    EXPECT_EQ(stats().ops, 9u);
+    EXPECT_EQ(stats().bytes_packed, 0u);
+  }
+}
+
 TEST_F(SingleGpu, GatherLikeOpsMoveBetweenLayouts) {
   // With one rank, all-gather, reduce-scatter, all-to-all and a send to
   // oneself are copies from the input's layout into the output's.
@@ -137,7 +167,8 @@ TEST_F(SingleGpu, ArenaTooSmallInsideCaptureIsAClearError) {
   t.fill([](int64_t i) { return value_of(1, i); });
   cudaGraph_t graph = nullptr;
   ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-  diffcoll_status_t s = diffcoll_all_reduce(comm_, &t.desc, DIFFCOLL_SUM, 1.0, stream_);
+  // A scaling all-reduce: a rank alone's plain sum would move nothing.
+  diffcoll_status_t s = diffcoll_all_reduce(comm_, &t.desc, DIFFCOLL_PREMUL_SUM, 2.0, stream_);
   std::string message = diffcoll_last_error();
   cudaStreamEndCapture(stream_, &graph);
   if (graph) cudaGraphDestroy(graph);
@@ -199,11 +230,12 @@ TEST(Watchdog, HungOperationAbortsInsteadOfHanging) {
   *flag = 0;
   int* device_flag = nullptr;
   ASSERT_CUDA(cudaHostGetDevicePointer(&device_flag, flag, 0));
-  // The all-reduce queues behind a kernel that never finishes by itself.
+  // The all-reduce queues behind a kernel that never finishes by itself (a
+  // scaling one: a rank alone's plain sum enqueues nothing to wait for).
   launch_spin_until(device_flag, stream);
-  ASSERT_OK(diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream));
+  ASSERT_OK(diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_PREMUL_SUM, 2.0, stream));
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-  diffcoll_status_t after = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_SUM, 1.0, stream);
+  diffcoll_status_t after = diffcoll_all_reduce(comm, &t.desc, DIFFCOLL_PREMUL_SUM, 2.0, stream);
   std::string message = diffcoll_last_error();
   __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);  // let the stream drain
   EXPECT_EQ(after, DIFFCOLL_ERR_REMOTE);

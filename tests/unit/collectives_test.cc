@@ -142,8 +142,9 @@ TEST_P(Collectives, AllReduceEveryOpDtypeLayout) {
           ASSERT_EQ(t.gap_bytes_changed(), 0u);
           diffcoll_stats_t s = stats_of(comm);
           EXPECT_EQ(s.ops, 1u);
-          if (dct::layout_dense(layout)) {
-            EXPECT_EQ(s.bytes_packed, 0u) << "a dense tensor must be reduced in place";
+          if (dct::layout_dense(layout) || (p == 1 && op != DIFFCOLL_PREMUL_SUM)) {
+            EXPECT_EQ(s.bytes_packed, 0u) << "a dense tensor must be reduced in place, and a "
+                                             "rank alone's unscaled reduction moves nothing";
             EXPECT_EQ(s.bytes_unpacked, 0u);
           } else {
             EXPECT_EQ(s.bytes_packed, t.nbytes());
@@ -234,8 +235,9 @@ TEST_P(Collectives, BroadcastEveryDtypeLayout) {
         ASSERT_EQ(dct::compare(t.read(), dct::random_values(root, salt, n, dtype, -100, 100)), "");
         ASSERT_EQ(t.gap_bytes_changed(), 0u);
         diffcoll_stats_t s = stats_of(comm);
-        if (dct::layout_dense(layout)) {
-          EXPECT_EQ(s.bytes_packed, 0u) << "a dense tensor must be broadcast in place";
+        if (dct::layout_dense(layout) || p == 1) {
+          EXPECT_EQ(s.bytes_packed, 0u)
+              << "a dense tensor must be broadcast in place, and a rank alone moves nothing";
           EXPECT_EQ(s.bytes_unpacked, 0u);
         } else {
           EXPECT_EQ(s.bytes_packed, r == root ? t.nbytes() : 0u);
@@ -818,6 +820,39 @@ INSTANTIATE_TEST_SUITE_P(Ranks, Collectives, ::testing::Values(1, 2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) {
                            return "P" + std::to_string(info.param);
                          });
+
+// A rank alone already holds the result of an in-place sum, product, min,
+// max or average, of a broadcast and of a reduce: the call moves nothing
+// (no packing of a strided view, the data and the gaps untouched). A
+// pre-multiplied sum still scales, through the pack of the view.
+TEST(Collectives, RankAloneInPlaceReductionsMoveNothing) {
+  dct::run_ranks(1, [&](int, diffcoll_comm_t* comm) {
+    const Shape shape = {3, 4, 5};
+    const int64_t n = dct::numel(shape);
+    Strided t(DIFFCOLL_FLOAT32, shape, Layout::kGapped);
+    const std::vector<double> values = dct::random_values(0, 9, n, DIFFCOLL_FLOAT32, -3, 3);
+    t.fill(values);
+    diffcoll_tensor_t d = t.desc();
+    DC_ASSERT_OK(diffcoll_comm_reset_stats(comm));
+    for (int op : {DIFFCOLL_SUM, DIFFCOLL_PROD, DIFFCOLL_MIN, DIFFCOLL_MAX, DIFFCOLL_AVG}) {
+      DC_ASSERT_OK(diffcoll_all_reduce(comm, &d, op, 0, nullptr));
+      DC_ASSERT_OK(diffcoll_reduce(comm, &d, op, 0, 0, nullptr));
+    }
+    DC_ASSERT_OK(diffcoll_broadcast(comm, &d, 0, nullptr));
+    EXPECT_EQ(t.read(), values);
+    EXPECT_EQ(t.gap_bytes_changed(), 0u);
+    diffcoll_stats_t st = DIFFCOLL_STATS_INIT;
+    DC_ASSERT_OK(diffcoll_comm_get_stats(comm, &st));
+    EXPECT_EQ(st.ops, 11u);
+    EXPECT_EQ(st.bytes_packed, 0u) << "nothing to pack for a rank alone";
+    DC_ASSERT_OK(diffcoll_all_reduce(comm, &d, DIFFCOLL_PREMUL_SUM, 2.0, nullptr));
+    DC_ASSERT_OK(diffcoll_comm_get_stats(comm, &st));
+    EXPECT_EQ(st.bytes_packed, t.nbytes());
+    const std::vector<double> scaled = t.read();
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(scaled[i], 2.0 * values[i]) << i;
+    EXPECT_EQ(t.gap_bytes_changed(), 0u);
+  });
+}
 
 // ---- groups ---------------------------------------------------------------------------
 

@@ -285,6 +285,9 @@ DIFFCOLL_API diffcoll_status_t diffcoll_comm_reset_stats(diffcoll_comm_t* comm);
 /* with gaps are packed once and unpacked back into the caller's memory.     */
 /* `stream` is a cudaStream_t for CUDA tensors and is ignored for host       */
 /* tensors (pass NULL). Host operations return when they are complete.       */
+/* A rank alone already holds the result of all_reduce and reduce with any   */
+/* op but DIFFCOLL_PREMUL_SUM, and of broadcast: those calls validate their  */
+/* arguments and enqueue nothing (NCCL does the same).                       */
 /* ------------------------------------------------------------------------ */
 
 /** Reduce `tensor` across ranks in place. `scalar` is this rank's factor for
