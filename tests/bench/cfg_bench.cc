@@ -43,6 +43,7 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -127,10 +128,12 @@ __global__ void rescale_kernel(__nv_bfloat16* out, const double* cond_acc, const
 }
 
 struct Timing {
-  double median_us, mean_us;
+  double median_us, mean_us, host_us;
 };
 
-// Median of CUDA-event times around one call, and the mean of back-to-back calls.
+// Median of CUDA-event times around one call, the mean of back-to-back calls,
+// and the median host time to issue one of those calls (what the caller's
+// thread spends in it; an eager call costs at least this much).
 Timing time_it(const std::function<void()>& fn, cudaStream_t stream, diffcoll_comm_t* comm,
                int iters) {
   for (int i = 0; i < 5; ++i) fn();
@@ -148,16 +151,23 @@ Timing time_it(const std::function<void()>& fn, cudaStream_t stream, diffcoll_co
     CUDA(cudaEventElapsedTime(&ms[i], start, stop));
   }
   CHECK(diffcoll_barrier(comm, nullptr));
+  std::vector<double> host(iters);
   CUDA(cudaEventRecord(start, stream));
-  for (int i = 0; i < iters; ++i) fn();
+  for (int i = 0; i < iters; ++i) {
+    const auto issue = std::chrono::steady_clock::now();
+    fn();
+    host[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - issue)
+                  .count();
+  }
   CUDA(cudaEventRecord(stop, stream));
   CUDA(cudaEventSynchronize(stop));
   float total = 0;
   CUDA(cudaEventElapsedTime(&total, start, stop));
   std::sort(ms.begin(), ms.end());
+  std::sort(host.begin(), host.end());
   CUDA(cudaEventDestroy(start));
   CUDA(cudaEventDestroy(stop));
-  return {1000.0 * ms[iters / 2], 1000.0 * total / iters};
+  return {1000.0 * ms[iters / 2], 1000.0 * total / iters, host[iters / 2]};
 }
 
 // A procedure captured once into a CUDA graph, replayed by launch().
@@ -381,11 +391,11 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
     std::printf("copy bandwidth %.0f GB/s (cudaMemcpy device to device, read + write); copy floor "
                 "%.1f us = reading %d branch(es) and writing out once, communication excluded\n",
                 copy_bytes_per_s / 1e9, floor_us, slots);
-    std::printf("%-46s %10s %10s %12s %12s\n", "procedure", "median us", "mean us",
-                "vs best raw", "copy floor");
+    std::printf("%-46s %10s %10s %12s %12s %10s\n", "procedure", "median us", "mean us",
+                "vs best raw", "copy floor", "host us");
     auto row = [&](const char* name, const Timing& t) {
-      std::printf("%-46s %10.1f %10.1f %11.2fx %11.0f%%\n", name, t.median_us, t.mean_us,
-                  t.median_us / best, 100.0 * floor_us / t.median_us);
+      std::printf("%-46s %10.1f %10.1f %11.2fx %11.0f%% %10.1f\n", name, t.median_us, t.mean_us,
+                  t.median_us / best, 100.0 * floor_us / t.median_us, t.host_us);
     };
     row("diffcoll cfg_combine_parallel (eager)", d_eager);
     row("diffcoll cfg_combine_parallel (CUDA graph)", d_graph);
@@ -410,6 +420,9 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
                    " \"mean_us\": {\"diffcoll_eager\": %.2f, \"diffcoll_graph\": %.2f, "
                    "\"gather_combine_rescale\": %.2f, \"weighted_allreduce_rescale\": %.2f, "
                    "\"weighted_allreduce_rescale_graph\": %.2f, \"weighted_allreduce\": %.2f},\n"
+                   " \"host_us\": {\"diffcoll_eager\": %.2f, \"diffcoll_graph\": %.2f, "
+                   "\"gather_combine_rescale\": %.2f, \"weighted_allreduce_rescale\": %.2f, "
+                   "\"weighted_allreduce_rescale_graph\": %.2f, \"weighted_allreduce\": %.2f},\n"
                    " \"diffcoll_eager_vs_best_baseline\": %.3f, "
                    "\"diffcoll_graph_vs_best_baseline\": %.3f,\n"
                    " \"result_error_over_bound\": {\"diffcoll_eager\": %.3f, "
@@ -419,8 +432,9 @@ int run_rank(const BenchRank& me, const BenchArgs& args) {
                    copy_bytes_per_s / 1e9, floor_us, d_eager.median_us, d_graph.median_us,
                    gather.median_us, reduce.median_us, reduce_graph.median_us,
                    reduce_plain.median_us, d_eager.mean_us, d_graph.mean_us, gather.mean_us,
-                   reduce.mean_us, reduce_graph.mean_us, reduce_plain.mean_us,
-                   d_eager.median_us / best, d_graph.median_us / best, diffcoll_error,
+                   reduce.mean_us, reduce_graph.mean_us, reduce_plain.mean_us, d_eager.host_us,
+                   d_graph.host_us, gather.host_us, reduce.host_us, reduce_graph.host_us,
+                   reduce_plain.host_us, d_eager.median_us / best, d_graph.median_us / best, diffcoll_error,
                    diffcoll_graph_error, gather_error, reduce_error, worst <= 1 ? "true" : "false");
       std::fclose(f);
       std::printf("wrote %s\n", json.c_str());
