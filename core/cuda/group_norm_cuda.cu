@@ -75,6 +75,9 @@ using elementwise::to_float;
 constexpr int kThreads = kGroupNormThreads;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = kGroupNormUnroll;
+// Partials a lane of merge_pair has in flight: a channel-rows walk leaves
+// hundreds per pair, and the grid's merge holds nothing else in registers.
+constexpr int kMergeUnroll = 8;
 constexpr int kMaxCachedDevices = 64;
 // Resident blocks per SM asked of the register allocator (at most 64 or 85
 // registers a thread): four for the dense apply; three for the
@@ -181,23 +184,24 @@ struct MergeArgs {
 
 // The partials of `pair` merged by one warp, every lane getting the result:
 // moved to partial 0's mean as CentredSums, lane l adds partials l, l + 32,
-// ... in order (kUnroll loads in flight), then a shuffle tree over the
-// lanes, and one division.
+// ... in order (U loads in flight), then a shuffle tree over the lanes, and
+// one division.
+template <int U>
 __device__ GroupMoments merged_partials(const GroupMoments* partials, int64_t splits,
                                         int64_t pair) {
   const int lane = threadIdx.x % 32;
   const GroupMoments* mine = partials + pair * splits;
   const float ref = mine[0].mean;
   CentredSums c;
-  for (int64_t k0 = lane; k0 < splits; k0 += 32 * kUnroll) {
-    GroupMoments p[kUnroll];
+  for (int64_t k0 = lane; k0 < splits; k0 += 32 * U) {
+    GroupMoments p[U];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int64_t k = k0 + 32 * u;
       p[u] = k < splits ? mine[k] : GroupMoments{0, 0.f, 0.f};  // count 0 adds nothing
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) c.add(p[u], ref);
+    for (int u = 0; u < U; ++u) c.add(p[u], ref);
   }
   for (int delta = 16; delta > 0; delta /= 2) {
     c.n += __shfl_down_sync(0xffffffffu, static_cast<long long>(c.n), delta);
@@ -216,7 +220,7 @@ __device__ GroupMoments merged_partials(const GroupMoments* partials, int64_t sp
 __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
                            int64_t splits, int64_t pair, const MergeArgs& a) {
   const int lane = threadIdx.x % 32;
-  const GroupMoments m = merged_partials(partials, splits, pair);
+  const GroupMoments m = merged_partials<kMergeUnroll>(partials, splits, pair);
   if (lane == 0) a.out[pair] = m;
   if (!a.table.factors) return;
   const GroupStats s = stats_of(m, a.eps);
@@ -453,7 +457,8 @@ __device__ void fused_runs_end(const GroupNormGeometry& g, const GroupRuns& runs
   }
   cooperative_groups::this_grid().sync();  // every partial written
   if (threadIdx.x < 32) {
-    const GroupMoments m = merged_partials(partials, splits, pair);
+    // A fused block holds its loads' bookkeeping: kUnroll, no spills.
+    const GroupMoments m = merged_partials<kUnroll>(partials, splits, pair);
     if (threadIdx.x == 0) {
       stats = stats_of(m, merge.eps);
       if (split == 0) merge.out[pair] = m;
