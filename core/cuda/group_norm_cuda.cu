@@ -9,17 +9,20 @@
 //  moments   channel_rows_kernel (channels at stride 1) or group_runs_kernel
 //            (anything else): each block reduces its share of the tensor to
 //            (count, mean, M2) per (sample, group) it touches. A thread
-//            accumulates shifted sums (x - x0, (x - x0)^2, x0 its first
-//            element: no cancellation for activations with an offset) over
-//            16-byte loads, four in flight, and turns them into moments; the
-//            block merges its threads' moments in a fixed tree.
+//            accumulates shifted sums (x - x0, (x - x0)^2: no cancellation
+//            for activations with an offset) over 16-byte loads, four in
+//            flight, x0 one element of the group shared by all the block's
+//            threads on it (the first of the block's share), so the block
+//            adds its threads' sums in a fixed tree, no division, and turns
+//            them into moments once (in double).
 //            The grid is one wave of resident blocks where the pairs allow.
 //  merge     after a grid-wide barrier in the moments kernel (or, when the
 //            (sample, group) pairs outnumber the resident blocks, in a
 //            kernel of its own), one warp per (sample, group) merges the
-//            blocks' partials in a fixed tree (lanes in order, then
-//            shuffles): this rank's record. A rank alone (normalise_alone)
-//            writes the channel table here.
+//            blocks' partials: moved to a common reference (partial 0's
+//            mean) in double and added in a fixed tree (lanes in order,
+//            then shuffles), one division at the end: this rank's record.
+//            A rank alone (normalise_alone) writes the channel table here.
 //  table     one thread per (sample, channel) merges the ranks' records in
 //            rank order and writes (mean, rstd * weight[c]) and bias[c]: in
 //            the dense apply kernels' prologue, before a grid-wide barrier
@@ -36,7 +39,8 @@
 // A rank alone whose tensor is dense NCHW-like or channels-last, aligned,
 // runs all of it in the moments kernel (fused_walk): the moments, a
 // grid-wide barrier, then NCHW-like each block merges its own pair's
-// partials (fused_runs_end), channels-last the grid merges the table and
+// partials (fused_runs_end; its channels' weight and bias read into shared
+// memory before the barrier), channels-last the grid merges the table and
 // waits at a second barrier; then every thread normalises the very loads it
 // read for the moments, the last read first (own_runs_apply,
 // own_rows_apply): one kernel, no launch gap, and the second read is of
@@ -71,12 +75,25 @@ using elementwise::to_float;
 constexpr int kThreads = kGroupNormThreads;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = kGroupNormUnroll;
+// Partials a lane of merge_pair has in flight: a channel-rows walk leaves
+// hundreds per pair, and the grid's merge holds nothing else in registers.
+constexpr int kMergeUnroll = 8;
 constexpr int kMaxCachedDevices = 64;
-// Resident blocks per SM asked of the register allocator: enough registers
-// for four 16-byte loads in flight per thread without spills (85 and 64;
-// the apply's per-element and channel-rows walks take the moments' 85).
-constexpr int kMomentsBlocksPerSm = 3;
+// Resident blocks per SM asked of the register allocator (at most 64 or 85
+// registers a thread): four for the dense apply; three for the
+// per-element and channel-rows applies, with more index math; the moments
+// kernels: moments_blocks_per_sm.
 constexpr int kApplyBlocksPerSm = 4;
+constexpr int kWideApplyBlocksPerSm = 3;
+
+// A moments thread keeps three floats of sums beside its four 16-byte loads
+// in flight: four blocks per SM without spills, but for those that hold
+// more (the fused channel-rows kernel its columns' factors, group runs on
+// 4-byte elements more index registers per element): three.
+template <typename T, bool kFused, bool kRows>
+constexpr int moments_blocks_per_sm() {
+  return (kRows && kFused) || (!kRows && sizeof(T) == 4) ? 3 : 4;
+}
 constexpr size_t kAlign = 256;
 
 size_t room(size_t bytes) { return (bytes + kAlign - 1) & ~(kAlign - 1); }
@@ -89,49 +106,25 @@ __device__ inline float load_param(const void* p, DType dtype, int64_t index) {
   }
 }
 
-// ShiftedSums with the shift taken before the loop (the thread's first
-// element, as ShiftedSums::add would) and the count kept by the caller.
-struct Accumulator {
-  float shift = 0, s = 0, ss = 0;
-  __device__ void add(float x) {
-    const float d = x - shift;
-    s += d;
-    ss += d * d;
-  }
-  __device__ GroupMoments moments(int64_t n) const {
-    ShiftedSums sums;
-    sums.n = n;
-    sums.shift = shift;
-    sums.s = s;
-    sums.ss = ss;
-    return sums.moments();
-  }
-};
+// A thread's (s, ss) of ShiftedSums as a float2 (x: s, y: ss), added.
+__device__ inline float2 add_sums(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
 
-__device__ inline GroupMoments shuffle_down(GroupMoments m, int delta) {
-  GroupMoments o;
-  o.count = __shfl_down_sync(0xffffffffu, static_cast<long long>(m.count), delta);
-  o.mean = __shfl_down_sync(0xffffffffu, m.mean, delta);
-  o.m2 = __shfl_down_sync(0xffffffffu, m.m2, delta);
-  return o;
+__device__ inline float2 shuffle_down(float2 v, int delta) {
+  return make_float2(__shfl_down_sync(0xffffffffu, v.x, delta),
+                     __shfl_down_sync(0xffffffffu, v.y, delta));
 }
 
-// Lane 0 gets the moments of lanes 0..31 merged in a fixed tree.
-__device__ inline GroupMoments warp_moments(GroupMoments m) {
-  for (int delta = 16; delta > 0; delta /= 2) m = combine_moments(m, shuffle_down(m, delta));
-  return m;
-}
-
-// The block's moments (valid in thread 0): warps' trees, then the warps in order.
-__device__ GroupMoments block_moments(GroupMoments m) {
-  __shared__ GroupMoments per_warp[kWarps];
-  m = warp_moments(m);
+// The block's sums (valid in thread 0): warps' shuffle trees (down by 16,
+// 8, 4, 2, 1), then the warps in order.
+__device__ float2 block_sums(float2 v) {
+  __shared__ float2 per_warp[kWarps];
+  for (int delta = 16; delta > 0; delta /= 2) v = add_sums(v, shuffle_down(v, delta));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) per_warp[warp] = m;
+  if (lane == 0) per_warp[warp] = v;
   __syncthreads();
   if (threadIdx.x == 0)
-    for (int w = 1; w < kWarps; ++w) m = combine_moments(m, per_warp[w]);
-  return m;
+    for (int w = 1; w < kWarps; ++w) v = add_sums(v, per_warp[w]);
+  return v;
 }
 
 // Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
@@ -141,8 +134,11 @@ struct ChannelTable {
   float* bias = nullptr;
 };
 
+__device__ inline float channel_weight(const GroupNormAffine& a, int64_t c) {
+  return a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
+}
 __device__ inline float channel_scale(const GroupNormAffine& a, GroupStats s, int64_t c) {
-  return s.rstd * (a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f);
+  return s.rstd * channel_weight(a, c);
 }
 __device__ inline float channel_bias(const GroupNormAffine& a, int64_t c) {
   return a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
@@ -187,29 +183,36 @@ struct MergeArgs {
 };
 
 // The partials of `pair` merged by one warp, every lane getting the result:
-// lane l folds partials l, l + 32, ... in order (kUnroll loads in flight),
-// then a tree over the lanes.
+// moved to partial 0's mean as CentredSums, lane l adds partials l, l + 32,
+// ... in order (U loads in flight), then a shuffle tree over the lanes, and
+// one division.
+template <int U>
 __device__ GroupMoments merged_partials(const GroupMoments* partials, int64_t splits,
                                         int64_t pair) {
   const int lane = threadIdx.x % 32;
   const GroupMoments* mine = partials + pair * splits;
-  GroupMoments m = {0, 0.f, 0.f};
-  for (int64_t k0 = lane; k0 < splits; k0 += 32 * kUnroll) {
-    GroupMoments p[kUnroll];
+  const float ref = mine[0].mean;
+  CentredSums c;
+  for (int64_t k0 = lane; k0 < splits; k0 += 32 * U) {
+    GroupMoments p[U];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int64_t k = k0 + 32 * u;
-      p[u] = k < splits ? mine[k] : GroupMoments{0, 0.f, 0.f};  // count 0: the identity
+      p[u] = k < splits ? mine[k] : GroupMoments{0, 0.f, 0.f};  // count 0 adds nothing
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) m = combine_moments(m, p[u]);
+    for (int u = 0; u < U; ++u) c.add(p[u], ref);
   }
-  m = warp_moments(m);
-  // Every lane takes lane 0's record (the others' trees are partial).
-  m.count = __shfl_sync(0xffffffffu, static_cast<long long>(m.count), 0);
-  m.mean = __shfl_sync(0xffffffffu, m.mean, 0);
-  m.m2 = __shfl_sync(0xffffffffu, m.m2, 0);
-  return m;
+  for (int delta = 16; delta > 0; delta /= 2) {
+    c.n += __shfl_down_sync(0xffffffffu, static_cast<long long>(c.n), delta);
+    c.s += __shfl_down_sync(0xffffffffu, c.s, delta);
+    c.ss += __shfl_down_sync(0xffffffffu, c.ss, delta);
+  }
+  // Every lane takes lane 0's sums (the others' trees are partial).
+  c.n = __shfl_sync(0xffffffffu, static_cast<long long>(c.n), 0);
+  c.s = __shfl_sync(0xffffffffu, c.s, 0);
+  c.ss = __shfl_sync(0xffffffffu, c.ss, 0);
+  return c.moments(ref);
 }
 
 // One warp merges the partials of `pair` into this rank's record and, with
@@ -217,7 +220,7 @@ __device__ GroupMoments merged_partials(const GroupMoments* partials, int64_t sp
 __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* partials,
                            int64_t splits, int64_t pair, const MergeArgs& a) {
   const int lane = threadIdx.x % 32;
-  const GroupMoments m = merged_partials(partials, splits, pair);
+  const GroupMoments m = merged_partials<kMergeUnroll>(partials, splits, pair);
   if (lane == 0) a.out[pair] = m;
   if (!a.table.factors) return;
   const GroupStats s = stats_of(m, a.eps);
@@ -315,7 +318,7 @@ __device__ void dense_apply(const DenseArgs& a, unsigned block, unsigned blocks)
 }
 
 template <typename T, int V, DenseWalk W, typename I>
-__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kMomentsBlocksPerSm
+__global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kWideApplyBlocksPerSm
                                                                    : kApplyBlocksPerSm)
     dense_apply_kernel(DenseArgs a) {
   table_prologue(a);
@@ -372,7 +375,7 @@ __device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block
 }
 
 template <typename T, int V, typename I>
-__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, kWideApplyBlocksPerSm)
     row_apply_kernel(DenseArgs a, RowApply ra) {
   table_prologue(a);
   row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
@@ -392,21 +395,22 @@ __device__ void after_moments(const GroupNormGeometry& g, const GroupMoments* pa
   if constexpr (kFused) cooperative_groups::this_grid().sync();  // the table written
 }
 
-// The factors of a pair's channels, in shared memory (FusedWalk::kRuns:
-// at most kGroupNormFusedChannels channels per group).
-struct PairFactors {
-  float scale[kGroupNormFusedChannels];
+// The affine parameters of a pair's channels, in shared memory
+// (FusedWalk::kRuns: at most kGroupNormFusedChannels channels per group).
+struct PairAffine {
+  float weight[kGroupNormFusedChannels];
   float bias[kGroupNormFusedChannels];
 };
 
 // The fused apply of group_runs_kernel: the thread normalises the loads
 // j0, j0 + kThreads, ... < end of pair `pair` it read for the moments, the
-// last read first (the likeliest still in cache), with the pair's mean and
-// the factors of the load's channel (run_channel). Output strides are the
-// input's (FusedWalk::kRuns), so base + offset addresses both.
+// last read first (the likeliest still in cache), with the pair's
+// statistics and the affine parameters of the load's channel (run_channel),
+// scale = rstd * weight as the table's. Output strides are the input's
+// (FusedWalk::kRuns), so base + offset addresses both.
 template <typename T, int V>
 __device__ void own_runs_apply(const GroupNormGeometry& g, const GroupRuns& runs, const T* in,
-                               T* out, float mean, const PairFactors& f, int64_t pair,
+                               T* out, GroupStats stats, const PairAffine& f, int64_t pair,
                                int64_t j0, int64_t end) {
   if (j0 >= end) return;
   const int64_t base = pair_base(g, pair);
@@ -424,59 +428,60 @@ __device__ void own_runs_apply(const GroupNormGeometry& g, const GroupRuns& runs
       if (j < j0) continue;
       // 32-bit: the fused walk's tensors have fewer than 2^31 elements.
       const uint32_t c = run_channel<uint32_t>(g, runs, static_cast<uint32_t>(j));
-      const float scale = f.scale[c], bias = f.bias[c];
+      const float scale = stats.rstd * f.weight[c], bias = f.bias[c];
 #pragma unroll
       for (int k = 0; k < V; ++k)
-        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - mean) * scale + bias));
+        x[u].set(k, from_float<T>((to_float(x[u].get(k)) - stats.mean) * scale + bias));
       elementwise::store_pack<T, V>(out + base + load_offset(g, runs, j), x[u]);
     }
   }
 }
 
 // The end of a fused group_runs_kernel: its block needs the statistics of
-// its own pair alone, so after one grid-wide barrier warp 0 merges the
-// pair's partials itself (every block of the pair the same partials in the
-// same order: the same bits), split 0 writes the record, the block writes
-// its channels' factors to shared memory (the table's arithmetic,
-// write_channel) and normalises its loads; no table, no second barrier.
+// its own pair alone, so it reads its channels' affine parameters into
+// shared memory (while other blocks still read), and after one grid-wide
+// barrier warp 0 merges the pair's partials itself (every block of the pair
+// the same partials in the same order: the same bits), split 0 writes the
+// record, and the block normalises its loads; no table, no second barrier.
 template <typename T, int V>
 __device__ void fused_runs_end(const GroupNormGeometry& g, const GroupRuns& runs, int64_t splits,
                                const T* input, T* output, const GroupMoments* partials,
                                const MergeArgs& merge, int64_t pair, int64_t split, int64_t j0,
                                int64_t end) {
   __shared__ GroupStats stats;
-  __shared__ PairFactors factors;
+  __shared__ PairAffine affine;
+  const int64_t cpg = g.channels_per_group(), c0 = (pair % g.groups) * cpg;
+  for (int64_t k = threadIdx.x; k < cpg; k += kThreads) {
+    affine.weight[k] = channel_weight(merge.affine, c0 + k);
+    affine.bias[k] = channel_bias(merge.affine, c0 + k);
+  }
   cooperative_groups::this_grid().sync();  // every partial written
   if (threadIdx.x < 32) {
-    const GroupMoments m = merged_partials(partials, splits, pair);
+    // A fused block holds its loads' bookkeeping: kUnroll, no spills.
+    const GroupMoments m = merged_partials<kUnroll>(partials, splits, pair);
     if (threadIdx.x == 0) {
       stats = stats_of(m, merge.eps);
       if (split == 0) merge.out[pair] = m;
     }
   }
-  __syncthreads();
-  const int64_t cpg = g.channels_per_group(), c0 = (pair % g.groups) * cpg;
-  for (int64_t k = threadIdx.x; k < cpg; k += kThreads) {
-    factors.scale[k] = channel_scale(merge.affine, stats, c0 + k);
-    factors.bias[k] = channel_bias(merge.affine, c0 + k);
-  }
-  __syncthreads();
-  own_runs_apply<T, V>(g, runs, input, output, stats.mean, factors, pair, j0, end);
+  __syncthreads();  // stats (and the block's affine) written
+  own_runs_apply<T, V>(g, runs, input, output, stats, affine, pair, j0, end);
 }
 
-// Block b = pair * splits + split reduces split `split` of the pair's loads;
-// fused, it then normalises them.
+// Block b = pair * splits + split reduces split `split` of the pair's loads
+// to one partial; fused, it then normalises them.
 template <typename T, int V, bool kFused = false>
-__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, false>()))
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
                       GroupMoments* partials, MergeArgs merge, T* output) {
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
   split_range(runs.loads(), split, splits, &begin, &end);
-  Accumulator acc;
-  int64_t loads = 0;
-  if (begin + threadIdx.x < end) acc.shift = to_float(base[load_offset(g, runs, begin + threadIdx.x)]);
+  // One shift for the block, the split's first element: its loads are in
+  // flight with the first vectors'.
+  ShiftedSums acc;
+  if (begin < end) acc.shift = to_float(base[load_offset(g, runs, begin)]);
   for (int64_t j0 = begin + threadIdx.x; j0 < end; j0 += kThreads * kUnroll) {
     Pack<T, V> v[kUnroll];
 #pragma unroll
@@ -487,13 +492,13 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       if (j0 + u * kThreads < end) {
-        ++loads;
 #pragma unroll
         for (int k = 0; k < V; ++k) acc.add(to_float(v[u].get(k)));
       }
   }
-  const GroupMoments m = block_moments(acc.moments(loads * V));
-  if (threadIdx.x == 0) partials[pair * splits + split] = m;
+  const float2 sums = block_sums(make_float2(acc.s, acc.ss));
+  if (threadIdx.x == 0)
+    partials[pair * splits + split] = moments_of_sums((end - begin) * V, acc.shift, sums.x, sums.y);
   if constexpr (kFused)
     fused_runs_end<T, V>(g, runs, splits, input, output, partials, merge, pair, split,
                          begin + threadIdx.x, end);
@@ -543,16 +548,18 @@ __device__ void own_rows_apply(const GroupNormGeometry& g, const ChannelRows& ro
 
 // Block b = n * splits + split reduces positions split_range(S, split) of
 // sample n, whole rows of C channels; thread t keeps to column t % cols.
-// The block then merges, per group, its threads' moments (position rows,
-// then the group's columns) in a fixed segmented tree: `lanes` lanes per
-// group, a power of two, each merging entries lane, lane + lanes, ... in
-// order, then a shuffle tree within the lanes of the group. Fused, the
-// threads then normalise the positions they read.
+// The block then adds, per group, its threads' sums (all about the group's
+// one shift; position rows, then the group's columns) in a fixed segmented
+// tree: `lanes` lanes per group, a power of two, each adding entries lane,
+// lane + lanes, ... in order, then a shuffle tree within the lanes of the
+// group; one partial per group. Fused, the threads then normalise the
+// positions they read.
 template <typename T, int V, bool kFused = false>
-__global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, true>()))
     channel_rows_kernel(GroupNormGeometry g, ChannelRows rows, int64_t splits, const T* input,
                         GroupMoments* partials, MergeArgs merge, T* output) {
-  __shared__ GroupMoments thread_moments[kThreads];
+  __shared__ float2 thread_sums[kThreads];
+  __shared__ float group_shift[kThreads];  // groups <= cols <= kThreads
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
   split_range(g.spatial, split, splits, &begin, &end);
@@ -560,9 +567,15 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
   const bool active = t < rows.active();
   const int64_t col = t % rows.cols, first = begin + t / rows.cols;
   const T* base = input + n * g.in_n + col * V;
-  Accumulator acc;
-  int64_t loads = 0;
-  if (active && first < end) acc.shift = to_float(base[spatial_offset(g, first, g.in_sp_stride)]);
+  // One shift per group, shared by its columns: the group's first channel
+  // (first column) at the split's first position; row 0 of that column
+  // tells the block.
+  const int per_group = static_cast<int>(rows.vecs_per_group(g));
+  const int col_in_group = static_cast<int>(col) % per_group;
+  ShiftedSums acc;
+  if (active && begin < end)
+    acc.shift = to_float(base[spatial_offset(g, begin, g.in_sp_stride) - col_in_group * V]);
+  if (t < rows.cols && col_in_group == 0) group_shift[col / per_group] = acc.shift;
   for (int64_t s0 = first; active && s0 < end; s0 += rows.rows * kUnroll) {
     Pack<T, V> v[kUnroll];
 #pragma unroll
@@ -573,31 +586,30 @@ __global__ void __launch_bounds__(kThreads, kMomentsBlocksPerSm)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       if (s0 + u * rows.rows < end) {
-        ++loads;
 #pragma unroll
         for (int k = 0; k < V; ++k) acc.add(to_float(v[u].get(k)));
       }
   }
-  thread_moments[t] = acc.moments(loads * V);  // inactive threads: count 0, the identity
+  thread_sums[t] = make_float2(acc.s, acc.ss);
   __syncthreads();
 
-  const int64_t G = g.groups, per_group = rows.vecs_per_group(g);
-  const int64_t entries = per_group * rows.rows;
+  const int64_t G = g.groups, entries = per_group * rows.rows;
   int lanes = 1;
   while (lanes < 32 && lanes < entries) lanes *= 2;
   const int lane = t % 32, segments = 32 / lanes, j = lane % lanes;
   for (int64_t g0 = (t / 32) * segments; g0 < G; g0 += kWarps * segments) {  // warp-uniform
     const int64_t group = g0 + lane / lanes;
-    GroupMoments m = {0, 0.f, 0.f};
+    float2 v = make_float2(0.f, 0.f);
     if (group < G)
       for (int64_t e = j; e < entries; e += lanes)
-        m = combine_moments(
-            m, thread_moments[(e / per_group) * rows.cols + group * per_group + e % per_group]);
+        v = add_sums(v, thread_sums[(e / per_group) * rows.cols + group * per_group + e % per_group]);
     for (int delta = lanes / 2; delta > 0; delta /= 2) {
-      const GroupMoments other = shuffle_down(m, delta);
-      if (j + delta < lanes) m = combine_moments(m, other);
+      const float2 other = shuffle_down(v, delta);
+      if (j + delta < lanes) v = add_sums(v, other);
     }
-    if (j == 0 && group < G) partials[(n * G + group) * splits + split] = m;
+    if (j == 0 && group < G)
+      partials[(n * G + group) * splits + split] = moments_of_sums(
+          (end - begin) * g.channels_per_group(), group_shift[group], v.x, v.y);
   }
   after_moments<kFused>(g, partials, splits, merge);
   if constexpr (kFused)

@@ -58,26 +58,49 @@ DIFFCOLL_HOST_DEVICE inline GroupMoments combine_moments(GroupMoments a, GroupMo
   return r;
 }
 
-// A running (count, mean, M2) of one thread's elements, as shifted sums:
-// x - x0 and (x - x0)^2 with x0 the first element, so that an activation
-// with a large offset loses no digits (what the CUDA kernels accumulate).
+// Sums of x - shift and (x - shift)^2 over some elements of one (sample,
+// group), the shift one of its elements, so that an activation with a large
+// offset loses no digits: what a CUDA moments thread accumulates. Every
+// thread of a block that reads the group takes the same shift, so the block
+// adds its threads' sums as they are (no division per merge) and turns them
+// into moments once (moments_of_sums).
 struct ShiftedSums {
-  int64_t n = 0;
   float shift = 0, s = 0, ss = 0;
   DIFFCOLL_HOST_DEVICE void add(float x) {
-    if (n == 0) shift = x;
     const float d = x - shift;
     s += d;
     ss += d * d;
-    ++n;
   }
-  DIFFCOLL_HOST_DEVICE GroupMoments moments() const {
-    GroupMoments m{n, 0.f, 0.f};
-    if (n == 0) return m;
-    const float q = s / static_cast<float>(n);
-    m.mean = shift + q;
-    m.m2 = fmaxf(ss - s * q, 0.f);
-    return m;
+};
+
+// The moments of `n` elements whose sums about `shift` are s and ss; in
+// double, as it is done once per block and group.
+DIFFCOLL_HOST_DEVICE inline GroupMoments moments_of_sums(int64_t n, float shift, float s,
+                                                         float ss) {
+  if (n == 0) return GroupMoments{0, 0.f, 0.f};
+  const double q = static_cast<double>(s) / static_cast<double>(n);
+  const double m2 = static_cast<double>(ss) - static_cast<double>(s) * q;
+  return GroupMoments{n, static_cast<float>(shift + q), static_cast<float>(m2 > 0 ? m2 : 0)};
+}
+
+// Moments moved to a common reference `ref`, in double: n, sum of
+// count * (mean - ref) and of m2 + count * (mean - ref)^2. Such sums add
+// without a division, so a merge of many records (a pair's block partials)
+// adds them in a fixed order and divides once (moments).
+struct CentredSums {
+  int64_t n = 0;
+  double s = 0, ss = 0;
+  DIFFCOLL_HOST_DEVICE void add(GroupMoments m, float ref) {  // count 0: adds nothing
+    const double d = static_cast<double>(m.mean) - static_cast<double>(ref);
+    const double cd = static_cast<double>(m.count) * d;
+    n += m.count;
+    s += cd;
+    ss += static_cast<double>(m.m2) + cd * d;
+  }
+  DIFFCOLL_HOST_DEVICE GroupMoments moments(float ref) const {
+    if (n == 0) return GroupMoments{0, 0.f, 0.f};
+    const double q = s / static_cast<double>(n), m2 = ss - s * q;
+    return GroupMoments{n, static_cast<float>(ref + q), static_cast<float>(m2 > 0 ? m2 : 0)};
   }
 };
 

@@ -337,43 +337,70 @@ TEST(GroupNormLayout, DifferentOutputLayoutIsNotDense) {
 }
 
 // The moments kernels' arithmetic, emulated on the host in the kernels'
-// order: per-thread shifted sums over the kernel's loads, the block's fixed
-// tree (group runs: warp trees of shuffles down by 16, 8, 4, 2, 1, then the
-// warps in order; channel rows: per group, lanes folding entries in order,
-// then a shuffle tree within the group's lanes), the merge of the splits
-// (lanes folding partials in order, then a warp tree), then the ranks in
-// order. An activation of mean 1000 and spread of order 1 must keep its
-// variance, which E[x^2] - E[x]^2 in f32 does not.
+// order: per-thread shifted sums over the kernel's loads, about one shift
+// per block and group (group runs: the split's first element; channel rows:
+// the group's first channel at the split's first position), the block's
+// fixed tree of plain sums (group runs: warp trees of shuffles down by 16,
+// 8, 4, 2, 1, then the warps in order; channel rows: per group, lanes adding
+// entries in order, then a shuffle tree within the group's lanes), turned
+// into moments once (moments_of_sums), the merge of the splits (CentredSums
+// about split 0's mean: lanes adding partials in order, then a warp tree),
+// then the ranks in order (combine_moments). An activation of mean 1000 and
+// spread of order 1 must keep its variance, which E[x^2] - E[x]^2 in f32
+// does not.
 using Moments = std::vector<ops::GroupMoments>;
+
+struct Sums {  // a thread's (s, ss), as the kernels' float2
+  float s = 0, ss = 0;
+};
+Sums operator+(Sums a, Sums b) { return {a.s + b.s, a.ss + b.ss}; }
+ops::CentredSums operator+(ops::CentredSums a, const ops::CentredSums& b) {
+  a.n += b.n;
+  a.s += b.s;
+  a.ss += b.ss;
+  return a;
+}
 
 // Lane 0 of a shuffle-down tree over `lanes` lanes (a power of two); lanes
 // whose partner is out of range keep their value (a full warp's shuffle
 // returns the lane's own, which lane 0's tree never reads).
-ops::GroupMoments tree(Moments lane) {
+template <typename V>
+V tree(std::vector<V> lane) {
   for (size_t delta = lane.size() / 2; delta > 0; delta /= 2) {
-    Moments next = lane;
-    for (size_t l = 0; l + delta < lane.size(); ++l)
-      next[l] = ops::combine_moments(lane[l], lane[l + delta]);
+    std::vector<V> next = lane;
+    for (size_t l = 0; l + delta < lane.size(); ++l) next[l] = lane[l] + lane[l + delta];
     lane = next;
   }
   return lane[0];
 }
 
-// `lanes` lanes each folding entries lane, lane + lanes, ... in order, then a tree.
-ops::GroupMoments fold_then_tree(const Moments& entries, size_t lanes) {
-  Moments lane(lanes, ops::GroupMoments{0, 0.f, 0.f});
-  for (size_t e = 0; e < entries.size(); ++e)
-    lane[e % lanes] = ops::combine_moments(lane[e % lanes], entries[e]);
+// `lanes` lanes each adding entries lane, lane + lanes, ... in order, then a tree.
+template <typename V>
+V fold_then_tree(const std::vector<V>& entries, size_t lanes) {
+  std::vector<V> lane(lanes);
+  for (size_t e = 0; e < entries.size(); ++e) lane[e % lanes] = lane[e % lanes] + entries[e];
   return tree(lane);
 }
 
-ops::GroupMoments block_moments(const Moments& threads) {
-  Moments warps;
+Sums block_sums(const std::vector<Sums>& threads) {
+  std::vector<Sums> warps;
   for (size_t w = 0; w < threads.size(); w += 32)
-    warps.push_back(tree(Moments(threads.begin() + w, threads.begin() + w + 32)));
-  ops::GroupMoments m = warps[0];
-  for (size_t w = 1; w < warps.size(); ++w) m = ops::combine_moments(m, warps[w]);
+    warps.push_back(tree(std::vector<Sums>(threads.begin() + w, threads.begin() + w + 32)));
+  Sums m = warps[0];
+  for (size_t w = 1; w < warps.size(); ++w) m = m + warps[w];
   return m;
+}
+
+// merged_partials: the splits' partials about split 0's mean.
+ops::GroupMoments merged(const Moments& partials) {
+  const float ref = partials[0].mean;
+  std::vector<ops::CentredSums> each;
+  for (const ops::GroupMoments& p : partials) {
+    ops::CentredSums c;
+    c.add(p, ref);
+    each.push_back(c);
+  }
+  return fold_then_tree(each, 32).moments(ref);
 }
 
 // This rank's record of every pair, as the kernels compute it, from `mem`
@@ -385,26 +412,32 @@ Moments emulated_moments(const ops::GroupNormGeometry& g, const std::vector<floa
   if (rows.vec > 0) {
     const int64_t splits = ops::row_splits(g, kFewResident);
     EXPECT_GT(splits, 1) << "the case should exercise split blocks";
+    const int64_t cpg = g.channels_per_group(), per_group = rows.vecs_per_group(g);
     for (int64_t n = 0; n < g.batch; ++n)
       for (int64_t split = 0; split < splits; ++split) {
         int64_t begin, end;
         ops::split_range(g.spatial, split, splits, &begin, &end);
-        Moments threads(ops::kGroupNormThreads, ops::GroupMoments{0, 0.f, 0.f});
+        std::vector<Sums> threads(ops::kGroupNormThreads);
         for (int64_t th = 0; th < rows.active(); ++th) {
+          const int64_t col = th % rows.cols;
           ops::ShiftedSums acc;
+          acc.shift = mem[ops::input_offset(g, n, col / per_group * cpg, begin)];
           for (int64_t s = begin + th / rows.cols; s < end; s += rows.rows)
             for (int k = 0; k < rows.vec; ++k)
-              acc.add(mem[ops::input_offset(g, n, (th % rows.cols) * rows.vec + k, s)]);
-          threads[th] = acc.moments();
+              acc.add(mem[ops::input_offset(g, n, col * rows.vec + k, s)]);
+          threads[th] = {acc.s, acc.ss};
         }
-        const int64_t per_group = rows.vecs_per_group(g), entries = per_group * rows.rows;
+        const int64_t entries = per_group * rows.rows;
         size_t lanes = 1;
         while (lanes < 32 && static_cast<int64_t>(lanes) < entries) lanes *= 2;
         for (int64_t group = 0; group < g.groups; ++group) {
-          Moments mine;
+          std::vector<Sums> mine;
           for (int64_t e = 0; e < entries; ++e)
             mine.push_back(threads[(e / per_group) * rows.cols + group * per_group + e % per_group]);
-          partials[n * g.groups + group].push_back(fold_then_tree(mine, lanes));
+          const Sums sum = fold_then_tree(mine, lanes);
+          const float shift = mem[ops::input_offset(g, n, group * cpg, begin)];
+          partials[n * g.groups + group].push_back(
+              ops::moments_of_sums((end - begin) * cpg, shift, sum.s, sum.ss));
         }
       }
   } else {
@@ -415,20 +448,45 @@ Moments emulated_moments(const ops::GroupNormGeometry& g, const std::vector<floa
       for (int64_t split = 0; split < splits; ++split) {
         int64_t begin, end;
         ops::split_range(runs.loads(), split, splits, &begin, &end);
-        Moments threads;
+        const int64_t base = ops::pair_base(g, pair);
+        const float shift = mem[base + ops::load_offset(g, runs, begin)];
+        std::vector<Sums> threads;
         for (int th = 0; th < ops::kGroupNormThreads; ++th) {
           ops::ShiftedSums acc;
+          acc.shift = shift;
           for (int64_t j = begin + th; j < end; j += ops::kGroupNormThreads)
             for (int k = 0; k < runs.vec; ++k)
-              acc.add(mem[ops::pair_base(g, pair) + ops::load_offset(g, runs, j) + k]);
-          threads.push_back(acc.moments());
+              acc.add(mem[base + ops::load_offset(g, runs, j) + k]);
+          threads.push_back({acc.s, acc.ss});
         }
-        partials[pair].push_back(block_moments(threads));
+        const Sums sum = block_sums(threads);
+        partials[pair].push_back(
+            ops::moments_of_sums((end - begin) * runs.vec, shift, sum.s, sum.ss));
       }
   }
   Moments records;
-  for (const Moments& p : partials) records.push_back(fold_then_tree(p, 32));
+  for (const Moments& p : partials) records.push_back(merged(p));
   return records;
+}
+
+// The merge's pieces: a record of count 0 (a padding lane, an empty split)
+// adds nothing, sums of no elements are the identity, and the merge about a
+// common reference agrees with Chan's pairwise combine.
+TEST(GroupNormLayout, CentredSumsMergeLikeTheCombine) {
+  const ops::GroupMoments a{1000, 3.25f, 812.5f}, b{24, -1.5f, 40.f}, none{0, 0.f, 0.f};
+  ops::CentredSums c;
+  c.add(a, a.mean);
+  c.add(none, a.mean);
+  c.add(b, a.mean);
+  const ops::GroupMoments m = c.moments(a.mean), want = ops::combine_moments(a, b);
+  EXPECT_EQ(m.count, want.count);
+  EXPECT_NEAR(m.mean, want.mean, 1e-6 * std::fabs(want.mean));
+  EXPECT_NEAR(m.m2, want.m2, 1e-5 * want.m2);
+  EXPECT_EQ(ops::CentredSums().moments(5.f).count, 0);
+  EXPECT_EQ(ops::moments_of_sums(0, 7.f, 0.f, 0.f).count, 0);
+  const ops::GroupMoments s = ops::moments_of_sums(4, 10.f, 2.f, 6.f);  // 9, 10, 11, 12
+  EXPECT_FLOAT_EQ(s.mean, 10.5f);
+  EXPECT_FLOAT_EQ(s.m2, 5.f);
 }
 
 TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
