@@ -16,6 +16,8 @@
 
 namespace diffcoll {
 
+constexpr int kSideTickets = 8;
+
 struct Stats {
   uint64_t bytes_packed = 0;
   uint64_t bytes_unpacked = 0;
@@ -44,6 +46,12 @@ class Side {
   // Set `bytes` bytes of this side's memory at `dense` to zero (stream-ordered
   // on a device side; never synchronises the host).
   virtual void fill_zero(void* dense, size_t bytes, void* stream) = 0;
+  // kSideTickets counters in this side's memory that start at zero and that
+  // every kernel using one leaves at zero again (the last-block elections of
+  // the CFG passes), so that no call spends a memset on them. Null where no
+  // kernel elects (the host side). A communicator's calls run in stream
+  // order, so one set serves them all.
+  virtual uint32_t* tickets() { return nullptr; }
 };
 
 // Host memory: Gloo, memcpy-based packing and a growable vector.

@@ -15,8 +15,9 @@
 //    and every lane moves its sums to it in double; the lanes' sums are then
 //    plain sums in the fixed pairwise order (shared memory across warps,
 //    shuffles inside warp 0), thread 0 writes the chunk partial, and the
-//    last block to finish (elected by a ticket counter that begin() zeroes;
-//    the counter decides who finishes, never what is summed) merges the
+//    last block to finish (elected by a ticket counter that starts at zero
+//    and that its increment wraps back to zero; the counter decides who
+//    finishes, never what is summed) merges the
 //    partials in the fixed order and writes the per-sample results and
 //    post-processing parameters to device memory. Only the doubles the
 //    post-processing reads are collected and moved (Fields). Nothing is read
@@ -413,7 +414,9 @@ __device__ void finish_pass(const Pass& a, LaneRecords& shared) {
   __syncthreads();
   if (threadIdx.x == 0) {
     __threadfence();  // this block's partials before its ticket
-    last = atomicAdd(a.ticket, 1u) == gridDim.x - 1;
+    // The last block's increment wraps the counter back to zero, ready for
+    // the next pass that uses it: no call has to zero it.
+    last = atomicInc(a.ticket, gridDim.x - 1) == gridDim.x - 1;
   }
   __syncthreads();
   if (!last) return;

@@ -14,10 +14,23 @@
 
 namespace diffcoll {
 
-CudaSide::~CudaSide() {
-  if (!arena_) return;
+CudaSide::CudaSide(std::unique_ptr<NcclBackend> backend) : backend_(std::move(backend)) {
   DeviceGuard guard(backend_->device());
-  cudaFree(arena_);
+  const size_t bytes = kSideTickets * sizeof(uint32_t);
+  DIFFCOLL_CUDA_CHECK(cudaMalloc(&tickets_, bytes));
+  // Synchronously: the first kernel may run on any stream, blocking or not.
+  const cudaError_t err = cudaMemset(tickets_, 0, bytes);
+  const cudaError_t done = err == cudaSuccess ? cudaDeviceSynchronize() : err;
+  if (done != cudaSuccess) {
+    cudaFree(tickets_);
+    DIFFCOLL_CUDA_CHECK(done);
+  }
+}
+
+CudaSide::~CudaSide() {
+  DeviceGuard guard(backend_->device());
+  cudaFree(tickets_);
+  if (arena_) cudaFree(arena_);
 }
 
 void CudaSide::pack(const TensorView& view, void* dense, void* stream) {

@@ -13,7 +13,7 @@ namespace diffcoll {
 
 class CudaSide : public Side {
  public:
-  explicit CudaSide(std::unique_ptr<NcclBackend> backend) : backend_(std::move(backend)) {}
+  explicit CudaSide(std::unique_ptr<NcclBackend> backend);
   ~CudaSide() override;
 
   Backend& backend() override { return *backend_; }
@@ -29,9 +29,11 @@ class CudaSide : public Side {
   void copy(void* dst, const void* src, size_t bytes, void* stream) override;
   // cudaMemsetAsync on `stream`: stream-ordered, capturable.
   void fill_zero(void* dense, size_t bytes, void* stream) override;
+  uint32_t* tickets() override { return tickets_; }
 
  private:
   std::unique_ptr<NcclBackend> backend_;
+  uint32_t* tickets_ = nullptr;  // kSideTickets, zeroed once here
   void* arena_ = nullptr;
   size_t capacity_ = 0;
 };

@@ -179,17 +179,31 @@ class Allocation {
   void* stream_;
 };
 
+// The scalars of a call on a communicator, carved from its staging. Their
+// tickets are the side's own, which the passes leave at zero, so the call
+// spends no memset on them; a side without any zeroes the carved ones.
+CfgScalars side_scalars(Side& side, const CfgMath& math, Carve& carve, CfgExtent extent,
+                        void* stream) {
+  static_assert(kCfgTickets <= kSideTickets, "side.h holds the CFG passes' tickets");
+  CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
+  if (uint32_t* tickets = side.tickets())
+    scalars.tickets = tickets;
+  else
+    math.begin(scalars, stream);
+  return scalars;
+}
+
 // The whole combine on images of all n branches, in the policy's order:
 // the CFG-zero* pass when it is on (with cond's statistics), the combine
 // with the statistics post-processing needs, then the post-processing pass.
 // Shared by the serial combine, the all-gather path of the parallel one and
-// a CFG group of one rank, which therefore agree bit for bit.
+// a CFG group of one rank, which therefore agree bit for bit. `scalars` are
+// ready (their tickets at zero).
 void combine_all(const CfgMath& math, const CfgPolicy& policy, DType dtype,
                  const std::vector<const void*>& preds, void* out, CfgExtent extent,
                  const CfgScalars& scalars, void* stream) {
   const CfgOptions& o = policy.options();
   const CfgPost post = policy.post();
-  math.begin(scalars, stream);
   CfgCombine c;
   c.order = o.order;
   c.inputs = preds.data();
@@ -386,6 +400,7 @@ void cfg_combine_serial(const CfgPolicy& policy, const std::vector<TensorView>& 
         images[i] = packed;
       }
     }
+    math.begin(scalars, stream);  // fresh memory: its tickets zeroed
     combine_all(math, policy, dt, images, image, extent, scalars, stream);
   }
   if (!out_in_place) math.unpack(image, out, stream);
@@ -469,7 +484,7 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
                                    (send_direct ? 0 : room(block)) +
                                    room(block * degree) + (out_in_place ? 0 : room(bytes)),
                                stream));
-      CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
+      const CfgScalars scalars = side_scalars(side, math, carve, extent, stream);
       const void* send = send_direct ? local[0].data : nullptr;
       if (!send_direct) {
         char* buffer = static_cast<char*>(carve.take(block));
@@ -503,7 +518,7 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
       if (!direct[k]) total += room(bytes);
     }
     Carve carve(side.staging(total, stream));
-    CfgScalars scalars(carve.take(CfgScalars::bytes(extent)), extent);
+    const CfgScalars scalars = side_scalars(side, math, carve, extent, stream);
     void* image = out_in_place ? out.data : carve.take(bytes);
     std::vector<const void*> images(count);
     for (int k = 0; k < count; ++k) {
@@ -530,7 +545,6 @@ void cfg_combine_parallel(Comm& comm, const CfgPolicy& policy,
       if (mine[k] == policy.uncond()) local_uncond = k;
     }
     const CfgPost post = policy.post();
-    math.begin(scalars, stream);
     CfgCombine c;
     c.order = CfgOrder::kParallel;
     c.inputs = images.data();

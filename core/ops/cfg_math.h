@@ -23,8 +23,10 @@
 //     TORCH normalization followed by TORCH rescale, whose statistics need
 //     the normalized output).
 // The last step of a statistics pass runs in the pass itself on a device
-// (the last block to finish, elected by a counter the call zeroes first
-// with begin()), so nothing is read back and nothing synchronises the host.
+// (the last block to finish, elected by a counter that starts at zero and
+// that the election leaves at zero: a communicator's side keeps them, memory
+// allocated for one call has them zeroed by begin()), so nothing is read
+// back and nothing synchronises the host.
 //
 // Conventions shared by every function:
 //  - An image is `extent.numel()` elements of `dtype` in row-major order of
@@ -191,7 +193,8 @@ class CfgMath {
  public:
   virtual ~CfgMath() = default;
 
-  // Prepares `scalars` for the passes of one call (zeroes the ticket counters).
+  // Zeroes the ticket counters of `scalars` (for scalars in fresh memory;
+  // the passes leave them at zero).
   virtual void begin(const CfgScalars& scalars, void* stream) const = 0;
 
   // Pass 1: per sample, with moments, cond's statistics into

@@ -397,6 +397,50 @@ void CfgGpu::capture_and_replay(const Config& cfg) {
   cudaGraphDestroy(graph);
 }
 
+// The statistics passes elect their last block with counters the
+// communicator keeps and the passes leave at zero: a call enqueues kernels
+// only, no memset to zero them (GraphCaptureAndReplay checks that replays
+// stay right).
+TEST_F(CfgGpu, ParallelCombineEnqueuesNoMemset) {
+  make_comm();
+  const Config& cfg = *std::find_if(configs().begin(), configs().end(), [](const Config& c) {
+    return std::string(c.name) == "parallel+zero*+rescale+norm/sample";
+  });
+  Case c(2, cfg, DIFFCOLL_BFLOAT16, kShape, 950);
+  Policy policy(c.spec);
+  std::vector<std::unique_ptr<DeviceMirror>> dev;
+  std::vector<diffcoll_tensor_t> dev_d;
+  for (Tensor& t : c.preds) {
+    dev.push_back(std::make_unique<DeviceMirror>(t));
+    dev_d.push_back(dev.back()->desc());
+  }
+  Tensor out(DIFFCOLL_BFLOAT16, kShape);
+  DeviceMirror out_mirror(out);
+  const diffcoll_tensor_t od = out_mirror.desc();
+  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 2, &od, 0, stream_));
+  sync();  // the arena has grown
+
+  cudaGraph_t graph = nullptr;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  const diffcoll_status_t status =
+      diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 2, &od, 0, stream_);
+  ASSERT_CUDA(cudaStreamEndCapture(stream_, &graph));
+  ASSERT_EQ(status, DIFFCOLL_SUCCESS) << diffcoll_last_error();
+  size_t count = 0;
+  ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &count));
+  std::vector<cudaGraphNode_t> nodes(count);
+  ASSERT_CUDA(cudaGraphGetNodes(graph, nodes.data(), &count));
+  int kernels = 0;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type;
+    ASSERT_CUDA(cudaGraphNodeGetType(node, &type));
+    EXPECT_EQ(type, cudaGraphNodeTypeKernel) << "node type " << static_cast<int>(type);
+    kernels += type == cudaGraphNodeTypeKernel;
+  }
+  EXPECT_GE(kernels, 3);  // CFG-zero* statistics, combine, post-processing
+  cudaGraphDestroy(graph);
+}
+
 TEST_F(CfgGpu, BadInput) {
   Case c(2, configs()[0], DIFFCOLL_FLOAT32, {2, 8}, 3);
   Policy policy(c.spec);
