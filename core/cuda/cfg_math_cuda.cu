@@ -51,6 +51,8 @@ constexpr int kThreads = kCfgReduceLanes;  // a block has one thread per lane
 // threads fits, the most loads in flight.
 constexpr int kBlocksPerSm = 3;
 constexpr int kPlainBlocksPerSm = 8;
+// 16-byte vectors a thread of rewrite_kernel has in flight.
+constexpr int kRewriteVectors = 4;
 constexpr int kMaxDevices = 64;
 
 template <typename Fn>
@@ -174,6 +176,15 @@ unsigned pass_grid(const Pass& a, int device, int per_sm) {
   return static_cast<unsigned>(std::min<int64_t>(items, int64_t{sm_count(device)} * per_sm));
 }
 
+// rewrite_kernel's grid: one wave, no more blocks than its vectors need.
+template <typename E>
+unsigned rewrite_grid(const Pass& a, int device) {
+  const int64_t vectors = a.batch * (a.n / E::kVector);
+  const int64_t blocks = (vectors + kThreads * kRewriteVectors - 1) / (kThreads * kRewriteVectors);
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t{sm_count(device)} * kPlainBlocksPerSm)));
+}
+
 // Every pointer 16-byte aligned and every sample a whole number of vectors.
 template <typename E>
 bool vectorizable(const Pass& a, const void* const* pointers, int count) {
@@ -201,18 +212,22 @@ __device__ __forceinline__ uint32_t word(const uint4& q, int i) {
   return i == 0 ? q.x : i == 1 ? q.y : i == 2 ? q.z : q.w;
 }
 
+// Element `slot` of a 16-byte vector of stored values, as f32.
+template <typename E>
+__device__ __forceinline__ float vector_element(const uint4& q, int slot) {
+  if constexpr (sizeof(typename E::S) == 4)
+    return E::load(__uint_as_float(word(q, slot)));
+  else
+    return E::load(static_cast<typename E::S>(word(q, slot / 2) >> (16 * (slot % 2))));
+}
+
 template <typename E>
 struct LaneData {
   static constexpr int kVectors = kLane / E::kVector;
   uint4 v[kVectors];
   // Element k as f32 (k is a constant once loops are unrolled).
   __device__ __forceinline__ float operator[](int k) const {
-    const uint4& q = v[k / E::kVector];
-    const int slot = k % E::kVector;
-    if constexpr (sizeof(typename E::S) == 4)
-      return E::load(__uint_as_float(word(q, slot)));
-    else
-      return E::load(static_cast<typename E::S>(word(q, slot / 2) >> (16 * (slot % 2))));
+    return vector_element<E>(v[k / E::kVector], k % E::kVector);
   }
 };
 
@@ -593,6 +608,49 @@ __global__ void __launch_bounds__(kThreads, kStatistics ? kBlocksPerSm : kPlainB
   });
 }
 
+// Pass 3 without statistics on aligned whole vectors (a.vec): nothing is
+// summed, so the walk need not follow the reduction order: a flat grid
+// stride over the 16-byte vectors of out, kRewriteVectors loads in flight per
+// thread, one wave of blocks. (run_pass's items are one 16-element lane per
+// thread: for this pass alone, its one wave is short of loads in flight, and
+// its last items leave most of the GPU idle.) Each element gets the formula
+// output_kernel applies, so the results are bitwise the same.
+template <typename E>
+__global__ void __launch_bounds__(kThreads) rewrite_kernel(const Pass a) {
+  using S = typename E::S;
+  constexpr int V = E::kVector;
+  const int64_t per_sample = a.n / V, vectors = a.batch * per_sample;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  uint4* out = static_cast<uint4*>(a.out);
+  for (int64_t v0 = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; v0 < vectors;
+       v0 += stride * kRewriteVectors) {
+    uint4 q[kRewriteVectors];
+#pragma unroll
+    for (int u = 0; u < kRewriteVectors; ++u)
+      if (v0 + u * stride < vectors) q[u] = out[v0 + u * stride];
+#pragma unroll
+    for (int u = 0; u < kRewriteVectors; ++u) {
+      const int64_t v = v0 + u * stride;
+      if (v >= vectors) break;
+      const double* params = a.finish.scalars.post + (v / per_sample) * kCfgPostColumns;
+      if (a.post_mode != PostMode::kRescale && params[kCfgPostFactor] == 1.0) continue;
+      const float factor = cfg::f32(params[kCfgPostFactor]);
+      const float ratio = cfg::f32(params[kCfgPostRescale]);
+      S y[V];
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        const float x = vector_element<E>(q[u], k);
+        y[k] = E::store(a.post_mode == PostMode::kRescale
+                            ? cfg::torch_rescale<E>(x, ratio, a.phi, a.one_minus_phi)
+                            : cfg::apply_factor<E>(x, factor));
+      }
+      uint4 w;
+      memcpy(&w, y, sizeof w);
+      out[v] = w;
+    }
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) fill_kernel(T* out, int64_t count, T value) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -835,6 +893,8 @@ class CudaCfgMath final : public CfgMath {
       if (a.out_moments)
         output_kernel<E, true>
             <<<pass_grid(a, device_, kBlocksPerSm), kThreads, 0, as_stream(stream)>>>(a, write);
+      else if (a.vec && write)
+        rewrite_kernel<E><<<rewrite_grid<E>(a, device_), kThreads, 0, as_stream(stream)>>>(a);
       else
         output_kernel<E, false><<<pass_grid(a, device_, kPlainBlocksPerSm), kThreads, 0,
                                   as_stream(stream)>>>(a, write);

@@ -19,6 +19,8 @@
 #include <cstring>
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #define CFG_HD __host__ __device__ __forceinline__
 #define CFG_UNROLL _Pragma("unroll")
 #else
@@ -90,6 +92,10 @@ CFG_HD float bits_float(uint32_t b) {
 // ---- element types ---------------------------------------------------------------------
 // load: the stored value as f32 (exact); store: an f32 rounded to the type,
 // to nearest even, NaN kept NaN, overflow to infinity; round = load(store()).
+// The device uses its conversion instructions, which round the same way (the
+// CFG passes spend most of their instructions rounding): the bits agree
+// with the host loops' except a NaN's sign and payload, which no two
+// processors agree on anyway (CUDA's arithmetic returns one canonical NaN).
 // kVector elements make one 16-byte access (the unit of the reduction order);
 // Acc is what a lane accumulates its moments in.
 
@@ -100,9 +106,13 @@ struct Bf16 {
   static constexpr S kNegativeZero = 0x8000u;
   static CFG_HD float load(S v) { return bits_float(static_cast<uint32_t>(v) << 16); }
   static CFG_HD S store(float f) {
+#ifdef __CUDA_ARCH__
+    return __bfloat16_as_ushort(__float2bfloat16_rn(f));  // one conversion instruction
+#else
     const uint32_t bits = float_bits(f);
     if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<S>((bits >> 16) | 0x40);
     return static_cast<S>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+#endif
   }
   static CFG_HD float round(float f) { return load(store(f)); }
 };
@@ -113,6 +123,9 @@ struct F16 {
   static constexpr int kVector = 8;
   static constexpr S kNegativeZero = 0x8000u;
   static CFG_HD float load(S h) {
+#ifdef __CUDA_ARCH__
+    return __half2float(__ushort_as_half(h));
+#else
     const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
     const uint32_t exponent = (h >> 10) & 0x1fu;
     uint32_t mantissa = h & 0x3ffu;
@@ -125,8 +138,12 @@ struct F16 {
       ++shift;
     }
     return bits_float(sign | static_cast<uint32_t>(113 - shift) << 23 | ((mantissa & 0x3ffu) << 13));
+#endif
   }
   static CFG_HD S store(float f) {
+#ifdef __CUDA_ARCH__
+    return __half_as_ushort(__float2half_rn(f));
+#else
     const uint32_t bits = float_bits(f);
     const uint32_t sign = (bits >> 16) & 0x8000u;
     uint32_t abs = bits & 0x7fffffffu;
@@ -141,6 +158,7 @@ struct F16 {
     }
     abs += 0xfffu + ((abs >> 13) & 1u);
     return static_cast<S>(sign | ((abs - 0x38000000u) >> 13));
+#endif
   }
   static CFG_HD float round(float f) { return load(store(f)); }
 };
