@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "cfg_test_support.h"
@@ -63,6 +64,18 @@ class DeviceMirror {
   void* data_ = nullptr;
 };
 
+// Device mirrors of host tensors (predictions), and their descriptors.
+struct DeviceMirrors {
+  std::vector<std::unique_ptr<DeviceMirror>> tensors;
+  std::vector<diffcoll_tensor_t> descs;
+  explicit DeviceMirrors(std::vector<Tensor>& hosts) {
+    for (Tensor& t : hosts) {
+      tensors.push_back(std::make_unique<DeviceMirror>(t));
+      descs.push_back(tensors.back()->desc());
+    }
+  }
+};
+
 // The sweep configurations of the host tests, plus serial-order ones with
 // every post-process, so that both arithmetic orders meet every statistic.
 std::vector<Config> gpu_configs() {
@@ -70,6 +83,15 @@ std::vector<Config> gpu_configs() {
   v.push_back({"serial+rescale+norm/sample", DIFFCOLL_CFG_ORDER_SERIAL, false, 0.7, 0.7, true});
   v.push_back({"serial+zero*+rescale+norm", DIFFCOLL_CFG_ORDER_SERIAL, true, 0.5, 0.8, false});
   return v;
+}
+
+// The configuration of configs() called `name` (a test's typo throws, which
+// fails that test).
+const Config& config_named(const std::string& name) {
+  const auto it = std::find_if(configs().begin(), configs().end(),
+                               [&](const Config& c) { return name == c.name; });
+  if (it == configs().end()) throw std::invalid_argument("no CFG test configuration " + name);
+  return *it;
 }
 
 // Batch 3, 8580 elements per sample: three chunks of the reduction order.
@@ -149,15 +171,10 @@ class CfgGpu : public ::testing::Test {
     for (const Tensor& t : c.preds) host_d.push_back(t.desc());
     diffcoll_tensor_t hod = host_out.desc();
     ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), n, &hod, 0, nullptr));
-    std::vector<std::unique_ptr<DeviceMirror>> dev;
-    std::vector<diffcoll_tensor_t> dev_d;
-    for (Tensor& t : c.preds) {
-      dev.push_back(std::make_unique<DeviceMirror>(t));
-      dev_d.push_back(dev.back()->desc());
-    }
+    DeviceMirrors dev(c.preds);
     DeviceMirror dev_out_mirror(dev_out);
     diffcoll_tensor_t dod = dev_out_mirror.desc();
-    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &dod, 0, stream_));
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev.descs.data(), n, &dod, 0, stream_));
     sync();
     dev_out_mirror.download();
   }
@@ -248,15 +265,11 @@ TEST_F(CfgGpu, SerialCombineInPlaceEqualsHostBitwise) {
     for (const Tensor& t : host.preds) host_d.push_back(t.desc());
     ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, host_d.data(), 3, &host_d[2], 0, nullptr));
 
-    std::vector<std::unique_ptr<DeviceMirror>> dev;
-    std::vector<diffcoll_tensor_t> dev_d;
-    for (Tensor& t : device.preds) {
-      dev.push_back(std::make_unique<DeviceMirror>(t));
-      dev_d.push_back(dev.back()->desc());
-    }
-    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 3, &dev_d[2], 0, stream_));
+    DeviceMirrors dev(device.preds);
+    ASSERT_OK(
+        diffcoll_cfg_combine_serial(policy.p, dev.descs.data(), 3, &dev.descs[2], 0, stream_));
     sync();
-    dev[2]->download();
+    dev.tensors[2]->download();
     EXPECT_TRUE(device.preds[2].gaps_intact());
     expect_same_bits(device.preds[2], host.preds[2], "in place " + host.where);
   }
@@ -268,17 +281,12 @@ TEST_F(CfgGpu, ZeroInitSteps) {
   Case c(2, configs()[1], DIFFCOLL_BFLOAT16, kShape, 5);
   c.spec.options.zero_init_steps = 2;
   Policy policy(c.spec);
-  std::vector<std::unique_ptr<DeviceMirror>> dev;
-  std::vector<diffcoll_tensor_t> dev_d;
-  for (Tensor& t : c.preds) {
-    dev.push_back(std::make_unique<DeviceMirror>(t));
-    dev_d.push_back(dev.back()->desc());
-  }
+  DeviceMirrors dev(c.preds);
   for (int step = 0; step < 3; ++step) {
     Tensor out(DIFFCOLL_BFLOAT16, kShape, Layout::kGapped);
     DeviceMirror mirror(out);
     diffcoll_tensor_t od = mirror.desc();
-    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 2, &od, step, stream_));
+    ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev.descs.data(), 2, &od, step, stream_));
     sync();
     mirror.download();
     EXPECT_TRUE(out.gaps_intact());
@@ -307,20 +315,16 @@ TEST_F(CfgGpu, ParallelCombineEqualsHostAndSerial) {
         ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, host_d.data(), n, &hod, 0,
                                                 nullptr));
 
-        std::vector<std::unique_ptr<DeviceMirror>> dev;
-        std::vector<diffcoll_tensor_t> dev_d;
-        for (Tensor& t : c.preds) {
-          dev.push_back(std::make_unique<DeviceMirror>(t));
-          dev_d.push_back(dev.back()->desc());
-        }
+        DeviceMirrors dev(c.preds);
         Tensor par(dtype, kShape, Layout::kChannelsLast);
         DeviceMirror par_mirror(par);
         diffcoll_tensor_t pd = par_mirror.desc();
-        ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), n, &pd, 0, stream_));
+        ASSERT_OK(
+            diffcoll_cfg_combine_parallel(comm_, policy.p, dev.descs.data(), n, &pd, 0, stream_));
         Tensor ser(dtype, kShape);
         DeviceMirror ser_mirror(ser);
         diffcoll_tensor_t sd = ser_mirror.desc();
-        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev_d.data(), n, &sd, 0, stream_));
+        ASSERT_OK(diffcoll_cfg_combine_serial(policy.p, dev.descs.data(), n, &sd, 0, stream_));
         sync();
         par_mirror.download();
         ser_mirror.download();
@@ -339,8 +343,7 @@ TEST_F(CfgGpu, ParallelCombineEqualsHostAndSerial) {
 TEST_F(CfgGpu, GraphCaptureAndReplay) {
   make_comm();
   for (const char* name : {"parallel+zero*+rescale+norm/sample", "torch+zero*+rescale+norm"})
-    capture_and_replay(*std::find_if(configs().begin(), configs().end(),
-                                     [&](const Config& c) { return std::string(c.name) == name; }));
+    capture_and_replay(config_named(name));
 }
 
 void CfgGpu::capture_and_replay(const Config& cfg) {
@@ -348,24 +351,19 @@ void CfgGpu::capture_and_replay(const Config& cfg) {
   const int dtype = DIFFCOLL_BFLOAT16;
   Case c(3, cfg, dtype, kShape, 900);
   Policy policy(c.spec);
-  std::vector<std::unique_ptr<DeviceMirror>> dev;
-  std::vector<diffcoll_tensor_t> dev_d;
-  for (Tensor& t : c.preds) {
-    dev.push_back(std::make_unique<DeviceMirror>(t));
-    dev_d.push_back(dev.back()->desc());
-  }
+  DeviceMirrors dev(c.preds);
   Tensor par(dtype, kShape, Layout::kGapped), ser(dtype, kShape, Layout::kTransposed);
   DeviceMirror par_mirror(par), ser_mirror(ser);
   const diffcoll_tensor_t pd = par_mirror.desc(), sd = ser_mirror.desc();
   // A first call outside the capture grows the staging arena.
-  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 3, &pd, 0, stream_));
+  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev.descs.data(), 3, &pd, 0, stream_));
   sync();
 
   cudaGraph_t graph = nullptr;
   ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   const diffcoll_status_t parallel =
-      diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 3, &pd, 0, stream_);
-  const diffcoll_status_t serial = diffcoll_cfg_combine_serial(policy.p, dev_d.data(), 3, &sd, 0, stream_);
+      diffcoll_cfg_combine_parallel(comm_, policy.p, dev.descs.data(), 3, &pd, 0, stream_);
+  const diffcoll_status_t serial = diffcoll_cfg_combine_serial(policy.p, dev.descs.data(), 3, &sd, 0, stream_);
   ASSERT_CUDA(cudaStreamEndCapture(stream_, &graph));
   ASSERT_EQ(parallel, DIFFCOLL_SUCCESS) << diffcoll_last_error();
   ASSERT_EQ(serial, DIFFCOLL_SUCCESS) << diffcoll_last_error();
@@ -376,7 +374,7 @@ void CfgGpu::capture_and_replay(const Config& cfg) {
     const auto raw = make_preds(3, numel(kShape), 1000u + replay);
     for (int i = 0; i < 3; ++i) {
       c.values[i] = c.preds[i].fill(raw[i]);
-      dev[i]->upload();
+      dev.tensors[i]->upload();
     }
     ASSERT_CUDA(cudaGraphLaunch(exec, stream_));
     sync();
@@ -403,27 +401,19 @@ void CfgGpu::capture_and_replay(const Config& cfg) {
 // stay right).
 TEST_F(CfgGpu, ParallelCombineEnqueuesNoMemset) {
   make_comm();
-  const Config& cfg = *std::find_if(configs().begin(), configs().end(), [](const Config& c) {
-    return std::string(c.name) == "parallel+zero*+rescale+norm/sample";
-  });
-  Case c(2, cfg, DIFFCOLL_BFLOAT16, kShape, 950);
+  Case c(2, config_named("parallel+zero*+rescale+norm/sample"), DIFFCOLL_BFLOAT16, kShape, 950);
   Policy policy(c.spec);
-  std::vector<std::unique_ptr<DeviceMirror>> dev;
-  std::vector<diffcoll_tensor_t> dev_d;
-  for (Tensor& t : c.preds) {
-    dev.push_back(std::make_unique<DeviceMirror>(t));
-    dev_d.push_back(dev.back()->desc());
-  }
+  DeviceMirrors dev(c.preds);
   Tensor out(DIFFCOLL_BFLOAT16, kShape);
   DeviceMirror out_mirror(out);
   const diffcoll_tensor_t od = out_mirror.desc();
-  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 2, &od, 0, stream_));
+  ASSERT_OK(diffcoll_cfg_combine_parallel(comm_, policy.p, dev.descs.data(), 2, &od, 0, stream_));
   sync();  // the arena has grown
 
   cudaGraph_t graph = nullptr;
   ASSERT_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   const diffcoll_status_t status =
-      diffcoll_cfg_combine_parallel(comm_, policy.p, dev_d.data(), 2, &od, 0, stream_);
+      diffcoll_cfg_combine_parallel(comm_, policy.p, dev.descs.data(), 2, &od, 0, stream_);
   ASSERT_CUDA(cudaStreamEndCapture(stream_, &graph));
   ASSERT_EQ(status, DIFFCOLL_SUCCESS) << diffcoll_last_error();
   size_t count = 0;
