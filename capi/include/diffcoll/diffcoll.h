@@ -12,6 +12,9 @@
  * Ownership and threads, for every function below unless it says otherwise:
  *  - A communicator is used by one thread at a time (as with NCCL); distinct
  *    communicators are independent and may be used from different threads.
+ *    Its operations on CUDA tensors share its device staging memory and
+ *    counters, so they must also run in order on the device: one stream, or
+ *    streams ordered by events.
  *  - Tensor descriptors are read during the call only; diffcoll keeps no
  *    pointer to them. The memory they describe must stay valid until the call
  *    returns (host tensors) or until the stream reaches the operation (CUDA
