@@ -167,22 +167,26 @@ int sm_count(int device) {
   return count;
 }
 
-// One wave: as many blocks as the device holds at once (`per_sm` is what the
-// kernel's launch bounds guarantee), each walking the (sample, chunk) items
-// of the pass with a grid stride. Which block sums a chunk changes nothing:
-// chunk partials are stored by item and merged in the fixed order.
-unsigned pass_grid(const Pass& a, int device, int per_sm) {
-  const int64_t items = std::max<int64_t>(a.batch, 1) * a.chunks;
-  return static_cast<unsigned>(std::min<int64_t>(items, int64_t{sm_count(device)} * per_sm));
+// `blocks` blocks of work, but at most one wave: as many as the device holds
+// at once (`per_sm` is what the kernel's launch bounds guarantee).
+unsigned one_wave(int64_t blocks, int device, int per_sm) {
+  const int64_t wave = int64_t{sm_count(device)} * per_sm;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks, wave)));
 }
 
-// rewrite_kernel's grid: one wave, no more blocks than its vectors need.
+// A pass's blocks each walk the (sample, chunk) items with a grid stride.
+// Which block sums a chunk changes nothing: chunk partials are stored by
+// item and merged in the fixed order.
+unsigned pass_grid(const Pass& a, int device, int per_sm) {
+  return one_wave(std::max<int64_t>(a.batch, 1) * a.chunks, device, per_sm);
+}
+
+// rewrite_kernel's grid: no more blocks than its vectors need.
 template <typename E>
 unsigned rewrite_grid(const Pass& a, int device) {
   const int64_t vectors = a.batch * (a.n / E::kVector);
-  const int64_t blocks = (vectors + kThreads * kRewriteVectors - 1) / (kThreads * kRewriteVectors);
-  return static_cast<unsigned>(
-      std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t{sm_count(device)} * kPlainBlocksPerSm)));
+  const int64_t per_block = int64_t{kThreads} * kRewriteVectors;
+  return one_wave((vectors + per_block - 1) / per_block, device, kPlainBlocksPerSm);
 }
 
 // Every pointer 16-byte aligned and every sample a whole number of vectors.
