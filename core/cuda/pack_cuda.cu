@@ -49,6 +49,7 @@
 #include <numeric>
 
 #include "../error.h"
+#include "dependent_launch.cuh"
 
 namespace diffcoll {
 namespace {
@@ -711,13 +712,7 @@ __global__ void __launch_bounds__(kThreads,
                                   kLoop == kLoopGeneral ? kMinBlocksPerSm : kMinVecBlocksPerSm)
     packKernel(const __grid_constant__ PackArgs args) {
   extern __shared__ uint4 smem[];  // kSmemBytes when the launch has tiles, else none
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // Launched early (programmatic dependent launch): wait until the work
-  // before this kernel in the stream is complete and its writes visible,
-  // then let the next kernel start its own launch.
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" :::);
-#endif
+  wait_for_previous_kernel();
   int p = 0;
   while (blockIdx.x >= static_cast<uint32_t>(args.blockEnd[p])) ++p;
   const uint32_t first = p ? args.blockEnd[p - 1] : 0;
@@ -1045,8 +1040,8 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
 }
 
 // How packKernel<kPack, kLoop> is launched on the current device, queried
-// once per device: the blocks resident at once with tile memory, and whether to ask for programmatic dependent launch
-// (sm_90 and a kernel compiled for it, which waits with griddepcontrol.wait).
+// once per device: the blocks resident at once with tile memory, and whether
+// to ask for programmatic dependent launch (dependent_launch.cuh).
 struct LaunchShape {
   uint64_t residentBlocks;
   bool dependentLaunch;
@@ -1059,17 +1054,16 @@ LaunchShape launchShape(const char* op) {
   checkCuda(cudaGetDevice(&device), op, "cudaGetDevice");
   int cached = device < kMaxCachedDevices ? cache[device].load(std::memory_order_relaxed) : 0;
   if (cached == 0) {
-    int sms = 0, major = 0, perSm = 0;
+    int sms = 0, perSm = 0;
     checkCuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), op,
-              "cudaDeviceGetAttribute");
-    checkCuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), op,
               "cudaDeviceGetAttribute");
     checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack, kLoop>,
                                                             kThreads, kSmemBytes),
               op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    cudaFuncAttributes attr{};
-    checkCuda(cudaFuncGetAttributes(&attr, packKernel<kPack, kLoop>), op, "cudaFuncGetAttributes");
-    const bool dependent = major >= 9 && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+    bool dependent = false;
+    checkCuda(kernel_waits_for_previous(reinterpret_cast<const void*>(packKernel<kPack, kLoop>),
+                                        device, &dependent),
+              op, "cudaFuncGetAttributes");
     cached = 2 * std::max(1, sms * perSm) + (dependent ? 1 : 0);
     if (device < kMaxCachedDevices) cache[device].store(cached, std::memory_order_relaxed);
   }
@@ -1093,16 +1087,9 @@ void launch(PackArgs& args, int n, void* stream, const char* op) {
   config.dynamicSmemBytes = tiles ? kSmemBytes : 0;
   config.stream = static_cast<cudaStream_t>(stream);
   config.attrs = &dependent;
-  // Only on streams the caller made (the default streams' implicit
-  // synchronisation is left as it is) and outside graph capture (a graph's
-  // edges stay plain ones).
-  bool early = shape.dependentLaunch && config.stream != nullptr &&
-               config.stream != cudaStreamLegacy && config.stream != cudaStreamPerThread;
-  if (early) {
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    checkCuda(cudaStreamIsCapturing(config.stream, &capture), op, "cudaStreamIsCapturing");
-    early = capture == cudaStreamCaptureStatusNone;
-  }
+  bool early = false;
+  if (shape.dependentLaunch)
+    checkCuda(stream_allows_early_launch(config.stream, &early), op, "cudaStreamIsCapturing");
   config.numAttrs = early ? 1 : 0;
   void* params[] = {&args};
   checkCuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(packKernel<kPack, kLoop>),
