@@ -16,10 +16,9 @@
 //            adds its threads' sums in a fixed tree, no division, and turns
 //            them into moments once (in double).
 //            The grid is one wave of resident blocks where the pairs allow.
-//  merge     after a grid-wide barrier in the moments kernel (or, when the
-//            (sample, group) pairs outnumber the resident blocks, in a
-//            kernel of its own), one warp per (sample, group) merges the
-//            blocks' partials: moved to a common reference (partial 0's
+//  merge     in merge_kernel after the moments kernel (in the one-kernel
+//            GroupNorm below, after a grid-wide barrier), one warp per
+//            (sample, group) merges the blocks' partials: moved to a common reference (partial 0's
 //            mean) in double and added in a fixed tree (lanes in order,
 //            then shuffles), one division at the end: this rank's record.
 //            A rank alone (normalise_alone) writes the channel table here.
@@ -46,6 +45,12 @@
 // own_rows_apply): one kernel, no launch gap, and the second read is of
 // what the same SM just read, likely still in L1 or L2 even where the
 // tensor outgrows L2.
+// Kernels launched normally ask for programmatic dependent launch
+// (dependent_launch.cuh): each waits for the kernel before it first thing,
+// so its launch overlaps that kernel's tail. A cooperative launch gains
+// nothing from asking: on an H200 it starts some 3 us after the kernel
+// before it ends either way, which is why the moments alone (local_moments)
+// are two plain kernels rather than one with a grid-wide barrier.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
@@ -61,6 +66,7 @@
 
 #include "../ops/group_norm_math.h"
 #include "cuda_error.h"
+#include "dependent_launch.cuh"
 #include "float_vectors.cuh"
 #include "group_norm_layout.h"
 
@@ -177,9 +183,6 @@ struct MergeArgs {
   GroupNormAffine affine;
   float eps = 0;
   ChannelTable table;
-  // The moments kernel was launched cooperatively and merges itself, after
-  // a grid-wide barrier; otherwise merge_kernel follows it.
-  bool in_kernel = false;
 };
 
 // The partials of `pair` merged by one warp, every lane getting the result:
@@ -229,8 +232,9 @@ __device__ void merge_pair(const GroupNormGeometry& g, const GroupMoments* parti
     write_channel(g.channels, a.affine, s, n, (pair % g.groups) * cpg + k, a.table);
 }
 
-// The end of a cooperatively launched moments kernel: once every block's
-// partials are written, warp w of the grid merges pairs w, w + warps, ...
+// The merge of the one-kernel GroupNorm on channel rows (launched
+// cooperatively): once every block's partials are written, warp w of the
+// grid merges pairs w, w + warps, ...
 __device__ void merge_in_kernel(const GroupNormGeometry& g, const GroupMoments* partials,
                                 int64_t splits, const MergeArgs& a) {
   cooperative_groups::this_grid().sync();  // orders the partials' writes before the reads
@@ -321,6 +325,7 @@ template <typename T, int V, DenseWalk W, typename I>
 __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kWideApplyBlocksPerSm
                                                                    : kApplyBlocksPerSm)
     dense_apply_kernel(DenseArgs a) {
+  wait_for_previous_kernel();
   table_prologue(a);
   dense_apply<T, V, W, I>(a, blockIdx.x, gridDim.x);
 }
@@ -377,22 +382,20 @@ __device__ void row_apply(const DenseArgs& a, const RowApply& ra, unsigned block
 template <typename T, int V, typename I>
 __global__ void __launch_bounds__(kThreads, kWideApplyBlocksPerSm)
     row_apply_kernel(DenseArgs a, RowApply ra) {
+  wait_for_previous_kernel();
   table_prologue(a);
   row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
 }
 
 // ------------------------------------------------------------------ moments
 
-// The end of every moments kernel: the merge, when in the kernel, and, when
-// fused (then always in the kernel: the host launches a fused kernel
-// cooperatively or not at all), a second grid-wide barrier after which the
-// channel table is whole and the block may normalise its own elements.
-template <bool kFused>
-__device__ void after_moments(const GroupNormGeometry& g, const GroupMoments* partials,
-                              int64_t splits, const MergeArgs& merge) {
-  if (!merge.in_kernel) return;
+// The end of a fused channel_rows_kernel's moments (launched cooperatively):
+// the grid's merge, then a second grid-wide barrier after which the channel
+// table is whole and the block may normalise its own elements.
+__device__ void fused_rows_merge(const GroupNormGeometry& g, const GroupMoments* partials,
+                                 int64_t splits, const MergeArgs& merge) {
   merge_in_kernel(g, partials, splits, merge);
-  if constexpr (kFused) cooperative_groups::this_grid().sync();  // the table written
+  cooperative_groups::this_grid().sync();  // the table written
 }
 
 // The affine parameters of a pair's channels, in shared memory
@@ -474,6 +477,7 @@ template <typename T, int V, bool kFused = false>
 __global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, false>()))
     group_runs_kernel(GroupNormGeometry g, GroupRuns runs, int64_t splits, const T* input,
                       GroupMoments* partials, MergeArgs merge, T* output) {
+  wait_for_previous_kernel();
   const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
   const T* base = input + pair_base(g, pair);
   int64_t begin, end;
@@ -502,8 +506,6 @@ __global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, fa
   if constexpr (kFused)
     fused_runs_end<T, V>(g, runs, splits, input, output, partials, merge, pair, split,
                          begin + threadIdx.x, end);
-  else
-    after_moments<false>(g, partials, splits, merge);
 }
 
 // The fused apply of channel_rows_kernel: the thread normalises the
@@ -560,6 +562,7 @@ __global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, tr
                         GroupMoments* partials, MergeArgs merge, T* output) {
   __shared__ float2 thread_sums[kThreads];
   __shared__ float group_shift[kThreads];  // groups <= cols <= kThreads
+  wait_for_previous_kernel();
   const int64_t n = blockIdx.x / splits, split = blockIdx.x % splits;
   int64_t begin, end;
   split_range(g.spatial, split, splits, &begin, &end);
@@ -611,9 +614,10 @@ __global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, tr
       partials[(n * G + group) * splits + split] = moments_of_sums(
           (end - begin) * g.channels_per_group(), group_shift[group], v.x, v.y);
   }
-  after_moments<kFused>(g, partials, splits, merge);
-  if constexpr (kFused)
+  if constexpr (kFused) {
+    fused_rows_merge(g, partials, splits, merge);
     if (active) own_rows_apply<T, V>(g, rows, input, output, merge.table, n, col, first, end);
+  }
 }
 
 // ------------------------------------------------------- statistics, table
@@ -622,6 +626,7 @@ __global__ void __launch_bounds__(kThreads, (moments_blocks_per_sm<T, kFused, tr
 __global__ void __launch_bounds__(kThreads)
     merge_kernel(GroupNormGeometry g, const GroupMoments* partials, int64_t splits,
                  MergeArgs a) {
+  wait_for_previous_kernel();
   const int64_t pair = (blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x) / 32;
   if (pair >= g.pairs()) return;  // whole warps
   merge_pair(g, partials, splits, pair, a);
@@ -630,6 +635,7 @@ __global__ void __launch_bounds__(kThreads)
 // One thread per (sample, channel): the ranks' records of its pair in rank order.
 __global__ void __launch_bounds__(kThreads)
     table_kernel(int64_t batch, int64_t channels, RecordArgs r, ChannelTable table) {
+  wait_for_previous_kernel();
   const int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
   if (nc < batch * channels) table_entry(batch, channels, r, table, nc);
 }
@@ -733,6 +739,22 @@ int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident
   return group_splits(g, resident);
 }
 
+// Whether Kernel, on the current device, waits for the kernel before it
+// and so may be launched early (dependent_launch.cuh); queried once per
+// device.
+template <auto Kernel>
+bool waits_for_previous() {
+  static std::atomic<int> cache[kMaxCachedDevices];  // 0 unknown, 1 no, 2 yes
+  const int device = current_device();
+  if (device < kMaxCachedDevices && cache[device].load(std::memory_order_relaxed) > 0)
+    return cache[device].load(std::memory_order_relaxed) == 2;
+  bool waits = false;
+  DIFFCOLL_CUDA_CHECK(
+      kernel_waits_for_previous(reinterpret_cast<const void*>(Kernel), device, &waits));
+  if (device < kMaxCachedDevices) cache[device].store(waits ? 2 : 1, std::memory_order_relaxed);
+  return waits;
+}
+
 // Launches Kernel cooperatively (every block resident at once, so that it
 // may wait at grid-wide barriers): false if the device refuses the grid as
 // larger than it holds (fewer blocks resident than the occupancy said: a
@@ -755,27 +777,36 @@ bool launch_cooperative(int64_t grid, cudaStream_t stream, const Args&... args) 
   return false;
 }
 
+// Launches Kernel, and early where it may (dependent_launch.cuh).
+template <auto Kernel, typename... Args>
+void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
+  cudaLaunchAttribute early_attr;
+  early_attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  early_attr.val.programmaticStreamSerializationAllowed = 1;
+  bool early = false;
+  if (waits_for_previous<Kernel>()) DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(grid));
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  config.attrs = &early_attr;
+  config.numAttrs = early ? 1 : 0;
+  DIFFCOLL_CUDA_CHECK(cudaLaunchKernelEx(&config, Kernel, args...));
+}
+
 // Launches the moments kernel `Kernel` for `walk`, one wave of blocks where
-// the units allow, and the merge: within the kernel after a grid-wide
-// barrier (a cooperative launch) when the grid is one wave, else by
-// merge_kernel after it.
+// the units allow, then merge_kernel, both early where they may: no
+// cooperative launch and in-kernel merge, which measured 2 us slower on an
+// H200 (a cooperative kernel starts some 3 us after the kernel before it
+// ends; docs/PERFORMANCE.md).
 template <auto Kernel, typename Walk, typename T>
 void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
-                    GroupMoments* partials, MergeArgs merge, cudaStream_t stream) {
-  const int64_t resident = resident_blocks<Kernel>();
-  const int64_t splits = splits_of(g, walk, resident);
+                    GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
+  const int64_t splits = splits_of(g, walk, resident_blocks<Kernel>());
   const int64_t grid = units_of(g, walk) * splits;
   T* const no_output = nullptr;  // the moments alone
-  merge.in_kernel = grid <= resident && cooperative_launch();
-  if (merge.in_kernel &&
-      launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, no_output))
-    return;
-  merge.in_kernel = false;
-  Kernel<<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(g, walk, splits, in, partials,
-                                                               merge, no_output);
-  check_launch();
-  merge_kernel<<<blocks_for(g.pairs() * 32), kThreads, 0, stream>>>(g, partials, splits, merge);
-  check_launch();
+  launch_early<Kernel>(grid, stream, g, walk, splits, in, partials, merge, no_output);
+  launch_early<&merge_kernel>(blocks_for(g.pairs() * 32), stream, g, partials, splits, merge);
 }
 
 // The fused GroupNorm of a rank alone, moments, merge, table and apply in
@@ -783,12 +814,11 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
 // its grid is more than one wave.
 template <auto Kernel, typename Walk, typename T>
 bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in, T* out,
-                  GroupMoments* partials, MergeArgs merge, cudaStream_t stream) {
+                  GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
   const int64_t resident = resident_blocks<Kernel>();
   const int64_t splits = splits_of(g, walk, resident);
   const int64_t grid = units_of(g, walk) * splits;
   if (grid > resident) return false;
-  merge.in_kernel = true;
   return launch_cooperative<Kernel>(grid, stream, g, walk, splits, in, partials, merge, out);
 }
 
@@ -852,12 +882,11 @@ void launch_apply(int64_t blocks, DenseArgs a, cudaStream_t stream, const Extra&
   const unsigned grid = wave<Kernel>(blocks);
   if (a.records.records) {
     if (cooperative_launch() && launch_cooperative<Kernel>(grid, stream, a, extra...)) return;
-    table_kernel<<<blocks_for(a.batch * a.channels), kThreads, 0, stream>>>(a.batch, a.channels,
-                                                                           a.records, a.table);
-    check_launch();
+    launch_early<&table_kernel>(blocks_for(a.batch * a.channels), stream, a.batch, a.channels,
+                                a.records, a.table);
     a.records = RecordArgs{};
   }
-  Kernel<<<grid, kThreads, 0, stream>>>(a, extra...);
+  launch_early<Kernel>(grid, stream, a, extra...);
 }
 
 template <typename T, int V, DenseWalk W>
