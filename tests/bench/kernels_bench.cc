@@ -19,8 +19,10 @@
 //                  a video [1,256,5,90,160] contiguous and channels-last-3d,
 //                  in place with an f32 affine: the whole one-rank GroupNorm
 //                  (moments, merge, apply: one kernel for these layouts),
-//                  which reads the tensor twice and writes it once, and the
-//                  moments alone (one read).
+//                  which reads the tensor twice and writes it once, the
+//                  moments alone (one read), and the apply with one rank's
+//                  records (the multi-rank path's last step: one read, one
+//                  write).
 //   epilogue       the fused norm's NCCL-path epilogue on 1024 and 8192
 //                  tokens x 5120, residual in place: y and residual read,
 //                  residual_out and y written (4 x the rows' bytes).
@@ -334,6 +336,19 @@ void Bench::group_norm_cases() {
       bad += !(std::fabs(have - want) <= 1e-2f * std::fabs(want) + 2e-2f);
     }
     check(bad == 0, "group_norm " + c.name);
+    // Checked too: the apply of the multi-rank path (normalise with this one
+    // rank's records, as gathered) on the original data gives the very bits of
+    // the whole GroupNorm above (the same records, the same factors).
+    const std::vector<uint16_t> whole = got, original = random_bf16(bytes / 2, 3, 1.5f);
+    CUDA(cudaMemcpy(data[0]->get(), original.data(), bytes, cudaMemcpyHostToDevice));
+    const auto* records = static_cast<const ops::GroupMoments*>(mine.ptr);
+    math.normalise(g, kBf16, data[0]->get(), data[0]->get(), affine, records, 1, eps, work.ptr,
+                   stream_);
+    CUDA(cudaStreamSynchronize(stream_));
+    CUDA(cudaMemcpy(got.data(), data[0]->get(), bytes, cudaMemcpyDeviceToHost));
+    size_t bad_apply = 0;
+    for (size_t i = 0; i < whole.size(); ++i) bad_apply += got[i] != whole[i];
+    check(bad_apply == 0, "apply with records " + c.name);
 
     add("group_norm " + c.name, 3.0 * bytes, [&](int s) {
       math.normalise_alone(g, kBf16, data[s]->get(), data[s]->get(), affine, eps,
@@ -342,6 +357,13 @@ void Bench::group_norm_cases() {
     add("moments " + c.name, 1.0 * bytes, [&](int s) {
       math.local_moments(g, kBf16, data[s]->get(), static_cast<ops::GroupMoments*>(mine.ptr),
                          work.ptr, stream_);
+    }, sets);
+    // Out of place, so that the inputs stay as they are call after call.
+    std::vector<std::unique_ptr<Buffer>> outs;
+    for (int s = 0; s < sets; ++s) outs.push_back(std::make_unique<Buffer>(bytes));
+    add("apply with records " + c.name, 2.0 * bytes, [&](int s) {
+      math.normalise(g, kBf16, data[s]->get(), outs[s]->get(), affine, records, 1, eps, work.ptr,
+                     stream_);
     }, sets);
   }
 }
