@@ -18,15 +18,14 @@
 //            The grid is one wave of resident blocks where the pairs allow.
 //  merge     in merge_kernel after the moments kernel (in the one-kernel
 //            GroupNorm below, after a grid-wide barrier), one warp per
-//            (sample, group) merges the blocks' partials: moved to a common reference (partial 0's
-//            mean) in double and added in a fixed tree (lanes in order,
-//            then shuffles), one division at the end: this rank's record.
-//            A rank alone (normalise_alone) writes the channel table here.
-//  table     one thread per (sample, channel) merges the ranks' records in
-//            rank order and writes (mean, rstd * weight[c]) and bias[c]: in
-//            the dense apply kernels' prologue, before a grid-wide barrier
-//            (cooperative launch), or in a kernel of its own before the
-//            strided apply.
+//            (sample, group) merges the blocks' partials: moved to a common
+//            reference (partial 0's mean) in double and added in a fixed
+//            tree (lanes in order, then shuffles), one division at the end:
+//            this rank's record. A rank alone (normalise_alone) writes the
+//            channel table here.
+//  table     table_kernel, one thread per (sample, channel), merges the
+//            ranks' records in rank order and writes (mean, rstd *
+//            weight[c]) and bias[c], before the apply.
 //  apply     dense tensors with equal input and output strides (in place,
 //            contiguous, channels-last, any permutation) are walked in
 //            memory order with 16-byte vectors where aligned, four in flight
@@ -50,7 +49,8 @@
 // so its launch overlaps that kernel's tail. A cooperative launch gains
 // nothing from asking: on an H200 it starts some 3 us after the kernel
 // before it ends either way, which is why the moments alone (local_moments)
-// are two plain kernels rather than one with a grid-wide barrier.
+// and the apply of several ranks' records (normalise) are two plain kernels
+// each rather than one with a grid-wide barrier.
 // Every merge has a fixed order, so the statistics are deterministic and the
 // same on every rank; the table holds exactly the factors the host path
 // computes, (x - mean) * (rstd * w) + b.
@@ -251,20 +251,7 @@ struct DenseArgs {
   void* out;
   int64_t numel, n_div, c_div, batch, channels;
   ChannelTable table;
-  // With records (normalise), an apply kernel first merges them into the
-  // table, then waits at a grid-wide barrier (it is launched cooperatively).
-  RecordArgs records;
 };
-
-// The table prologue of an apply kernel, when it has records to merge.
-__device__ void table_prologue(const DenseArgs& a) {
-  if (!a.records.records) return;
-  const int64_t entries = a.batch * a.channels;
-  for (int64_t nc = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; nc < entries;
-       nc += static_cast<int64_t>(gridDim.x) * kThreads)
-    table_entry(a.batch, a.channels, a.records, a.table, nc);
-  cooperative_groups::this_grid().sync();  // the whole table written
-}
 
 template <typename T>
 __device__ __forceinline__ T normalised(T x, const float2* factors, const float* bias, int64_t nc,
@@ -326,7 +313,6 @@ __global__ void __launch_bounds__(kThreads, W == DenseWalk::kPerElement ? kWideA
                                                                    : kApplyBlocksPerSm)
     dense_apply_kernel(DenseArgs a) {
   wait_for_previous_kernel();
-  table_prologue(a);
   dense_apply<T, V, W, I>(a, blockIdx.x, gridDim.x);
 }
 
@@ -383,7 +369,6 @@ template <typename T, int V, typename I>
 __global__ void __launch_bounds__(kThreads, kWideApplyBlocksPerSm)
     row_apply_kernel(DenseArgs a, RowApply ra) {
   wait_for_previous_kernel();
-  table_prologue(a);
   row_apply<T, V, I>(a, ra, blockIdx.x, gridDim.x);
 }
 
@@ -875,18 +860,11 @@ bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
 }
 
 // Launches the apply kernel Kernel(a, extra...) in one wave, for `blocks`
-// blocks of work. With records to merge into the table first: cooperatively
-// (the table in the kernel's prologue), or, refused, after table_kernel.
+// blocks of work.
 template <auto Kernel, typename... Extra>
-void launch_apply(int64_t blocks, DenseArgs a, cudaStream_t stream, const Extra&... extra) {
-  const unsigned grid = wave<Kernel>(blocks);
-  if (a.records.records) {
-    if (cooperative_launch() && launch_cooperative<Kernel>(grid, stream, a, extra...)) return;
-    launch_early<&table_kernel>(blocks_for(a.batch * a.channels), stream, a.batch, a.channels,
-                                a.records, a.table);
-    a.records = RecordArgs{};
-  }
-  launch_early<Kernel>(grid, stream, a, extra...);
+void launch_apply(int64_t blocks, const DenseArgs& a, cudaStream_t stream,
+                  const Extra&... extra) {
+  launch_early<Kernel>(wave<Kernel>(blocks), stream, a, extra...);
 }
 
 template <typename T, int V, DenseWalk W>
@@ -908,18 +886,18 @@ void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
 }
 
 // The apply with the table as it is, or, with records (normalise), the
-// table merged from them first.
+// table merged from them first, by table_kernel: two plain kernels launched
+// early rather than one cooperative kernel with the table in its prologue
+// and a grid-wide barrier (docs/PERFORMANCE.md, sixth session).
 template <typename T>
 void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelTable table,
            const RecordArgs& records, cudaStream_t stream) {
   const int64_t numel = g.batch * g.channels * g.spatial;
   if (numel == 0) return;
+  if (records.records)
+    launch_early<&table_kernel>(blocks_for(g.batch * g.channels), stream, g.batch, g.channels,
+                                records, table);
   if (!dense_same_layout(g)) {
-    if (records.records) {
-      table_kernel<<<blocks_for(g.batch * g.channels), kThreads, 0, stream>>>(
-          g.batch, g.channels, records, table);
-      check_launch();
-    }
     constexpr auto kernel = &strided_apply_kernel<T>;
     kernel<<<wave<kernel>(blocks_for(numel)), kThreads, 0, stream>>>(
         g, static_cast<const T*>(input), static_cast<T*>(output), table);
@@ -927,8 +905,7 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
     return;
   }
   constexpr int kVec = 16 / sizeof(T);
-  DenseArgs a = dense_args(g, input, output, table);
-  a.records = records;
+  const DenseArgs a = dense_args(g, input, output, table);
   const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
   switch (dense_walk(g, vec)) {
     case DenseWalk::kChannelOuter:
