@@ -780,10 +780,10 @@ void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
 }
 
 // Launches the moments kernel `Kernel` for `walk`, one wave of blocks where
-// the units allow, then merge_kernel, both early where they may: no
-// cooperative launch and in-kernel merge, which measured 2 us slower on an
-// H200 (a cooperative kernel starts some 3 us after the kernel before it
-// ends; docs/PERFORMANCE.md).
+// the units allow, then merge_kernel, both early where they may. Not one
+// cooperative kernel merging after a grid-wide barrier: that measured
+// 1.5-2 us slower on an H200 (a cooperative kernel starts some 3 us after
+// the kernel before it ends; docs/PERFORMANCE.md).
 template <auto Kernel, typename Walk, typename T>
 void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
                     GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
