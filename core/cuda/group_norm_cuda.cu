@@ -649,40 +649,46 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
 }
 
-int current_device() {
+// query(device) for the current device, asked once per device: `cache`
+// holds each device's answer, which must be positive (0: not asked yet).
+template <typename Query>
+int once_per_device(std::atomic<int> (&cache)[kMaxCachedDevices], Query query) {
   int device = 0;
   DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
-  return device;
+  if (device >= kMaxCachedDevices) return query(device);
+  int answer = cache[device].load(std::memory_order_relaxed);
+  if (answer == 0) {
+    answer = query(device);
+    cache[device].store(answer, std::memory_order_relaxed);
+  }
+  return answer;
 }
 
 // Blocks of Kernel (kThreads each) resident on the current device at once,
-// by its occupancy, queried once per device: every grid but the moments' of
-// more pairs than that is one wave at most, striding beyond it.
+// by its occupancy: every grid but the moments' of more pairs than that is
+// one wave at most, striding beyond it.
 template <auto Kernel>
 int64_t resident_blocks() {
   static std::atomic<int> cache[kMaxCachedDevices];
-  const int device = current_device();
-  if (device < kMaxCachedDevices) {
-    const int cached = cache[device].load(std::memory_order_relaxed);
-    if (cached > 0) return cached;
-  }
-  int sms = 0, per_sm = 0;
-  DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
-  const int blocks = std::max(1, sms * per_sm);
-  if (device < kMaxCachedDevices) cache[device].store(blocks, std::memory_order_relaxed);
-  return blocks;
+  return once_per_device(cache, [](int device) {
+    int sms = 0, per_sm = 0;
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    DIFFCOLL_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
+    return std::max(1, sms * per_sm);
+  });
 }
 
+// Answers cached by once_per_device, which must be positive.
+constexpr int kNo = 1, kYes = 2;
+
 bool cooperative_launch() {
-  static std::atomic<int> cache[kMaxCachedDevices];  // 0 unknown, 1 no, 2 yes
-  const int device = current_device();
-  if (device < kMaxCachedDevices && cache[device].load(std::memory_order_relaxed) > 0)
-    return cache[device].load(std::memory_order_relaxed) == 2;
-  int coop = 0;
-  DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
-  if (device < kMaxCachedDevices) cache[device].store(coop ? 2 : 1, std::memory_order_relaxed);
-  return coop != 0;
+  static std::atomic<int> cache[kMaxCachedDevices];
+  return once_per_device(cache, [](int device) {
+    int coop = 0;
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+    return coop ? kYes : kNo;
+  }) == kYes;
 }
 
 // One wave of Kernel at most: grid for `blocks` blocks of work.
@@ -725,19 +731,16 @@ int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident
 }
 
 // Whether Kernel, on the current device, waits for the kernel before it
-// and so may be launched early (dependent_launch.cuh); queried once per
-// device.
+// and so may be launched early (dependent_launch.cuh).
 template <auto Kernel>
 bool waits_for_previous() {
-  static std::atomic<int> cache[kMaxCachedDevices];  // 0 unknown, 1 no, 2 yes
-  const int device = current_device();
-  if (device < kMaxCachedDevices && cache[device].load(std::memory_order_relaxed) > 0)
-    return cache[device].load(std::memory_order_relaxed) == 2;
-  bool waits = false;
-  DIFFCOLL_CUDA_CHECK(
-      kernel_waits_for_previous(reinterpret_cast<const void*>(Kernel), device, &waits));
-  if (device < kMaxCachedDevices) cache[device].store(waits ? 2 : 1, std::memory_order_relaxed);
-  return waits;
+  static std::atomic<int> cache[kMaxCachedDevices];
+  return once_per_device(cache, [](int device) {
+    bool waits = false;
+    DIFFCOLL_CUDA_CHECK(
+        kernel_waits_for_previous(reinterpret_cast<const void*>(Kernel), device, &waits));
+    return waits ? kYes : kNo;
+  }) == kYes;
 }
 
 // Launches Kernel cooperatively (every block resident at once, so that it
