@@ -319,6 +319,7 @@ void Bench::group_norm_cases() {
 
     // Checked: the whole GroupNorm against the host math on the same data.
     std::vector<uint16_t> host = random_bf16(bytes / 2, 3, 1.5f), got(bytes / 2);
+    const std::vector<uint16_t> original = host;  // host is normalised in place below
     CUDA(cudaMemcpy(data[0]->get(), host.data(), bytes, cudaMemcpyHostToDevice));
     math.normalise_alone(g, kBf16, data[0]->get(), data[0]->get(), affine, eps,
                          static_cast<ops::GroupMoments*>(mine.ptr), work.ptr, stream_);
@@ -339,7 +340,7 @@ void Bench::group_norm_cases() {
     // Checked too: the apply of the multi-rank path (normalise with this one
     // rank's records, as gathered) on the original data gives the very bits of
     // the whole GroupNorm above (the same records, the same factors).
-    const std::vector<uint16_t> whole = got, original = random_bf16(bytes / 2, 3, 1.5f);
+    const std::vector<uint16_t> whole = got;
     CUDA(cudaMemcpy(data[0]->get(), original.data(), bytes, cudaMemcpyHostToDevice));
     const auto* records = static_cast<const ops::GroupMoments*>(mine.ptr);
     math.normalise(g, kBf16, data[0]->get(), data[0]->get(), affine, records, 1, eps, work.ptr,
