@@ -68,6 +68,7 @@
 #include "cuda_error.h"
 #include "dependent_launch.cuh"
 #include "float_vectors.cuh"
+#include "group_norm_device.cuh"
 #include "group_norm_layout.h"
 
 namespace diffcoll {
@@ -84,7 +85,6 @@ constexpr int kUnroll = kGroupNormUnroll;
 // Partials a lane of merge_pair has in flight: a channel-rows walk leaves
 // hundreds per pair, and the grid's merge holds nothing else in registers.
 constexpr int kMergeUnroll = 8;
-constexpr int kMaxCachedDevices = 64;
 // Resident blocks per SM asked of the register allocator (at most 64 or 85
 // registers a thread): four for the dense apply; three for the
 // per-element and channel-rows applies, with more index math; the moments
@@ -104,51 +104,12 @@ constexpr size_t kAlign = 256;
 
 size_t room(size_t bytes) { return (bytes + kAlign - 1) & ~(kAlign - 1); }
 
-__device__ inline float load_param(const void* p, DType dtype, int64_t index) {
-  switch (dtype) {
-    case DType::kBFloat16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[index]);
-    case DType::kFloat16: return __half2float(static_cast<const __half*>(p)[index]);
-    default: return static_cast<const float*>(p)[index];
-  }
-}
-
-// A thread's (s, ss) of ShiftedSums as a float2 (x: s, y: ss), added.
-__device__ inline float2 add_sums(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
-
-__device__ inline float2 shuffle_down(float2 v, int delta) {
-  return make_float2(__shfl_down_sync(0xffffffffu, v.x, delta),
-                     __shfl_down_sync(0xffffffffu, v.y, delta));
-}
-
-// The block's sums (valid in thread 0): warps' shuffle trees (down by 16,
-// 8, 4, 2, 1), then the warps in order.
-__device__ float2 block_sums(float2 v) {
-  __shared__ float2 per_warp[kWarps];
-  for (int delta = 16; delta > 0; delta /= 2) v = add_sums(v, shuffle_down(v, delta));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) per_warp[warp] = v;
-  __syncthreads();
-  if (threadIdx.x == 0)
-    for (int w = 1; w < kWarps; ++w) v = add_sums(v, per_warp[w]);
-  return v;
-}
-
 // Per (sample, channel) the factors of y = (x - mean) * scale + bias[c]:
 // table[n * C + c] = (mean, rstd * weight[c]); bias[c].
 struct ChannelTable {
   float2* factors = nullptr;
   float* bias = nullptr;
 };
-
-__device__ inline float channel_weight(const GroupNormAffine& a, int64_t c) {
-  return a.weight ? load_param(a.weight, a.weight_dtype, c * a.weight_stride) : 1.f;
-}
-__device__ inline float channel_scale(const GroupNormAffine& a, GroupStats s, int64_t c) {
-  return s.rstd * channel_weight(a, c);
-}
-__device__ inline float channel_bias(const GroupNormAffine& a, int64_t c) {
-  return a.bias ? load_param(a.bias, a.bias_dtype, c * a.bias_stride) : 0.f;
-}
 
 __device__ inline void write_channel(int64_t channels, const GroupNormAffine& a, GroupStats s,
                                      int64_t n, int64_t c, ChannelTable table) {
@@ -649,21 +610,6 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
 }
 
-// query(device) for the current device, asked once per device: `cache`
-// holds each device's answer, which must be positive (0: not asked yet).
-template <typename Query>
-int once_per_device(std::atomic<int> (&cache)[kMaxCachedDevices], Query query) {
-  int device = 0;
-  DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= kMaxCachedDevices) return query(device);
-  int answer = cache[device].load(std::memory_order_relaxed);
-  if (answer == 0) {
-    answer = query(device);
-    cache[device].store(answer, std::memory_order_relaxed);
-  }
-  return answer;
-}
-
 // Blocks of Kernel (kThreads each) resident on the current device at once,
 // by its occupancy: every grid but the moments' of more pairs than that is
 // one wave at most, striding beyond it.
@@ -678,9 +624,6 @@ int64_t resident_blocks() {
     return std::max(1, sms * per_sm);
   });
 }
-
-// Answers cached by once_per_device, which must be positive.
-constexpr int kNo = 1, kYes = 2;
 
 bool cooperative_launch() {
   static std::atomic<int> cache[kMaxCachedDevices];
@@ -728,19 +671,6 @@ int64_t splits_of(const GroupNormGeometry& g, const ChannelRows&, int64_t reside
 }
 int64_t splits_of(const GroupNormGeometry& g, const GroupRuns&, int64_t resident) {
   return group_splits(g, resident);
-}
-
-// Whether Kernel, on the current device, waits for the kernel before it
-// and so may be launched early (dependent_launch.cuh).
-template <auto Kernel>
-bool waits_for_previous() {
-  static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
-    bool waits = false;
-    DIFFCOLL_CUDA_CHECK(
-        kernel_waits_for_previous(reinterpret_cast<const void*>(Kernel), device, &waits));
-    return waits ? kYes : kNo;
-  }) == kYes;
 }
 
 // Launches Kernel cooperatively (every block resident at once, so that it
@@ -929,16 +859,6 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
   check_launch();
 }
 
-// Calls fn.template operator()<T>() with T the CUDA type of `dtype`.
-template <typename Fn>
-void by_dtype(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kBFloat16: return fn(__nv_bfloat16{});
-    case DType::kFloat16: return fn(__half{});
-    default: return fn(float{});
-  }
-}
-
 class CudaGroupNormMath : public GroupNormMath {
  public:
   size_t workspace_bytes(const GroupNormGeometry& g) const override {
@@ -971,9 +891,8 @@ class CudaGroupNormMath : public GroupNormMath {
     by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, r, s); });
   }
 
-  // One kernel where fused_alone covers the layout; else two: the moments,
-  // merged with the table written in the same kernel (one wave), then the
-  // apply.
+  // One kernel where fused_alone covers the layout; else three: the
+  // moments, the merge with the table, then the apply.
   void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
                        const GroupNormAffine& a, float eps, GroupMoments* records,
                        void* workspace, void* stream) const override {
