@@ -35,7 +35,9 @@
 //            element. Other layouts element by element through the strides.
 //            One wave of resident blocks, striding over the tensor.
 // A rank alone whose tensor is dense NCHW-like or channels-last, aligned,
-// runs all of it in the moments kernel (fused_walk): the moments, a
+// runs all of it in one kernel: held in shared memory by thread block
+// clusters where the layout and the device allow (group_norm_held.cu: one
+// read, one write), else in the moments kernel (fused_walk): the moments, a
 // grid-wide barrier, then NCHW-like each block merges its own pair's
 // partials (fused_runs_end; its channels' weight and bias read into shared
 // memory before the barrier), channels-last the grid merges the table and
@@ -69,6 +71,7 @@
 #include "dependent_launch.cuh"
 #include "float_vectors.cuh"
 #include "group_norm_device.cuh"
+#include "group_norm_held.h"
 #include "group_norm_layout.h"
 
 namespace diffcoll {
@@ -891,8 +894,8 @@ class CudaGroupNormMath : public GroupNormMath {
     by_dtype(dtype, [&](auto t) { apply<decltype(t)>(g, input, output, w.table, r, s); });
   }
 
-  // One kernel where fused_alone covers the layout; else three: the
-  // moments, the merge with the table, then the apply.
+  // One kernel where held_group_norm or else fused_alone covers the layout;
+  // else three: the moments, the merge with the table, then the apply.
   void normalise_alone(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
                        const GroupNormAffine& a, float eps, GroupMoments* records,
                        void* workspace, void* stream) const override {
@@ -904,6 +907,7 @@ class CudaGroupNormMath : public GroupNormMath {
     merge.affine = a;
     merge.eps = eps;
     merge.table = w.table;
+    if (held_group_norm(g, dtype, input, output, a, eps, records, s)) return;
     by_dtype(dtype, [&](auto t) {
       using T = decltype(t);
       if (fused_alone<T>(g, input, output, w.partials, merge, s)) return;

@@ -333,5 +333,101 @@ DIFFCOLL_HOST_DEVICE inline I run_channel(const GroupNormGeometry& g, const Grou
   return j * static_cast<I>(runs.vec) / static_cast<I>(g.in_c);  // kOneBlock: one run, in_c == S
 }
 
+// ------------------------------------------ GroupNorm held in shared memory
+
+// A rank alone's GroupNorm on a FusedWalk tensor can read it once: a thread
+// block cluster of up to kHeldMaxCluster blocks takes each (sample, group)
+// pair, copies it into its blocks' shared memory, merges their statistics
+// through distributed shared memory and normalises what it holds. No
+// grid-wide barrier, no second read. The pair's loads (16-byte vectors) are
+//   kRuns  the whole group as one run (contiguous NCHW), split evenly over
+//          the cluster's blocks;
+//   kRows  channels-last over one merged spatial dimension: at each
+//          position the group's channels, per_position loads, the positions
+//          split evenly over the cluster's blocks. per_position divides the
+//          block's threads, so a thread keeps to the same channels.
+constexpr int kHeldMaxCluster = 8;  // the portable cluster size
+
+struct HeldPlan {
+  int cluster = 0;           // blocks per pair; 0: the tensor is not held
+  int64_t units = 0;         // pairs
+  int64_t per_position = 0;  // kRows: loads per position; kRuns: 0
+  int64_t loads = 0;         // loads per pair
+  int64_t slots = 0;         // loads a block holds at most
+  // Where load j of pair u starts, in elements from the input's data:
+  // (u / groups) * sample_stride + (u % groups) * group_stride
+  // + kRuns: j * vec; kRows: (j % per_position) * vec + (j / per_position) * position_stride.
+  int64_t vec = 1, groups = 1, sample_stride = 0, group_stride = 0, position_stride = 0;
+  DIFFCOLL_HOST_DEVICE int64_t blocks() const { return units * cluster; }
+};
+
+// Loads [begin, end) of its pair that block `rank` of a cluster holds.
+DIFFCOLL_HOST_DEVICE inline void held_share(const HeldPlan& p, int64_t spatial, int64_t rank,
+                                            int64_t* begin, int64_t* end) {
+  if (p.per_position == 0) return split_range(p.loads, rank, p.cluster, begin, end);
+  split_range(spatial, rank, p.cluster, begin, end);
+  *begin *= p.per_position;
+  *end *= p.per_position;
+}
+
+// Offset in the input of load j of pair `unit`, in the index type I.
+template <typename I>
+DIFFCOLL_HOST_DEVICE inline I held_offset(const HeldPlan& p, I unit, I j) {
+  const I groups = static_cast<I>(p.groups), vec = static_cast<I>(p.vec);
+  const I base = unit / groups * static_cast<I>(p.sample_stride) +
+                 unit % groups * static_cast<I>(p.group_stride);
+  if (p.per_position == 0) return base + j * vec;
+  const I per_position = static_cast<I>(p.per_position);
+  return base + j % per_position * vec + j / per_position * static_cast<I>(p.position_stride);
+}
+
+// Elements of the input between load j of a pair and load j + kThreads (a
+// thread's next).
+inline int64_t held_step(const HeldPlan& p) {
+  if (p.per_position == 0) return kGroupNormThreads * p.vec;
+  return kGroupNormThreads / p.per_position * p.position_stride;
+}
+
+// How `walk` of `g`, elements of `elem` bytes, is held: in clusters of the
+// fewest blocks whose shares fit `block_bytes` of shared memory, doubled
+// while the grid stays within two blocks per SM of `sms`. cluster 0 where
+// the walk is not a linear one (runs of one whole group, channel rows over
+// one merged spatial dimension) or a pair outgrows kHeldMaxCluster blocks.
+inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void* input,
+                          int64_t elem, int64_t block_bytes, int64_t sms) {
+  HeldPlan p;
+  const int64_t vec = 16 / elem, cpg = g.channels_per_group();
+  if (walk == FusedWalk::kRuns) {
+    const GroupRuns runs = group_runs(g, input, elem);
+    if (runs.kind != GroupRuns::kOneBlock) return p;
+    p.loads = runs.loads();
+    p.group_stride = cpg * g.in_c;
+  } else if (walk == FusedWalk::kRows && g.nsp <= 1) {
+    const int64_t per_position = cpg / vec;
+    if (kGroupNormThreads % per_position != 0) return p;
+    p.per_position = per_position;
+    p.loads = g.spatial * per_position;
+    p.group_stride = cpg;
+    p.position_stride = g.nsp == 0 ? 0 : g.in_sp_stride[0];
+  } else {
+    return p;
+  }
+  p.units = g.pairs();
+  p.vec = vec;
+  p.groups = g.groups;
+  p.sample_stride = g.in_n;
+  auto slots = [&](int64_t cluster) {
+    return p.per_position == 0 ? ceil_div(p.loads, cluster)
+                               : ceil_div(g.spatial, cluster) * p.per_position;
+  };
+  int64_t cluster = 1;
+  while (cluster <= kHeldMaxCluster && slots(cluster) * 16 > block_bytes) cluster *= 2;
+  if (cluster > kHeldMaxCluster || p.loads == 0) return p;
+  while (cluster < kHeldMaxCluster && p.units * cluster * 2 <= 2 * sms) cluster *= 2;
+  p.cluster = static_cast<int>(cluster);
+  p.slots = slots(cluster);
+  return p;
+}
+
 }  // namespace ops
 }  // namespace diffcoll

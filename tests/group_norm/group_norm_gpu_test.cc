@@ -322,6 +322,14 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       whole("channels-last-3d bf16 cpg 8", bf16, {1, 256, 3, 20, 24}, true, 32),
       whole("channels-last-3d f32 cpg 8", f32, {1, 256, 3, 20, 24}, true, 32),
       whole("channels-last bf16 cpg 4, N 1", bf16, {1, 128, 20, 24}, true, 32),
+      // Held in shared memory by clusters of blocks (group_norm_layout.h,
+      // HeldPlan): the benchmark's activation, smaller, each block holding
+      // several stages of loads; channel rows of 16 channels a group (two
+      // loads a position) and of 8 (one); half and float.
+      whole("held contiguous bf16 [1,512,45,80]", bf16, {1, 512, 45, 80}, false, 32),
+      whole("held channels-last bf16 [1,512,45,80]", bf16, {1, 512, 45, 80}, true, 32),
+      whole("held channels-last f16 cpg 8, N 2", f16, {2, 256, 30, 40}, true, 32),
+      whole("held contiguous f32, N 2", f32, {2, 128, 40, 64}, false, 16),
       // Dense, the samples inside the channels: the one-kernel GroupNorm on
       // per-channel runs.
       {"samples in channels bf16", bf16, {2, 64, 16, 24}, {384, 768, 24, 1}, 2 * 64 * 16 * 24, 0,

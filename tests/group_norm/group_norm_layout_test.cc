@@ -544,3 +544,91 @@ TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
 }
 
 }  // namespace
+
+// The GroupNorm held in shared memory: for every layout it holds, in
+// clusters of every size its plan may take, the blocks' shares of each pair
+// cover the pair's loads once, each load's elements are the pair's, a
+// thread's loads are held_step apart and (channel rows) of the same
+// channels, and no share outgrows the block's memory.
+TEST(GroupNormLayout, HeldSharesCoverEachGroupOnce) {
+  int held = 0;
+  for (const Layout& l : layouts())
+    for (DType dtype : {DType::kBFloat16, DType::kFloat32})
+      for (int64_t groups : {1, 2, 4, 16})
+        for (int64_t block_bytes : {int64_t{48}, int64_t{256}, int64_t{1} << 20}) {
+          if (l.shape[1] % groups != 0) continue;
+          const TensorView t = view(l, dtype);
+          const int64_t elem = static_cast<int64_t>(t.element_size());
+          const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, groups);
+          const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, elem);
+          const ops::HeldPlan p = ops::held_plan(g, walk, t.data, elem, block_bytes, 132);
+          SCOPED_TRACE(l.name + (dtype == DType::kFloat32 ? " f32" : " bf16") + " groups " +
+                       std::to_string(groups) + " block bytes " + std::to_string(block_bytes));
+          if (walk == ops::FusedWalk::kNone) {
+            EXPECT_EQ(p.cluster, 0);
+            continue;
+          }
+          // Contiguous and dense channels-last are held wherever a pair fits 8 blocks.
+          if (block_bytes == int64_t{1} << 20 &&
+              (l.name.rfind("contiguous", 0) == 0 || l.name.rfind("channels_last", 0) == 0) &&
+              l.name != "channels_last_window" && l.name != "channels_last_odd") {
+            EXPECT_GT(p.cluster, 0);
+          }
+          if (p.cluster == 0) continue;
+          ++held;
+          EXPECT_LE(p.cluster, ops::kHeldMaxCluster);
+          EXPECT_LE(p.slots * 16, block_bytes);
+          EXPECT_EQ(p.units, g.pairs());
+          const std::vector<int64_t> off = offsets(t);
+          std::map<int64_t, int64_t> element_at;
+          for (int64_t i = 0; i < t.numel(); ++i) element_at[off[i]] = i;
+          const int64_t C = t.shape[1], S = t.numel() / (t.shape[0] * C), cpg = C / groups;
+          const int64_t step = ops::held_step(p), T = ops::kGroupNormThreads;
+          std::vector<int> hits(t.numel(), 0);
+          for (int64_t unit = 0; unit < p.units; ++unit)
+            for (int64_t rank = 0; rank < p.cluster; ++rank) {
+              int64_t begin, end;
+              ops::held_share(p, g.spatial, rank, &begin, &end);
+              ASSERT_LE(end - begin, p.slots);
+              for (int64_t j = begin; j < end; ++j) {
+                const int64_t o = ops::held_offset<int64_t>(p, unit, j);
+                if (j + T < end) {
+                  ASSERT_EQ(ops::held_offset<int64_t>(p, unit, j + T), o + step);
+                }
+                for (int k = 0; k < p.vec; ++k) {
+                  auto it = element_at.find(o + k);
+                  ASSERT_NE(it, element_at.end()) << "load " << j << " of pair " << unit;
+                  const int64_t i = it->second, n = i / (C * S), c = (i / S) % C;
+                  ASSERT_EQ(n * groups + c / cpg, unit) << "element " << i;
+                  // Channel rows: the thread of load j (j - begin) % T keeps to channels
+                  // (j % per_position) * vec + k of the pair.
+                  if (p.per_position > 0) {
+                    ASSERT_EQ(c % cpg, ((j - begin) % T) % p.per_position * p.vec + k);
+                  }
+                  ++hits[i];
+                }
+              }
+            }
+          for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
+        }
+  EXPECT_GT(held, 20);
+}
+
+// The benchmark's 2-D activation, bf16, 32 groups, on an H200 (132 SMs,
+// 227 KiB of shared memory a block): held in clusters of 8 blocks (256
+// blocks, two an SM), each holding 3600 loads; channels-last as two loads
+// (16 channels) a position.
+TEST(GroupNormLayout, HeldPlanOfTheBenchmarkActivation) {
+  for (bool channels_last : {false, true}) {
+    Layout l{"benchmark", {1, 512, 90, 160}, {512 * 90 * 160, 90 * 160, 160, 1}};
+    if (channels_last) l.strides = {512 * 90 * 160, 1, 160 * 512, 512};
+    const TensorView t = view(l, DType::kBFloat16);
+    const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 32);
+    const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, 2);
+    const ops::HeldPlan p = ops::held_plan(g, walk, t.data, 2, 227 * 1024 - 96, 132);
+    EXPECT_EQ(p.cluster, 8);
+    EXPECT_EQ(p.per_position, channels_last ? 2 : 0);
+    EXPECT_EQ(p.blocks(), 256);
+    EXPECT_EQ(p.slots, 3600);
+  }
+}

@@ -1,0 +1,372 @@
+// SPDX-FileCopyrightText: 2026 the diffcoll authors
+// SPDX-License-Identifier: BSD-3-Clause
+
+// The GroupNorm of a rank alone held in shared memory: one read of the
+// tensor and one write, by thread block clusters (sm_90 and later).
+#include "group_norm_held.h"
+
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "../dtype.h"
+#include "float_vectors.cuh"
+#include "group_norm_device.cuh"
+
+namespace diffcoll {
+namespace ops {
+namespace {
+
+using elementwise::from_float;
+using elementwise::Pack;
+using elementwise::to_float;
+
+constexpr int kThreads = kGroupNormThreads;
+
+// The kernel (group_norm_layout.h, HeldPlan): cluster c of the grid takes
+// (sample, group) pair c. Each block copies its share of the pair's loads
+// into shared memory with cp.async (no registers held), kHeldAhead of
+// kHeldStages commit groups in flight while the thread adds the oldest to
+// its shifted sums. The block adds its threads' sums in a fixed tree into
+// one partial; after a cluster barrier every warp merges the cluster's
+// partials through distributed shared memory in a fixed tree (the same bits
+// everywhere), and each thread normalises the loads it holds. A second
+// cluster barrier, waited for at the very end, keeps every block's partial
+// in place until the cluster has read it.
+constexpr int kHeldStages = 8;  // commit groups a block's copies are cut into
+constexpr int kHeldAhead = 6;   // of them in flight at once
+
+struct HeldArgs {
+  HeldPlan plan;
+  int64_t spatial, groups, cpg;  // of the geometry
+  int64_t step;                  // held_step
+  GroupNormAffine affine;
+  float eps;
+  GroupMoments* records;         // records[pair]
+};
+
+__device__ __forceinline__ void copy_async_16(void* smem, const void* global) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(global) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void commit_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits until at most kPending of the thread's commit groups are in flight.
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cluster_arrive() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+
+// A held thread's sums about its own first element, one pair of sums per
+// element of a load (V independent chains rather than one), added in a
+// fixed tree at the end.
+template <int V>
+struct LaneSums {
+  float shift = 0.f, s[V], ss[V];
+  __device__ LaneSums() {
+#pragma unroll
+    for (int k = 0; k < V; ++k) s[k] = ss[k] = 0.f;
+  }
+  template <typename T>
+  __device__ __forceinline__ void add(const Pack<T, V>& x) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float d = to_float(x.get(k)) - shift;
+      s[k] += d;
+      ss[k] += d * d;
+    }
+  }
+  // The sums of the thread's n elements about `ref` rather than its own
+  // shift: with d = shift - ref, s + n d and ss + d (2 s + n d). Both
+  // shifts are elements of the group, so d is of the order of its spread
+  // and the move loses nothing an offset would.
+  __device__ float2 total(int64_t n, float ref) {
+#pragma unroll
+    for (int w = V / 2; w > 0; w /= 2)
+#pragma unroll
+      for (int k = 0; k < w; ++k) {
+        s[k] += s[k + w];
+        ss[k] += ss[k + w];
+      }
+    const float d = n > 0 ? shift - ref : 0.f, nd = static_cast<float>(n) * d;
+    return make_float2(s[0] + nd, ss[0] + d * (2.f * s[0] + nd));
+  }
+};
+
+// Copies the thread's loads of stage `stage` (slots t + m * kThreads, m in
+// [stage * per_stage, (stage + 1) * per_stage) and below `mine`) into
+// `held`, as one commit group (empty past the last stage, so that every
+// thread commits alike).
+template <typename T, int V>
+__device__ __forceinline__ void copy_stage(Pack<T, V>* held, const T* from, uint32_t step,
+                                           int stage, int mine, int per_stage) {
+  const int last = min(mine, (stage + 1) * per_stage);
+  for (int m = stage * per_stage; m < last; ++m)
+    copy_async_16(&held[threadIdx.x + m * kThreads], from + m * step);
+  commit_copies();
+}
+
+// Adds the thread's loads of `stage` (as copy_stage).
+template <typename T, int V>
+__device__ __forceinline__ void sum_stage(const Pack<T, V>* held, int stage, int mine,
+                                          int per_stage, LaneSums<V>* acc) {
+  const int last = min(mine, (stage + 1) * per_stage);
+#pragma unroll 2
+  for (int m = stage * per_stage; m < last; ++m) acc->add(held[threadIdx.x + m * kThreads]);
+}
+
+// The cluster's partials merged, in every lane of the calling warp: lane r
+// reads rank r's (distributed shared memory) and moves it to rank 0's mean
+// as CentredSums, then a fixed shuffle tree adds them (lanes 0 + 1, 2 + 3,
+// ..., then pairs of those), so every warp of every block of the cluster
+// gets the same bits.
+__device__ GroupMoments cluster_merge(GroupMoments* partial, int cluster) {
+  const int lane = threadIdx.x % 32;
+  GroupMoments mine{0, 0.f, 0.f};  // count 0 adds nothing
+  if (lane < cluster) mine = *cooperative_groups::this_cluster().map_shared_rank(partial, lane);
+  const float ref = __shfl_sync(0xffffffffu, mine.mean, 0);
+  CentredSums c;
+  c.add(mine, ref);
+  for (int width = 1; width < cluster; width *= 2) {
+    const long long n = __shfl_xor_sync(0xffffffffu, static_cast<long long>(c.n), width);
+    const double s = __shfl_xor_sync(0xffffffffu, c.s, width);
+    const double ss = __shfl_xor_sync(0xffffffffu, c.ss, width);
+    // The lower lane's sums first, in both lanes of the pair: the same bits.
+    const bool lower = (lane & width) == 0;
+    c.n = lower ? c.n + n : n + c.n;
+    c.s = lower ? c.s + s : s + c.s;
+    c.ss = lower ? c.ss + ss : ss + c.ss;
+  }
+  c.n = __shfl_sync(0xffffffffu, static_cast<long long>(c.n), 0);
+  c.s = __shfl_sync(0xffffffffu, c.s, 0);
+  c.ss = __shfl_sync(0xffffffffu, c.ss, 0);
+  return c.moments(ref);
+}
+
+template <typename T, int V, bool kRows>
+__global__ void __launch_bounds__(kThreads, 2)
+    held_kernel(HeldArgs a, const T* input, T* output) {
+  extern __shared__ uint4 held_memory[];  // the block's loads, then (kRuns) the pair's affine
+  __shared__ float block_shift;     // thread 0's first element
+  __shared__ GroupMoments partial;  // the block's
+  const HeldPlan& p = a.plan;
+  Pack<T, V>* held = reinterpret_cast<Pack<T, V>*>(held_memory);
+  float* weight_of = reinterpret_cast<float*>(held + p.slots);  // kRuns: cpg weights, cpg biases
+  float* bias_of = weight_of + a.cpg;
+  // The index math, 32-bit (fused_walk's tensors have fewer than 2^31
+  // elements), before waiting for the kernel before.
+  const int t = threadIdx.x;
+  const uint32_t unit = blockIdx.x / p.cluster;
+  int64_t share_begin, share_end;
+  held_share(p, a.spatial, blockIdx.x % p.cluster, &share_begin, &share_end);
+  const uint32_t begin = static_cast<uint32_t>(share_begin);
+  const int count = static_cast<int>(share_end - share_begin);
+  const int mine = count > t ? (count - 1 - t) / kThreads + 1 : 0;
+  const int per_stage = ((count + kThreads - 1) / kThreads + kHeldStages - 1) / kHeldStages;
+  const uint32_t first = held_offset<uint32_t>(p, unit, begin + t), step = a.step;
+  wait_for_previous_kernel();
+
+  // kHeldAhead stages in flight while the thread adds the oldest: an SM
+  // has room for only so many copies in flight, and issuing them all
+  // first would leave the adds until the last had been issued.
+  for (int stage = 0; stage < kHeldAhead; ++stage)
+    copy_stage(held, input + first, step, stage, mine, per_stage);
+  // Each thread sums about its own first element (no wait for a shift
+  // common to the block), moved to thread 0's before the block adds them.
+  LaneSums<V> acc;
+  for (int stage = 0; stage < kHeldStages; ++stage) {
+    wait_copies<kHeldAhead - 1>();  // `stage` has arrived
+    if (stage == 0 && mine > 0) {
+      acc.shift = to_float(held[t].get(0));
+      if (t == 0) block_shift = acc.shift;
+    }
+    sum_stage(held, stage, mine, per_stage, &acc);
+    copy_stage(held, input + first, step, stage + kHeldAhead, mine, per_stage);
+  }
+  // The affine parameters this thread applies, loaded while the cluster
+  // meets: kRows its V channels, kRuns channels t, t + kThreads, ... of the
+  // pair (at most kGroupNormFusedChannels).
+  constexpr int kAffine = kRows ? V : kGroupNormFusedChannels / kThreads;
+  const int64_t c0 = unit % a.groups * a.cpg;  // the pair's first channel
+  const int64_t c_first = kRows ? c0 + t % p.per_position * V : c0 + t;
+  const int64_t c_step = kRows ? 1 : kThreads;
+  float weight[kAffine], bias[kAffine];
+#pragma unroll
+  for (int k = 0; k < kAffine; ++k) {
+    const int64_t c = c_first + k * c_step;
+    weight[k] = c < c0 + a.cpg ? channel_weight(a.affine, c) : 0.f;
+    bias[k] = c < c0 + a.cpg ? channel_bias(a.affine, c) : 0.f;
+  }
+  __syncthreads();  // block_shift written
+  const float2 sums = block_sums(acc.total(int64_t{mine} * V, block_shift));
+  if (t == 0) partial = moments_of_sums(int64_t{count} * V, block_shift, sums.x, sums.y);
+  if constexpr (!kRows) {
+    // The pair's weights and biases, after its loads, for every thread.
+#pragma unroll
+    for (int k = 0; k < kAffine; ++k)
+      if (t + k * kThreads < a.cpg) {
+        weight_of[t + k * kThreads] = weight[k];
+        bias_of[t + k * kThreads] = bias[k];
+      }
+  }
+  cluster_arrive();
+  cluster_wait();  // every block's partial (and this block's shared memory) written
+  // Every warp merges the cluster's partials: no block barrier after.
+  const GroupMoments merged = cluster_merge(&partial, p.cluster);
+  const GroupStats st = stats_of(merged, a.eps);
+  if (blockIdx.x % p.cluster == 0 && t == 0) a.records[unit] = merged;
+  cluster_arrive();  // done with the other blocks' partials
+  // scale = rstd * weight, as in the table of the other paths: the same bits.
+  if constexpr (kRows) {
+    // The thread's V channels.
+    float scale[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) scale[k] = st.rstd * weight[k];
+#pragma unroll 4
+    for (int m = 0; m < mine; ++m) {
+      Pack<T, V> x = held[t + m * kThreads];
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        x.set(k, from_float<T>((to_float(x.get(k)) - st.mean) * scale[k] + bias[k]));
+      elementwise::store_pack<T, V>(output + first + m * step, x);
+    }
+  } else {
+    // Load j's channel within the pair: j * V / S (one run of the whole group).
+    const uint32_t S = static_cast<uint32_t>(a.spatial);
+#pragma unroll 4
+    for (int m = 0; m < mine; ++m) {
+      Pack<T, V> x = held[t + m * kThreads];
+      const uint32_t k = a.cpg == 1 ? 0 : (begin + t + m * kThreads) * V / S;
+      const float sc = st.rstd * weight_of[k], b = bias_of[k];
+#pragma unroll
+      for (int e = 0; e < V; ++e) x.set(e, from_float<T>((to_float(x.get(e)) - st.mean) * sc + b));
+      elementwise::store_pack<T, V>(output + first + m * step, x);
+    }
+  }
+  cluster_wait();  // no block leaves while its partial may still be read
+}
+
+// What the held kernel has of the current device: its SMs, and the dynamic
+// shared memory a block of it may take (the device's opt-in limit less the
+// kernel's static shared memory), which the kernel is granted here, once.
+template <auto Kernel>
+int held_sms() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  return once_per_device(cache, [](int device) {
+    int sms = 0;
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return std::max(1, sms);
+  });
+}
+
+template <auto Kernel>
+int held_block_bytes() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  return once_per_device(cache, [](int device) {
+    int optin = 0;
+    DIFFCOLL_CUDA_CHECK(
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    cudaFuncAttributes attr{};
+    DIFFCOLL_CUDA_CHECK(cudaFuncGetAttributes(&attr, Kernel));
+    const int bytes = std::max(1, optin - static_cast<int>(attr.sharedSizeBytes));
+    DIFFCOLL_CUDA_CHECK(
+        cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return bytes;
+  });
+}
+
+// The whole GroupNorm of a rank alone held in shared memory (held_kernel)
+// for the layouts held_plan covers, where the device runs every cluster of
+// the grid at once: true if launched; false, with nothing launched,
+// otherwise.
+template <typename T, bool kRows>
+bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out,
+                 const GroupNormAffine& affine, float eps, GroupMoments* records,
+                 cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr auto kernel = &held_kernel<T, kVec, kRows>;
+  // Clusters and cp.async: an sm_90 binary on an sm_90 device, as for early launches.
+  if (!waits_for_previous<kernel>()) return false;
+  const int64_t table = kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
+  HeldArgs a;
+  a.spatial = g.spatial;
+  a.groups = g.groups;
+  a.cpg = g.channels_per_group();
+  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>() - table, held_sms<kernel>());
+  if (a.plan.cluster == 0) return false;
+  a.step = held_step(a.plan);
+  a.affine = affine;
+  a.eps = eps;
+  a.records = records;
+  cudaLaunchAttribute attrs[2];
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = static_cast<unsigned>(a.plan.cluster);
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(a.plan.blocks()));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = static_cast<size_t>(a.plan.slots * 16 + table);
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = 1;
+  int clusters = 0;
+  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  // One wave: a unit waiting for a cluster to finish would hold its reads
+  // and writes apart (measured slower, docs/PERFORMANCE.md).
+  if (clusters < a.plan.units) return false;
+  bool early = false;
+  DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
+  if (early) {
+    attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[1].val.programmaticStreamSerializationAllowed = 1;
+    config.numAttrs = 2;
+  }
+  DIFFCOLL_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a, in, out));
+  return true;
+}
+
+}  // namespace
+
+bool held_group_norm(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
+                     const GroupNormAffine& affine, float eps, GroupMoments* records,
+                     cudaStream_t stream) {
+  const FusedWalk walk = fused_walk(g, input, output, dtype_size(dtype));
+  if (walk == FusedWalk::kNone || !records) return false;
+  bool launched = false;
+  by_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* in = static_cast<const T*>(input);
+    T* out = static_cast<T*>(output);
+    launched = walk == FusedWalk::kRows
+                   ? launch_held<T, true>(g, walk, in, out, affine, eps, records, stream)
+                   : launch_held<T, false>(g, walk, in, out, affine, eps, records, stream);
+  });
+  return launched;
+}
+
+}  // namespace ops
+}  // namespace diffcoll
