@@ -18,8 +18,10 @@
 //   group_norm     [1,512,90,160] 32 groups, contiguous and channels-last, and
 //                  a video [1,256,5,90,160] contiguous and channels-last-3d,
 //                  in place with an f32 affine: the whole one-rank GroupNorm
-//                  (moments, merge, apply: one kernel for these layouts),
-//                  which reads the tensor twice and writes it once, the
+//                  (one kernel for these layouts: held in shared memory,
+//                  one read, where every cluster fits at once, else the
+//                  cooperative kernel, two reads), counted as issue 16
+//                  counts it, the tensor read twice and written once, the
 //                  moments alone (one read), and the apply with one rank's
 //                  records (the multi-rank path's last step: one read, one
 //                  write).
