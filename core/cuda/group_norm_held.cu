@@ -100,9 +100,7 @@ struct LaneSums {
     }
   }
   // The sums of the thread's n elements about `ref` rather than its own
-  // shift: with d = shift - ref, s + n d and ss + d (2 s + n d). Both
-  // shifts are elements of the group, so d is of the order of its spread
-  // and the move loses nothing an offset would.
+  // shift (move_sums).
   __device__ float2 total(int64_t n, float ref) {
 #pragma unroll
     for (int w = V / 2; w > 0; w /= 2)
@@ -111,8 +109,8 @@ struct LaneSums {
         s[k] += s[k + w];
         ss[k] += ss[k + w];
       }
-    const float d = n > 0 ? shift - ref : 0.f, nd = static_cast<float>(n) * d;
-    return make_float2(s[0] + nd, ss[0] + d * (2.f * s[0] + nd));
+    move_sums(n, shift, ref, &s[0], &ss[0]);
+    return make_float2(s[0], ss[0]);
   }
 };
 

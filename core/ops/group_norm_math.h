@@ -73,6 +73,18 @@ struct ShiftedSums {
   }
 };
 
+// Sums s and ss of n elements about `shift` moved to `ref`: with
+// d = shift - ref, s + n d and ss + d (2 s + n d). Where both are elements of
+// the group (a CUDA thread's own first element and its block's), d is of
+// the order of the group's spread, so the move loses nothing an offset
+// would.
+DIFFCOLL_HOST_DEVICE inline void move_sums(int64_t n, float shift, float ref, float* s,
+                                           float* ss) {
+  const float d = n > 0 ? shift - ref : 0.f, nd = static_cast<float>(n) * d;
+  *ss += d * (2.f * *s + nd);
+  *s += nd;
+}
+
 // The moments of `n` elements whose sums about `shift` are s and ss; in
 // double, as it is done once per block and group.
 DIFFCOLL_HOST_DEVICE inline GroupMoments moments_of_sums(int64_t n, float shift, float s,

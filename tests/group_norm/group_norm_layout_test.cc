@@ -489,15 +489,17 @@ TEST(GroupNormLayout, CentredSumsMergeLikeTheCombine) {
   EXPECT_FLOAT_EQ(s.m2, 5.f);
 }
 
+// Element i of the offset activation: 1000 + a deterministic spread in [-2, 2).
+float offset_value(int64_t i) {
+  uint64_t h = (static_cast<uint64_t>(i) + 1) * 0x9E3779B97F4A7C15ull;
+  h ^= h >> 29;
+  return static_cast<float>(1000.0 + static_cast<double>(h >> 11) / 9007199254740992.0 * 4 - 2);
+}
+
 TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
   const int64_t C = 8, H = 192, W = 96, G = 2, ranks = 3;
-  auto value = [](int64_t i) {  // 1000 + a deterministic spread in [-2, 2)
-    uint64_t h = (static_cast<uint64_t>(i) + 1) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    return static_cast<float>(1000.0 + static_cast<double>(h >> 11) / 9007199254740992.0 * 4 - 2);
-  };
   std::vector<float> whole(C * H * W);  // [1, C, H, W] row-major
-  for (size_t i = 0; i < whole.size(); ++i) whole[i] = value(static_cast<int64_t>(i));
+  for (size_t i = 0; i < whole.size(); ++i) whole[i] = offset_value(static_cast<int64_t>(i));
   for (bool channels_last : {false, true}) {
     SCOPED_TRACE(channels_last ? "channels-last slabs (channel rows)" : "NCHW slabs (group runs)");
     Moments per_rank;
@@ -542,8 +544,6 @@ TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
     }
   }
 }
-
-}  // namespace
 
 // The GroupNorm held in shared memory: for every layout it holds, in
 // clusters of every size its plan may take, the blocks' shares of each pair
@@ -632,3 +632,68 @@ TEST(GroupNormLayout, HeldPlanOfTheBenchmarkActivation) {
     EXPECT_EQ(p.slots, 3600);
   }
 }
+
+// The held kernel's arithmetic (group_norm_held.cu) on the offset
+// activation, contiguous f32 [1, 8, 192, 96], 2 groups, in clusters of 8:
+// V sum chains a thread about its own first element, added in a tree, moved
+// to thread 0's (move_sums); the block's tree; the cluster's partials about
+// rank 0's mean in an xor tree. Its variance is as good as the other walks'.
+TEST(GroupNormLayout, HeldArithmeticKeepsTheVarianceOfAnOffsetActivation) {
+  const int64_t C = 8, H = 192, W = 96, G = 2, T = ops::kGroupNormThreads;
+  const Layout l{"contiguous", {1, C, H, W}, {C * H * W, H * W, W, 1}};
+  const TensorView t = view(l, DType::kFloat32);
+  const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, G);
+  const ops::HeldPlan p =
+      ops::held_plan(g, ops::fused_walk(g, t.data, t.data, 4), t.data, 4, 64 * 1024, 132);
+  ASSERT_EQ(p.cluster, 8);
+  ASSERT_GT(p.slots, 2 * T) << "threads should hold several loads";
+  std::vector<float> mem(C * H * W);
+  for (size_t i = 0; i < mem.size(); ++i) mem[i] = offset_value(static_cast<int64_t>(i));
+  for (int64_t pair = 0; pair < G; ++pair) {
+    Moments partials;
+    for (int64_t rank = 0; rank < p.cluster; ++rank) {
+      int64_t begin, end;
+      ops::held_share(p, g.spatial, rank, &begin, &end);
+      std::vector<Sums> threads(T);
+      const float block_shift = mem[ops::held_offset<int64_t>(p, pair, begin)];
+      for (int64_t th = 0; th < T && begin + th < end; ++th) {
+        const float shift = mem[ops::held_offset<int64_t>(p, pair, begin + th)];
+        std::vector<float> s(p.vec, 0.f), ss(p.vec, 0.f);
+        int64_t n = 0;
+        for (int64_t j = begin + th; j < end; j += T, n += p.vec)
+          for (int64_t k = 0; k < p.vec; ++k) {
+            const float d = mem[ops::held_offset<int64_t>(p, pair, j) + k] - shift;
+            s[k] += d;
+            ss[k] += d * d;
+          }
+        for (int64_t w = p.vec / 2; w > 0; w /= 2)
+          for (int64_t k = 0; k < w; ++k) {
+            s[k] += s[k + w];
+            ss[k] += ss[k + w];
+          }
+        ops::move_sums(n, shift, block_shift, &s[0], &ss[0]);
+        threads[th] = {s[0], ss[0]};
+      }
+      const Sums block = block_sums(threads);
+      partials.push_back(ops::moments_of_sums((end - begin) * p.vec, block_shift, block.s, block.ss));
+    }
+    const float ref = partials[0].mean;
+    std::vector<ops::CentredSums> lanes(p.cluster);
+    for (int64_t r = 0; r < p.cluster; ++r) lanes[r].add(partials[r], ref);
+    for (int64_t width = 1; width < p.cluster; width *= 2)
+      for (int64_t lane = 0; lane < p.cluster; lane += 2 * width)
+        lanes[lane] = lanes[lane] + lanes[lane + width];
+    const ops::GroupMoments m = lanes[0].moments(ref);
+    const int64_t per_group = C / G * H * W;
+    double sum = 0, sq = 0;
+    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i) sum += mem[i];
+    const double mean = sum / per_group;
+    for (int64_t i = pair * per_group; i < (pair + 1) * per_group; ++i)
+      sq += (mem[i] - mean) * (mem[i] - mean);
+    ASSERT_EQ(m.count, per_group);
+    EXPECT_NEAR(m.mean, mean, 1e-4);
+    EXPECT_NEAR(m.m2 / m.count, sq / per_group, 1e-5 * sq / per_group) << "pair " << pair;
+  }
+}
+
+}  // namespace
