@@ -38,6 +38,14 @@ inline cudaError_t kernel_waits_for_previous(const void* kernel, int device, boo
   return cudaSuccess;
 }
 
+// The launch attribute that asks for programmatic dependent launch.
+inline cudaLaunchAttribute early_launch_attribute() {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  return attr;
+}
+
 // Whether a launch on `stream` may ask to start early: only on streams the
 // caller made (the default streams' implicit synchronisation is left as it
 // is) and outside graph capture (a graph's edges stay plain ones).

@@ -66,6 +66,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "../dtype.h"
 #include "../ops/group_norm_math.h"
 #include "cuda_error.h"
 #include "dependent_launch.cuh"
@@ -619,12 +620,11 @@ unsigned blocks_for(int64_t threads) {
 template <auto Kernel>
 int64_t resident_blocks() {
   static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
-    int sms = 0, per_sm = 0;
-    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return once_per_device(cache, [](int) {
+    int per_sm = 0;
     DIFFCOLL_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
-    return std::max(1, sms * per_sm);
+    return sm_count() * std::max(1, per_sm);
   });
 }
 
@@ -701,9 +701,7 @@ bool launch_cooperative(int64_t grid, cudaStream_t stream, const Args&... args) 
 // Launches Kernel, and early where it may (dependent_launch.cuh).
 template <auto Kernel, typename... Args>
 void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
-  cudaLaunchAttribute early_attr;
-  early_attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  early_attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute early_attr = early_launch_attribute();
   bool early = false;
   if (waits_for_previous<Kernel>()) DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
   cudaLaunchConfig_t config = {};
@@ -778,13 +776,12 @@ DenseArgs dense_args(const GroupNormGeometry& g, const void* input, void* output
   return a;
 }
 
-// A rank alone's whole GroupNorm in one kernel, for the layouts fused_walk
-// covers: true if launched; false, with nothing launched, otherwise.
+// A rank alone's whole GroupNorm in one kernel, for `walk` (fused_walk's):
+// true if launched; false, with nothing launched, otherwise.
 template <typename T>
-bool fused_alone(const GroupNormGeometry& g, const void* input, void* output,
+bool fused_alone(const GroupNormGeometry& g, FusedWalk walk, const void* input, void* output,
                  GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const FusedWalk walk = fused_walk(g, input, output, sizeof(T));
   if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch()) return false;
   const T* in = static_cast<const T*>(input);
   T* out = static_cast<T*>(output);
@@ -907,10 +904,11 @@ class CudaGroupNormMath : public GroupNormMath {
     merge.affine = a;
     merge.eps = eps;
     merge.table = w.table;
-    if (held_group_norm(g, dtype, input, output, a, eps, records, s)) return;
+    const FusedWalk walk = fused_walk(g, input, output, dtype_size(dtype));
+    if (held_group_norm(g, walk, dtype, input, output, a, eps, records, s)) return;
     by_dtype(dtype, [&](auto t) {
       using T = decltype(t);
-      if (fused_alone<T>(g, input, output, w.partials, merge, s)) return;
+      if (fused_alone<T>(g, walk, input, output, w.partials, merge, s)) return;
       moments<T>(g, input, w.partials, merge, s);
       apply<T>(g, input, output, w.table, RecordArgs{}, s);
     });

@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "../ops/group_norm_math.h"
@@ -78,6 +79,16 @@ int once_per_device(std::atomic<int> (&cache)[kMaxCachedDevices], Query query) {
     cache[device].store(answer, std::memory_order_relaxed);
   }
   return answer;
+}
+
+// The current device's SMs.
+inline int sm_count() {
+  static std::atomic<int> cache[kMaxCachedDevices];
+  return once_per_device(cache, [](int device) {
+    int sms = 0;
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return std::max(1, sms);
+  });
 }
 
 // Answers cached by once_per_device, which must be positive.

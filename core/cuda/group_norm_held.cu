@@ -11,7 +11,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include "../dtype.h"
 #include "float_vectors.cuh"
 #include "group_norm_device.cuh"
 
@@ -40,7 +39,7 @@ constexpr int kHeldAhead = 6;   // of them in flight at once
 
 struct HeldArgs {
   HeldPlan plan;
-  int64_t spatial, groups, cpg;  // of the geometry
+  int64_t spatial, cpg;          // of the geometry
   int64_t step;                  // held_step
   GroupNormAffine affine;
   float eps;
@@ -208,7 +207,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   // meets: kRows its V channels, kRuns channels t, t + kThreads, ... of the
   // pair (at most kGroupNormFusedChannels).
   constexpr int kAffine = kRows ? V : kGroupNormFusedChannels / kThreads;
-  const int64_t c0 = unit % a.groups * a.cpg;  // the pair's first channel
+  const int64_t c0 = unit % p.groups * a.cpg;  // the pair's first channel
   const int64_t c_first = kRows ? c0 + t % p.per_position * V : c0 + t;
   const int64_t c_step = kRows ? 1 : kThreads;
   float weight[kAffine], bias[kAffine];
@@ -267,19 +266,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   cluster_wait();  // no block leaves while its partial may still be read
 }
 
-// What the held kernel has of the current device: its SMs, and the dynamic
-// shared memory a block of it may take (the device's opt-in limit less the
-// kernel's static shared memory), which the kernel is granted here, once.
-template <auto Kernel>
-int held_sms() {
-  static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
-    int sms = 0;
-    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    return std::max(1, sms);
-  });
-}
-
+// The dynamic shared memory a block of Kernel may take on the current
+// device (the device's opt-in limit less the kernel's static shared
+// memory), which the kernel is granted here, once.
 template <auto Kernel>
 int held_block_bytes() {
   static std::atomic<int> cache[kMaxCachedDevices];
@@ -311,9 +300,8 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   const int64_t table = kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
   HeldArgs a;
   a.spatial = g.spatial;
-  a.groups = g.groups;
   a.cpg = g.channels_per_group();
-  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>() - table, held_sms<kernel>());
+  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>() - table, sm_count());
   if (a.plan.cluster == 0) return false;
   a.step = held_step(a.plan);
   a.affine = affine;
@@ -339,8 +327,7 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   bool early = false;
   DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
   if (early) {
-    attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[1].val.programmaticStreamSerializationAllowed = 1;
+    attrs[1] = early_launch_attribute();
     config.numAttrs = 2;
   }
   DIFFCOLL_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, a, in, out));
@@ -349,10 +336,9 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
 
 }  // namespace
 
-bool held_group_norm(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
-                     const GroupNormAffine& affine, float eps, GroupMoments* records,
-                     cudaStream_t stream) {
-  const FusedWalk walk = fused_walk(g, input, output, dtype_size(dtype));
+bool held_group_norm(const GroupNormGeometry& g, FusedWalk walk, DType dtype, const void* input,
+                     void* output, const GroupNormAffine& affine, float eps,
+                     GroupMoments* records, cudaStream_t stream) {
   if (walk == FusedWalk::kNone || !records) return false;
   bool launched = false;
   by_dtype(dtype, [&](auto t) {

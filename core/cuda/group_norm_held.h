@@ -10,18 +10,20 @@
 #include <cuda_runtime.h>
 
 #include "../ops/group_norm_math.h"
+#include "group_norm_layout.h"
 
 namespace diffcoll {
 namespace ops {
 
-// Launches the whole GroupNorm of `input` into `output` (the same strides)
-// on `stream`, writing each (sample, group)'s moments to records[pair]:
+// Launches the whole GroupNorm of `input` into `output` (the same strides),
+// whose fused_walk is `walk`, on `stream`, writing each (sample, group)'s
+// moments to records[pair]:
 // true if launched, false (nothing launched) where the tensor is not held
 // (layout, size, a device before sm_90 or without room for every cluster
 // at once), for the caller's other paths.
-bool held_group_norm(const GroupNormGeometry& g, DType dtype, const void* input, void* output,
-                     const GroupNormAffine& affine, float eps, GroupMoments* records,
-                     cudaStream_t stream);
+bool held_group_norm(const GroupNormGeometry& g, FusedWalk walk, DType dtype, const void* input,
+                     void* output, const GroupNormAffine& affine, float eps,
+                     GroupMoments* records, cudaStream_t stream);
 
 }  // namespace ops
 }  // namespace diffcoll

@@ -1078,9 +1078,7 @@ void launch(PackArgs& args, int n, void* stream, const char* op) {
       &args, n, shape.residentBlocks * (kLoop == kLoopGeneral ? 1 : kVecMaxWaves));
   bool tiles = kLoop != kLoopGeneral;
   for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
-  cudaLaunchAttribute dependent{};
-  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  dependent.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute dependent = early_launch_attribute();
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(grid);
   config.blockDim = dim3(kThreads);
