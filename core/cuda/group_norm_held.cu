@@ -285,6 +285,33 @@ int held_block_bytes() {
   });
 }
 
+// cudaOccupancyMaxActiveClusters of Kernel launched as `config` (whose
+// attributes give the cluster size `cluster`) on the current device. The
+// runtime's answer costs microseconds, more than the rest of the launch, and
+// a pipeline asks the same few shapes every step, so answers are kept in a
+// small table: each entry is one word holding the whole key (device,
+// cluster, shared memory) and its answer, so a lookup takes no lock and two
+// keys sharing an entry only cost a query again.
+template <auto Kernel>
+int max_active_clusters(const cudaLaunchConfig_t& config, int cluster) {
+  constexpr int kEntryBits = 6;
+  static std::atomic<uint64_t> table[1 << kEntryBits];
+  int device = 0;
+  DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
+  // An entry: device (16 bits), cluster (8), shared memory bytes (24), answer (16).
+  const uint64_t smem = config.dynamicSmemBytes;
+  const bool keyed = device < (1 << 16) && cluster < (1 << 8) && smem < (uint64_t{1} << 24);
+  const uint64_t key = (uint64_t(device) << 32 | uint64_t(cluster) << 24 | smem) << 16;
+  std::atomic<uint64_t>& entry = table[(key * 0x9E3779B97F4A7C15ull) >> (64 - kEntryBits)];
+  const uint64_t held = entry.load(std::memory_order_relaxed);
+  if (keyed && held >> 16 == key >> 16 && held != 0) return static_cast<int>(held & 0xFFFF);
+  int clusters = 0;
+  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, Kernel, &config));
+  if (keyed && clusters > 0 && clusters < (1 << 16))
+    entry.store(key | static_cast<uint64_t>(clusters), std::memory_order_relaxed);
+  return clusters;
+}
+
 // The whole GroupNorm of a rank alone held in shared memory (held_kernel)
 // for the layouts held_plan covers, where the device runs every cluster of
 // the grid at once: true if launched; false, with nothing launched,
@@ -319,8 +346,7 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   config.stream = stream;
   config.attrs = attrs;
   config.numAttrs = 1;
-  int clusters = 0;
-  DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  const int clusters = max_active_clusters<kernel>(config, a.plan.cluster);
   // One wave: a unit waiting for a cluster to finish would hold its reads
   // and writes apart (measured slower, docs/PERFORMANCE.md).
   if (clusters < a.plan.units) return false;
