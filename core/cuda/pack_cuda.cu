@@ -28,7 +28,7 @@
 //  - tiled: the same with one unit per access, for what vectors cannot do
 //    (stride -1, strides that are not a multiple of a vector).
 // All loops are limited by the bytes each SM keeps in flight, not by the
-// width of one access: a thread issues all its loads (8 units of the
+// width of one access: a thread issues all its loads (10 units of the
 // strided loop, 16 units of a unit tile, 4 vectors of a vector or plane
 // tile) before the first store. Unit tiles are 64 x 64 units for units
 // of up to 4 bytes (32 x 32 of 8-byte units, and for dimensions too short to
@@ -77,13 +77,18 @@ constexpr int kVecMaxWaves = 4;
 constexpr int kPlaneSlots = 4;
 constexpr int kPlaneTileBytes = kThreads * kPlaneSlots * 16;
 
-// Units a thread of the strided loop has in flight: 128 bytes of 16-byte
-// units (rows with gaps), 64 of 8-byte units; index math bounds the useful
-// depth of smaller ones.
-constexpr int kUnitsInFlight = 8;
+// Units a thread of the strided loop has in flight: 160 bytes of 16-byte
+// units (rows with gaps), 80 of 8-byte units; index math bounds the useful
+// depth of smaller ones. The grid is one resident set, so a tensor of up to
+// 10 units a thread moves in one round of loads: a latent of 19 MB on an
+// H200 has 9, and at 8 units its last round of one unit cost a whole load
+// latency (pack with gaps 79% of copy bandwidth at 8, 82% at 10; 16 units
+// at 2 blocks an SM: 77%; docs/PERFORMANCE.md). 64 registers hold 10
+// without spills.
+constexpr int kUnitsInFlight = 10;
 
 // Resident blocks per SM asked of the register allocator: 4 (64 registers,
-// 1024 threads) holds 64 KB of loads in flight per SM, which HBM's latency
+// 1024 threads) holds 160 KB of loads in flight per SM, which HBM's latency
 // asks for, without spills.
 constexpr int kMinBlocksPerSm = 4;
 // The vector tiles' kernel keeps 4 vectors a thread in flight in 80
@@ -185,7 +190,8 @@ __host__ __device__ void copyStrided(const PackDesc& d, uint32_t thread, uint32_
   constexpr int kUnits = kUnitsInFlight;
   U* strided = reinterpret_cast<U*>(d.strided);
   U* dense = reinterpret_cast<U*>(d.dense);
-  // i + threads * kUnits stays below 2^32: items < 2^31, threads < 2^28.
+  // i + threads * kUnits stays below 2^32: items < 2^31, threads (one
+  // resident set) < 2^27.
   for (uint32_t base = thread; base < d.items; base += threads * kUnits) {
     // The view's offsets are worked out where they are used: unpack keeps
     // none across its loads, which leaves the registers to the values.
