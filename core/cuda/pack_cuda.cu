@@ -67,9 +67,11 @@ constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
 constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
 constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
 // Vector tiles launch up to this many resident blocks' worth, a block a
-// tile (plane tiles: two), so that blocks that finish early take the next
-// ones. The other loops launch one resident set and stride over the work,
-// which keeps every thread's share equal.
+// tile, so that blocks that finish early take the next ones. The other
+// loops launch one resident set and stride over the work, which keeps every
+// thread's share equal (plane tiles: a block moves one tile while it loads
+// the next, so the longer its run of tiles, the less of its loads' latency
+// shows).
 constexpr int kVecMaxWaves = 4;
 // Plane tiles: each thread holds kPlaneSlots 16-byte vectors of a tile in
 // flight, so a tile is at most kPlaneTileBytes and one pass of the block
@@ -93,9 +95,13 @@ constexpr int kUnitsInFlight = 10;
 constexpr int kMinBlocksPerSm = 4;
 // The vector tiles' kernel keeps 4 vectors a thread in flight in 80
 // registers (3 blocks, 768 threads, 48 KB of loads per SM): at 64 it spills.
-// So does the plane tiles' kernel, whose 3 blocks an SM keep up to 3 tiles
-// (43 KB for the latent) of loads in flight while they store 3 others.
 constexpr int kMinVecBlocksPerSm = 3;
+// The plane tiles' kernel holds the next tile's 4 vectors a thread while it
+// writes out the current tile a vector at a time, in 64 registers: 4 blocks
+// an SM keep up to 4 tiles (58 KB for the latent) of loads in flight. Its
+// speed is bound by issue, not HBM (docs/PERFORMANCE.md): more warps help
+// it more than more loads in flight per thread.
+constexpr int kMinPlaneBlocksPerSm = 4;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
 // machine without a GPU; the host compiler does not know `#pragma unroll`.
@@ -520,14 +526,29 @@ struct PlaneTile {
   FastDiv run;      // vectors of a view run
 };
 
+// Tile k is tile k % tilesT of plane k / tilesT, the planes numbered
+// row-major over the dimensions before t (tileAt's order, with one tile
+// along the innermost dimension); in the dense buffer the planes lie one
+// after another. Every thread of a block works this out for each of its
+// tiles, so it is tileAt cut to what a plane needs: a division per
+// dimension before t and 32-bit dense offsets (a part's units are below
+// 2^31).
 template <typename U>
 __host__ __device__ inline PlaneTile<U> planeTileAt(const PackDesc& d, uint32_t k) {
-  const Tile tile = tileAt(d, k, d.edgeT, d.edgeI);
+  const int t = d.tileDim;
+  const uint32_t T = static_cast<uint32_t>(d.shape[t]), I = static_cast<uint32_t>(d.edgeI);
+  uint32_t plane = k;
+  const uint32_t t0 = d.tilesT.divmod(plane) * static_cast<uint32_t>(d.edgeT);
+  const uint32_t rows = T - t0 < static_cast<uint32_t>(d.edgeT) ? T - t0 : d.edgeT;
+  int64_t view = t0;  // t has stride 1
+  uint32_t rest = plane;
+  for (int j = t - 1; j > 0; --j) view += static_cast<int64_t>(d.div[j].divmod(rest)) * d.stride[j];
+  if (t > 0) view += static_cast<int64_t>(rest) * d.stride[0];
   PlaneTile<U> p;
-  p.view = reinterpret_cast<U*>(d.strided) + tile.strided;
-  p.dense = reinterpret_cast<uint4*>(reinterpret_cast<U*>(d.dense) + tile.dense);
-  p.vectors = tile.tCount / kPlaneVector<U> * tile.iCount;
-  p.run = d.runVectors[tile.tCount == d.edgeT ? 0 : 1];
+  p.view = reinterpret_cast<U*>(d.strided) + view;
+  p.dense = reinterpret_cast<uint4*>(reinterpret_cast<U*>(d.dense) + (plane * T + t0) * I);
+  p.vectors = static_cast<int32_t>(rows / kPlaneVector<U> * I);
+  p.run = d.runVectors[rows == static_cast<uint32_t>(d.edgeT) ? 0 : 1];
   return p;
 }
 
@@ -601,29 +622,25 @@ __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& 
 }
 
 // Shared memory out to the destination side (kPack: the dense run; else the
-// view), every slot read before the first store.
+// view), a vector at a time: shared memory answers fast, and the registers
+// a whole slot set would take are the next tile's loads' and a fourth
+// block's (kMinPlaneBlocksPerSm).
 template <bool kPack, typename U>
 __host__ __device__ inline void planeOut(const PackDesc& d, const PlaneTile<U>& tile,
                                          const U* buf, int thread) {
-  PlaneUnits<U> out[kPlaneSlots];
   PACK_UNROLL
   for (int m = 0; m < kPlaneSlots; ++m) {
     const int32_t q = thread + m * kThreads;
     if (q >= tile.vectors) break;
     if (kPack) {
-      out[m].w = reinterpret_cast<const uint4*>(buf)[planeChunk(d, q)];
+      tile.dense[q] = reinterpret_cast<const uint4*>(buf)[planeChunk(d, q)];
     } else {
       const PlaneVector v = planeVectorAt(tile, q);
+      PlaneUnits<U> out;
       PACK_UNROLL
-      for (int e = 0; e < kPlaneVector<U>; ++e) out[m].u[e] = buf[planeUnit<U>(d, v, e)];
+      for (int e = 0; e < kPlaneVector<U>; ++e) out.u[e] = buf[planeUnit<U>(d, v, e)];
+      *planeViewVector(d, tile, v) = out.w;
     }
-  }
-  PACK_UNROLL
-  for (int m = 0; m < kPlaneSlots; ++m) {
-    const int32_t q = thread + m * kThreads;
-    if (q >= tile.vectors) break;
-    if (kPack) tile.dense[q] = out[m].w;
-    else *planeViewVector(d, tile, planeVectorAt(tile, q)) = out[m].w;
   }
 }
 
@@ -715,7 +732,9 @@ __device__ void runPiece(const PackDesc& d, uint32_t block, uint32_t blocks, voi
 
 template <bool kPack, int kLoop>
 __global__ void __launch_bounds__(kThreads,
-                                  kLoop == kLoopGeneral ? kMinBlocksPerSm : kMinVecBlocksPerSm)
+                                  kLoop == kLoopGeneral ? kMinBlocksPerSm
+                                  : kLoop == kLoopPlane ? kMinPlaneBlocksPerSm
+                                                        : kMinVecBlocksPerSm)
     packKernel(const __grid_constant__ PackArgs args) {
   extern __shared__ uint4 smem[];  // kSmemBytes when the launch has tiles, else none
   wait_for_previous_kernel();
@@ -1081,7 +1100,7 @@ template <bool kPack, int kLoop>
 void launch(PackArgs& args, int n, void* stream, const char* op) {
   const LaunchShape shape = launchShape<kPack, kLoop>(op);
   const int grid = assignBlocks(
-      &args, n, shape.residentBlocks * (kLoop == kLoopGeneral ? 1 : kVecMaxWaves));
+      &args, n, shape.residentBlocks * (kLoop == kLoopVec ? kVecMaxWaves : 1));
   bool tiles = kLoop != kLoopGeneral;
   for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
   cudaLaunchAttribute dependent = early_launch_attribute();
