@@ -76,11 +76,27 @@ void expectAligned(const PlaneTile<U>& tile) {
   EXPECT_EQ(tile.vectors % static_cast<int32_t>(tile.run.divisor), 0);
 }
 
+// planeTileAt is tileAt cut to planes: the same tile k, found with less
+// index math.
+template <typename U>
+void expectTileAtsAgree(const PackDesc& d, uint32_t k) {
+  const Tile tile = tileAt(d, k, d.edgeT, d.edgeI);
+  const PlaneTile<U> plane = planeTileAt<U>(d, k);
+  EXPECT_EQ(plane.view, reinterpret_cast<U*>(d.strided) + tile.strided) << "tile " << k;
+  EXPECT_EQ(reinterpret_cast<U*>(plane.dense), reinterpret_cast<U*>(d.dense) + tile.dense)
+      << "tile " << k;
+  EXPECT_EQ(plane.vectors, tile.tCount / kPlaneVector<U> * tile.iCount) << "tile " << k;
+  EXPECT_EQ(plane.run.divisor, d.runVectors[tile.tCount == d.edgeT ? 0 : 1].divisor);
+}
+
 // The plane tiles' own loop, every thread of the block in each phase.
 template <bool kPack, typename U>
 void planeBlock(const PackDesc& d, uint32_t block, uint32_t blocks, SharedMemory& smem) {
   std::vector<std::array<uint4, kPlaneSlots>> regs(kThreads);
-  for (uint32_t k = block; k < d.items; k += blocks) expectAligned(planeTileAt<U>(d, k));
+  for (uint32_t k = block; k < d.items; k += blocks) {
+    expectAligned(planeTileAt<U>(d, k));
+    expectTileAtsAgree<U>(d, k);
+  }
   planeTiles<kPack>(d, block, blocks, smem.get<U>(), 0, kThreads,
                     reinterpret_cast<uint4(*)[kPlaneSlots]>(regs.data()));
 }
