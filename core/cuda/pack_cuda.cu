@@ -99,8 +99,9 @@ constexpr int kMinVecBlocksPerSm = 3;
 // The plane tiles' kernel holds the next tile's 4 vectors a thread while it
 // writes out the current tile a vector at a time, in 64 registers: 4 blocks
 // an SM keep up to 4 tiles (58 KB for the latent) of loads in flight. Its
-// speed is bound by issue, not HBM (docs/PERFORMANCE.md): more warps help
-// it more than more loads in flight per thread.
+// speed is bound by its instructions and their latencies, not by HBM
+// (docs/PERFORMANCE.md): more warps help it more than more loads in flight
+// per thread.
 constexpr int kMinPlaneBlocksPerSm = 4;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
