@@ -3,21 +3,17 @@
 
 // What the CUDA GroupNorm kernels (group_norm_cuda.cu, group_norm_held.cu)
 // share: a block's reduction of its threads' sums, the affine parameters of
-// a channel, and on the host the per-device answers their launches cache
-// and the dispatch on the element type.
+// a channel, and on the host the dispatch on the element type (the
+// per-device answers their launches keep are per_device.cuh's).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <atomic>
-
 #include "../ops/group_norm_math.h"
-#include "cuda_error.h"
-#include "dependent_launch.cuh"
 #include "group_norm_layout.h"
+#include "per_device.cuh"
 
 namespace diffcoll {
 namespace ops {
@@ -63,49 +59,6 @@ __device__ inline float channel_bias(const GroupNormAffine& a, int64_t c) {
 }
 
 // ---------------------------------------------------------------- host side
-
-constexpr int kMaxCachedDevices = 64;
-
-// query(device) for the current device, asked once per device: `cache`
-// holds each device's answer, which must be positive (0: not asked yet).
-template <typename Query>
-int once_per_device(std::atomic<int> (&cache)[kMaxCachedDevices], Query query) {
-  int device = 0;
-  DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= kMaxCachedDevices) return query(device);
-  int answer = cache[device].load(std::memory_order_relaxed);
-  if (answer == 0) {
-    answer = query(device);
-    cache[device].store(answer, std::memory_order_relaxed);
-  }
-  return answer;
-}
-
-// The current device's SMs.
-inline int sm_count() {
-  static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
-    int sms = 0;
-    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    return std::max(1, sms);
-  });
-}
-
-// Answers cached by once_per_device, which must be positive.
-constexpr int kNo = 1, kYes = 2;
-
-// Whether Kernel, on the current device, waits for the kernel before it
-// and so may be launched early (dependent_launch.cuh).
-template <auto Kernel>
-bool waits_for_previous() {
-  static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
-    bool waits = false;
-    DIFFCOLL_CUDA_CHECK(
-        kernel_waits_for_previous(reinterpret_cast<const void*>(Kernel), device, &waits));
-    return waits ? kYes : kNo;
-  }) == kYes;
-}
 
 // Calls fn.template operator()<T>() with T the CUDA type of `dtype`.
 template <typename Fn>

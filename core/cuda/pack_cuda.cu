@@ -50,6 +50,7 @@
 
 #include "../error.h"
 #include "dependent_launch.cuh"
+#include "per_device.cuh"
 
 namespace diffcoll {
 namespace {
@@ -62,7 +63,6 @@ constexpr int kSmallTile = 32;            // edge of a tile of 8-byte units or s
 constexpr int kLargeTile = 64;            // edge of a tile of units of up to 4 bytes
 constexpr int kTileMinEdge = 16;  // a smaller tile wastes more threads than it saves
 constexpr int kTileMaxUnit = 8;   // bytes; bounds the static shared memory
-constexpr int kMaxCachedDevices = 64;
 constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
 constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
 constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
@@ -1065,41 +1065,32 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   return end;
 }
 
-// How packKernel<kPack, kLoop> is launched on the current device, queried
-// once per device: the blocks resident at once with tile memory, and whether
-// to ask for programmatic dependent launch (dependent_launch.cuh).
+// How packKernel<kPack, kLoop> is launched on the current device: the
+// blocks resident at once with tile memory, and whether to ask for
+// programmatic dependent launch (dependent_launch.cuh).
 struct LaunchShape {
   uint64_t residentBlocks;
   bool dependentLaunch;
 };
 
 template <bool kPack, int kLoop>
-LaunchShape launchShape(const char* op) {
-  static std::atomic<int> cache[kMaxCachedDevices];  // 2 x blocks + dependentLaunch; 0: not yet
-  int device = 0;
-  checkCuda(cudaGetDevice(&device), op, "cudaGetDevice");
-  int cached = device < kMaxCachedDevices ? cache[device].load(std::memory_order_relaxed) : 0;
-  if (cached == 0) {
-    int sms = 0, perSm = 0;
-    checkCuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), op,
-              "cudaDeviceGetAttribute");
-    checkCuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, packKernel<kPack, kLoop>,
-                                                            kThreads, kSmemBytes),
-              op, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-    bool dependent = false;
-    checkCuda(kernel_waits_for_previous(reinterpret_cast<const void*>(packKernel<kPack, kLoop>),
-                                        device, &dependent),
-              op, "cudaFuncGetAttributes");
-    cached = 2 * std::max(1, sms * perSm) + (dependent ? 1 : 0);
-    if (device < kMaxCachedDevices) cache[device].store(cached, std::memory_order_relaxed);
-  }
-  return {static_cast<uint64_t>(cached / 2), (cached & 1) != 0};
+LaunchShape launchShape() {
+  constexpr auto kernel = packKernel<kPack, kLoop>;
+  // Both answers as one (2 x blocks + dependentLaunch): one lookup a launch.
+  static std::atomic<int> cache[kMaxCachedDevices];
+  const int answer = once_per_device(cache, [](int) {
+    int perSm = 0;
+    DIFFCOLL_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, kThreads, kSmemBytes));
+    return 2 * sm_count() * std::max(1, perSm) + (waits_for_previous<kernel>() ? 1 : 0);
+  });
+  return {static_cast<uint64_t>(answer / 2), (answer & 1) != 0};
 }
 
 // One launch of packKernel<kPack, kLoop> for the first n pieces of args.
 template <bool kPack, int kLoop>
 void launch(PackArgs& args, int n, void* stream, const char* op) {
-  const LaunchShape shape = launchShape<kPack, kLoop>(op);
+  const LaunchShape shape = launchShape<kPack, kLoop>();
   const int grid = assignBlocks(
       &args, n, shape.residentBlocks * (kLoop == kLoopVec ? kVecMaxWaves : 1));
   bool tiles = kLoop != kLoopGeneral;
