@@ -303,8 +303,9 @@ int max_active_clusters(const cudaLaunchConfig_t& config, int cluster) {
   const bool keyed = device < (1 << 16) && cluster < (1 << 8) && smem < (uint64_t{1} << 24);
   const uint64_t key = (uint64_t(device) << 32 | uint64_t(cluster) << 24 | smem) << 16;
   std::atomic<uint64_t>& entry = table[(key * 0x9E3779B97F4A7C15ull) >> (64 - kEntryBits)];
+  // An empty entry (0) matches no key: every key has a cluster of 1 or more.
   const uint64_t held = entry.load(std::memory_order_relaxed);
-  if (keyed && held >> 16 == key >> 16 && held != 0) return static_cast<int>(held & 0xFFFF);
+  if (keyed && held >> 16 == key >> 16) return static_cast<int>(held & 0xFFFF);
   int clusters = 0;
   DIFFCOLL_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, Kernel, &config));
   if (keyed && clusters > 0 && clusters < (1 << 16))
