@@ -620,11 +620,11 @@ unsigned blocks_for(int64_t threads) {
 template <auto Kernel>
 int64_t resident_blocks() {
   static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int) {
+  return once_per_device(cache, [](int device) {
     int per_sm = 0;
     DIFFCOLL_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
-    return sm_count() * std::max(1, per_sm);
+    return sm_count(device) * std::max(1, per_sm);
   });
 }
 
@@ -703,7 +703,8 @@ template <auto Kernel, typename... Args>
 void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
   cudaLaunchAttribute early_attr = early_launch_attribute();
   bool early = false;
-  if (waits_for_previous<Kernel>()) DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
+  if (waits_for_previous<Kernel>(current_device()))
+    DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(grid));
   config.blockDim = dim3(kThreads);

@@ -266,16 +266,16 @@ __global__ void __launch_bounds__(kThreads, 2)
   cluster_wait();  // no block leaves while its partial may still be read
 }
 
-// The dynamic shared memory a block of Kernel may take on the current
-// device (the device's opt-in limit less the kernel's static shared
-// memory), which the kernel is granted here, once.
+// The dynamic shared memory a block of Kernel may take on `device` (the
+// device's opt-in limit less the kernel's static shared memory), which the
+// kernel is granted here, once. `device` is the current device.
 template <auto Kernel>
-int held_block_bytes() {
+int held_block_bytes(int device) {
   static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
+  return once_per_device(cache, device, [](int d) {
     int optin = 0;
     DIFFCOLL_CUDA_CHECK(
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d));
     cudaFuncAttributes attr{};
     DIFFCOLL_CUDA_CHECK(cudaFuncGetAttributes(&attr, Kernel));
     const int bytes = std::max(1, optin - static_cast<int>(attr.sharedSizeBytes));
@@ -286,18 +286,16 @@ int held_block_bytes() {
 }
 
 // cudaOccupancyMaxActiveClusters of Kernel launched as `config` (whose
-// attributes give the cluster size `cluster`) on the current device. The
-// runtime's answer costs microseconds, more than the rest of the launch, and
-// a pipeline asks the same few shapes every step, so answers are kept in a
-// small table: each entry is one word holding the whole key (device,
+// attributes give the cluster size `cluster`) on `device`, the current one.
+// The runtime's answer costs microseconds, more than the rest of the launch,
+// and a pipeline asks the same few shapes every step, so answers are kept in
+// a small table: each entry is one word holding the whole key (device,
 // cluster, shared memory) and its answer, so a lookup takes no lock and two
 // keys sharing an entry only cost a query again.
 template <auto Kernel>
-int max_active_clusters(const cudaLaunchConfig_t& config, int cluster) {
+int max_active_clusters(const cudaLaunchConfig_t& config, int cluster, int device) {
   constexpr int kEntryBits = 6;
   static std::atomic<uint64_t> table[1 << kEntryBits];
-  int device = 0;
-  DIFFCOLL_CUDA_CHECK(cudaGetDevice(&device));
   // An entry: device (16 bits), cluster (8), shared memory bytes (24), answer (16).
   const uint64_t smem = config.dynamicSmemBytes;
   const bool keyed = device < (1 << 16) && cluster < (1 << 8) && smem < (uint64_t{1} << 24);
@@ -324,12 +322,14 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   constexpr int kVec = 16 / sizeof(T);
   constexpr auto kernel = &held_kernel<T, kVec, kRows>;
   // Clusters and cp.async: an sm_90 binary on an sm_90 device, as for early launches.
-  if (!waits_for_previous<kernel>()) return false;
+  const int device = current_device();
+  if (!waits_for_previous<kernel>(device)) return false;
   const int64_t table = kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
   HeldArgs a;
   a.spatial = g.spatial;
   a.cpg = g.channels_per_group();
-  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>() - table, sm_count());
+  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>(device) - table,
+                      sm_count(device));
   if (a.plan.cluster == 0) return false;
   a.step = held_step(a.plan);
   a.affine = affine;
@@ -347,7 +347,7 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   config.stream = stream;
   config.attrs = attrs;
   config.numAttrs = 1;
-  const int clusters = max_active_clusters<kernel>(config, a.plan.cluster);
+  const int clusters = max_active_clusters<kernel>(config, a.plan.cluster, device);
   // One wave: a unit waiting for a cluster to finish would hold its reads
   // and writes apart (measured slower, docs/PERFORMANCE.md).
   if (clusters < a.plan.units) return false;

@@ -1078,11 +1078,11 @@ LaunchShape launchShape() {
   constexpr auto kernel = packKernel<kPack, kLoop>;
   // Both answers as one (2 x blocks + dependentLaunch): one lookup a launch.
   static std::atomic<int> cache[kMaxCachedDevices];
-  const int answer = once_per_device(cache, [](int) {
+  const int answer = once_per_device(cache, [](int device) {
     int perSm = 0;
     DIFFCOLL_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, kThreads, kSmemBytes));
-    return 2 * sm_count() * std::max(1, perSm) + (waits_for_previous<kernel>() ? 1 : 0);
+    return 2 * sm_count(device) * std::max(1, perSm) + (waits_for_previous<kernel>(device) ? 1 : 0);
   });
   return {static_cast<uint64_t>(answer / 2), (answer & 1) != 0};
 }
