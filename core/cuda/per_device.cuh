@@ -1,10 +1,10 @@
 // SPDX-FileCopyrightText: 2026 the diffcoll authors
 // SPDX-License-Identifier: BSD-3-Clause
 
-// Answers about a device that kernel launches ask every call and that
-// never change for it (its SMs, a kernel's occupancy, whether a
-// kernel may launch early): asked of the runtime once per device and kept,
-// so that a launch costs one cudaGetDevice and a load.
+// Answers about a device that kernel launches ask every call and that never
+// change for it (its SMs, a kernel's occupancy, whether a kernel may launch
+// early): asked of the runtime once per device and kept, so that a launch
+// costs one cudaGetDevice and a load.
 #pragma once
 
 #include <cuda_runtime.h>
