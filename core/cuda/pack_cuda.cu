@@ -23,8 +23,8 @@
 //    dense side one flat run, the view side one run per dense column, with
 //    no partial vectors and no division per unit. Shared memory holds the
 //    tile in dense order, padded so that the view side's unit accesses
-//    spread over the banks. Each block loads its next tile while it writes
-//    out the current one.
+//    spread over the banks. Each block moves one tile, and the SMs whose
+//    blocks finish first take the next tiles.
 //  - tiled: the same with one unit per access, for what vectors cannot do
 //    (stride -1, strides that are not a multiple of a vector).
 // All loops are limited by the bytes each SM keeps in flight, not by the
@@ -66,13 +66,14 @@ constexpr int kTileMaxUnit = 8;   // bytes; bounds the static shared memory
 constexpr int kVecTileBytes = 16 * 1024;  // the units of a vector tile, at most
 constexpr int kVecSlots = 4;              // vectors a thread has in flight per tile side
 constexpr int kVecMinRun = 64;            // bytes: a shorter run of the view wastes its sectors
-// Vector tiles launch up to this many resident blocks' worth, a block a
-// tile, so that blocks that finish early take the next ones. The other
-// loops launch one resident set and stride over the work, which keeps every
-// thread's share equal (plane tiles: a block moves one tile while it loads
-// the next, so the longer its run of tiles, the less of its loads' latency
-// shows).
+// Vector and plane tiles launch up to this many resident blocks' worth, a
+// block a tile, so that the SMs whose blocks finish early take the next
+// ones: a latent's 1344 plane tiles on 528 resident blocks left a quarter
+// of the SMs one tile more than the rest when each block strode over its
+// share (docs/PERFORMANCE.md). The strided loop launches one resident set
+// and strides over the work, which keeps every thread's share equal.
 constexpr int kVecMaxWaves = 4;
+constexpr int kPlaneMaxWaves = 32;
 // Plane tiles: each thread holds kPlaneSlots 16-byte vectors of a tile in
 // flight, so a tile is at most kPlaneTileBytes and one pass of the block
 // moves it.
@@ -96,13 +97,12 @@ constexpr int kMinBlocksPerSm = 4;
 // The vector tiles' kernel keeps 4 vectors a thread in flight in 80
 // registers (3 blocks, 768 threads, 48 KB of loads per SM): at 64 it spills.
 constexpr int kMinVecBlocksPerSm = 3;
-// The plane tiles' kernel holds the next tile's 4 vectors a thread while it
-// writes out the current tile a vector at a time, in 64 registers: 4 blocks
-// an SM keep up to 4 tiles (58 KB for the latent) of loads in flight. Its
-// speed is bound by its instructions and their latencies, not by HBM
-// (docs/PERFORMANCE.md): more warps help it more than more loads in flight
-// per thread.
-constexpr int kMinPlaneBlocksPerSm = 4;
+// The plane tiles' kernel holds one tile's 4 vectors a thread in 40
+// registers: 6 blocks an SM (1536 threads, up to 6 tiles in flight).
+// Measured on the transposed latent against 4 and 8 blocks an SM, pack /
+// unpack: 4: 12.45-12.59 / 11.24 us, 6: 12.22-12.24 / 11.37-11.40, 8:
+// 12.28-12.31 / 11.53-11.55 (docs/PERFORMANCE.md).
+constexpr int kMinPlaneBlocksPerSm = 6;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
 // machine without a GPU; the host compiler does not know `#pragma unroll`.
@@ -624,8 +624,8 @@ __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& 
 
 // Shared memory out to the destination side (kPack: the dense run; else the
 // view), a vector at a time: shared memory answers fast, and the registers
-// a whole slot set would take are the next tile's loads' and a fourth
-// block's (kMinPlaneBlocksPerSm).
+// a whole slot set would take are more resident blocks'
+// (kMinPlaneBlocksPerSm).
 template <bool kPack, typename U>
 __host__ __device__ inline void planeOut(const PackDesc& d, const PlaneTile<U>& tile,
                                          const U* buf, int thread) {
@@ -653,34 +653,25 @@ __host__ __device__ inline void blockBarrier() {
 #endif
 }
 
-// The tiles of block `block` of `blocks`: block, block + blocks, ... Each
-// tile's source goes into shared memory; after a barrier each thread loads
-// its part of the next tile's source, then writes out its part of this one.
-// Runs threads first ... first + count - 1 of the block, regs[j] holding the
-// vectors in flight of thread first + j: on the device each thread itself
-// (count 1), on the host the whole block phase by phase. The trip count
-// depends on the block only: every thread reaches the barriers.
+// The tiles of block `block` of `blocks`: block, block + blocks, ... (the
+// launch gives each tile its own block up to kPlaneMaxWaves resident sets,
+// so most blocks move one). Each tile's source goes into shared memory, and
+// after a barrier each thread writes out its part. Runs threads first ...
+// first + count - 1 of the block, regs[j] holding the vectors in flight of
+// thread first + j: on the device each thread itself (count 1), on the host
+// the whole block phase by phase. The trip count depends on the block only:
+// every thread reaches the barriers.
 template <bool kPack, typename U>
 __host__ __device__ inline void planeTiles(const PackDesc& d, uint32_t block, uint32_t blocks,
                                            U* buf, int first, int count,
                                            uint4 (*regs)[kPlaneSlots]) {
-  if (block >= d.items) return;
-  PlaneTile<U> tile = planeTileAt<U>(d, block);
-  for (int j = 0; j < count; ++j) planeLoad<kPack>(d, tile, regs[j], first + j);
-  for (uint32_t k = block;;) {
+  for (uint32_t k = block; k < d.items; k += blocks) {  // items and blocks are below 2^31
+    if (k != block) blockBarrier();  // every thread is done reading the last tile from buf
+    const PlaneTile<U> tile = planeTileAt<U>(d, k);
+    for (int j = 0; j < count; ++j) planeLoad<kPack>(d, tile, regs[j], first + j);
     for (int j = 0; j < count; ++j) planePut<kPack>(d, tile, regs[j], buf, first + j);
     blockBarrier();
-    const uint32_t next = k + blocks;  // items and blocks are below 2^31
-    const bool more = next < d.items;
-    const PlaneTile<U> following = more ? planeTileAt<U>(d, next) : tile;
-    for (int j = 0; j < count; ++j) {
-      if (more) planeLoad<kPack>(d, following, regs[j], first + j);
-      planeOut<kPack>(d, tile, buf, first + j);
-    }
-    if (!more) return;
-    blockBarrier();  // every thread is done reading this tile from buf
-    k = next;
-    tile = following;
+    for (int j = 0; j < count; ++j) planeOut<kPack>(d, tile, buf, first + j);
   }
 }
 
@@ -1045,9 +1036,8 @@ int assignBlocks(PackArgs* args, int n, uint64_t maxBlocks) {
   uint64_t want[kPackCudaMaxPieces], total = 0;
   for (int p = 0; p < n; ++p) {
     const PackDesc& d = args->piece[p];
-    // 4 units a thread; a tile; two plane tiles, so that a block loads one
-    // while it stores the other.
-    const uint64_t perBlock = d.kind == kStrided ? kThreads * 4 : d.kind == kPlaneTiled ? 2 : 1;
+    // 4 units a thread; a tile.
+    const uint64_t perBlock = d.kind == kStrided ? kThreads * 4 : 1;
     want[p] = (d.items + perBlock - 1) / perBlock;
     total += want[p];
   }
@@ -1091,8 +1081,8 @@ LaunchShape launchShape() {
 template <bool kPack, int kLoop>
 void launch(PackArgs& args, int n, void* stream, const char* op) {
   const LaunchShape shape = launchShape<kPack, kLoop>();
-  const int grid = assignBlocks(
-      &args, n, shape.residentBlocks * (kLoop == kLoopVec ? kVecMaxWaves : 1));
+  const int waves = kLoop == kLoopVec ? kVecMaxWaves : kLoop == kLoopPlane ? kPlaneMaxWaves : 1;
+  const int grid = assignBlocks(&args, n, shape.residentBlocks * waves);
   bool tiles = kLoop != kLoopGeneral;
   for (int p = 0; p < n; ++p) tiles |= args.piece[p].kind == kTiled;
   cudaLaunchAttribute dependent = early_launch_attribute();
