@@ -98,10 +98,11 @@ constexpr int kMinBlocksPerSm = 4;
 // registers (3 blocks, 768 threads, 48 KB of loads per SM): at 64 it spills.
 constexpr int kMinVecBlocksPerSm = 3;
 // The plane tiles' kernel holds one tile's 4 vectors a thread in 40
-// registers: 6 blocks an SM (1536 threads, up to 6 tiles in flight).
-// Measured on the transposed latent against 4 and 8 blocks an SM, pack /
-// unpack: 4: 12.45-12.59 / 11.24 us, 6: 12.22-12.24 / 11.37-11.40, 8:
-// 12.28-12.31 / 11.53-11.55 (docs/PERFORMANCE.md).
+// registers: 6 blocks an SM (1536 threads, up to 6 tiles in flight). The
+// transposed latent's pack / unpack on an H200 at 4 to 8 blocks an SM:
+// 12.45-12.59 / 11.24, 12.60 / 11.25, 12.22-12.25 / 11.36-11.40,
+// 12.28-12.32 / 11.47-11.56 and 12.28-12.31 / 11.53-11.55 us
+// (docs/PERFORMANCE.md).
 constexpr int kMinPlaneBlocksPerSm = 6;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
