@@ -361,6 +361,13 @@ TEST(PackCudaEmulation, BenchmarkViewsTakeTheFastLoops) {
   EXPECT_EQ(transposed.items, 2u * 16 * 21 * 2);
   expectPlaneTileFits(transposed);
   EXPECT_EQ(transposed.runVectors[1].divisor, 10u) << "both tiles of a plane are whole";
+  // Each tile its own block (an H200 holds 132 x 6 plane blocks at once),
+  // and a grid capped below the tiles: blocks stride over them.
+  PackArgs args{};
+  args.piece[0] = transposed;
+  EXPECT_EQ(assignBlocks(&args, 1, uint64_t{132} * kMinPlaneBlocksPerSm * kPlaneMaxWaves),
+            static_cast<int>(transposed.items));
+  EXPECT_EQ(assignBlocks(&args, 1, 528), 528);
   const PackDesc sliced = planOf(slicedLatent());
   EXPECT_EQ(sliced.kind, kStrided);
   EXPECT_EQ(sliced.unit, 16);
@@ -426,8 +433,7 @@ TEST(PackCudaEmulation, TilePlans) {
 
 // Plane tiles on every dtype, planes in one and several tiles (the last
 // shorter), odd and even rows, batches with gaps and reversed, with 1 to 7
-// blocks (each looping over tiles, loading the next while storing one) and
-// with more blocks than tiles.
+// blocks (each looping over tiles) and with more blocks than tiles.
 TEST(PackCudaEmulation, PlaneTiles) {
   uint64_t seed = 100;
   for (DType dtype : kDtypes)
