@@ -34,13 +34,12 @@ constexpr int kThreads = kGroupNormThreads;
 // everywhere), and each thread normalises the loads it holds. A second
 // cluster barrier, waited for at the very end, keeps every block's partial
 // in place until the cluster has read it.
-// Two stages ahead rather than more: the cluster scheduler puts up to three
-// blocks on an SM (a [1,512,90,160] tensor's 256 blocks on 116-122 SMs), a
-// block alone on its SM ends its reads in about half the time of the
-// others, and the fewer copies each block keeps in flight, the sooner the
-// last SM is done: [1,512,90,160] contiguous / channels-last took
-// 15.8 / 18.6 us at 2, 16.1-16.3 / 20.4 at 4, 16.2-16.4 / 21.2 at 6 and
-// 16.7 / 21.7 at 8 (docs/PERFORMANCE.md).
+// Two stages ahead: the cluster scheduler puts up to three blocks on an SM
+// (a [1,512,90,160] tensor's 256 blocks on 116-122 SMs), and an SM's reads
+// last in proportion to its blocks. Of 1 to 8 stages ahead, 2 ended the
+// call soonest: [1,512,90,160] contiguous / channels-last took 17.3 / 20.7
+// us at 1, 15.8 / 18.6 at 2, 16.1-16.3 / 20.4 at 4, 16.2-16.4 / 21.2 at 6
+// and 16.7 / 21.7 at 8 (docs/PERFORMANCE.md).
 constexpr int kHeldStages = 8;  // commit groups a block's copies are cut into
 constexpr int kHeldAhead = 2;   // of them in flight at once
 
@@ -193,8 +192,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   const uint32_t first = held_offset<uint32_t>(p, unit, begin + t), step = a.step;
   wait_for_previous_kernel();
 
-  // kHeldAhead stages in flight while the thread adds the oldest, not all
-  // of them at once (kHeldAhead).
+  // kHeldAhead stages in flight while the thread adds the oldest (fewer
+  // than all: see kHeldAhead).
   for (int stage = 0; stage < kHeldAhead; ++stage)
     copy_stage(held, input + first, step, stage, mine, per_stage);
   // Each thread sums about its own first element (no wait for a shift
