@@ -614,33 +614,37 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(std::max<int64_t>(1, ceil_div(threads, kThreads)));
 }
 
-// Blocks of Kernel (kThreads each) resident on the current device at once,
-// by its occupancy: every grid but the moments' of more pairs than that is
-// one wave at most, striding beyond it.
+// Every launch below is on `device`, the geometry's, which the caller's
+// DeviceGuard has made current: no launch asks the runtime for it again.
+
+// Blocks of Kernel (kThreads each) resident on `device` at once, by its
+// occupancy: every grid but the moments' of more pairs than that is one
+// wave at most, striding beyond it.
 template <auto Kernel>
-int64_t resident_blocks() {
+int64_t resident_blocks(int device) {
   static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
+  return once_per_device(cache, device, [](int d) {
     int per_sm = 0;
     DIFFCOLL_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0));
-    return sm_count(device) * std::max(1, per_sm);
+    return sm_count(d) * std::max(1, per_sm);
   });
 }
 
-bool cooperative_launch() {
+bool cooperative_launch(int device) {
   static std::atomic<int> cache[kMaxCachedDevices];
-  return once_per_device(cache, [](int device) {
+  return once_per_device(cache, device, [](int d) {
     int coop = 0;
-    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, d));
     return coop ? kYes : kNo;
   }) == kYes;
 }
 
 // One wave of Kernel at most: grid for `blocks` blocks of work.
 template <auto Kernel>
-unsigned wave(int64_t blocks) {
-  return static_cast<unsigned>(std::min(std::max<int64_t>(1, blocks), resident_blocks<Kernel>()));
+unsigned wave(int64_t blocks, int device) {
+  return static_cast<unsigned>(
+      std::min(std::max<int64_t>(1, blocks), resident_blocks<Kernel>(device)));
 }
 
 // The workspace: block partials, then the channel table.
@@ -700,10 +704,10 @@ bool launch_cooperative(int64_t grid, cudaStream_t stream, const Args&... args) 
 
 // Launches Kernel, and early where it may (dependent_launch.cuh).
 template <auto Kernel, typename... Args>
-void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
+void launch_early(int device, int64_t grid, cudaStream_t stream, const Args&... args) {
   cudaLaunchAttribute early_attr = early_launch_attribute();
   bool early = false;
-  if (waits_for_previous<Kernel>(current_device()))
+  if (waits_for_previous<Kernel>(device))
     DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(grid));
@@ -722,11 +726,12 @@ void launch_early(int64_t grid, cudaStream_t stream, const Args&... args) {
 template <auto Kernel, typename Walk, typename T>
 void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
                     GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
-  const int64_t splits = splits_of(g, walk, resident_blocks<Kernel>());
+  const int64_t splits = splits_of(g, walk, resident_blocks<Kernel>(g.device));
   const int64_t grid = units_of(g, walk) * splits;
   T* const no_output = nullptr;  // the moments alone
-  launch_early<Kernel>(grid, stream, g, walk, splits, in, partials, merge, no_output);
-  launch_early<&merge_kernel>(blocks_for(g.pairs() * 32), stream, g, partials, splits, merge);
+  launch_early<Kernel>(g.device, grid, stream, g, walk, splits, in, partials, merge, no_output);
+  launch_early<&merge_kernel>(g.device, blocks_for(g.pairs() * 32), stream, g, partials, splits,
+                              merge);
 }
 
 // The fused GroupNorm of a rank alone, moments, merge, table and apply in
@@ -735,7 +740,7 @@ void launch_moments(const GroupNormGeometry& g, const Walk& walk, const T* in,
 template <auto Kernel, typename Walk, typename T>
 bool launch_fused(const GroupNormGeometry& g, const Walk& walk, const T* in, T* out,
                   GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
-  const int64_t resident = resident_blocks<Kernel>();
+  const int64_t resident = resident_blocks<Kernel>(g.device);
   const int64_t splits = splits_of(g, walk, resident);
   const int64_t grid = units_of(g, walk) * splits;
   if (grid > resident) return false;
@@ -783,7 +788,7 @@ template <typename T>
 bool fused_alone(const GroupNormGeometry& g, FusedWalk walk, const void* input, void* output,
                  GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch()) return false;
+  if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch(g.device)) return false;
   const T* in = static_cast<const T*>(input);
   T* out = static_cast<T*>(output);
   if (walk == FusedWalk::kRows)
@@ -796,27 +801,27 @@ bool fused_alone(const GroupNormGeometry& g, FusedWalk walk, const void* input, 
 // Launches the apply kernel Kernel(a, extra...) in one wave, for `blocks`
 // blocks of work.
 template <auto Kernel, typename... Extra>
-void launch_apply(int64_t blocks, const DenseArgs& a, cudaStream_t stream,
+void launch_apply(int device, int64_t blocks, const DenseArgs& a, cudaStream_t stream,
                   const Extra&... extra) {
-  launch_early<Kernel>(wave<Kernel>(blocks), stream, a, extra...);
+  launch_early<Kernel>(device, wave<Kernel>(blocks, device), stream, a, extra...);
 }
 
 template <typename T, int V, DenseWalk W>
-void launch_dense(const DenseArgs& a, cudaStream_t stream) {
+void launch_dense(int device, const DenseArgs& a, cudaStream_t stream) {
   const int64_t blocks = ceil_div(a.numel, int64_t{kThreads} * kUnroll * V);
   if (a.numel < (int64_t{1} << 31))
-    launch_apply<&dense_apply_kernel<T, V, W, uint32_t>>(blocks, a, stream);
+    launch_apply<&dense_apply_kernel<T, V, W, uint32_t>>(device, blocks, a, stream);
   else
-    launch_apply<&dense_apply_kernel<T, V, W, int64_t>>(blocks, a, stream);
+    launch_apply<&dense_apply_kernel<T, V, W, int64_t>>(device, blocks, a, stream);
 }
 
 template <typename T, int V>
-void launch_rows(const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
+void launch_rows(int device, const DenseArgs& a, const RowApply& ra, cudaStream_t stream) {
   const int64_t blocks = ceil_div(a.numel / a.channels, ra.rows * kUnroll);
   if (a.numel < (int64_t{1} << 31))
-    launch_apply<&row_apply_kernel<T, V, uint32_t>>(blocks, a, stream, ra);
+    launch_apply<&row_apply_kernel<T, V, uint32_t>>(device, blocks, a, stream, ra);
   else
-    launch_apply<&row_apply_kernel<T, V, int64_t>>(blocks, a, stream, ra);
+    launch_apply<&row_apply_kernel<T, V, int64_t>>(device, blocks, a, stream, ra);
 }
 
 // The apply with the table as it is, or, with records (normalise), the
@@ -829,11 +834,11 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
   const int64_t numel = g.batch * g.channels * g.spatial;
   if (numel == 0) return;
   if (records.records)
-    launch_early<&table_kernel>(blocks_for(g.batch * g.channels), stream, g.batch, g.channels,
-                                records, table);
+    launch_early<&table_kernel>(g.device, blocks_for(g.batch * g.channels), stream, g.batch,
+                                g.channels, records, table);
   if (!dense_same_layout(g)) {
     constexpr auto kernel = &strided_apply_kernel<T>;
-    kernel<<<wave<kernel>(blocks_for(numel)), kThreads, 0, stream>>>(
+    kernel<<<wave<kernel>(blocks_for(numel), g.device), kThreads, 0, stream>>>(
         g, static_cast<const T*>(input), static_cast<T*>(output), table);
     check_launch();
     return;
@@ -843,19 +848,19 @@ void apply(const GroupNormGeometry& g, const void* input, void* output, ChannelT
   const int vec = aligned_to(input, 16) && aligned_to(output, 16) ? kVec : 1;
   switch (dense_walk(g, vec)) {
     case DenseWalk::kChannelOuter:
-      launch_dense<T, kVec, DenseWalk::kChannelOuter>(a, stream);
+      launch_dense<T, kVec, DenseWalk::kChannelOuter>(g.device, a, stream);
       break;
     case DenseWalk::kChannelInner:
       if (const RowApply ra = row_apply(g, vec); ra.cols > 0)
-        launch_rows<T, kVec>(a, ra, stream);
+        launch_rows<T, kVec>(g.device, a, ra, stream);
       else
-        launch_dense<T, kVec, DenseWalk::kChannelInner>(a, stream);
+        launch_dense<T, kVec, DenseWalk::kChannelInner>(g.device, a, stream);
       break;
     default:
       if (vec > 1)
-        launch_dense<T, kVec, DenseWalk::kPerElement>(a, stream);
+        launch_dense<T, kVec, DenseWalk::kPerElement>(g.device, a, stream);
       else
-        launch_dense<T, 1, DenseWalk::kPerElement>(a, stream);
+        launch_dense<T, 1, DenseWalk::kPerElement>(g.device, a, stream);
   }
   check_launch();
 }

@@ -327,7 +327,7 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   constexpr int kVec = 16 / sizeof(T);
   constexpr auto kernel = &held_kernel<T, kVec, kRows>;
   // Clusters and cp.async: an sm_90 binary on an sm_90 device, as for early launches.
-  const int device = current_device();
+  const int device = g.device;  // current (held_group_norm)
   if (!waits_for_previous<kernel>(device)) return false;
   const int64_t table = kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
   HeldArgs a;

@@ -16,8 +16,8 @@ namespace diffcoll {
 namespace ops {
 
 // Launches the whole GroupNorm of `input` into `output` (the same strides),
-// whose fused_walk is `walk`, on `stream`, writing each (sample, group)'s
-// moments to records[pair]:
+// whose fused_walk is `walk`, on `stream` of g.device, which must be the
+// current device, writing each (sample, group)'s moments to records[pair]:
 // true if launched, false (nothing launched) where the tensor is not held
 // (layout, size, a device before sm_90 or without room for every cluster
 // at once), for the caller's other paths.
