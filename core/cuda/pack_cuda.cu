@@ -23,8 +23,9 @@
 //    dense side one flat run, the view side one run per dense column, with
 //    no partial vectors and no division per unit. Shared memory holds the
 //    tile in dense order, padded so that the view side's unit accesses
-//    spread over the banks. Each block moves one tile, and the SMs whose
-//    blocks finish first take the next tiles.
+//    spread over the banks; 2-byte units of two view runs move there as
+//    one 4-byte word. Each block moves one tile, and the SMs whose blocks
+//    finish first take the next tiles.
 //  - tiled: the same with one unit per access, for what vectors cannot do
 //    (stride -1, strides that are not a multiple of a vector).
 // All loops are limited by the bytes each SM keeps in flight, not by the
@@ -589,12 +590,47 @@ union PlaneUnits {
   U u[kPlaneVector<U>];
 };
 
+// Runs in pairs: where a unit is 2 bytes and the plane has an even number
+// of rows I, the view side moves vector s of runs 2i and 2i + 1 together,
+// for pair (i, s) (consecutive pairs: consecutive vectors of two runs).
+// Each dense row of the two vectors then has its two units side by side in
+// shared memory (units 2i and 2i + 1 of the row), so they move as one
+// 4-byte word: half the shared-memory accesses of a unit at a time. The
+// transposed latent's pack went from 12.42 to 11.76-11.82 us on an H200
+// (docs/PERFORMANCE.md).
+template <typename U>
+__host__ __device__ inline bool planePairs(const PackDesc& d) {
+  return sizeof(U) == 2 && d.edgeI % 2 == 0;
+}
+
+// The 2 x 2 transpose of the 2-byte halves of x and y: x becomes their low
+// halves (x's lowest), y their high halves. The same both ways: two units
+// e, e + 1 of two vectors, or the two runs' units of rows e and e + 1.
+__host__ __device__ inline void transposeHalves(uint32_t& x, uint32_t& y) {
+  const uint32_t low = (x & 0xffffu) | (y << 16), high = (x >> 16) | (y & 0xffff0000u);
+  x = low;
+  y = high;
+}
+
 // Thread `thread` takes vectors thread + m * kThreads of each side, m <
-// kPlaneSlots: the whole tile.
+// kPlaneSlots: the whole tile; with runs in pairs, the view side's pairs
+// thread + n * kThreads, n < kPlaneSlots / 2, into regs[2n] (run 2i) and
+// regs[2n + 1] (run 2i + 1).
 // The source side into regs (kPack: the view; else the dense run).
 template <bool kPack, typename U>
 __host__ __device__ inline void planeLoad(const PackDesc& d, const PlaneTile<U>& tile, uint4* regs,
                                           int thread) {
+  if (kPack && planePairs<U>(d)) {
+    PACK_UNROLL
+    for (int n = 0; n < kPlaneSlots / 2; ++n) {
+      const int32_t pair = thread + n * kThreads;
+      if (2 * pair >= tile.vectors) break;
+      const PlaneVector v = planeVectorAt(tile, pair);
+      regs[2 * n] = *planeViewVector(d, tile, PlaneVector{2 * v.i, v.s});
+      regs[2 * n + 1] = *planeViewVector(d, tile, PlaneVector{2 * v.i + 1, v.s});
+    }
+    return;
+  }
   PACK_UNROLL
   for (int m = 0; m < kPlaneSlots; ++m) {
     const int32_t q = thread + m * kThreads;
@@ -603,10 +639,30 @@ __host__ __device__ inline void planeLoad(const PackDesc& d, const PlaneTile<U>&
   }
 }
 
-// regs into shared memory: view vectors a unit at a time, dense chunks whole.
+// regs into shared memory: view vectors a unit (runs in pairs: a word) at a
+// time, dense chunks whole.
 template <bool kPack, typename U>
 __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& tile,
                                          const uint4* regs, U* buf, int thread) {
+  if (kPack && planePairs<U>(d)) {
+    const int32_t next = d.edgeI / 2;  // words from a unit's row to the next
+    PACK_UNROLL
+    for (int n = 0; n < kPlaneSlots / 2; ++n) {
+      const int32_t pair = thread + n * kThreads;
+      if (2 * pair >= tile.vectors) break;
+      const PlaneVector v = planeVectorAt(tile, pair);
+      uint32_t* row = reinterpret_cast<uint32_t*>(buf + planeUnit<U>(d, PlaneVector{2 * v.i, v.s}, 0));
+      uint32_t x[4] = {regs[2 * n].x, regs[2 * n].y, regs[2 * n].z, regs[2 * n].w};
+      uint32_t y[4] = {regs[2 * n + 1].x, regs[2 * n + 1].y, regs[2 * n + 1].z, regs[2 * n + 1].w};
+      PACK_UNROLL
+      for (int k = 0; k < 4; ++k) {  // units 2k, 2k + 1 of both into rows 2k, 2k + 1
+        transposeHalves(x[k], y[k]);
+        row[2 * k * next] = x[k];
+        row[(2 * k + 1) * next] = y[k];
+      }
+    }
+    return;
+  }
   PACK_UNROLL
   for (int m = 0; m < kPlaneSlots; ++m) {
     const int32_t q = thread + m * kThreads;
@@ -624,12 +680,33 @@ __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& 
 }
 
 // Shared memory out to the destination side (kPack: the dense run; else the
-// view), a vector at a time: shared memory answers fast, and the registers
-// a whole slot set would take are more resident blocks'
-// (kMinPlaneBlocksPerSm).
+// view), a vector (runs in pairs: two) at a time: shared memory answers
+// fast, and the registers a whole slot set would take are more resident
+// blocks' (kMinPlaneBlocksPerSm).
 template <bool kPack, typename U>
 __host__ __device__ inline void planeOut(const PackDesc& d, const PlaneTile<U>& tile,
                                          const U* buf, int thread) {
+  if (!kPack && planePairs<U>(d)) {
+    const int32_t next = d.edgeI / 2;
+    PACK_UNROLL
+    for (int n = 0; n < kPlaneSlots / 2; ++n) {
+      const int32_t pair = thread + n * kThreads;
+      if (2 * pair >= tile.vectors) break;
+      const PlaneVector v = planeVectorAt(tile, pair);
+      const PlaneVector even{2 * v.i, v.s}, odd{2 * v.i + 1, v.s};
+      const uint32_t* row = reinterpret_cast<const uint32_t*>(buf + planeUnit<U>(d, even, 0));
+      uint32_t x[4], y[4];
+      PACK_UNROLL
+      for (int k = 0; k < 4; ++k) {  // rows 2k, 2k + 1 into units 2k, 2k + 1 of both
+        x[k] = row[2 * k * next];
+        y[k] = row[(2 * k + 1) * next];
+        transposeHalves(x[k], y[k]);
+      }
+      *planeViewVector(d, tile, even) = make_uint4(x[0], x[1], x[2], x[3]);
+      *planeViewVector(d, tile, odd) = make_uint4(y[0], y[1], y[2], y[3]);
+    }
+    return;
+  }
   PACK_UNROLL
   for (int m = 0; m < kPlaneSlots; ++m) {
     const int32_t q = thread + m * kThreads;

@@ -10,7 +10,7 @@
 // themselves on one. Also checks that the benchmark's views take the fast
 // loops (the transposed latent plane tiles, rows with gaps 16-byte units)
 // and which loop, vector and tile each kind of view is planned for. The
-// plane tiles run their own block loop, prefetch included, phase by phase.
+// plane tiles run their own block loop phase by phase.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -351,11 +351,12 @@ void expectPlaneTileFits(const PackDesc& d) {
 
 TEST(PackCudaEmulation, BenchmarkViewsTakeTheFastLoops) {
   // bf16 [2,16,21,160,90]: plane tiles of 80 x 90 (whole dense rows of 90),
-  // rows of 8 dense rows 91 chunks apart.
+  // rows of 8 dense rows 91 chunks apart, view runs in pairs.
   const PackDesc transposed = planOf(transposedLatent());
   EXPECT_EQ(transposed.kind, kPlaneTiled);
   EXPECT_EQ(transposed.unit, 2);
   EXPECT_EQ(transposed.edgeI, 90);
+  EXPECT_TRUE(planePairs<uint16_t>(transposed));
   EXPECT_EQ(transposed.edgeT, 80);
   EXPECT_EQ(transposed.pitch, 91);
   EXPECT_EQ(transposed.items, 2u * 16 * 21 * 2);
