@@ -102,8 +102,9 @@ constexpr int kMinVecBlocksPerSm = 3;
 // registers: 6 blocks an SM (1536 threads, up to 6 tiles in flight). The
 // transposed latent's pack / unpack on an H200 at 4 to 8 blocks an SM:
 // 12.45-12.59 / 11.24, 12.60 / 11.25, 12.22-12.25 / 11.36-11.40,
-// 12.28-12.32 / 11.47-11.56 and 12.28-12.31 / 11.53-11.55 us
-// (docs/PERFORMANCE.md).
+// 12.28-12.32 / 11.47-11.56 and 12.28-12.31 / 11.53-11.55 us; with runs
+// in pairs (planePairs) at 5, 6 and 8: 12.90-12.93, 11.85-12.00 and 12.21-12.27
+// us pack (docs/PERFORMANCE.md).
 constexpr int kMinPlaneBlocksPerSm = 6;
 
 // The copy loops are __host__ __device__, so that they can be checked on a
@@ -596,7 +597,7 @@ union PlaneUnits {
 // Each dense row of the two vectors then has its two units side by side in
 // shared memory (units 2i and 2i + 1 of the row), so they move as one
 // 4-byte word: half the shared-memory accesses of a unit at a time. The
-// transposed latent's pack went from 12.42 to 11.76-11.82 us on an H200
+// transposed latent's pack went from 12.42 to 11.85-11.97 us on an H200
 // (docs/PERFORMANCE.md).
 template <typename U>
 __host__ __device__ inline bool planePairs(const PackDesc& d) {
