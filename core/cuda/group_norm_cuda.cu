@@ -788,7 +788,8 @@ template <typename T>
 bool fused_alone(const GroupNormGeometry& g, FusedWalk walk, const void* input, void* output,
                  GroupMoments* partials, const MergeArgs& merge, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch(g.device)) return false;
+  if (walk == FusedWalk::kNone || !merge.table.factors || !cooperative_launch(g.device))
+    return false;
   const T* in = static_cast<const T*>(input);
   T* out = static_cast<T*>(output);
   if (walk == FusedWalk::kRows)

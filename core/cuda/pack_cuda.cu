@@ -652,7 +652,8 @@ __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& 
       const int32_t pair = thread + n * kThreads;
       if (2 * pair >= tile.vectors) break;
       const PlaneVector v = planeVectorAt(tile, pair);
-      uint32_t* row = reinterpret_cast<uint32_t*>(buf + planeUnit<U>(d, PlaneVector{2 * v.i, v.s}, 0));
+      const PlaneVector even{2 * v.i, v.s};
+      uint32_t* row = reinterpret_cast<uint32_t*>(buf + planeUnit<U>(d, even, 0));
       uint32_t x[4] = {regs[2 * n].x, regs[2 * n].y, regs[2 * n].z, regs[2 * n].w};
       uint32_t y[4] = {regs[2 * n + 1].x, regs[2 * n + 1].y, regs[2 * n + 1].z, regs[2 * n + 1].w};
       PACK_UNROLL
