@@ -613,10 +613,24 @@ __host__ __device__ inline void transposeHalves(uint32_t& x, uint32_t& y) {
   y = high;
 }
 
+// Pair n of thread `thread` (pair thread + n * kThreads): false past the
+// tile's last, else *even is its vector of run 2i (run 2i + 1's has i one
+// more). Every phase maps pairs here, so that the loads and the
+// shared-memory words agree.
+template <typename U>
+__host__ __device__ inline bool planePairAt(const PlaneTile<U>& tile, int thread, int n,
+                                            PlaneVector* even) {
+  const int32_t pair = thread + n * kThreads;
+  if (2 * pair >= tile.vectors) return false;
+  const PlaneVector v = planeVectorAt(tile, pair);
+  *even = {2 * v.i, v.s};
+  return true;
+}
+
 // Thread `thread` takes vectors thread + m * kThreads of each side, m <
-// kPlaneSlots: the whole tile; with runs in pairs, the view side's pairs
-// thread + n * kThreads, n < kPlaneSlots / 2, into regs[2n] (run 2i) and
-// regs[2n + 1] (run 2i + 1).
+// kPlaneSlots: the whole tile; with runs in pairs, the view side's pairs n
+// < kPlaneSlots / 2 (planePairAt), into regs[2n] (run 2i) and regs[2n + 1]
+// (run 2i + 1).
 // The source side into regs (kPack: the view; else the dense run).
 template <bool kPack, typename U>
 __host__ __device__ inline void planeLoad(const PackDesc& d, const PlaneTile<U>& tile, uint4* regs,
@@ -624,11 +638,10 @@ __host__ __device__ inline void planeLoad(const PackDesc& d, const PlaneTile<U>&
   if (kPack && planePairs<U>(d)) {
     PACK_UNROLL
     for (int n = 0; n < kPlaneSlots / 2; ++n) {
-      const int32_t pair = thread + n * kThreads;
-      if (2 * pair >= tile.vectors) break;
-      const PlaneVector v = planeVectorAt(tile, pair);
-      regs[2 * n] = *planeViewVector(d, tile, PlaneVector{2 * v.i, v.s});
-      regs[2 * n + 1] = *planeViewVector(d, tile, PlaneVector{2 * v.i + 1, v.s});
+      PlaneVector even;
+      if (!planePairAt(tile, thread, n, &even)) break;
+      regs[2 * n] = *planeViewVector(d, tile, even);
+      regs[2 * n + 1] = *planeViewVector(d, tile, PlaneVector{even.i + 1, even.s});
     }
     return;
   }
@@ -649,10 +662,8 @@ __host__ __device__ inline void planePut(const PackDesc& d, const PlaneTile<U>& 
     const int32_t next = d.edgeI / 2;  // words from a unit's row to the next
     PACK_UNROLL
     for (int n = 0; n < kPlaneSlots / 2; ++n) {
-      const int32_t pair = thread + n * kThreads;
-      if (2 * pair >= tile.vectors) break;
-      const PlaneVector v = planeVectorAt(tile, pair);
-      const PlaneVector even{2 * v.i, v.s};
+      PlaneVector even;
+      if (!planePairAt(tile, thread, n, &even)) break;
       uint32_t* row = reinterpret_cast<uint32_t*>(buf + planeUnit<U>(d, even, 0));
       uint32_t x[4] = {regs[2 * n].x, regs[2 * n].y, regs[2 * n].z, regs[2 * n].w};
       uint32_t y[4] = {regs[2 * n + 1].x, regs[2 * n + 1].y, regs[2 * n + 1].z, regs[2 * n + 1].w};
@@ -692,10 +703,9 @@ __host__ __device__ inline void planeOut(const PackDesc& d, const PlaneTile<U>& 
     const int32_t next = d.edgeI / 2;
     PACK_UNROLL
     for (int n = 0; n < kPlaneSlots / 2; ++n) {
-      const int32_t pair = thread + n * kThreads;
-      if (2 * pair >= tile.vectors) break;
-      const PlaneVector v = planeVectorAt(tile, pair);
-      const PlaneVector even{2 * v.i, v.s}, odd{2 * v.i + 1, v.s};
+      PlaneVector even;
+      if (!planePairAt(tile, thread, n, &even)) break;
+      const PlaneVector odd{even.i + 1, even.s};
       const uint32_t* row = reinterpret_cast<const uint32_t*>(buf + planeUnit<U>(d, even, 0));
       uint32_t x[4], y[4];
       PACK_UNROLL
