@@ -39,7 +39,9 @@ constexpr int kThreads = kGroupNormThreads;
 // last in proportion to its blocks. Of 1 to 8 stages ahead, 2 ended the
 // call soonest: [1,512,90,160] contiguous / channels-last took 17.3 / 20.7
 // us at 1, 15.8 / 18.6 at 2, 16.1-16.3 / 20.4 at 4, 16.2-16.4 / 21.2 at 6
-// and 16.7 / 21.7 at 8 (docs/PERFORMANCE.md).
+// and 16.7 / 21.7 at 8 (docs/PERFORMANCE.md). With the sums reading 16
+// bytes at a time (held_load), 2 still: 14.1 / 17.5 us, against 14.2 /
+// 18.2-18.4 at 3 and 14.5 / 17.5-17.6 with 4 or 3 stages of 2 ahead.
 constexpr int kHeldStages = 8;  // commit groups a block's copies are cut into
 constexpr int kHeldAhead = 2;   // of them in flight at once
 
@@ -73,9 +75,21 @@ __device__ __forceinline__ void wait_copies() {
 #endif
 }
 
+// Arrives at the cluster barrier with release semantics: the thread's
+// writes before it are seen by the blocks that wait. It compiles to a
+// GPU-wide memory barrier, which waits for every write the thread has in
+// flight, global ones included.
 __device__ __forceinline__ void cluster_arrive() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#endif
+}
+
+// Arrives ordering nothing: for a thread that only says it is done reading
+// (its reads have returned once their values are used).
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
 #endif
 }
 
@@ -132,13 +146,23 @@ __device__ __forceinline__ void copy_stage(Pack<T, V>* held, const T* from, uint
   commit_copies();
 }
 
+// Load i of `held` as one 16-byte shared-memory read. Element by element
+// (what the compiler makes of a Pack read through a reference), a warp's
+// 2-byte reads 16 bytes apart conflict four ways: 32 wavefronts a load
+// instead of 4, which bounded the sums of SMs holding three blocks.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> held_load(const Pack<T, V>* held, int i) {
+  return elementwise::load_pack<T, V>(reinterpret_cast<const T*>(held + i));
+}
+
 // Adds the thread's loads of `stage` (as copy_stage).
 template <typename T, int V>
 __device__ __forceinline__ void sum_stage(const Pack<T, V>* held, int stage, int mine,
                                           int per_stage, LaneSums<V>* acc) {
   const int last = min(mine, (stage + 1) * per_stage);
 #pragma unroll 2
-  for (int m = stage * per_stage; m < last; ++m) acc->add(held[threadIdx.x + m * kThreads]);
+  for (int m = stage * per_stage; m < last; ++m)
+    acc->add(held_load(held, threadIdx.x + m * kThreads));
 }
 
 // The cluster's partials merged, in every lane of the calling warp: lane r
@@ -240,7 +264,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const GroupMoments merged = cluster_merge(&partial, p.cluster);
   const GroupStats st = stats_of(merged, a.eps);
   if (blockIdx.x % p.cluster == 0 && t == 0) a.records[unit] = merged;
-  cluster_arrive();  // done with the other blocks' partials
+  // Done with the other blocks' partials: the merged values are in
+  // registers, so nothing needs ordering (a release here waited on the
+  // records store, Nsight Compute's top stall of the channel-rows kernel).
+  cluster_arrive_relaxed();
   // scale = rstd * weight, as in the table of the other paths: the same bits.
   if constexpr (kRows) {
     // The thread's V channels.
@@ -249,7 +276,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int k = 0; k < V; ++k) scale[k] = st.rstd * weight[k];
 #pragma unroll 4
     for (int m = 0; m < mine; ++m) {
-      Pack<T, V> x = held[t + m * kThreads];
+      Pack<T, V> x = held_load(held, t + m * kThreads);
 #pragma unroll
       for (int k = 0; k < V; ++k)
         x.set(k, from_float<T>((to_float(x.get(k)) - st.mean) * scale[k] + bias[k]));
@@ -260,7 +287,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const uint32_t S = static_cast<uint32_t>(a.spatial);
 #pragma unroll 4
     for (int m = 0; m < mine; ++m) {
-      Pack<T, V> x = held[t + m * kThreads];
+      Pack<T, V> x = held_load(held, t + m * kThreads);
       const uint32_t k = a.cpg == 1 ? 0 : (begin + t + m * kThreads) * V / S;
       const float sc = st.rstd * weight_of[k], b = bias_of[k];
 #pragma unroll
