@@ -317,6 +317,38 @@ int held_block_bytes(int device) {
   });
 }
 
+// An SM of `device`, the current one, as Kernel's blocks fill it
+// (HeldSm), its figures asked of the runtime once.
+template <auto Kernel>
+HeldSm held_sm(int device) {
+  static std::atomic<int> sm_bytes[kMaxCachedDevices], per_block[kMaxCachedDevices],
+      max_blocks[kMaxCachedDevices];
+  HeldSm sm;
+  sm.block_bytes = held_block_bytes<Kernel>(device);
+  sm.sm_bytes = once_per_device(sm_bytes, device, [](int d) {
+    int bytes = 0;
+    DIFFCOLL_CUDA_CHECK(
+        cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerMultiprocessor, d));
+    return bytes;
+  });
+  // The runtime's reserve and the kernel's static shared memory.
+  sm.per_block = once_per_device(per_block, device, [](int d) {
+    int reserved = 0;
+    DIFFCOLL_CUDA_CHECK(
+        cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, d));
+    cudaFuncAttributes attr{};
+    DIFFCOLL_CUDA_CHECK(cudaFuncGetAttributes(&attr, Kernel));
+    return reserved + static_cast<int>(attr.sharedSizeBytes);
+  });
+  sm.max_blocks = once_per_device(max_blocks, device, [](int) {  // of the current device
+    int blocks = 0;
+    DIFFCOLL_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, Kernel, kThreads, 0));
+    return blocks;
+  });
+  return sm;
+}
+
 // cudaOccupancyMaxActiveClusters of Kernel launched as `config` (whose
 // attributes give the cluster size `cluster`) on `device`, the current one.
 // The runtime's answer costs microseconds, more than the rest of the launch,
@@ -356,33 +388,44 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   // Clusters and cp.async: an sm_90 binary on an sm_90 device, as for early launches.
   const int device = g.device;  // current (held_group_norm)
   if (!waits_for_previous<kernel>(device)) return false;
-  const int64_t table = kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
+  // kRuns: the pair's weights and biases share the block's dynamic memory.
+  const int64_t table =
+      kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
   HeldArgs a;
+  a.plan = held_plan(g, walk, in, sizeof(T));
+  if (a.plan.loads == 0) return false;
+  HeldSm sm = held_sm<kernel>(device);
+  sm.block_bytes -= table;
+  sm.per_block += table;
+  int order[kHeldMaxCluster];
+  const int sizes = held_cluster_order(a.plan, g.spatial, sm, order);
+  cudaLaunchAttribute attrs[2];
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = 1;
+  // The best size whose clusters all run at once. One wave: a unit waiting
+  // for a cluster to finish would hold its reads and writes apart (measured
+  // slower, docs/PERFORMANCE.md).
+  bool fits = false;
+  for (int i = 0; i < sizes && !fits; ++i) {
+    held_in_clusters(&a.plan, g.spatial, order[i]);
+    attrs[0].val.clusterDim.x = static_cast<unsigned>(a.plan.cluster);
+    config.gridDim = dim3(static_cast<unsigned>(a.plan.blocks()));
+    config.dynamicSmemBytes = static_cast<size_t>(a.plan.slots * 16 + table);
+    fits = max_active_clusters<kernel>(config, a.plan.cluster, device) >= a.plan.units;
+  }
+  if (!fits) return false;
   a.spatial = g.spatial;
   a.cpg = g.channels_per_group();
-  a.plan = held_plan(g, walk, in, sizeof(T), held_block_bytes<kernel>(device) - table,
-                      sm_count(device));
-  if (a.plan.cluster == 0) return false;
   a.step = held_step(a.plan);
   a.affine = affine;
   a.eps = eps;
   a.records = records;
-  cudaLaunchAttribute attrs[2];
-  attrs[0].id = cudaLaunchAttributeClusterDimension;
-  attrs[0].val.clusterDim.x = static_cast<unsigned>(a.plan.cluster);
-  attrs[0].val.clusterDim.y = 1;
-  attrs[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(a.plan.blocks()));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = static_cast<size_t>(a.plan.slots * 16 + table);
-  config.stream = stream;
-  config.attrs = attrs;
-  config.numAttrs = 1;
-  const int clusters = max_active_clusters<kernel>(config, a.plan.cluster, device);
-  // One wave: a unit waiting for a cluster to finish would hold its reads
-  // and writes apart (measured slower, docs/PERFORMANCE.md).
-  if (clusters < a.plan.units) return false;
   bool early = false;
   DIFFCOLL_CUDA_CHECK(stream_allows_early_launch(stream, &early));
   if (early) {

@@ -349,7 +349,7 @@ DIFFCOLL_HOST_DEVICE inline I run_channel(const GroupNormGeometry& g, const Grou
 constexpr int kHeldMaxCluster = 8;  // the portable cluster size
 
 struct HeldPlan {
-  int cluster = 0;           // blocks per pair; 0: the tensor is not held
+  int cluster = 0;           // blocks per pair (held_in_clusters)
   int64_t units = 0;         // pairs
   int64_t per_position = 0;  // kRows: loads per position; kRuns: 0
   int64_t loads = 0;         // loads per pair
@@ -388,13 +388,12 @@ inline int64_t held_step(const HeldPlan& p) {
   return kGroupNormThreads / p.per_position * p.position_stride;
 }
 
-// How `walk` of `g`, elements of `elem` bytes, is held: in clusters of the
-// fewest blocks whose shares fit `block_bytes` of shared memory, doubled
-// while the grid stays within two blocks per SM of `sms`. cluster 0 where
-// the walk is not a linear one (runs of one whole group, channel rows over
-// one merged spatial dimension) or a pair outgrows kHeldMaxCluster blocks.
+// How `walk` of `g`, elements of `elem` bytes, is held, but for the cluster
+// size (cluster and slots 0: held_cluster_order picks it). loads 0 where the
+// walk is not a linear one (runs of one whole group, channel rows over one
+// merged spatial dimension).
 inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void* input,
-                          int64_t elem, int64_t block_bytes, int64_t sms) {
+                          int64_t elem) {
   HeldPlan p;
   const int64_t vec = 16 / elem, cpg = g.channels_per_group();
   if (walk == FusedWalk::kRuns) {
@@ -416,17 +415,49 @@ inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void
   p.vec = vec;
   p.groups = g.groups;
   p.sample_stride = g.in_n;
-  auto slots = [&](int64_t cluster) {
-    return p.per_position == 0 ? ceil_div(p.loads, cluster)
-                               : ceil_div(g.spatial, cluster) * p.per_position;
-  };
-  int64_t cluster = 1;
-  while (cluster <= kHeldMaxCluster && slots(cluster) * 16 > block_bytes) cluster *= 2;
-  if (cluster > kHeldMaxCluster || p.loads == 0) return p;
-  while (cluster < kHeldMaxCluster && p.units * cluster * 2 <= 2 * sms) cluster *= 2;
-  p.cluster = static_cast<int>(cluster);
-  p.slots = slots(cluster);
   return p;
+}
+
+// The plan `p` held in clusters of `cluster` blocks: the loads a block then
+// holds at most (the largest share), set in p.slots with p.cluster.
+inline void held_in_clusters(HeldPlan* p, int64_t spatial, int cluster) {
+  p->cluster = cluster;
+  p->slots = p->per_position == 0 ? ceil_div(p->loads, int64_t{cluster})
+                                  : ceil_div(spatial, int64_t{cluster}) * p->per_position;
+}
+
+// An SM as the held kernel's blocks fill it (the device's figures).
+struct HeldSm {
+  int64_t block_bytes = 0;  // shared memory a block's loads may take
+  int64_t sm_bytes = 0;     // shared memory of an SM
+  int64_t per_block = 0;    // shared memory an SM gives a block besides its loads
+  int64_t max_blocks = 0;   // blocks an SM runs at once by threads and registers
+};
+
+// The cluster sizes, up to kHeldMaxCluster, whose blocks' shares of plan
+// `p` fit sm.block_bytes, best first, in `order`; their count. The call
+// lasts as long as its busiest SM, and the cluster scheduler places blocks
+// where it likes, up to as many an SM as fit: so a size is as good as the
+// bytes an SM may be given, blocks that fit an SM times a block's share
+// (ties: the larger cluster, over more SMs). On an H200 a [1,512,90,160]
+// pair in clusters of 8 fits three blocks an SM (172.8 KB), in clusters of
+// 6 only two (153.6 KB): 14.1 -> 13.6 us contiguous, 17.4 -> 16.7 us
+// channels-last (docs/PERFORMANCE.md). The launch takes the first size
+// whose clusters all fit on the device at once.
+inline int held_cluster_order(HeldPlan p, int64_t spatial, const HeldSm& sm,
+                              int (&order)[kHeldMaxCluster]) {
+  int64_t busiest[kHeldMaxCluster + 1] = {};
+  int count = 0;
+  for (int cluster = kHeldMaxCluster; cluster >= 1 && p.loads > 0; --cluster) {
+    held_in_clusters(&p, spatial, cluster);
+    const int64_t share = p.slots * 16;
+    if (share > sm.block_bytes) continue;
+    busiest[cluster] = std::min(sm.max_blocks, sm.sm_bytes / (share + sm.per_block)) * share;
+    order[count++] = cluster;
+  }
+  // Larger clusters come first, and a stable sort keeps them first among equals.
+  std::stable_sort(order, order + count, [&](int a, int b) { return busiest[a] < busiest[b]; });
+  return count;
 }
 
 }  // namespace ops

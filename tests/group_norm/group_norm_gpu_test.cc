@@ -330,6 +330,9 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       whole("held channels-last bf16 [1,512,45,80]", bf16, {1, 512, 45, 80}, true, 32),
       whole("held channels-last f16 cpg 8, N 2", f16, {2, 256, 30, 40}, true, 32),
       whole("held contiguous f32, N 2", f32, {2, 128, 40, 64}, false, 16),
+      // The benchmark's activation itself: clusters of 6 on an H200 (HeldSm).
+      whole("held contiguous bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, false, 32),
+      whole("held channels-last bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, true, 32),
       // Dense, the samples inside the channels: the one-kernel GroupNorm on
       // per-channel runs.
       {"samples in channels bf16", bf16, {2, 64, 16, 24}, {384, 768, 24, 1}, 2 * 64 * 16 * 24, 0,

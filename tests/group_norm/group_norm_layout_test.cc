@@ -9,9 +9,11 @@
 // channel and sample of every memory position must be the element's own.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -546,44 +548,45 @@ TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
 }
 
 // The GroupNorm held in shared memory: for every layout it holds, in
-// clusters of every size its plan may take, the blocks' shares of each pair
-// cover the pair's loads once, each load's elements are the pair's, a
-// thread's loads are held_step apart and (channel rows) of the same
-// channels, and no share outgrows the block's memory.
+// clusters of every size, the blocks' shares of each pair cover the pair's
+// loads once, each load's elements are the pair's, a thread's loads are
+// held_step apart and (channel rows) of the same channels, and no share
+// exceeds the slots.
 TEST(GroupNormLayout, HeldSharesCoverEachGroupOnce) {
   int held = 0;
   for (const Layout& l : layouts())
     for (DType dtype : {DType::kBFloat16, DType::kFloat32})
-      for (int64_t groups : {1, 2, 4, 16})
-        for (int64_t block_bytes : {int64_t{48}, int64_t{256}, int64_t{1} << 20}) {
-          if (l.shape[1] % groups != 0) continue;
-          const TensorView t = view(l, dtype);
-          const int64_t elem = static_cast<int64_t>(t.element_size());
-          const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, groups);
-          const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, elem);
-          const ops::HeldPlan p = ops::held_plan(g, walk, t.data, elem, block_bytes, 132);
-          SCOPED_TRACE(l.name + (dtype == DType::kFloat32 ? " f32" : " bf16") + " groups " +
-                       std::to_string(groups) + " block bytes " + std::to_string(block_bytes));
-          if (walk == ops::FusedWalk::kNone) {
-            EXPECT_EQ(p.cluster, 0);
-            continue;
-          }
-          // Contiguous and dense channels-last are held wherever a pair fits 8 blocks.
-          if (block_bytes == int64_t{1} << 20 &&
-              (l.name.rfind("contiguous", 0) == 0 || l.name.rfind("channels_last", 0) == 0) &&
-              l.name != "channels_last_window" && l.name != "channels_last_odd") {
-            EXPECT_GT(p.cluster, 0);
-          }
-          if (p.cluster == 0) continue;
-          ++held;
-          EXPECT_LE(p.cluster, ops::kHeldMaxCluster);
-          EXPECT_LE(p.slots * 16, block_bytes);
-          EXPECT_EQ(p.units, g.pairs());
-          const std::vector<int64_t> off = offsets(t);
-          std::map<int64_t, int64_t> element_at;
-          for (int64_t i = 0; i < t.numel(); ++i) element_at[off[i]] = i;
-          const int64_t C = t.shape[1], S = t.numel() / (t.shape[0] * C), cpg = C / groups;
-          const int64_t step = ops::held_step(p), T = ops::kGroupNormThreads;
+      for (int64_t groups : {1, 2, 4, 16}) {
+        if (l.shape[1] % groups != 0) continue;
+        const TensorView t = view(l, dtype);
+        const int64_t elem = static_cast<int64_t>(t.element_size());
+        const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, groups);
+        const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, elem);
+        const ops::HeldPlan plan = ops::held_plan(g, walk, t.data, elem);
+        SCOPED_TRACE(l.name + (dtype == DType::kFloat32 ? " f32" : " bf16") + " groups " +
+                     std::to_string(groups));
+        if (walk == ops::FusedWalk::kNone) {
+          EXPECT_EQ(plan.loads, 0);
+          continue;
+        }
+        // Contiguous and dense channels-last are held.
+        if ((l.name.rfind("contiguous", 0) == 0 || l.name.rfind("channels_last", 0) == 0) &&
+            l.name != "channels_last_window" && l.name != "channels_last_odd") {
+          EXPECT_GT(plan.loads, 0);
+        }
+        if (plan.loads == 0) continue;
+        ++held;
+        EXPECT_EQ(plan.units, g.pairs());
+        const std::vector<int64_t> off = offsets(t);
+        std::map<int64_t, int64_t> element_at;
+        for (int64_t i = 0; i < t.numel(); ++i) element_at[off[i]] = i;
+        const int64_t C = t.shape[1], S = t.numel() / (t.shape[0] * C), cpg = C / groups;
+        const int64_t step = ops::held_step(plan), T = ops::kGroupNormThreads;
+        for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
+          SCOPED_TRACE("cluster " + std::to_string(cluster));
+          ops::HeldPlan p = plan;
+          ops::held_in_clusters(&p, g.spatial, cluster);
+          ASSERT_EQ(p.blocks(), p.units * cluster);
           std::vector<int> hits(t.numel(), 0);
           for (int64_t unit = 0; unit < p.units; ++unit)
             for (int64_t rank = 0; rank < p.cluster; ++rank) {
@@ -611,13 +614,73 @@ TEST(GroupNormLayout, HeldSharesCoverEachGroupOnce) {
             }
           for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
         }
+      }
   EXPECT_GT(held, 20);
 }
 
-// The benchmark's 2-D activation, bf16, 32 groups, on an H200 (132 SMs,
-// 227 KiB of shared memory a block): held in clusters of 8 blocks (256
-// blocks, two an SM), each holding 3600 loads; channels-last as two loads
-// (16 channels) a position.
+// An H200 SM for the bf16 held kernel: 227 KiB a block less 96 static
+// bytes, 228 KiB an SM, 1 KiB reserved a block, four blocks by registers.
+ops::HeldSm h200_sm() {
+  ops::HeldSm sm;
+  sm.block_bytes = 227 * 1024 - 96;
+  sm.sm_bytes = 228 * 1024;
+  sm.per_block = 1024 + 96;
+  sm.max_blocks = 4;
+  return sm;
+}
+
+// The cluster sizes are ordered by the bytes an SM may be given, blocks
+// that fit it times a block's share, ties to the larger cluster, and only
+// sizes whose shares fit a block are offered.
+TEST(GroupNormLayout, HeldClusterOrderPutsTheLeastBusySmFirst) {
+  const Layout l{"contiguous", {2, 64, 24, 40}, {64 * 24 * 40, 24 * 40, 40, 1}};
+  const TensorView t = view(l, DType::kBFloat16);
+  const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 8);
+  const ops::HeldPlan plan =
+      ops::held_plan(g, ops::fused_walk(g, t.data, t.data, 2), t.data, 2);
+  ASSERT_EQ(plan.loads, 8 * 24 * 40 / 8);  // 960 loads, 15360 bytes a pair
+  for (int64_t block_bytes : {int64_t{1} << 20, int64_t{4096}, int64_t{100}}) {
+    for (int64_t sm_bytes : {int64_t{16} << 10, int64_t{40} << 10, int64_t{228} << 10}) {
+      ops::HeldSm sm;
+      sm.block_bytes = block_bytes;
+      sm.sm_bytes = sm_bytes;
+      sm.per_block = 1024;
+      sm.max_blocks = 4;
+      int order[ops::kHeldMaxCluster];
+      const int n = ops::held_cluster_order(plan, g.spatial, sm, order);
+      SCOPED_TRACE("block bytes " + std::to_string(block_bytes) + ", SM bytes " +
+                   std::to_string(sm_bytes));
+      std::set<int> offered;
+      int64_t previous = -1;
+      for (int i = 0; i < n; ++i) {
+        ASSERT_TRUE(offered.insert(order[i]).second) << "size " << order[i] << " twice";
+        ops::HeldPlan p = plan;
+        ops::held_in_clusters(&p, g.spatial, order[i]);
+        const int64_t share = p.slots * 16;
+        ASSERT_LE(share, block_bytes);
+        const int64_t busiest = std::min<int64_t>(4, sm_bytes / (share + 1024)) * share;
+        ASSERT_GE(busiest, previous) << "size " << order[i];
+        if (busiest == previous) {
+          EXPECT_LT(order[i], order[i - 1]) << "a tie goes to the larger cluster";
+        }
+        previous = busiest;
+      }
+      for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
+        ops::HeldPlan p = plan;
+        ops::held_in_clusters(&p, g.spatial, cluster);
+        EXPECT_EQ(offered.count(cluster), p.slots * 16 <= block_bytes ? 1u : 0u)
+            << "cluster " << cluster;
+      }
+    }
+  }
+}
+
+// The benchmark's 2-D activation, bf16, 32 groups, on an H200: clusters of 6
+// first (192 blocks of 4800 loads, 76.8 KB: two an SM, 153.6 KB), before 3
+// (one an SM of 153.6 KB) and the 8 (three an SM of 57.6 KB: 172.8 KB) of
+// the thirteenth session; 1 does not fit a block. Channels-last as two
+// loads (16 channels) a position; contiguous with its table of 16 weights
+// and biases beside the loads.
 TEST(GroupNormLayout, HeldPlanOfTheBenchmarkActivation) {
   for (bool channels_last : {false, true}) {
     Layout l{"benchmark", {1, 512, 90, 160}, {512 * 90 * 160, 90 * 160, 160, 1}};
@@ -625,11 +688,18 @@ TEST(GroupNormLayout, HeldPlanOfTheBenchmarkActivation) {
     const TensorView t = view(l, DType::kBFloat16);
     const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 32);
     const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, 2);
-    const ops::HeldPlan p = ops::held_plan(g, walk, t.data, 2, 227 * 1024 - 96, 132);
-    EXPECT_EQ(p.cluster, 8);
+    ops::HeldPlan p = ops::held_plan(g, walk, t.data, 2);
     EXPECT_EQ(p.per_position, channels_last ? 2 : 0);
-    EXPECT_EQ(p.blocks(), 256);
-    EXPECT_EQ(p.slots, 3600);
+    ops::HeldSm sm = h200_sm();
+    const int64_t table = channels_last ? 0 : 2 * 16 * 4;
+    sm.block_bytes -= table;
+    sm.per_block += table;
+    int order[ops::kHeldMaxCluster];
+    const int n = ops::held_cluster_order(p, g.spatial, sm, order);
+    EXPECT_EQ(std::vector<int>(order, order + n), (std::vector<int>{6, 3, 8, 5, 7, 4, 2}));
+    ops::held_in_clusters(&p, g.spatial, order[0]);
+    EXPECT_EQ(p.blocks(), 192);
+    EXPECT_EQ(p.slots, 4800);
   }
 }
 
@@ -643,9 +713,8 @@ TEST(GroupNormLayout, HeldArithmeticKeepsTheVarianceOfAnOffsetActivation) {
   const Layout l{"contiguous", {1, C, H, W}, {C * H * W, H * W, W, 1}};
   const TensorView t = view(l, DType::kFloat32);
   const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, G);
-  const ops::HeldPlan p =
-      ops::held_plan(g, ops::fused_walk(g, t.data, t.data, 4), t.data, 4, 64 * 1024, 132);
-  ASSERT_EQ(p.cluster, 8);
+  ops::HeldPlan p = ops::held_plan(g, ops::fused_walk(g, t.data, t.data, 4), t.data, 4);
+  ops::held_in_clusters(&p, g.spatial, 8);
   ASSERT_GT(p.slots, 2 * T) << "threads should hold several loads";
   std::vector<float> mem(C * H * W);
   for (size_t i = 0; i < mem.size(); ++i) mem[i] = offset_value(static_cast<int64_t>(i));
