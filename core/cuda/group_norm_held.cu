@@ -41,8 +41,11 @@ constexpr int kThreads = kGroupNormThreads;
 // us at 1, 15.8 / 18.6 at 2, 16.1-16.3 / 20.4 at 4, 16.2-16.4 / 21.2 at 6
 // and 16.7 / 21.7 at 8 (docs/PERFORMANCE.md). With the sums reading 16
 // bytes at a time (held_load), 2 still: 14.1 / 17.5 us, against 14.2 /
-// 18.2-18.4 at 3 and 14.5 / 17.5-17.6 with 4 or 3 stages of 2 ahead.
-constexpr int kHeldStages = 8;  // commit groups a block's copies are cut into
+// 18.2-18.4 at 3. In clusters of 6 (held_cluster_order: 76.8 KB blocks,
+// 4800 loads), 4 stages of 2 ahead ended soonest: 13.49-13.52 / 16.34 us,
+// against 13.56-13.61 / 16.59-16.65 with 8 and 13.62 / 16.84-17.09 with 8
+// of 3 ahead.
+constexpr int kHeldStages = 4;  // commit groups a block's copies are cut into
 constexpr int kHeldAhead = 2;   // of them in flight at once
 
 struct HeldArgs {
