@@ -34,17 +34,13 @@ constexpr int kThreads = kGroupNormThreads;
 // everywhere), and each thread normalises the loads it holds. A second
 // cluster barrier, waited for at the very end, keeps every block's partial
 // in place until the cluster has read it.
-// Two stages ahead: the cluster scheduler puts up to three blocks on an SM
-// (a [1,512,90,160] tensor's 256 blocks on 116-122 SMs), and an SM's reads
-// last in proportion to its blocks. Of 1 to 8 stages ahead, 2 ended the
-// call soonest: [1,512,90,160] contiguous / channels-last took 17.3 / 20.7
-// us at 1, 15.8 / 18.6 at 2, 16.1-16.3 / 20.4 at 4, 16.2-16.4 / 21.2 at 6
-// and 16.7 / 21.7 at 8 (docs/PERFORMANCE.md). With the sums reading 16
-// bytes at a time (held_load), 2 still: 14.1 / 17.5 us, against 14.2 /
-// 18.2-18.4 at 3. In clusters of 6 (held_cluster_order: 76.8 KB blocks,
-// 4800 loads), 4 stages of 2 ahead ended soonest: 13.49-13.52 / 16.34 us,
-// against 13.56-13.61 / 16.59-16.65 with 8 and 13.62 / 16.84-17.09 with 8
-// of 3 ahead.
+// Two of four stages in flight, as measured on [1,512,90,160] bf16
+// (docs/PERFORMANCE.md). Clusters of 8 (three 57.6 KB blocks an SM): of 1
+// to 8 stages ahead of 8, 2 ended the call soonest. Clusters of 6 (76.8 KB
+// blocks, two an SM: held_cluster_order): 4 stages of 2 ahead, contiguous /
+// channels-last 13.49-13.56 / 16.26-16.39 us, against 13.56-13.61 /
+// 16.59-16.65 with 8 stages, 13.62 / 16.84-17.09 with 8 of 3 ahead, 13.78 /
+// 16.52 with 3 of 2 and 13.84 / 17.15 with 4 of 3.
 constexpr int kHeldStages = 4;  // commit groups a block's copies are cut into
 constexpr int kHeldAhead = 2;   // of them in flight at once
 
