@@ -53,10 +53,17 @@ struct HeldArgs {
   GroupMoments* records;         // records[pair]
 };
 
+// 16 bytes from global memory into shared memory, the whole 128-byte line
+// fetched into L2: a channel row of a unit is 32 or 64 bytes of a line
+// whose rest other clusters read about the same time, and sector by sector
+// from memory the reads cost 1.9 us more than the same bytes read in
+// whole lines ([1,512,90,160] channels-last, 16.4 -> 15.7 us one group a
+// unit; docs/PERFORMANCE.md).
 __device__ __forceinline__ void copy_async_16(void* smem, const void* global) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(global) : "memory");
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;" ::"r"(dst), "l"(global)
+               : "memory");
 #endif
 }
 
