@@ -34,17 +34,23 @@ __device__ inline float2 shuffle_down(float2 v, int delta) {
                      __shfl_down_sync(0xffffffffu, v.y, delta));
 }
 
-// The block's sums (valid in thread 0): warps' shuffle trees (down by 16,
-// 8, 4, 2, 1), then the warps in order.
-__device__ inline float2 block_sums(float2 v) {
+// The block's sums, per group where each warp holds whole rows of `groups`
+// groups side by side, `per_group` lanes each (thread t's group: t %
+// (groups * per_group) / per_group; by default one group): warps' shuffle
+// trees down by 16, 8, 4, 2, 1 but across groups, then the warps in order.
+// Group g's sums are valid in thread g * per_group.
+__device__ inline float2 block_sums(float2 v, int per_group = 1, int groups = 1) {
   constexpr int kWarps = kGroupNormThreads / 32;
-  __shared__ float2 per_warp[kWarps];
-  for (int delta = 16; delta > 0; delta /= 2) v = add_sums(v, shuffle_down(v, delta));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) per_warp[warp] = v;
+  __shared__ float2 per_warp[kWarps][kHeldMaxUnitGroups];
+  const int row = per_group * groups;
+  for (int delta = 16; delta > 0; delta /= 2)
+    if (delta < per_group || delta >= row) v = add_sums(v, shuffle_down(v, delta));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, group = lane / per_group;
+  const bool lead = lane < row && lane % per_group == 0;
+  if (lead) per_warp[warp][group] = v;
   __syncthreads();
-  if (threadIdx.x == 0)
-    for (int w = 1; w < kWarps; ++w) v = add_sums(v, per_warp[w]);
+  if (warp == 0 && lead)
+    for (int w = 1; w < kWarps; ++w) v = add_sums(v, per_warp[w][group]);
   return v;
 }
 

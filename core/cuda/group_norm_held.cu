@@ -25,19 +25,20 @@ using elementwise::to_float;
 constexpr int kThreads = kGroupNormThreads;
 
 // The kernel (group_norm_layout.h, HeldPlan): cluster c of the grid takes
-// (sample, group) pair c. Each block copies its share of the pair's loads
-// into shared memory with cp.async (no registers held), kHeldAhead of
-// kHeldStages commit groups in flight while the thread adds the oldest to
-// its shifted sums. The block adds its threads' sums in a fixed tree into
-// one partial; after a cluster barrier every warp merges the cluster's
-// partials through distributed shared memory in a fixed tree (the same bits
-// everywhere), and each thread normalises the loads it holds. A second
+// unit c, one (sample, group) pair or plan.unit_groups of them side by
+// side. Each block copies its share of the unit's loads into shared memory
+// with cp.async (no registers held), kHeldAhead of kHeldStages commit
+// groups in flight while the thread adds the oldest to its shifted sums.
+// The block adds its threads' sums in a fixed tree into one partial per
+// group; after a cluster barrier every warp merges the cluster's partials
+// of each group through distributed shared memory in a fixed tree (the
+// same bits everywhere), and each thread normalises the loads it holds. A second
 // cluster barrier, waited for at the very end, keeps every block's partial
 // in place until the cluster has read it.
 // Two of four stages in flight, as measured on [1,512,90,160] bf16
 // (docs/PERFORMANCE.md). Clusters of 8 (three 57.6 KB blocks an SM): of 1
 // to 8 stages ahead of 8, 2 ended the call soonest. Clusters of 6 (76.8 KB
-// blocks, two an SM: held_cluster_order): 4 stages of 2 ahead, contiguous /
+// blocks, two an SM: held_shape_order): 4 stages of 2 ahead, contiguous /
 // channels-last 13.49-13.56 / 16.26-16.39 us, against 13.56-13.61 /
 // 16.59-16.65 with 8 stages, 13.62 / 16.84-17.09 with 8 of 3 ahead, 13.78 /
 // 16.52 with 3 of 2 and 13.84 / 17.15 with 4 of 3.
@@ -46,11 +47,12 @@ constexpr int kHeldAhead = 2;   // of them in flight at once
 
 struct HeldArgs {
   HeldPlan plan;
-  int64_t spatial, cpg;          // of the geometry
+  int64_t spatial;               // of the geometry
+  int64_t channels;              // a unit's: the group's, kRows times unit_groups
   int64_t step;                  // held_step
   GroupNormAffine affine;
   float eps;
-  GroupMoments* records;         // records[pair]
+  GroupMoments* records;         // records[pair], pair = unit * unit_groups + group
 };
 
 // 16 bytes from global memory into shared memory, the whole 128-byte line
@@ -203,12 +205,12 @@ template <typename T, int V, bool kRows>
 __global__ void __launch_bounds__(kThreads, 2)
     held_kernel(HeldArgs a, const T* input, T* output) {
   extern __shared__ uint4 held_memory[];  // the block's loads, then (kRuns) the pair's affine
-  __shared__ float block_shift;     // thread 0's first element
-  __shared__ GroupMoments partial;  // the block's
+  __shared__ float block_shift[kHeldMaxUnitGroups];     // of each group's first thread's loads
+  __shared__ GroupMoments partial[kHeldMaxUnitGroups];  // the block's, per group
   const HeldPlan& p = a.plan;
   Pack<T, V>* held = reinterpret_cast<Pack<T, V>*>(held_memory);
-  float* weight_of = reinterpret_cast<float*>(held + p.slots);  // kRuns: cpg weights, cpg biases
-  float* bias_of = weight_of + a.cpg;
+  float* weight_of = reinterpret_cast<float*>(held + p.slots);  // kRuns: the pair's weights,
+  float* bias_of = weight_of + a.channels;                      // then its biases
   // The index math, 32-bit (fused_walk's tensors have fewer than 2^31
   // elements), before waiting for the kernel before.
   const int t = threadIdx.x;
@@ -220,6 +222,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int mine = count > t ? (count - 1 - t) / kThreads + 1 : 0;
   const int per_stage = ((count + kThreads - 1) / kThreads + kHeldStages - 1) / kHeldStages;
   const uint32_t first = held_offset<uint32_t>(p, unit, begin + t), step = a.step;
+  // The thread's group in the unit (kRows: its column of the rows; shares
+  // are whole positions) and whether it is the group's first thread, whose
+  // first element is the group's shift in the block.
+  const int per_group = kRows ? static_cast<int>(p.per_position) / p.unit_groups : 1;
+  const int group = kRows ? t % static_cast<int>(p.per_position) / per_group : 0;
+  const bool lead = t == group * per_group;
   wait_for_previous_kernel();
 
   // kHeldAhead stages in flight while the thread adds the oldest (fewer
@@ -233,7 +241,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     wait_copies<kHeldAhead - 1>();  // `stage` has arrived
     if (stage == 0 && mine > 0) {
       acc.shift = to_float(held[t].get(0));
-      if (t == 0) block_shift = acc.shift;
+      if (lead) block_shift[group] = acc.shift;
     }
     sum_stage(held, stage, mine, per_stage, &acc);
     copy_stage(held, input + first, step, stage + kHeldAhead, mine, per_stage);
@@ -242,34 +250,41 @@ __global__ void __launch_bounds__(kThreads, 2)
   // meets: kRows its V channels, kRuns channels t, t + kThreads, ... of the
   // pair (at most kGroupNormFusedChannels).
   constexpr int kAffine = kRows ? V : kGroupNormFusedChannels / kThreads;
-  const int64_t c0 = unit % p.groups * a.cpg;  // the pair's first channel
+  const int64_t c0 = unit % p.groups * a.channels;  // the unit's first channel
   const int64_t c_first = kRows ? c0 + t % p.per_position * V : c0 + t;
   const int64_t c_step = kRows ? 1 : kThreads;
   float weight[kAffine], bias[kAffine];
 #pragma unroll
   for (int k = 0; k < kAffine; ++k) {
     const int64_t c = c_first + k * c_step;
-    weight[k] = c < c0 + a.cpg ? channel_weight(a.affine, c) : 0.f;
-    bias[k] = c < c0 + a.cpg ? channel_bias(a.affine, c) : 0.f;
+    weight[k] = c < c0 + a.channels ? channel_weight(a.affine, c) : 0.f;
+    bias[k] = c < c0 + a.channels ? channel_bias(a.affine, c) : 0.f;
   }
   __syncthreads();  // block_shift written
-  const float2 sums = block_sums(acc.total(int64_t{mine} * V, block_shift));
-  if (t == 0) partial = moments_of_sums(int64_t{count} * V, block_shift, sums.x, sums.y);
+  const float2 sums =
+      block_sums(acc.total(int64_t{mine} * V, block_shift[group]), per_group, p.unit_groups);
+  if (lead)
+    partial[group] = moments_of_sums(int64_t{count} / p.unit_groups * V, block_shift[group],
+                                     sums.x, sums.y);
   if constexpr (!kRows) {
     // The pair's weights and biases, after its loads, for every thread.
 #pragma unroll
     for (int k = 0; k < kAffine; ++k)
-      if (t + k * kThreads < a.cpg) {
+      if (t + k * kThreads < a.channels) {
         weight_of[t + k * kThreads] = weight[k];
         bias_of[t + k * kThreads] = bias[k];
       }
   }
   cluster_arrive();
   cluster_wait();  // every block's partial (and this block's shared memory) written
-  // Every warp merges the cluster's partials: no block barrier after.
-  const GroupMoments merged = cluster_merge(&partial, p.cluster);
-  const GroupStats st = stats_of(merged, a.eps);
-  if (blockIdx.x % p.cluster == 0 && t == 0) a.records[unit] = merged;
+  // Every warp merges the cluster's partials of each group (those of a
+  // warp's rows): no block barrier after.
+  GroupStats st;
+  for (int g = 0; g < p.unit_groups; ++g) {
+    const GroupMoments merged = cluster_merge(&partial[g], p.cluster);
+    if (g == group) st = stats_of(merged, a.eps);
+    if (blockIdx.x % p.cluster == 0 && t == 0) a.records[unit * p.unit_groups + g] = merged;
+  }
   // Done with the other blocks' partials: the merged values are in
   // registers, so nothing needs ordering (a release here waited on the
   // records store, Nsight Compute's top stall of the channel-rows kernel).
@@ -294,7 +309,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll 4
     for (int m = 0; m < mine; ++m) {
       Pack<T, V> x = held_load(held, t + m * kThreads);
-      const uint32_t k = a.cpg == 1 ? 0 : (begin + t + m * kThreads) * V / S;
+      const uint32_t k = a.channels == 1 ? 0 : (begin + t + m * kThreads) * V / S;
       const float sc = st.rstd * weight_of[k], b = bias_of[k];
 #pragma unroll
       for (int e = 0; e < V; ++e) x.set(e, from_float<T>((to_float(x.get(e)) - st.mean) * sc + b));
@@ -328,7 +343,7 @@ int held_block_bytes(int device) {
 template <auto Kernel>
 HeldSm held_sm(int device) {
   static std::atomic<int> sm_bytes[kMaxCachedDevices], per_block[kMaxCachedDevices],
-      max_blocks[kMaxCachedDevices];
+      max_blocks[kMaxCachedDevices], sms[kMaxCachedDevices];
   HeldSm sm;
   sm.block_bytes = held_block_bytes<Kernel>(device);
   sm.sm_bytes = once_per_device(sm_bytes, device, [](int d) {
@@ -351,6 +366,11 @@ HeldSm held_sm(int device) {
     DIFFCOLL_CUDA_CHECK(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, Kernel, kThreads, 0));
     return blocks;
+  });
+  sm.sms = once_per_device(sms, device, [](int d) {
+    int count = 0;
+    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, d));
+    return count;
   });
   return sm;
 }
@@ -397,14 +417,13 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   // kRuns: the pair's weights and biases share the block's dynamic memory.
   const int64_t table =
       kRows ? 0 : 2 * g.channels_per_group() * static_cast<int64_t>(sizeof(float));
-  HeldArgs a;
-  a.plan = held_plan(g, walk, in, sizeof(T));
-  if (a.plan.loads == 0) return false;
+  const HeldPlan plan = held_plan(g, walk, in, sizeof(T));
+  if (plan.loads == 0) return false;
   HeldSm sm = held_sm<kernel>(device);
   sm.block_bytes -= table;
   sm.per_block += table;
-  int order[kHeldMaxCluster];
-  const int sizes = held_cluster_order(a.plan, g.spatial, sm, order);
+  HeldShape order[kHeldShapes];
+  const int shapes = held_shape_order(plan, g.spatial, sm, order);
   cudaLaunchAttribute attrs[2];
   attrs[0].id = cudaLaunchAttributeClusterDimension;
   attrs[0].val.clusterDim.y = 1;
@@ -414,12 +433,13 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   config.stream = stream;
   config.attrs = attrs;
   config.numAttrs = 1;
-  // The best size whose clusters all run at once. One wave: a unit waiting
-  // for a cluster to finish would hold its reads and writes apart (measured
-  // slower, docs/PERFORMANCE.md).
+  // The best shape whose clusters all run at once. One wave: a unit
+  // waiting for a cluster to finish would hold its reads and writes apart
+  // (measured slower, docs/PERFORMANCE.md).
+  HeldArgs a;
   bool fits = false;
-  for (int i = 0; i < sizes && !fits; ++i) {
-    held_in_clusters(&a.plan, g.spatial, order[i]);
+  for (int i = 0; i < shapes && !fits; ++i) {
+    a.plan = held_shaped(plan, g.spatial, order[i]);
     attrs[0].val.clusterDim.x = static_cast<unsigned>(a.plan.cluster);
     config.gridDim = dim3(static_cast<unsigned>(a.plan.blocks()));
     config.dynamicSmemBytes = static_cast<size_t>(a.plan.slots * 16 + table);
@@ -427,7 +447,7 @@ bool launch_held(const GroupNormGeometry& g, FusedWalk walk, const T* in, T* out
   }
   if (!fits) return false;
   a.spatial = g.spatial;
-  a.cpg = g.channels_per_group();
+  a.channels = g.channels_per_group() * a.plan.unit_groups;
   a.step = held_step(a.plan);
   a.affine = affine;
   a.eps = eps;

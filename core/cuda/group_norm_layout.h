@@ -336,32 +336,40 @@ DIFFCOLL_HOST_DEVICE inline I run_channel(const GroupNormGeometry& g, const Grou
 // ------------------------------------------ GroupNorm held in shared memory
 
 // A rank alone's GroupNorm on a FusedWalk tensor can read it once: a thread
-// block cluster of up to kHeldMaxCluster blocks takes each (sample, group)
-// pair, copies it into its blocks' shared memory, merges their statistics
-// through distributed shared memory and normalises what it holds. No
-// grid-wide barrier, no second read. The pair's loads (16-byte vectors) are
+// block cluster of up to kHeldMaxCluster blocks takes each unit, one
+// (sample, group) pair or, for channel rows, up to kHeldMaxUnitGroups
+// groups side by side, copies it into its blocks' shared memory, merges
+// each group's statistics through distributed shared memory and normalises
+// what it holds. No grid-wide barrier, no second read. The unit's loads
+// (16-byte vectors) are
 //   kRuns  the whole group as one run (contiguous NCHW), split evenly over
 //          the cluster's blocks;
 //   kRows  channels-last over one merged spatial dimension: at each
-//          position the group's channels, per_position loads, the positions
+//          position the unit's channels, per_position loads, the positions
 //          split evenly over the cluster's blocks. per_position divides the
-//          block's threads, so a thread keeps to the same channels.
-constexpr int kHeldMaxCluster = 8;  // the portable cluster size
+//          block's threads, so a thread keeps to the same channels, hence
+//          to one group.
+constexpr int kHeldMaxCluster = 8;     // the portable cluster size
+// Groups side by side (held_side_by_side): two, as measured; more would
+// not rank first (held_shape_order) for any activation on an H200's figures.
+constexpr int kHeldMaxUnitGroups = 2;
 
 struct HeldPlan {
-  int cluster = 0;           // blocks per pair (held_in_clusters)
-  int64_t units = 0;         // pairs
+  int cluster = 0;           // blocks per unit (held_in_clusters)
+  int unit_groups = 1;       // groups a unit holds side by side (kRows; kRuns: 1)
+  int64_t units = 0;         // (sample, unit_groups groups) units
   int64_t per_position = 0;  // kRows: loads per position; kRuns: 0
-  int64_t loads = 0;         // loads per pair
+  int64_t loads = 0;         // loads per unit
   int64_t slots = 0;         // loads a block holds at most
-  // Where load j of pair u starts, in elements from the input's data:
+  // Where load j of unit u starts, in elements from the input's data, with
+  // `groups` units a sample:
   // (u / groups) * sample_stride + (u % groups) * group_stride
   // + kRuns: j * vec; kRows: (j % per_position) * vec + (j / per_position) * position_stride.
   int64_t vec = 1, groups = 1, sample_stride = 0, group_stride = 0, position_stride = 0;
   DIFFCOLL_HOST_DEVICE int64_t blocks() const { return units * cluster; }
 };
 
-// Loads [begin, end) of its pair that block `rank` of a cluster holds.
+// Loads [begin, end) of its unit that block `rank` of a cluster holds.
 DIFFCOLL_HOST_DEVICE inline void held_share(const HeldPlan& p, int64_t spatial, int64_t rank,
                                             int64_t* begin, int64_t* end) {
   if (p.per_position == 0) return split_range(p.loads, rank, p.cluster, begin, end);
@@ -370,7 +378,7 @@ DIFFCOLL_HOST_DEVICE inline void held_share(const HeldPlan& p, int64_t spatial, 
   *end *= p.per_position;
 }
 
-// Offset in the input of load j of pair `unit`, in the index type I.
+// Offset in the input of load j of unit `unit`, in the index type I.
 template <typename I>
 DIFFCOLL_HOST_DEVICE inline I held_offset(const HeldPlan& p, I unit, I j) {
   const I groups = static_cast<I>(p.groups), vec = static_cast<I>(p.vec);
@@ -381,17 +389,17 @@ DIFFCOLL_HOST_DEVICE inline I held_offset(const HeldPlan& p, I unit, I j) {
   return base + j % per_position * vec + j / per_position * static_cast<I>(p.position_stride);
 }
 
-// Elements of the input between load j of a pair and load j + kThreads (a
+// Elements of the input between load j of a unit and load j + kThreads (a
 // thread's next).
 inline int64_t held_step(const HeldPlan& p) {
   if (p.per_position == 0) return kGroupNormThreads * p.vec;
   return kGroupNormThreads / p.per_position * p.position_stride;
 }
 
-// How `walk` of `g`, elements of `elem` bytes, is held, but for the cluster
-// size (cluster and slots 0: held_cluster_order picks it). loads 0 where the
-// walk is not a linear one (runs of one whole group, channel rows over one
-// merged spatial dimension).
+// How `walk` of `g`, elements of `elem` bytes, is held, one group a unit,
+// but for the shape (held_shape_order picks it; cluster and slots 0). loads
+// 0 where the walk is not a linear one (runs of one whole group, channel
+// rows over one merged spatial dimension).
 inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void* input,
                           int64_t elem) {
   HeldPlan p;
@@ -418,6 +426,27 @@ inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void
   return p;
 }
 
+// Plan `p` of channel rows (one group a unit) with `k` groups side by side
+// in each unit, whose rows are then k times wider: where a pair's row is
+// less than a 128-byte line, each line of the tensor is read by fewer
+// clusters, k times more of it at a time. loads 0 where k does not divide
+// the groups, or a row of the unit does not divide a warp (each warp holds
+// whole rows, so that the block's sums per group are lane trees).
+inline HeldPlan held_side_by_side(HeldPlan p, int k) {
+  if (k == 1) return p;
+  if (p.per_position == 0 || p.groups % k != 0 || 32 % (p.per_position * k) != 0) {
+    p.loads = 0;
+    return p;
+  }
+  p.unit_groups = k;
+  p.units /= k;
+  p.groups /= k;
+  p.group_stride *= k;
+  p.per_position *= k;
+  p.loads *= k;
+  return p;
+}
+
 // The plan `p` held in clusters of `cluster` blocks: the loads a block then
 // holds at most (the largest share), set in p.slots with p.cluster.
 inline void held_in_clusters(HeldPlan* p, int64_t spatial, int cluster) {
@@ -426,37 +455,66 @@ inline void held_in_clusters(HeldPlan* p, int64_t spatial, int cluster) {
                                   : ceil_div(spatial, int64_t{cluster}) * p->per_position;
 }
 
+// How a plan is held: groups side by side and blocks a cluster.
+struct HeldShape {
+  int unit_groups = 1;
+  int cluster = 0;
+};
+constexpr int kHeldShapes = 2 * kHeldMaxCluster;  // side by side 1 and 2
+
+// Plan `p` (held_plan's) held as `shape` (loads 0 where it cannot be).
+inline HeldPlan held_shaped(const HeldPlan& p, int64_t spatial, HeldShape shape) {
+  HeldPlan q = held_side_by_side(p, shape.unit_groups);
+  if (q.loads > 0) held_in_clusters(&q, spatial, shape.cluster);
+  return q;
+}
+
 // An SM as the held kernel's blocks fill it (the device's figures).
 struct HeldSm {
   int64_t block_bytes = 0;  // shared memory a block's loads may take
   int64_t sm_bytes = 0;     // shared memory of an SM
   int64_t per_block = 0;    // shared memory an SM gives a block besides its loads
   int64_t max_blocks = 0;   // blocks an SM runs at once by threads and registers
+  int64_t sms = 1;          // SMs of the device
 };
 
-// The cluster sizes, up to kHeldMaxCluster, whose blocks' shares of plan
-// `p` fit sm.block_bytes, best first, in `order`; their count. The call
-// lasts as long as its busiest SM, and the cluster scheduler places blocks
-// where it likes, up to as many an SM as fit: so a size is as good as the
-// bytes an SM may be given, blocks that fit an SM times a block's share
-// (ties: the larger cluster, over more SMs). On an H200 a [1,512,90,160]
-// pair in clusters of 8 fits three blocks an SM (172.8 KB), in clusters of
-// 6 only two (153.6 KB): 14.1 -> 13.6 us contiguous, 17.4 -> 16.7 us
-// channels-last (docs/PERFORMANCE.md). The launch takes the first size
-// whose clusters all fit on the device at once.
-inline int held_cluster_order(HeldPlan p, int64_t spatial, const HeldSm& sm,
-                              int (&order)[kHeldMaxCluster]) {
-  int64_t busiest[kHeldMaxCluster + 1] = {};
+// The shapes, up to kHeldMaxCluster blocks a cluster, whose blocks' shares
+// of plan `p` fit sm.block_bytes, best first, in `order`; their count. The
+// call lasts as long as its busiest SM, and the cluster scheduler places
+// blocks where it likes, up to as many an SM as fit: so a shape is as good
+// as the bytes an SM may be given, blocks that fit an SM times a block's
+// share. Among equals, the fewer bytes an SM gets with the blocks spread
+// evenly over every SM; then more groups side by side (wider rows), then
+// the larger cluster (over more SMs). On an H200 a [1,512,90,160] pair in
+// clusters of 8 fits three blocks an SM (172.8 KB), in clusters of 6 only
+// two (153.6 KB): 14.1 -> 13.6 us contiguous, 17.4 -> 16.7 us
+// channels-last; channels-last two groups side by side in clusters of 6
+// (one block an SM, 153.6 KB) then took 15.2 us against 15.7 one group a
+// cluster (docs/PERFORMANCE.md). The launch takes the first shape whose
+// clusters all fit on the device at once.
+inline int held_shape_order(const HeldPlan& p, int64_t spatial, const HeldSm& sm,
+                            HeldShape (&order)[kHeldShapes]) {
+  struct Ranked {
+    HeldShape shape;
+    int64_t busiest;  // bytes an SM may be given
+    int64_t spread;   // bytes an SM is given, the blocks spread evenly
+  } ranked[kHeldShapes];
   int count = 0;
-  for (int cluster = kHeldMaxCluster; cluster >= 1 && p.loads > 0; --cluster) {
-    held_in_clusters(&p, spatial, cluster);
-    const int64_t share = p.slots * 16;
-    if (share > sm.block_bytes) continue;
-    busiest[cluster] = std::min(sm.max_blocks, sm.sm_bytes / (share + sm.per_block)) * share;
-    order[count++] = cluster;
-  }
-  // Larger clusters come first, and a stable sort keeps them first among equals.
-  std::stable_sort(order, order + count, [&](int a, int b) { return busiest[a] < busiest[b]; });
+  for (int k = kHeldMaxUnitGroups; k >= 1; k /= 2)
+    for (int cluster = kHeldMaxCluster; cluster >= 1 && p.loads > 0; --cluster) {
+      const HeldShape shape{k, cluster};
+      const HeldPlan q = held_shaped(p, spatial, shape);
+      const int64_t share = q.slots * 16;
+      if (q.loads == 0 || share > sm.block_bytes) continue;
+      const int64_t fit = std::min(sm.max_blocks, sm.sm_bytes / (share + sm.per_block));
+      ranked[count++] = {shape, fit * share, ceil_div(q.blocks(), sm.sms) * share};
+    }
+  // Wider rows, then larger clusters, come first, and a stable sort keeps
+  // them first among equals.
+  std::stable_sort(ranked, ranked + count, [](const Ranked& a, const Ranked& b) {
+    return a.busiest != b.busiest ? a.busiest < b.busiest : a.spread < b.spread;
+  });
+  for (int i = 0; i < count; ++i) order[i] = ranked[i].shape;
   return count;
 }
 

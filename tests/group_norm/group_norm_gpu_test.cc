@@ -209,16 +209,37 @@ void store_any(int dtype, uint8_t* p, double v) {
   halo_test::store(dtype, p, v);
 }
 
+// Storage offsets of the view's elements, in logical (row-major) order.
+std::vector<int64_t> view_offsets(const View& v) {
+  std::vector<int64_t> offsets(numel_of(v.shape));
+  for (int64_t i = 0; i < static_cast<int64_t>(offsets.size()); ++i) {
+    int64_t rest = i, off = v.offset;
+    for (int d = static_cast<int>(v.shape.size()) - 1; d >= 0; --d) {
+      off += (rest % v.shape[d]) * v.strides[d];
+      rest /= v.shape[d];
+    }
+    offsets[i] = off;
+  }
+  return offsets;
+}
+
 // The view normalised in place on the device and by the host path on the
 // same data (f32 weight and bias): equal within the dtype's tolerance, and
-// no byte outside the view changed.
+// no byte outside the view changed. Neighbouring groups have their own mean
+// and spread, so that a group normalised with another's statistics shows.
 void check_view(const View& v, diffcoll_comm_t* comm, int device, cudaStream_t stream) {
   SCOPED_TRACE(v.name);
   const size_t es = v.dtype == DIFFCOLL_FLOAT32 ? 4 : 2;
-  const int64_t C = v.shape[1];
+  const int64_t C = v.shape[1], S = numel_of(v.shape) / (v.shape[0] * C), cpg = C / v.groups;
+  const std::vector<int64_t> offsets = view_offsets(v);
   std::vector<uint8_t> storage(v.storage * es);
-  for (int64_t i = 0; i < v.storage; ++i)
-    store_any(v.dtype, &storage[i * es], 3 + noise(i, 11) * (1 + (i / 7) % 3));
+  for (int64_t k = 0; k < v.storage; ++k)
+    store_any(v.dtype, &storage[k * es], 3 + noise(k, 11) * (1 + (k / 7) % 3));
+  for (int64_t i = 0; i < static_cast<int64_t>(offsets.size()); ++i) {
+    const int64_t k = offsets[i], group = (i / S) % C / cpg;
+    store_any(v.dtype, &storage[k * es],
+              3 + 4 * (group % 4) + noise(k, 11) * (1 + (k / 7) % 3) * (1 + group % 3));
+  }
   std::vector<float> params(2 * C);
   for (int64_t c = 0; c < C; ++c) {
     params[c] = static_cast<float>(1 + 0.5 * noise(c, 12));
@@ -274,15 +295,7 @@ void check_view(const View& v, diffcoll_comm_t* comm, int device, cudaStream_t s
   cudaFree(dparams);
 
   std::vector<bool> in_view(v.storage, false);
-  const int64_t n = numel_of(v.shape);
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t rest = i, off = v.offset;
-    for (int d = t.ndim - 1; d >= 0; --d) {
-      off += (rest % v.shape[d]) * v.strides[d];
-      rest /= v.shape[d];
-    }
-    in_view[off] = true;
-  }
+  for (int64_t off : offsets) in_view[off] = true;
   int bad = 0;
   for (int64_t k = 0; k < v.storage; ++k) {
     const uint8_t* got = &device_result[k * es];
@@ -330,9 +343,14 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       whole("held channels-last bf16 [1,512,45,80]", bf16, {1, 512, 45, 80}, true, 32),
       whole("held channels-last f16 cpg 8, N 2", f16, {2, 256, 30, 40}, true, 32),
       whole("held contiguous f32, N 2", f32, {2, 128, 40, 64}, false, 16),
-      // The benchmark's activation itself: clusters of 6 on an H200 (HeldSm).
+      // The benchmark's activation itself on an H200 (held_shape_order):
+      // clusters of 6, channels-last two groups side by side.
       whole("held contiguous bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, false, 32),
       whole("held channels-last bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, true, 32),
+      // Two groups side by side in clusters of 6 (bf16: 64-byte rows) and 5
+      // (f32: 128-byte rows) on an H200.
+      whole("held channels-last bf16 G 8 [1,128,104,104]", bf16, {1, 128, 104, 104}, true, 8),
+      whole("held channels-last f32 G 8 [1,128,32,144]", f32, {1, 128, 32, 144}, true, 8),
       // Dense, the samples inside the channels: the one-kernel GroupNorm on
       // per-channel runs.
       {"samples in channels bf16", bf16, {2, 64, 16, 24}, {384, 768, 24, 1}, 2 * 64 * 16 * 24, 0,

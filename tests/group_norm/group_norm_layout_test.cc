@@ -547,13 +547,14 @@ TEST(GroupNormLayout, KernelArithmeticKeepsTheVarianceOfAnOffsetActivation) {
   }
 }
 
-// The GroupNorm held in shared memory: for every layout it holds, in
-// clusters of every size, the blocks' shares of each pair cover the pair's
-// loads once, each load's elements are the pair's, a thread's loads are
-// held_step apart and (channel rows) of the same channels, and no share
-// exceeds the slots.
+// The GroupNorm held in shared memory: for every layout it holds, with one
+// or two groups side by side (channel rows) and in clusters of every size,
+// the blocks' shares of each unit cover the unit's loads once, each load's
+// elements are the unit's, a thread's loads are held_step apart and
+// (channel rows) of the same channels of one group, the one the kernel
+// gives the thread, and no share exceeds the slots.
 TEST(GroupNormLayout, HeldSharesCoverEachGroupOnce) {
-  int held = 0;
+  int held = 0, side_by_side = 0;
   for (const Layout& l : layouts())
     for (DType dtype : {DType::kBFloat16, DType::kFloat32})
       for (int64_t groups : {1, 2, 4, 16}) {
@@ -581,125 +582,175 @@ TEST(GroupNormLayout, HeldSharesCoverEachGroupOnce) {
         std::map<int64_t, int64_t> element_at;
         for (int64_t i = 0; i < t.numel(); ++i) element_at[off[i]] = i;
         const int64_t C = t.shape[1], S = t.numel() / (t.shape[0] * C), cpg = C / groups;
-        const int64_t step = ops::held_step(plan), T = ops::kGroupNormThreads;
-        for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
-          SCOPED_TRACE("cluster " + std::to_string(cluster));
-          ops::HeldPlan p = plan;
-          ops::held_in_clusters(&p, g.spatial, cluster);
-          ASSERT_EQ(p.blocks(), p.units * cluster);
-          std::vector<int> hits(t.numel(), 0);
-          for (int64_t unit = 0; unit < p.units; ++unit)
-            for (int64_t rank = 0; rank < p.cluster; ++rank) {
-              int64_t begin, end;
-              ops::held_share(p, g.spatial, rank, &begin, &end);
-              ASSERT_LE(end - begin, p.slots);
-              for (int64_t j = begin; j < end; ++j) {
-                const int64_t o = ops::held_offset<int64_t>(p, unit, j);
-                if (j + T < end) {
-                  ASSERT_EQ(ops::held_offset<int64_t>(p, unit, j + T), o + step);
-                }
-                for (int k = 0; k < p.vec; ++k) {
-                  auto it = element_at.find(o + k);
-                  ASSERT_NE(it, element_at.end()) << "load " << j << " of pair " << unit;
-                  const int64_t i = it->second, n = i / (C * S), c = (i / S) % C;
-                  ASSERT_EQ(n * groups + c / cpg, unit) << "element " << i;
-                  // Channel rows: the thread of load j (j - begin) % T keeps to channels
-                  // (j % per_position) * vec + k of the pair.
-                  if (p.per_position > 0) {
-                    ASSERT_EQ(c % cpg, ((j - begin) % T) % p.per_position * p.vec + k);
+        const int64_t T = ops::kGroupNormThreads;
+        for (int k = 1; k <= ops::kHeldMaxUnitGroups; k *= 2) {
+          for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
+            SCOPED_TRACE("side by side " + std::to_string(k) + ", cluster " +
+                         std::to_string(cluster));
+            const ops::HeldPlan p = ops::held_shaped(plan, g.spatial, {k, cluster});
+            if (k > 1 && (plan.per_position == 0 || groups % k != 0 ||
+                          32 % (plan.per_position * k) != 0)) {
+              EXPECT_EQ(p.loads, 0) << "not side by side";
+              continue;
+            }
+            if (k > 1) ++side_by_side;
+            ASSERT_EQ(p.unit_groups, k);
+            ASSERT_EQ(p.units * k, g.pairs());
+            ASSERT_EQ(p.blocks(), p.units * cluster);
+            const int64_t step = ops::held_step(p);
+            std::vector<int> hits(t.numel(), 0);
+            for (int64_t unit = 0; unit < p.units; ++unit)
+              for (int64_t rank = 0; rank < p.cluster; ++rank) {
+                int64_t begin, end;
+                ops::held_share(p, g.spatial, rank, &begin, &end);
+                ASSERT_LE(end - begin, p.slots);
+                for (int64_t j = begin; j < end; ++j) {
+                  const int64_t o = ops::held_offset<int64_t>(p, unit, j);
+                  if (j + T < end) {
+                    ASSERT_EQ(ops::held_offset<int64_t>(p, unit, j + T), o + step);
                   }
-                  ++hits[i];
+                  for (int e = 0; e < p.vec; ++e) {
+                    auto it = element_at.find(o + e);
+                    ASSERT_NE(it, element_at.end()) << "load " << j << " of unit " << unit;
+                    const int64_t i = it->second, n = i / (C * S), c = (i / S) % C;
+                    ASSERT_EQ((n * groups + c / cpg) / k, unit) << "element " << i;
+                    // Channel rows: the thread of load j, (j - begin) % T, keeps to
+                    // channels (j % per_position) * vec + e of the unit, of its group
+                    // (the kernel's: its column over the group's per_position / k).
+                    if (p.per_position > 0) {
+                      const int64_t column = ((j - begin) % T) % p.per_position;
+                      ASSERT_EQ(c % (cpg * k), column * p.vec + e);
+                      ASSERT_EQ(c / cpg % k, column / (p.per_position / k));
+                    }
+                    ++hits[i];
+                  }
                 }
               }
-            }
-          for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
+            for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(hits[i], 1) << "element " << i;
+          }
         }
       }
   EXPECT_GT(held, 20);
+  EXPECT_GT(side_by_side, 20);
 }
 
-// An H200 SM for the bf16 held kernel: 227 KiB a block less 96 static
-// bytes, 228 KiB an SM, 1 KiB reserved a block, four blocks by registers.
+// An H200 SM for the bf16 held kernel: 227 KiB a block less 336 static
+// bytes, 228 KiB an SM, 1 KiB reserved a block, four blocks by registers,
+// 132 SMs.
 ops::HeldSm h200_sm() {
   ops::HeldSm sm;
-  sm.block_bytes = 227 * 1024 - 96;
+  sm.block_bytes = 227 * 1024 - 336;
   sm.sm_bytes = 228 * 1024;
-  sm.per_block = 1024 + 96;
+  sm.per_block = 1024 + 336;
   sm.max_blocks = 4;
+  sm.sms = 132;
   return sm;
 }
 
-// The cluster sizes are ordered by the bytes an SM may be given, blocks
-// that fit it times a block's share, ties to the larger cluster, and only
-// sizes whose shares fit a block are offered.
-TEST(GroupNormLayout, HeldClusterOrderPutsTheLeastBusySmFirst) {
-  const Layout l{"contiguous", {2, 64, 24, 40}, {64 * 24 * 40, 24 * 40, 40, 1}};
+// The shapes are ordered by the bytes an SM may be given (blocks that fit
+// it times a block's share), then by the bytes an SM is given with the
+// blocks spread evenly, ties to more groups side by side, then to the
+// larger cluster; every shape whose shares fit a block is offered, once.
+TEST(GroupNormLayout, HeldShapeOrderPutsTheLeastBusySmFirst) {
+  // Channels-last, 8 channels a group: one load a position, two side by
+  // side.
+  const Layout l{"channels_last", {2, 64, 24, 40}, {64 * 24 * 40, 1, 40 * 64, 64}};
   const TensorView t = view(l, DType::kBFloat16);
   const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 8);
   const ops::HeldPlan plan =
       ops::held_plan(g, ops::fused_walk(g, t.data, t.data, 2), t.data, 2);
-  ASSERT_EQ(plan.loads, 8 * 24 * 40 / 8);  // 960 loads, 15360 bytes a pair
-  for (int64_t block_bytes : {int64_t{1} << 20, int64_t{4096}, int64_t{100}}) {
+  ASSERT_EQ(plan.per_position, 1);
+  ASSERT_EQ(plan.loads, 24 * 40);  // 15360 bytes a pair
+  int ties = 0;
+  for (int64_t block_bytes : {int64_t{1} << 20, int64_t{16384}, int64_t{4096}, int64_t{100}}) {
     for (int64_t sm_bytes : {int64_t{16} << 10, int64_t{40} << 10, int64_t{228} << 10}) {
-      ops::HeldSm sm;
-      sm.block_bytes = block_bytes;
-      sm.sm_bytes = sm_bytes;
-      sm.per_block = 1024;
-      sm.max_blocks = 4;
-      int order[ops::kHeldMaxCluster];
-      const int n = ops::held_cluster_order(plan, g.spatial, sm, order);
-      SCOPED_TRACE("block bytes " + std::to_string(block_bytes) + ", SM bytes " +
-                   std::to_string(sm_bytes));
-      std::set<int> offered;
-      int64_t previous = -1;
-      for (int i = 0; i < n; ++i) {
-        ASSERT_TRUE(offered.insert(order[i]).second) << "size " << order[i] << " twice";
-        ops::HeldPlan p = plan;
-        ops::held_in_clusters(&p, g.spatial, order[i]);
-        const int64_t share = p.slots * 16;
-        ASSERT_LE(share, block_bytes);
-        const int64_t busiest = std::min<int64_t>(4, sm_bytes / (share + 1024)) * share;
-        ASSERT_GE(busiest, previous) << "size " << order[i];
-        if (busiest == previous) {
-          EXPECT_LT(order[i], order[i - 1]) << "a tie goes to the larger cluster";
+      for (int64_t sms : {1, 8, 132}) {
+        ops::HeldSm sm;
+        sm.block_bytes = block_bytes;
+        sm.sm_bytes = sm_bytes;
+        sm.per_block = 1024;
+        sm.max_blocks = 4;
+        sm.sms = sms;
+        ops::HeldShape order[ops::kHeldShapes];
+        const int n = ops::held_shape_order(plan, g.spatial, sm, order);
+        SCOPED_TRACE("block bytes " + std::to_string(block_bytes) + ", SM bytes " +
+                     std::to_string(sm_bytes) + ", SMs " + std::to_string(sms));
+        std::set<std::pair<int, int>> offered;
+        std::pair<int64_t, int64_t> previous{-1, -1};
+        for (int i = 0; i < n; ++i) {
+          const ops::HeldShape s = order[i];
+          ASSERT_TRUE(offered.insert({s.unit_groups, s.cluster}).second)
+              << s.unit_groups << " x " << s.cluster << " twice";
+          const ops::HeldPlan p = ops::held_shaped(plan, g.spatial, s);
+          const int64_t share = p.slots * 16;
+          ASSERT_GT(p.loads, 0);
+          ASSERT_LE(share, block_bytes);
+          const std::pair<int64_t, int64_t> rank{
+              std::min<int64_t>(4, sm_bytes / (share + 1024)) * share,
+              (p.blocks() + sms - 1) / sms * share};
+          ASSERT_GE(rank, previous) << s.unit_groups << " x " << s.cluster;
+          if (rank == previous) {
+            ++ties;
+            const ops::HeldShape before = order[i - 1];
+            EXPECT_TRUE(s.unit_groups < before.unit_groups ||
+                        (s.unit_groups == before.unit_groups && s.cluster < before.cluster))
+                << "a tie goes to wider rows, then to the larger cluster";
+          }
+          previous = rank;
         }
-        previous = busiest;
-      }
-      for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
-        ops::HeldPlan p = plan;
-        ops::held_in_clusters(&p, g.spatial, cluster);
-        EXPECT_EQ(offered.count(cluster), p.slots * 16 <= block_bytes ? 1u : 0u)
-            << "cluster " << cluster;
+        for (int k = 1; k <= ops::kHeldMaxUnitGroups; k *= 2)
+          for (int cluster = 1; cluster <= ops::kHeldMaxCluster; ++cluster) {
+            const ops::HeldPlan p = ops::held_shaped(plan, g.spatial, {k, cluster});
+            EXPECT_EQ(offered.count({k, cluster}),
+                      p.loads > 0 && p.slots * 16 <= block_bytes ? 1u : 0u)
+                << k << " x " << cluster;
+          }
       }
     }
   }
+  EXPECT_GT(ties, 10);
 }
 
-// The benchmark's 2-D activation, bf16, 32 groups, on an H200: clusters of 6
-// first (192 blocks of 4800 loads, 76.8 KB: two an SM, 153.6 KB), before 3
-// (one an SM of 153.6 KB) and the 8 (three an SM of 57.6 KB: 172.8 KB) of
-// the thirteenth session; 1 does not fit a block. Channels-last as two
-// loads (16 channels) a position; contiguous with its table of 16 weights
-// and biases beside the loads.
+// The benchmark's 2-D activation, bf16, 32 groups, on an H200. Contiguous:
+// clusters of 6 first (192 blocks of 4800 loads, 76.8 KB: two an SM, 153.6
+// KB), before 3 (one an SM of 153.6 KB) and the 8 (three an SM of 57.6 KB:
+// 172.8 KB) of the thirteenth session; 1 does not fit a block; with its
+// table of 16 weights and biases beside the loads. Channels-last, two loads
+// (16 channels) a position: two groups side by side in clusters of 7 (112
+// blocks of 131.7 KB, one an SM), which do not all fit at once on an H200,
+// then in clusters of 6 (96 blocks of 153.6 KB, one an SM), which do, then
+// one group a unit in clusters of 6.
 TEST(GroupNormLayout, HeldPlanOfTheBenchmarkActivation) {
+  using Shapes = std::vector<std::pair<int, int>>;
   for (bool channels_last : {false, true}) {
     Layout l{"benchmark", {1, 512, 90, 160}, {512 * 90 * 160, 90 * 160, 160, 1}};
     if (channels_last) l.strides = {512 * 90 * 160, 1, 160 * 512, 512};
     const TensorView t = view(l, DType::kBFloat16);
     const ops::GroupNormGeometry g = ops::group_norm_geometry(t, t, 32);
     const ops::FusedWalk walk = ops::fused_walk(g, t.data, t.data, 2);
-    ops::HeldPlan p = ops::held_plan(g, walk, t.data, 2);
-    EXPECT_EQ(p.per_position, channels_last ? 2 : 0);
+    const ops::HeldPlan plan = ops::held_plan(g, walk, t.data, 2);
+    EXPECT_EQ(plan.per_position, channels_last ? 2 : 0);
     ops::HeldSm sm = h200_sm();
     const int64_t table = channels_last ? 0 : 2 * 16 * 4;
     sm.block_bytes -= table;
     sm.per_block += table;
-    int order[ops::kHeldMaxCluster];
-    const int n = ops::held_cluster_order(p, g.spatial, sm, order);
-    EXPECT_EQ(std::vector<int>(order, order + n), (std::vector<int>{6, 3, 8, 5, 7, 4, 2}));
-    ops::held_in_clusters(&p, g.spatial, order[0]);
-    EXPECT_EQ(p.blocks(), 192);
-    EXPECT_EQ(p.slots, 4800);
+    ops::HeldShape order[ops::kHeldShapes];
+    const int n = ops::held_shape_order(plan, g.spatial, sm, order);
+    Shapes shapes;
+    for (int i = 0; i < n; ++i) shapes.push_back({order[i].unit_groups, order[i].cluster});
+    if (!channels_last) {
+      EXPECT_EQ(shapes, (Shapes{{1, 6}, {1, 3}, {1, 8}, {1, 5}, {1, 7}, {1, 4}, {1, 2}}));
+      const ops::HeldPlan p = ops::held_shaped(plan, g.spatial, order[0]);
+      EXPECT_EQ(p.blocks(), 192);
+      EXPECT_EQ(p.slots, 4800);
+    } else {
+      EXPECT_EQ(shapes, (Shapes{{2, 7}, {2, 6}, {1, 6}, {1, 3}, {1, 8}, {2, 5}, {1, 5}, {1, 7},
+                                {2, 8}, {1, 4}, {2, 4}, {1, 2}}));
+      const ops::HeldPlan p = ops::held_shaped(plan, g.spatial, order[1]);
+      EXPECT_EQ(p.blocks(), 96);
+      EXPECT_EQ(p.slots, 9600);
+      EXPECT_EQ(p.per_position, 4);
+    }
   }
 }
 
