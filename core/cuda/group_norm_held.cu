@@ -204,7 +204,13 @@ __device__ GroupMoments cluster_merge(GroupMoments* partial, int cluster) {
 template <typename T, int V, bool kRows>
 __global__ void __launch_bounds__(kThreads, 2)
     held_kernel(HeldArgs a, const T* input, T* output) {
-  extern __shared__ uint4 held_memory[];  // the block's loads, then (kRuns) the pair's affine
+  // The block's loads, then (kRuns) the pair's affine, from a 128-byte
+  // boundary: dynamic shared memory follows the static (176 bytes), and a
+  // warp's 512 contiguous bytes off that boundary span five 128-byte rows
+  // of banks instead of four, for every copy in and every read back
+  // ([1,512,90,160] 14.3-14.5 -> 13.1-13.2 us contiguous, 15.6 -> 15.0
+  // channels-last; docs/PERFORMANCE.md).
+  extern __shared__ __align__(128) uint4 held_memory[];
   __shared__ float block_shift[kHeldMaxUnitGroups];     // of each group's first thread's loads
   __shared__ GroupMoments partial[kHeldMaxUnitGroups];  // the block's, per group
   const HeldPlan& p = a.plan;
