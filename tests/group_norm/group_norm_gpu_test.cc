@@ -347,8 +347,8 @@ TEST(GpuGroupNorm, EveryWalkMatchesTheHostPath) {
       // clusters of 6, channels-last two groups side by side.
       whole("held contiguous bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, false, 32),
       whole("held channels-last bf16 [1,512,90,160]", bf16, {1, 512, 90, 160}, true, 32),
-      // Two groups side by side in clusters of 6 (bf16: 64-byte rows) and 5
-      // (f32: 128-byte rows) on an H200.
+      // Two groups side by side, in clusters of 5 on an H200 (bf16: 64-byte
+      // rows, f32: 128-byte rows).
       whole("held channels-last bf16 G 8 [1,128,104,104]", bf16, {1, 128, 104, 104}, true, 8),
       whole("held channels-last f32 G 8 [1,128,32,144]", f32, {1, 128, 32, 144}, true, 8),
       // Dense, the samples inside the channels: the one-kernel GroupNorm on
