@@ -32,9 +32,9 @@ constexpr int kThreads = kGroupNormThreads;
 // The block adds its threads' sums in a fixed tree into one partial per
 // group; after a cluster barrier every warp merges the cluster's partials
 // of each group through distributed shared memory in a fixed tree (the
-// same bits everywhere), and each thread normalises the loads it holds. A second
-// cluster barrier, waited for at the very end, keeps every block's partial
-// in place until the cluster has read it.
+// same bits everywhere), and each thread normalises the loads it holds. A
+// second cluster barrier, waited for at the very end, keeps every block's
+// partials in place until the cluster has read them.
 // Two of four stages in flight, as measured on [1,512,90,160] bf16
 // (docs/PERFORMANCE.md). Clusters of 8 (three 57.6 KB blocks an SM): of 1
 // to 8 stages ahead of 8, 2 ended the call soonest. Clusters of 6 (76.8 KB
@@ -48,7 +48,7 @@ constexpr int kHeldAhead = 2;   // of them in flight at once
 struct HeldArgs {
   HeldPlan plan;
   int64_t spatial;               // of the geometry
-  int64_t channels;              // a unit's: the group's, kRows times unit_groups
+  int64_t channels;              // of a unit: a group's times unit_groups
   int64_t step;                  // held_step
   GroupNormAffine affine;
   float eps;
@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   // ([1,512,90,160] 14.3-14.5 -> 13.1-13.2 us contiguous, 15.6 -> 15.0
   // channels-last; docs/PERFORMANCE.md).
   extern __shared__ __align__(128) uint4 held_memory[];
-  __shared__ float block_shift[kHeldMaxUnitGroups];     // of each group's first thread's loads
+  __shared__ float block_shift[kHeldMaxUnitGroups];     // per group: its first thread's shift
   __shared__ GroupMoments partial[kHeldMaxUnitGroups];  // the block's, per group
   const HeldPlan& p = a.plan;
   Pack<T, V>* held = reinterpret_cast<Pack<T, V>*>(held_memory);
