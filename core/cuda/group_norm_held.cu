@@ -349,7 +349,7 @@ int held_block_bytes(int device) {
 template <auto Kernel>
 HeldSm held_sm(int device) {
   static std::atomic<int> sm_bytes[kMaxCachedDevices], per_block[kMaxCachedDevices],
-      max_blocks[kMaxCachedDevices], sms[kMaxCachedDevices];
+      max_blocks[kMaxCachedDevices];
   HeldSm sm;
   sm.block_bytes = held_block_bytes<Kernel>(device);
   sm.sm_bytes = once_per_device(sm_bytes, device, [](int d) {
@@ -373,11 +373,7 @@ HeldSm held_sm(int device) {
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, Kernel, kThreads, 0));
     return blocks;
   });
-  sm.sms = once_per_device(sms, device, [](int d) {
-    int count = 0;
-    DIFFCOLL_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, d));
-    return count;
-  });
+  sm.sms = sm_count(device);
   return sm;
 }
 
