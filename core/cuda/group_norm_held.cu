@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   // meets: kRows its V channels, kRuns channels t, t + kThreads, ... of the
   // pair (at most kGroupNormFusedChannels).
   constexpr int kAffine = kRows ? V : kGroupNormFusedChannels / kThreads;
-  const int64_t c0 = unit % p.groups * a.channels;  // the unit's first channel
+  const int64_t c0 = unit % p.sample_units * a.channels;  // the unit's first channel
   const int64_t c_first = kRows ? c0 + t % p.per_position * V : c0 + t;
   const int64_t c_step = kRows ? 1 : kThreads;
   float weight[kAffine], bias[kAffine];

@@ -361,11 +361,11 @@ struct HeldPlan {
   int64_t per_position = 0;  // kRows: loads per position; kRuns: 0
   int64_t loads = 0;         // loads per unit
   int64_t slots = 0;         // loads a block holds at most
-  // Where load j of unit u starts, in elements from the input's data, with
-  // `groups` units a sample:
-  // (u / groups) * sample_stride + (u % groups) * group_stride
+  // Where load j of unit u starts, in elements from the input's data:
+  // (u / sample_units) * sample_stride + (u % sample_units) * group_stride
   // + kRuns: j * vec; kRows: (j % per_position) * vec + (j / per_position) * position_stride.
-  int64_t vec = 1, groups = 1, sample_stride = 0, group_stride = 0, position_stride = 0;
+  // sample_units: units a sample.
+  int64_t vec = 1, sample_units = 1, sample_stride = 0, group_stride = 0, position_stride = 0;
   DIFFCOLL_HOST_DEVICE int64_t blocks() const { return units * cluster; }
 };
 
@@ -381,9 +381,9 @@ DIFFCOLL_HOST_DEVICE inline void held_share(const HeldPlan& p, int64_t spatial, 
 // Offset in the input of load j of unit `unit`, in the index type I.
 template <typename I>
 DIFFCOLL_HOST_DEVICE inline I held_offset(const HeldPlan& p, I unit, I j) {
-  const I groups = static_cast<I>(p.groups), vec = static_cast<I>(p.vec);
-  const I base = unit / groups * static_cast<I>(p.sample_stride) +
-                 unit % groups * static_cast<I>(p.group_stride);
+  const I units = static_cast<I>(p.sample_units), vec = static_cast<I>(p.vec);
+  const I base = unit / units * static_cast<I>(p.sample_stride) +
+                 unit % units * static_cast<I>(p.group_stride);
   if (p.per_position == 0) return base + j * vec;
   const I per_position = static_cast<I>(p.per_position);
   return base + j % per_position * vec + j / per_position * static_cast<I>(p.position_stride);
@@ -421,7 +421,7 @@ inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void
   }
   p.units = g.pairs();
   p.vec = vec;
-  p.groups = g.groups;
+  p.sample_units = g.groups;
   p.sample_stride = g.in_n;
   return p;
 }
@@ -434,13 +434,13 @@ inline HeldPlan held_plan(const GroupNormGeometry& g, FusedWalk walk, const void
 // whole rows, so that the block's sums per group are lane trees).
 inline HeldPlan held_side_by_side(HeldPlan p, int k) {
   if (k == 1) return p;
-  if (p.per_position == 0 || p.groups % k != 0 || 32 % (p.per_position * k) != 0) {
+  if (p.per_position == 0 || p.sample_units % k != 0 || 32 % (p.per_position * k) != 0) {
     p.loads = 0;
     return p;
   }
   p.unit_groups = k;
   p.units /= k;
-  p.groups /= k;
+  p.sample_units /= k;
   p.group_stride *= k;
   p.per_position *= k;
   p.loads *= k;
